@@ -1,0 +1,38 @@
+"""lakeio: name a dataset, get it from wherever it lives, with the engine that fits.
+
+``import lakeio`` is light: pyspark and pandas load only when a read or write needs them.
+
+Example:
+    >>> import lakeio
+    >>> lake = lakeio.Catalog.load("conf")                                  # doctest: +SKIP
+    >>> lake.read("flights", where="month = 1", columns=["carrier"]).to_pandas()  # doctest: +SKIP
+"""
+
+from lakeio.catalog import Catalog
+from lakeio.errors import (
+    ConfigError,
+    EngineUnavailableError,
+    InvalidArgumentError,
+    LakeioError,
+    ResourceNotFoundError,
+    SchemaMismatchError,
+    StorageError,
+)
+from lakeio.frame import LakeFrame
+from lakeio.metrics import IORecord
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Catalog",
+    "ConfigError",
+    "EngineUnavailableError",
+    "IORecord",
+    "InvalidArgumentError",
+    "LakeFrame",
+    "LakeioError",
+    "ResourceNotFoundError",
+    "SchemaMismatchError",
+    "StorageError",
+    "__version__",
+]

@@ -1,0 +1,166 @@
+"""The Spark engine: a classic session with Delta and s3a, reads and writes through Spark."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+from typing import TYPE_CHECKING
+
+from lakeio import jvm
+from lakeio.config import EnvironmentSettings
+from lakeio.engines import WriteRequest, is_spark_dataframe, to_arrow_data
+from lakeio.errors import EngineUnavailableError, InvalidArgumentError, SchemaMismatchError, StorageError
+from lakeio.metrics import IORecord
+from lakeio.predicate import to_sql
+from lakeio.storage import Storage
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    from pyspark.sql import DataFrame, SparkSession
+
+    from lakeio.frame import ScanPlan
+
+DELTA_EXTENSION = "io.delta.sql.DeltaSparkSessionExtension"
+DELTA_CATALOG = "org.apache.spark.sql.delta.catalog.DeltaCatalog"
+
+
+def spark_session(settings: EnvironmentSettings, storage: Storage) -> "SparkSession":
+    """The active classic SparkSession, or a new one built from the environment's settings.
+
+    A new session gets Delta's extension and catalog, lakeio's helper and third-party jars, s3a
+    pointed at the environment's S3, and Arrow for pandas conversion; ``spark.conf`` in the
+    environment's settings overrides any of these. An active session (spark-submit, the Spark
+    operator, a notebook) is reused: it must already have Delta, and gets the s3a settings.
+
+    Raises:
+        EngineUnavailableError: no pyspark, no Java, a missing jar, or a session lakeio cannot use.
+
+    Example:
+        >>> from lakeio.config import EnvironmentSettings, SparkSettings
+        >>> settings = EnvironmentSettings(spark=SparkSettings(master="local[2]"))
+        >>> spark = spark_session(settings, Storage(settings.s3))        # doctest: +SKIP
+    """
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError as error:
+        raise EngineUnavailableError("the Spark engine needs pyspark: pip install 'lakeio[spark]'") from error
+
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        jvm.check_helper(active)
+        extensions = active.conf.get("spark.sql.extensions", "") or ""
+        if DELTA_EXTENSION not in extensions:
+            raise EngineUnavailableError(
+                f"the active SparkSession lacks Delta: set spark.sql.extensions={DELTA_EXTENSION} and "
+                f"spark.sql.catalog.spark_catalog={DELTA_CATALOG} when starting Spark"
+            )
+        hadoop = active.sparkContext._jsc.hadoopConfiguration()
+        for key, value in storage.hadoop_conf().items():
+            hadoop.set(key.removeprefix("spark.hadoop."), value)
+        return active
+
+    if not (os.environ.get("JAVA_HOME") or shutil.which("java")):
+        raise EngineUnavailableError("the Spark engine needs Java 17: install it or set JAVA_HOME")
+    conf = {
+        "spark.jars": ",".join(jvm.jar_paths()),
+        "spark.sql.extensions": DELTA_EXTENSION,
+        "spark.sql.catalog.spark_catalog": DELTA_CATALOG,
+        "spark.sql.execution.arrow.pyspark.enabled": "true",
+        "spark.sql.session.timeZone": "UTC",
+        **storage.hadoop_conf(),
+        **settings.spark.conf,
+    }
+    builder = SparkSession.builder.master(settings.spark.master).appName(settings.spark.app_name)
+    for key, value in conf.items():
+        builder = builder.config(key, value)
+    session = builder.getOrCreate()
+    jvm.check_helper(session)
+    return session
+
+
+class SparkEngine:
+    name = "spark"
+
+    def __init__(self, settings: EnvironmentSettings, storage: Storage):
+        self.settings, self.storage = settings, storage
+
+    def session(self) -> "SparkSession":
+        return spark_session(self.settings, self.storage)
+
+    # -- reads --------------------------------------------------------------------------------
+
+    def read_dataframe(self, plan: "ScanPlan") -> "DataFrame":
+        from pyspark.sql import functions as F
+
+        with _translated(f"dataset {plan.dataset!r} [{plan.env}] at {plan.location.uri}"):
+            frame = self.session().read.format(plan.format).load(plan.location.spark_path)
+        plan.check_columns(frame.columns)
+        if plan.predicate is not None:
+            frame = frame.where(to_sql(plan.predicate))
+        if plan.columns:
+            frame = frame.select(*[F.col("`" + c.replace("`", "``") + "`") for c in plan.columns])
+        return frame
+
+    def read_arrow(self, plan: "ScanPlan", record: IORecord) -> "pa.Table":
+        return self.read_dataframe(plan).toArrow()
+
+    def count(self, plan: "ScanPlan", record: IORecord) -> int:
+        return self.read_dataframe(plan).count()
+
+    def schema(self, plan: "ScanPlan") -> "pa.Schema":
+        from pyspark.sql.pandas.types import to_arrow_schema
+
+        return to_arrow_schema(self.read_dataframe(plan).schema)
+
+    def file_counts(self, plan: "ScanPlan") -> tuple[None, None]:
+        return None, None
+
+    # -- writes -------------------------------------------------------------------------------
+
+    def write(self, request: WriteRequest, record: IORecord) -> None:
+        spark = self.session()
+        data = request.data
+        if is_spark_dataframe(data):
+            frame = data
+        else:
+            table = to_arrow_data(data)
+            table = table.read_all() if hasattr(table, "read_all") else table
+            record.rows, record.bytes = table.num_rows, table.nbytes
+            frame = spark.createDataFrame(table)
+        missing = [c for c in request.partition_by if c not in frame.columns]
+        if missing:
+            raise SchemaMismatchError(f"{request.describe()}: data has no partition column(s) {missing}")
+        writer = frame.write.format(request.format).mode("errorifexists" if request.mode == "error" else request.mode)
+        if request.partition_by:
+            writer = writer.partitionBy(*request.partition_by)
+        with _translated(request.describe()):
+            writer.save(request.location.spark_path)
+        if request.format == "delta":
+            from delta.tables import DeltaTable
+
+            history = DeltaTable.forPath(spark, request.location.spark_path).history(1).collect()[0]
+            metrics = history["operationMetrics"] or {}
+            record.rows = int(metrics.get("numOutputRows", record.rows or 0))
+            record.files_written = int(metrics["numFiles"]) if "numFiles" in metrics else None
+
+
+@contextlib.contextmanager
+def _translated(what: str):
+    """Turns Spark's and Delta's errors into lakeio's, once, at this boundary."""
+    from pyspark.errors import PySparkException
+
+    try:
+        yield
+    except PySparkException as error:
+        condition = (error.getCondition() or "") if hasattr(error, "getCondition") else ""
+        text = f"{condition} {error}"
+        if "PATH_NOT_FOUND" in text or "DELTA_MISSING_DELTA_TABLE" in text or "is not a Delta table" in text:
+            raise StorageError(f"{what}: no data there ({condition or type(error).__name__})") from error
+        if "ALREADY_EXISTS" in text or "already exists" in text:
+            raise StorageError(f"{what} already exists; write with mode='append' or 'overwrite'") from error
+        if "SCHEMA" in condition or "MERGE_FIELDS" in condition or "METADATA_MISMATCH" in condition:
+            raise SchemaMismatchError(f"{what}: {error}") from error
+        if "UNRESOLVED_COLUMN" in condition:
+            raise InvalidArgumentError(f"{what}: {error}") from error
+        raise StorageError(f"{what}: Spark failed: {condition or type(error).__name__}: {error}") from error

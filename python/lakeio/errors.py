@@ -1,0 +1,38 @@
+"""lakeio's errors: one root, one subclass per kind of failure.
+
+Errors about an argument also inherit the matching builtin, so ``except ValueError`` and
+``except KeyError`` keep working for callers who do not know lakeio.
+"""
+
+from __future__ import annotations
+
+
+class LakeioError(Exception):
+    """Root of every error lakeio raises on purpose."""
+
+
+class ConfigError(LakeioError, ValueError):
+    """A resource or settings file is wrong: the message names the file and the key."""
+
+
+class InvalidArgumentError(LakeioError, ValueError):
+    """An argument passed in code is wrong: a placeholder value, a filter, a write mode."""
+
+
+class ResourceNotFoundError(LakeioError, KeyError):
+    """A dataset name, or a dataset's environment, is not in the catalog."""
+
+    def __str__(self) -> str:  # KeyError would print the repr of the message.
+        return str(self.args[0]) if self.args else ""
+
+
+class SchemaMismatchError(LakeioError, ValueError):
+    """Data does not match the schema of the table it is written to."""
+
+
+class StorageError(LakeioError):
+    """The storage under a dataset failed or holds nothing where data was expected."""
+
+
+class EngineUnavailableError(LakeioError, RuntimeError):
+    """The engine asked for cannot run here: no Java, a missing jar, a Spark Connect session."""

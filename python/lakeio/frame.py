@@ -1,0 +1,140 @@
+"""LakeFrame: a lazy read. Nothing moves until ``to_arrow``, ``to_pandas``, ``to_spark`` or ``count``."""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Iterable, Sequence
+
+from lakeio.errors import InvalidArgumentError
+from lakeio.metrics import IORecord, Timer
+from lakeio.predicate import And, FilterSpec, Predicate, columns_of, parse_filter, to_sql
+from lakeio.storage import Location
+
+if TYPE_CHECKING:  # heavy imports stay lazy
+    import pandas
+    import pyarrow
+    import pyspark.sql
+
+
+@dataclass(frozen=True)
+class ScanPlan:
+    """What to read: a dataset's location and format, plus the columns and rows wanted."""
+
+    dataset: str
+    env: str
+    format: str
+    location: Location
+    partition_by: tuple[str, ...]
+    columns: tuple[str, ...] | None = None
+    predicate: Predicate | None = None
+
+    def record(self, operation: str, engine: str, reason: str) -> IORecord:
+        return IORecord(operation=operation, dataset=self.dataset, env=self.env, engine=engine,
+                        engine_reason=reason, format=self.format, uri=self.location.uri)
+
+    def check_columns(self, available: Sequence[str]) -> None:
+        """Raises if the plan names a column the data does not have, suggesting the closest one."""
+        wanted = list(self.columns or ()) + sorted(columns_of(self.predicate))
+        for column in wanted:
+            if column not in available:
+                hint = difflib.get_close_matches(column, list(available), n=1)
+                suggestion = f"; did you mean {hint[0]!r}?" if hint else ""
+                raise InvalidArgumentError(
+                    f"dataset {self.dataset!r} ({self.location.uri}) has no column {column!r}{suggestion} "
+                    f"(columns: {', '.join(available)})"
+                )
+
+
+class LakeFrame:
+    """A lazy read of one dataset, planned for one engine.
+
+    Example:
+        >>> import lakeio
+        >>> lake = lakeio.Catalog.load("conf")                                 # doctest: +SKIP
+        >>> jan = lake.read("flights", where="year = 2013 AND month = 1")     # doctest: +SKIP
+        >>> jan.select("carrier", "dep_delay").to_pandas().shape              # doctest: +SKIP
+        (27004, 2)
+    """
+
+    def __init__(self, plan: ScanPlan, engine, reason: str):
+        self._plan, self._engine, self._reason = plan, engine, reason
+
+    @property
+    def plan(self) -> ScanPlan:
+        return self._plan
+
+    @property
+    def engine(self) -> str:
+        """The engine that will run this read: ``"arrow"`` or ``"spark"``."""
+        return self._engine.name
+
+    def select(self, *columns: str) -> "LakeFrame":
+        """Keeps only ``columns`` (names, in this order)."""
+        if not columns or not all(isinstance(c, str) for c in columns):
+            raise InvalidArgumentError(f"select() takes column names, got {columns!r}")
+        return LakeFrame(replace(self._plan, columns=tuple(columns)), self._engine, self._reason)
+
+    def where(self, condition: FilterSpec) -> "LakeFrame":
+        """Keeps only rows matching ``condition`` (and any filter already on this frame)."""
+        added = parse_filter(condition)
+        if added is None:
+            return self
+        current = self._plan.predicate
+        combined = added if current is None else And((current, added))
+        return LakeFrame(replace(self._plan, predicate=combined), self._engine, self._reason)
+
+    def to_arrow(self) -> "pyarrow.Table":
+        """Runs the read and returns an Arrow table."""
+        with Timer(self._plan.record("read", self.engine, self._reason)) as record:
+            table = self._engine.read_arrow(self._plan, record)
+            record.rows, record.bytes = table.num_rows, table.nbytes
+        return table
+
+    def to_pandas(self) -> "pandas.DataFrame":
+        """Runs the read and returns a pandas DataFrame, converted from Arrow."""
+        return self.to_arrow().to_pandas()
+
+    def to_spark(self) -> "pyspark.sql.DataFrame":
+        """The read as a (lazy) Spark DataFrame; only for frames planned on Spark."""
+        if self.engine != "spark":
+            raise InvalidArgumentError(
+                f"dataset {self._plan.dataset!r} is planned on the {self.engine} engine; "
+                "read it with engine='spark' to get a Spark DataFrame"
+            )
+        return self._engine.read_dataframe(self._plan)
+
+    def count(self) -> int:
+        """The number of matching rows, read from as little data as the engine can."""
+        with Timer(self._plan.record("count", self.engine, self._reason)) as record:
+            record.rows = self._engine.count(self._plan, record)
+        return record.rows
+
+    @property
+    def schema(self) -> "pyarrow.Schema":
+        """The Arrow schema of what this frame returns."""
+        return self._engine.schema(self._plan)
+
+    def explain(self) -> str:
+        """What the read will do: engine and why, filter, columns, files scanned versus total."""
+        plan = self._plan
+        scanned, total = self._engine.file_counts(plan)
+        files = "unknown" if scanned is None else f"{scanned} scanned of {total} ({total - scanned} pruned)"
+        return "\n".join([
+            f"dataset:  {plan.dataset} [{plan.env}] {plan.format} at {plan.location.uri}",
+            f"engine:   {self.engine} ({self._reason})",
+            f"columns:  {', '.join(plan.columns) if plan.columns else 'all'}",
+            f"filter:   {to_sql(plan.predicate) if plan.predicate else 'none'}",
+            f"files:    {files}",
+        ])
+
+    def __repr__(self) -> str:
+        return f"LakeFrame({self._plan.dataset!r}, engine={self.engine!r})"
+
+
+def columns_argument(columns: Iterable[str] | None) -> tuple[str, ...] | None:
+    if columns is None:
+        return None
+    if isinstance(columns, str):
+        raise InvalidArgumentError(f"columns must be a list of names, got the string {columns!r}")
+    return tuple(columns)

@@ -1,0 +1,79 @@
+"""The only module that talks to the JVM: lakeio's Scala helper, through the active classic
+SparkSession's py4j gateway. Entry points take and return JSON."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from lakeio.errors import EngineUnavailableError
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+HELPER_CLASS = "lakeio.helper.Helper"
+_SETUP_HINT = "run `make setup` in the lakeio checkout, or point LAKEIO_JARS_DIR at a folder holding the jars"
+
+
+def jars_dir() -> Path:
+    """Where the helper and third-party jars are: ``$LAKEIO_JARS_DIR``, else the checkout's build/jars."""
+    configured = os.environ.get("LAKEIO_JARS_DIR")
+    return Path(configured) if configured else Path(__file__).resolve().parents[2] / "build" / "jars"
+
+
+def jar_paths() -> list[str]:
+    """The helper jar of this lakeio version and every third-party jar, or a clear error."""
+    from lakeio import __version__
+
+    folder = jars_dir()
+    helper = folder / f"lakeio-helper-{__version__}.jar"
+    if not helper.is_file():
+        found = sorted(p.name for p in folder.glob("lakeio-helper-*.jar")) if folder.is_dir() else []
+        seen = f" (found {', '.join(found)})" if found else ""
+        raise EngineUnavailableError(f"lakeio's JVM helper {helper} is missing{seen}; {_SETUP_HINT}")
+    third_party = sorted(str(p) for p in (folder / "third-party").glob("*.jar"))
+    if not any("delta-spark" in Path(p).name for p in third_party):
+        raise EngineUnavailableError(f"no Delta jar in {folder / 'third-party'}; {_SETUP_HINT}")
+    return [str(helper)] + third_party
+
+
+def _helper(spark: "SparkSession"):
+    from py4j.java_gateway import JavaClass
+
+    if not hasattr(spark, "_jvm") or spark.__class__.__module__.startswith("pyspark.sql.connect"):
+        raise EngineUnavailableError(
+            "lakeio's Spark engine needs a classic SparkSession (py4j); this is a Spark Connect session. "
+            "Start Spark without SPARK_REMOTE / spark.remote, or use engine='arrow'."
+        )
+    target = spark._jvm
+    for part in HELPER_CLASS.split("."):
+        target = getattr(target, part)
+    if not isinstance(target, JavaClass):
+        raise EngineUnavailableError(
+            f"{HELPER_CLASS} is not on this Spark session's classpath; add lakeio-helper-*.jar to "
+            f"spark.jars (or --jars for spark-submit); {_SETUP_HINT}"
+        )
+    return target
+
+
+def call(spark: "SparkSession", entry_point: str, payload: dict | None = None) -> dict:
+    """Calls a helper entry point with a JSON payload and decodes its JSON answer."""
+    helper = _helper(spark)
+    method = getattr(helper, entry_point)
+    answer = method() if payload is None else method(json.dumps(payload))
+    return json.loads(answer)
+
+
+def check_helper(spark: "SparkSession") -> dict:
+    """Fails fast unless the helper on the classpath was built for this lakeio and this Spark."""
+    from lakeio import __version__
+
+    versions = call(spark, "version")
+    if versions.get("helper") != __version__ or versions.get("spark") != spark.version:
+        raise EngineUnavailableError(
+            f"lakeio helper jar mismatch: jar is lakeio {versions.get('helper')} for Spark {versions.get('spark')}, "
+            f"running lakeio {__version__} on Spark {spark.version}; rebuild it: {_SETUP_HINT}"
+        )
+    return versions

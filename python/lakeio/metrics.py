@@ -1,0 +1,68 @@
+"""One structured record per read and write, through :mod:`logging`.
+
+Records go to the ``lakeio.io`` logger at INFO: the message is the record as JSON, and the record
+itself rides on the log record as ``record.lakeio`` for handlers that want fields. lakeio never
+adds handlers or sets levels: the application decides where records go.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+
+logger = logging.getLogger("lakeio.io")
+
+
+@dataclass
+class IORecord:
+    """What one read or write did. Counts a step cannot know stay None."""
+
+    operation: str  # "read" or "write"
+    dataset: str
+    env: str
+    engine: str
+    engine_reason: str
+    format: str
+    uri: str
+    mode: str | None = None
+    rows: int | None = None
+    bytes: int | None = None
+    files_scanned: int | None = None
+    files_total: int | None = None
+    files_written: int | None = None
+    seconds: float = 0.0
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def files_pruned(self) -> int | None:
+        if self.files_total is None or self.files_scanned is None:
+            return None
+        return self.files_total - self.files_scanned
+
+    def as_dict(self) -> dict:
+        data = asdict(self)
+        data["files_pruned"] = self.files_pruned
+        return data
+
+
+class Timer:
+    """Context manager that stores the elapsed seconds on an :class:`IORecord` and emits it."""
+
+    def __init__(self, record: IORecord):
+        self.record = record
+
+    def __enter__(self) -> IORecord:
+        self._start = time.perf_counter()
+        return self.record
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.record.seconds = round(time.perf_counter() - self._start, 4)
+        if exc_type is None:
+            emit(self.record)
+
+
+def emit(record: IORecord) -> None:
+    data = record.as_dict()
+    logger.info(json.dumps(data, default=str), extra={"lakeio": data})

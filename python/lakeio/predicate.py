@@ -1,0 +1,349 @@
+"""Row filters: one small grammar, parsed once, rendered for each engine.
+
+A filter is either a SQL-like string (``"year = 2013 AND month IN (1, 2)"``) or structured
+predicates in the DNF form pyarrow and delta-rs use (``[("year", "=", 2013)]``, or a list of such
+lists for OR). Both become the same tree, so Arrow and Spark filter with one meaning.
+
+Grammar: comparisons (``= == != <> < <= > >=``), ``[NOT] IN (...)``, ``[NOT] BETWEEN a AND b``,
+``IS [NOT] NULL``, ``AND``/``OR``/``NOT`` and parentheses. Literals: numbers, ``'strings'``,
+``TRUE``/``FALSE``, ``DATE 'yyyy-mm-dd'``, ``TIMESTAMP 'yyyy-mm-dd hh:mm:ss'``. Columns are bare
+names or ``backquoted``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+from typing import Any, Iterable, Union
+
+from lakeio.errors import InvalidArgumentError
+
+Literal = Union[int, float, str, bool, dt.date, dt.datetime]
+
+COMPARISONS = ("=", "!=", "<", "<=", ">", ">=")
+
+
+@dataclass(frozen=True)
+class Compare:
+    column: str
+    op: str  # one of COMPARISONS
+    value: Literal
+
+
+@dataclass(frozen=True)
+class In:
+    column: str
+    values: tuple[Literal, ...]
+
+
+@dataclass(frozen=True)
+class IsNull:
+    column: str
+
+
+@dataclass(frozen=True)
+class Not:
+    operand: "Predicate"
+
+
+@dataclass(frozen=True)
+class And:
+    operands: tuple["Predicate", ...]
+
+
+@dataclass(frozen=True)
+class Or:
+    operands: tuple["Predicate", ...]
+
+
+Predicate = Union[Compare, In, IsNull, Not, And, Or]
+FilterSpec = Union[str, Predicate, Iterable[Any], None]
+
+
+def parse_filter(spec: FilterSpec) -> Predicate | None:
+    """Turns a ``where`` string or structured predicates into a predicate tree.
+
+    Args:
+        spec: a SQL-like string, DNF tuples, an already built predicate, or None.
+
+    Returns:
+        The predicate, or None when ``spec`` is None or blank.
+
+    Raises:
+        InvalidArgumentError: the filter does not parse; the message points at the offending text.
+
+    Example:
+        >>> parse_filter("year = 2013 AND month IN (1, 2)")
+        And(operands=(Compare(column='year', op='=', value=2013), In(column='month', values=(1, 2))))
+    """
+    if spec is None:
+        return None
+    if isinstance(spec, (Compare, In, IsNull, Not, And, Or)):
+        return spec
+    if isinstance(spec, str):
+        return _Parser(spec).parse() if spec.strip() else None
+    return _from_dnf(list(spec))
+
+
+def columns_of(predicate: Predicate | None) -> set[str]:
+    """The columns a predicate reads."""
+    if predicate is None:
+        return set()
+    if isinstance(predicate, (Compare, In, IsNull)):
+        return {predicate.column}
+    if isinstance(predicate, Not):
+        return columns_of(predicate.operand)
+    return set().union(*(columns_of(p) for p in predicate.operands))
+
+
+def to_sql(predicate: Predicate) -> str:
+    """Renders a predicate as Spark SQL, quoting every name and literal."""
+    if isinstance(predicate, Compare):
+        return f"{_quote_name(predicate.column)} {predicate.op} {_sql_literal(predicate.value)}"
+    if isinstance(predicate, In):
+        values = ", ".join(_sql_literal(v) for v in predicate.values)
+        return f"{_quote_name(predicate.column)} IN ({values})"
+    if isinstance(predicate, IsNull):
+        return f"{_quote_name(predicate.column)} IS NULL"
+    if isinstance(predicate, Not):
+        return f"NOT ({to_sql(predicate.operand)})"
+    joiner = " AND " if isinstance(predicate, And) else " OR "
+    return joiner.join(f"({to_sql(p)})" for p in predicate.operands)
+
+
+def to_arrow(predicate: Predicate):
+    """Renders a predicate as a ``pyarrow.compute.Expression`` for ``pyarrow.dataset`` scans."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if isinstance(predicate, Compare):
+        field, value = pc.field(predicate.column), predicate.value
+        return {
+            "=": field.__eq__, "!=": field.__ne__, "<": field.__lt__,
+            "<=": field.__le__, ">": field.__gt__, ">=": field.__ge__,
+        }[predicate.op](value)
+    if isinstance(predicate, In):
+        # SQL three-valued logic: NULL IN (...) is NULL, so NOT IN drops nulls as Spark does.
+        field = pc.field(predicate.column)
+        return pc.if_else(field.is_null(), pa.scalar(None, pa.bool_()), field.isin(list(predicate.values)))
+    if isinstance(predicate, IsNull):
+        return pc.field(predicate.column).is_null()
+    if isinstance(predicate, Not):
+        return ~to_arrow(predicate.operand)
+    expressions = [to_arrow(p) for p in predicate.operands]
+    combined = expressions[0]
+    for expression in expressions[1:]:
+        combined = (combined & expression) if isinstance(predicate, And) else (combined | expression)
+    return combined
+
+
+def _quote_name(name: str) -> str:
+    return "`" + name.replace("`", "``") + "`"
+
+
+def _sql_literal(value: Literal) -> str:
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, dt.datetime):
+        return f"TIMESTAMP '{value.isoformat(sep=' ')}'"
+    if isinstance(value, dt.date):
+        return f"DATE '{value.isoformat()}'"
+    return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+_OPS = {"=": "=", "==": "=", "!=": "!=", "<>": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
+
+
+def _from_dnf(spec: list[Any]) -> Predicate | None:
+    if not spec:
+        return None
+    if all(isinstance(item, tuple) for item in spec):
+        return _conjunction([_from_tuple(item) for item in spec])
+    if all(isinstance(item, list) for item in spec):
+        branches = [_from_dnf(item) for item in spec]
+        return Or(tuple(b for b in branches if b is not None))
+    raise InvalidArgumentError(
+        f"structured filter {spec!r}: expected a list of (column, op, value) tuples, "
+        "or a list of such lists for OR"
+    )
+
+
+def _from_tuple(item: tuple) -> Predicate:
+    if len(item) != 3 or not isinstance(item[0], str):
+        raise InvalidArgumentError(f"structured filter {item!r}: expected (column, op, value)")
+    column, op, value = item
+    op_key = str(op).strip().lower()
+    if op_key in _OPS:
+        return Compare(column, _OPS[op_key], value)
+    if op_key in ("in", "not in"):
+        if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+            raise InvalidArgumentError(f"structured filter {item!r}: {op!r} needs a list of values")
+        membership = In(column, tuple(value))
+        return Not(membership) if op_key == "not in" else membership
+    raise InvalidArgumentError(
+        f"structured filter {item!r}: unknown operator {op!r}; use one of "
+        f"{', '.join(sorted(set(_OPS)))}, in, not in"
+    )
+
+
+def _conjunction(items: list[Predicate]) -> Predicate:
+    return items[0] if len(items) == 1 else And(tuple(items))
+
+
+_TOKEN = re.compile(
+    r"""\s*(?:
+        (?P<number>-?\d+(?:\.\d*)?(?:[eE][-+]?\d+)?)
+      | (?P<string>'(?:[^'\\]|\\.|'')*')
+      | (?P<quoted>`(?:[^`]|``)+`)
+      | (?P<op><=|>=|<>|!=|==|=|<|>)
+      | (?P<punct>[(),])
+      | (?P<word>[A-Za-z_][A-Za-z0-9_.]*)
+    )""",
+    re.VERBOSE,
+)
+
+
+class _Parser:
+    """Recursive descent over: or := and (OR and)*; and := not (AND not)*; not := NOT not | atom."""
+
+    def __init__(self, text: str):
+        self.text = text
+        self.tokens: list[tuple[str, str, int]] = []
+        pos = 0
+        while pos < len(text):
+            if text[pos:].strip() == "":
+                break
+            match = _TOKEN.match(text, pos)
+            if not match:
+                self._fail(pos, "unexpected character")
+            kind = match.lastgroup or ""
+            self.tokens.append((kind, match.group(kind), match.start(kind)))
+            pos = match.end()
+        self.index = 0
+
+    def parse(self) -> Predicate:
+        predicate = self._or()
+        if self.index < len(self.tokens):
+            self._fail(self.tokens[self.index][2], "unexpected text")
+        return predicate
+
+    def _fail(self, pos: int, why: str):
+        raise InvalidArgumentError(f"filter {self.text!r}: {why} at position {pos}: {self.text[pos:pos + 20]!r}")
+
+    def _peek_word(self, *words: str) -> bool:
+        if self.index < len(self.tokens):
+            kind, value, _ = self.tokens[self.index]
+            return kind == "word" and value.upper() in words
+        return False
+
+    def _next(self, what: str) -> tuple[str, str, int]:
+        if self.index >= len(self.tokens):
+            self._fail(len(self.text), f"expected {what}, found the end")
+        token = self.tokens[self.index]
+        self.index += 1
+        return token
+
+    def _expect_word(self, word: str) -> None:
+        kind, value, pos = self._next(word)
+        if kind != "word" or value.upper() != word:
+            self._fail(pos, f"expected {word}")
+
+    def _or(self) -> Predicate:
+        items = [self._and()]
+        while self._peek_word("OR"):
+            self.index += 1
+            items.append(self._and())
+        return items[0] if len(items) == 1 else Or(tuple(items))
+
+    def _and(self) -> Predicate:
+        items = [self._not()]
+        while self._peek_word("AND"):
+            self.index += 1
+            items.append(self._not())
+        return _conjunction(items)
+
+    def _not(self) -> Predicate:
+        if self._peek_word("NOT"):
+            self.index += 1
+            return Not(self._not())
+        return self._atom()
+
+    def _atom(self) -> Predicate:
+        kind, value, pos = self._next("a column or '('")
+        if kind == "punct" and value == "(":
+            inner = self._or()
+            kind, value, pos = self._next("')'")
+            if value != ")":
+                self._fail(pos, "expected ')'")
+            return inner
+        if kind == "quoted":
+            column = value[1:-1].replace("``", "`")
+        elif kind == "word" and value.upper() not in ("AND", "OR", "NOT", "IN", "IS", "BETWEEN", "NULL"):
+            column = value
+        else:
+            self._fail(pos, "expected a column name")
+        return self._condition(column)
+
+    def _condition(self, column: str) -> Predicate:
+        negated = False
+        if self._peek_word("NOT"):
+            self.index += 1
+            negated = True
+        kind, value, pos = self._next("an operator")
+        word = value.upper() if kind == "word" else None
+        if word == "IN":
+            predicate: Predicate = In(column, self._literal_list())
+        elif word == "BETWEEN":
+            low = self._literal()
+            self._expect_word("AND")
+            predicate = And((Compare(column, ">=", low), Compare(column, "<=", self._literal())))
+        elif word == "IS" and not negated:
+            is_not = self._peek_word("NOT")
+            self.index += is_not
+            self._expect_word("NULL")
+            return Not(IsNull(column)) if is_not else IsNull(column)
+        elif kind == "op" and not negated:
+            return Compare(column, _OPS[value], self._literal())
+        else:
+            self._fail(pos, "expected an operator (=, <, IN, BETWEEN, IS NULL, ...)")
+        return Not(predicate) if negated else predicate
+
+    def _literal_list(self) -> tuple[Literal, ...]:
+        kind, value, pos = self._next("'('")
+        if value != "(":
+            self._fail(pos, "expected '(' after IN")
+        values = [self._literal()]
+        while True:
+            kind, value, pos = self._next("',' or ')'")
+            if value == ")":
+                return tuple(values)
+            if value != ",":
+                self._fail(pos, "expected ',' or ')'")
+            values.append(self._literal())
+
+    def _literal(self) -> Literal:
+        kind, value, pos = self._next("a value")
+        if kind == "number":
+            return float(value) if any(c in value for c in ".eE") else int(value)
+        if kind == "string":
+            return _unquote(value)
+        if kind == "word" and value.upper() in ("TRUE", "FALSE"):
+            return value.upper() == "TRUE"
+        if kind == "word" and value.upper() in ("DATE", "TIMESTAMP"):
+            text_kind, text, text_pos = self._next("a quoted date")
+            if text_kind != "string":
+                self._fail(text_pos, f"expected a quoted value after {value.upper()}")
+            try:
+                if value.upper() == "DATE":
+                    return dt.date.fromisoformat(_unquote(text))
+                return dt.datetime.fromisoformat(_unquote(text))
+            except ValueError:
+                self._fail(text_pos, f"not a valid {value.upper()}")
+        self._fail(pos, "expected a number, a 'string', TRUE/FALSE, DATE '...' or TIMESTAMP '...'")
+
+
+def _unquote(token: str) -> str:
+    return re.sub(r"\\(.)|''", lambda m: m.group(1) or "'", token[1:-1])
