@@ -1,0 +1,115 @@
+"""Real parts for integration tests: an S3 HTTP server on 127.0.0.1 (moto's server mode, on a free
+port) and one classic Spark session for the whole test session, built by lakeio's own factory."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+CONF = REPO / "conf"
+TEST_BUCKET = "lakeio-test"
+
+# Small and quiet: 2 cores, no UI, few shuffle and Delta snapshot partitions.
+TEST_SPARK_CONF = {
+    "spark.sql.shuffle.partitions": "2",
+    "spark.default.parallelism": "2",
+    "spark.databricks.delta.snapshotPartitions": "2",
+    "spark.ui.enabled": "false",
+    "spark.ui.showConsoleProgress": "false",
+    "spark.driver.memory": "2g",
+    "spark.log.level": "ERROR",
+}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if "tests/integration/" in str(item.fspath).replace(os.sep, "/"):
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint():
+    """A moto S3 server in its own process (in-process, delta-rs would wait on it while holding
+    the GIL); the standard AWS variables point every client at it for the whole session."""
+    import boto3
+
+    port = _free_port()
+    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    endpoint = f"http://127.0.0.1:{port}"
+    variables = {"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "testing",
+                 "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": "us-east-1"}
+    saved = {key: os.environ.get(key) for key in variables}
+    os.environ.update(variables)
+    try:
+        _wait_for(endpoint, server)
+        boto3.client("s3").create_bucket(Bucket=TEST_BUCKET)
+        yield endpoint
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _wait_for(endpoint: str, server: subprocess.Popen, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"moto server exited with {server.returncode} before serving {endpoint}")
+        try:
+            urllib.request.urlopen(endpoint + "/moto-api/", timeout=1)
+            return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError(f"moto server did not answer on {endpoint} within {seconds} s")
+
+
+@pytest.fixture(scope="session")
+def spark(s3_endpoint):
+    """The one Spark session, started by lakeio's factory with the test environment's S3 settings."""
+    from lakeio.config import EnvironmentSettings, SparkSettings
+    from lakeio.engines.spark import spark_session
+    from lakeio.storage import Storage
+
+    settings = EnvironmentSettings(spark=SparkSettings(master="local[2]", app_name="lakeio-tests", conf=TEST_SPARK_CONF))
+    session = spark_session(settings, Storage(settings.s3))
+    yield session
+    session.stop()
+
+
+@pytest.fixture
+def conf() -> Path:
+    """The repository's own configuration folder, the one the demo uses."""
+    return CONF
+
+
+@pytest.fixture
+def s3_objects(s3_endpoint):
+    """Lists the keys under a prefix of the test bucket."""
+    import boto3
+
+    client = boto3.client("s3")
+
+    def keys(prefix: str) -> list[str]:
+        pages = client.get_paginator("list_objects_v2").paginate(Bucket=TEST_BUCKET, Prefix=prefix)
+        return [item["Key"] for page in pages for item in page.get("Contents", [])]
+
+    return keys
