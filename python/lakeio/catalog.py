@@ -61,7 +61,16 @@ class Catalog:
                               f"(defined: {', '.join(sorted(known)) or 'none'})")
         env_settings = expand_variables(settings.environments.get(env, EnvironmentSettings()),
                                         f"{folder}/lakeio.yaml: environments.{env}")
-        return cls(env, env_settings, resources, origins, Path(base_dir or os.getcwd()).resolve())
+        catalog = cls(env, env_settings, resources, origins, Path(base_dir or os.getcwd()).resolve())
+        problems = []
+        for name in sorted(n for n, r in resources.items() if env in r.environments):
+            try:  # fail at load, not at first use, on an unset ${VAR} of this environment
+                catalog._binding(name)
+            except ConfigError as error:
+                problems.append(str(error))
+        if problems:
+            raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
+        return catalog
 
     @property
     def env(self) -> str:
@@ -145,6 +154,10 @@ class Catalog:
                 self._engines[name] = ArrowEngine(self._storage)
         return self._engines[name]
 
+    def _binding(self, name: str) -> Binding:
+        where = f"{self._origins[name]}: {name}.environments.{self._env}"
+        return expand_variables(self._resources[name].environments[self._env], where)
+
     def _resolve(self, name: str, placeholders: dict[str, Any]) -> tuple[Binding, Location]:
         resource = self.resource(name)
         if self._env not in resource.environments:
@@ -152,8 +165,7 @@ class Catalog:
                 f"dataset {name!r} ({self._origins[name]}) has no binding for environment {self._env!r} "
                 f"(it has: {', '.join(sorted(resource.environments))})"
             )
-        where = f"{self._origins[name]}: {name}.environments.{self._env}"
-        binding = expand_variables(resource.environments[self._env], where)
+        binding = self._binding(name)
         uri = fill_placeholders(binding.uri, placeholders, f"dataset {name!r}")
         return binding, resolve_location(uri, self._base_dir)
 
@@ -165,10 +177,12 @@ def fill_placeholders(template: str, values: dict[str, Any], what: str) -> str:
         >>> fill_placeholders("data/runs/{run_date}", {"run_date": "2024-01-31"}, "dataset 'runs'")
         'data/runs/2024-01-31'
     """
-    fields = {field for _, field, _, _ in string.Formatter().parse(template) if field is not None}
-    for field in fields:
-        if not field.isidentifier():
-            raise ConfigError(f"{what}: URI {template!r} has a malformed placeholder {{{field}}}")
+    parsed = [(field, spec, conversion) for _, field, spec, conversion in string.Formatter().parse(template)
+              if field is not None]
+    for field, spec, conversion in parsed:
+        if not field.isidentifier() or spec or conversion:
+            raise ConfigError(f"{what}: URI {template!r} has a malformed placeholder; write {{name}} only")
+    fields = {field for field, _, _ in parsed}
     missing = sorted(fields - set(values))
     if missing:
         raise InvalidArgumentError(f"{what}: URI {template!r} needs a value for {', '.join(missing)}")
@@ -177,9 +191,9 @@ def fill_placeholders(template: str, values: dict[str, Any], what: str) -> str:
         raise InvalidArgumentError(f"{what}: URI {template!r} has no placeholder {', '.join(unknown)}")
     for field in fields:
         text = str(values[field])
-        if not text or text in (".", "..") or any(sep in text for sep in ("/", "\\", "\0")):
+        if not text or text in (".", "..") or any(c in text for c in "/\\\0?#"):
             raise InvalidArgumentError(
                 f"{what}: placeholder {field}={text!r} must be one non-empty path segment "
-                "(no '/', '\\', '.' or '..'), so a value cannot escape the dataset's prefix"
+                "(no '/', '\\', '?', '#', '.' or '..'), so a value cannot escape the dataset's prefix"
             )
     return template.format(**{field: str(values[field]) for field in fields})

@@ -159,6 +159,10 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         seen: dict[Any, int] = {}
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=deep)
+            try:
+                hash(key)
+            except TypeError:
+                raise ConfigError(f"line {key_node.start_mark.line + 1}: a key must be a plain value, not {key!r}") from None
             if key in seen:
                 raise ConfigError(
                     f"key {key!r} appears twice (lines {seen[key]} and {key_node.start_mark.line + 1})"
@@ -172,8 +176,13 @@ def _read_yaml(path: Path) -> Any:
         return yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)
     except ConfigError as error:
         raise ConfigError(f"{path}: {error}") from None
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = " ".join(part for part in (error.context, error.problem) if part)
+        raise ConfigError(f"{path}: not valid YAML{where}: {problem}") from None
     except yaml.YAMLError as error:
-        raise ConfigError(f"{path}: not valid YAML: {error}") from None
+        raise ConfigError(f"{path}: not valid YAML: {' '.join(str(error).split())}") from None
 
 
 def _validate(model: type[_Model], body: Any, path: Path, prefix: tuple, problems: list[str]):

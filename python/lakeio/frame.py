@@ -123,7 +123,7 @@ class LakeFrame:
         return "\n".join([
             f"dataset:  {plan.dataset} [{plan.env}] {plan.format} at {plan.location.uri}",
             f"engine:   {self.engine} ({self._reason})",
-            f"columns:  {', '.join(plan.columns) if plan.columns else 'all'}",
+            f"columns:  {'all' if plan.columns is None else ', '.join(plan.columns) or 'none'}",
             f"filter:   {to_sql(plan.predicate) if plan.predicate else 'none'}",
             f"files:    {files}",
         ])

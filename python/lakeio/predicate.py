@@ -164,7 +164,9 @@ def _from_dnf(spec: list[Any]) -> Predicate | None:
         return _conjunction([_from_tuple(item) for item in spec])
     if all(isinstance(item, list) for item in spec):
         branches = [_from_dnf(item) for item in spec]
-        return Or(tuple(b for b in branches if b is not None))
+        if any(branch is None for branch in branches):
+            return None  # an empty AND branch is always true, and so is the OR around it
+        return branches[0] if len(branches) == 1 else Or(tuple(branches))
     raise InvalidArgumentError(
         f"structured filter {spec!r}: expected a list of (column, op, value) tuples, "
         "or a list of such lists for OR"
@@ -177,16 +179,27 @@ def _from_tuple(item: tuple) -> Predicate:
     column, op, value = item
     op_key = str(op).strip().lower()
     if op_key in _OPS:
-        return Compare(column, _OPS[op_key], value)
+        return Compare(column, _OPS[op_key], _checked_value(value, item))
     if op_key in ("in", "not in"):
         if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
             raise InvalidArgumentError(f"structured filter {item!r}: {op!r} needs a list of values")
-        membership = In(column, tuple(value))
+        values = tuple(_checked_value(v, item) for v in value)
+        if not values:
+            raise InvalidArgumentError(f"structured filter {item!r}: {op!r} needs at least one value")
+        membership = In(column, values)
         return Not(membership) if op_key == "not in" else membership
     raise InvalidArgumentError(
         f"structured filter {item!r}: unknown operator {op!r}; use one of "
         f"{', '.join(sorted(set(_OPS)))}, in, not in"
     )
+
+
+def _checked_value(value: Any, item: tuple) -> Literal:
+    if value is None:
+        raise InvalidArgumentError(
+            f"structured filter {item!r}: None is not a value; filter nulls with the string form 'column IS NULL'"
+        )
+    return value
 
 
 def _conjunction(items: list[Predicate]) -> Predicate:
@@ -214,7 +227,9 @@ class _Parser:
         self.tokens: list[tuple[str, str, int]] = []
         pos = 0
         while pos < len(text):
-            if text[pos:].strip() == "":
+            while pos < len(text) and text[pos].isspace():
+                pos += 1
+            if pos == len(text):
                 break
             match = _TOKEN.match(text, pos)
             if not match:

@@ -48,6 +48,9 @@ def resolve_location(uri: str, base_dir: Path) -> Location:
             raise ConfigError(f"{uri!r}: an S3 URI needs a bucket (s3://bucket/path)")
         return Location("s3", f"{parsed.netloc}/{parsed.path.strip('/')}".rstrip("/"))
     if parsed.scheme in ("", "file"):
+        if parsed.scheme == "file" and parsed.netloc not in ("", "localhost"):
+            raise ConfigError(f"{uri!r}: a file URI takes an absolute path (file:///dir or file:/dir), "
+                              f"not a host {parsed.netloc!r}")
         raw = parsed.path if parsed.scheme == "file" else uri
         return Location("file", os.path.normpath(base_dir / Path(raw).expanduser()))
     raise ConfigError(f"{uri!r}: unsupported URI scheme {parsed.scheme!r}; use a local path, file:// or s3://")

