@@ -12,7 +12,7 @@ import sys
 import time
 from typing import TYPE_CHECKING
 
-from lakeio import Catalog, IORecord
+from lakeio import Catalog
 
 if TYPE_CHECKING:
     import pandas as pd

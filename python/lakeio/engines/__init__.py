@@ -31,6 +31,20 @@ class WriteRequest:
     def describe(self) -> str:
         return f"dataset {self.dataset!r} [{self.env}] at {self.location.uri}"
 
+    def already_exists(self):
+        """The error for mode='error' on a dataset that has data."""
+        from lakeio.errors import StorageError
+
+        return StorageError(f"{self.describe()} already exists; write with mode='append' or 'overwrite'")
+
+    def check_partition_columns(self, columns: list[str]) -> None:
+        """Refuses data that lacks a partition column of the dataset."""
+        from lakeio.errors import SchemaMismatchError
+
+        missing = [c for c in self.partition_by if c not in columns]
+        if missing:
+            raise SchemaMismatchError(f"{self.describe()}: data has no partition column(s) {missing}")
+
 
 def is_spark_dataframe(data: Any) -> bool:
     """True for a pyspark DataFrame, without importing pyspark."""

@@ -93,9 +93,7 @@ class ArrowEngine:
 
     def write(self, request: WriteRequest, record: IORecord) -> None:
         data = to_arrow_data(request.data)
-        missing = [c for c in request.partition_by if c not in data.schema.names]
-        if missing:
-            raise SchemaMismatchError(f"{request.describe()}: data has no partition column(s) {missing}")
+        request.check_partition_columns(data.schema.names)
         if request.format == "delta":
             self._write_delta(request, data, record)
         else:
@@ -118,7 +116,7 @@ class ArrowEngine:
             if "cast" in str(error).lower():  # delta-rs reports a column of the wrong type as a cast failure
                 raise SchemaMismatchError(f"{request.describe()}: data does not match the table's schema: {error}") from error
             if request.mode == "error" and "already exists" in str(error).lower():
-                raise StorageError(f"{request.describe()} already exists; write with mode='append' or 'overwrite'") from error
+                raise request.already_exists() from error
             raise _storage_error(f"{request.describe()}: Delta write failed", error)
         metrics = DeltaTable(location.uri, storage_options=options).history(1)[0].get("operationMetrics", {})
         record.files_written = metrics.get("num_added_files")
@@ -131,7 +129,7 @@ class ArrowEngine:
         filesystem = self.storage.filesystem(location)
         exists = filesystem.get_file_info(location.path).type != pafs.FileType.NotFound
         if exists and request.mode == "error":
-            raise StorageError(f"{request.describe()} already exists; write with mode='append' or 'overwrite'")
+            raise request.already_exists()
         if exists and request.mode == "append":
             _check_append_schema(request, ds.dataset(
                 location.path, filesystem=filesystem, format="parquet",

@@ -128,13 +128,11 @@ class SparkEngine:
             table = table.read_all() if hasattr(table, "read_all") else table
             record.rows, record.bytes = table.num_rows, table.nbytes
             frame = spark.createDataFrame(table)
-        missing = [c for c in request.partition_by if c not in frame.columns]
-        if missing:
-            raise SchemaMismatchError(f"{request.describe()}: data has no partition column(s) {missing}")
+        request.check_partition_columns(frame.columns)
         writer = frame.write.format(request.format).mode("errorifexists" if request.mode == "error" else request.mode)
         if request.partition_by:
             writer = writer.partitionBy(*request.partition_by)
-        with _translated(request.describe()):
+        with _translated(request.describe(), exists=request.already_exists):
             writer.save(request.location.spark_path)
         if request.format == "delta":
             from delta.tables import DeltaTable
@@ -146,8 +144,11 @@ class SparkEngine:
 
 
 @contextlib.contextmanager
-def _translated(what: str):
-    """Turns Spark's and Delta's errors into lakeio's, once, at this boundary."""
+def _translated(what: str, exists=None):
+    """Turns Spark's and Delta's errors into lakeio's, once, at this boundary.
+
+    ``exists`` makes the error for a write that found data where mode='error' wanted none.
+    """
     from pyspark.errors import PySparkException
 
     try:
@@ -157,8 +158,8 @@ def _translated(what: str):
         text = f"{condition} {error}"
         if "PATH_NOT_FOUND" in text or "DELTA_MISSING_DELTA_TABLE" in text or "is not a Delta table" in text:
             raise StorageError(f"{what}: no data there ({condition or type(error).__name__})") from error
-        if "ALREADY_EXISTS" in text or "already exists" in text:
-            raise StorageError(f"{what} already exists; write with mode='append' or 'overwrite'") from error
+        if exists is not None and ("ALREADY_EXISTS" in text or "already exists" in text):
+            raise exists() from error
         if "SCHEMA" in condition or "MERGE_FIELDS" in condition or "METADATA_MISMATCH" in condition:
             raise SchemaMismatchError(f"{what}: {error}") from error
         if "UNRESOLVED_COLUMN" in condition:
