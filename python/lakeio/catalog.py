@@ -32,8 +32,8 @@ class Catalog:
     """
 
     def __init__(self, env: str, settings: EnvironmentSettings, resources: dict[str, Resource],
-                 origins: dict[str, Path], base_dir: Path):
-        self._env, self._settings, self._resources = env, settings, resources
+                 bindings: dict[str, Binding], origins: dict[str, Path], base_dir: Path):
+        self._env, self._settings, self._resources, self._bindings = env, settings, resources, bindings
         self._origins, self._base_dir = origins, base_dir
         self._storage = Storage(settings.s3)
         self._engines: dict[str, Any] = {}
@@ -61,16 +61,17 @@ class Catalog:
                               f"(defined: {', '.join(sorted(known)) or 'none'})")
         env_settings = expand_variables(settings.environments.get(env, EnvironmentSettings()),
                                         f"{folder}/lakeio.yaml: environments.{env}")
-        catalog = cls(env, env_settings, resources, origins, Path(base_dir or os.getcwd()).resolve())
-        problems = []
+        # ${VAR} in bindings is expanded once, here, so an unset variable fails at load, not at first use.
+        bindings, problems = {}, []
         for name in sorted(n for n, r in resources.items() if env in r.environments):
-            try:  # fail at load, not at first use, on an unset ${VAR} of this environment
-                catalog._binding(name)
+            try:
+                bindings[name] = expand_variables(resources[name].environments[env],
+                                                  f"{origins[name]}: {name}.environments.{env}")
             except ConfigError as error:
                 problems.append(str(error))
         if problems:
             raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
-        return catalog
+        return cls(env, env_settings, resources, bindings, origins, Path(base_dir or os.getcwd()).resolve())
 
     @property
     def env(self) -> str:
@@ -154,18 +155,14 @@ class Catalog:
                 self._engines[name] = ArrowEngine(self._storage)
         return self._engines[name]
 
-    def _binding(self, name: str) -> Binding:
-        where = f"{self._origins[name]}: {name}.environments.{self._env}"
-        return expand_variables(self._resources[name].environments[self._env], where)
-
     def _resolve(self, name: str, placeholders: dict[str, Any]) -> tuple[Binding, Location]:
         resource = self.resource(name)
-        if self._env not in resource.environments:
+        if name not in self._bindings:
             raise ResourceNotFoundError(
                 f"dataset {name!r} ({self._origins[name]}) has no binding for environment {self._env!r} "
                 f"(it has: {', '.join(sorted(resource.environments))})"
             )
-        binding = self._binding(name)
+        binding = self._bindings[name]
         uri = fill_placeholders(binding.uri, placeholders, f"dataset {name!r}")
         return binding, resolve_location(uri, self._base_dir)
 

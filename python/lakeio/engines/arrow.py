@@ -38,18 +38,21 @@ class ArrowEngine:
     # -- reads --------------------------------------------------------------------------------
 
     def _dataset(self, plan: "ScanPlan") -> "ds.Dataset":
-        import pyarrow.dataset as ds
-
         location = plan.location
         try:
             if plan.format == "delta":
                 from deltalake import DeltaTable
 
                 return DeltaTable(location.uri, storage_options=self.storage.delta_options(location)).to_pyarrow_dataset()
-            return ds.dataset(location.path, filesystem=self.storage.filesystem(location), format="parquet",
-                              partitioning="hive" if plan.partition_by else None)
+            return self._parquet_dataset(location, bool(plan.partition_by))
         except Exception as error:
             raise _storage_error(f"dataset {plan.dataset!r} [{plan.env}]: cannot open {plan.format} data at {location.uri}", error)
+
+    def _parquet_dataset(self, location, partitioned: bool) -> "ds.Dataset":
+        import pyarrow.dataset as ds
+
+        return ds.dataset(location.path, filesystem=self.storage.filesystem(location), format="parquet",
+                          partitioning="hive" if partitioned else None)
 
     @contextlib.contextmanager
     def _scanning(self, plan: "ScanPlan", record: IORecord | None = None) -> Iterator["ds.Scanner"]:
@@ -131,9 +134,8 @@ class ArrowEngine:
         if exists and request.mode == "error":
             raise request.already_exists()
         if exists and request.mode == "append":
-            _check_append_schema(request, ds.dataset(
-                location.path, filesystem=filesystem, format="parquet",
-                partitioning="hive" if request.partition_by else None).schema, data.schema)
+            existing = self._parquet_dataset(location, bool(request.partition_by)).schema
+            _check_append_schema(request, existing, data.schema)
         # Overwrite writes beside the old data first, so a failed write loses nothing.
         token = uuid.uuid4().hex[:12]
         swap = exists and request.mode == "overwrite"
