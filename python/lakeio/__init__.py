@@ -9,6 +9,7 @@ Example:
 """
 
 from lakeio.catalog import Catalog
+from lakeio.dataset import Dataset
 from lakeio.errors import (
     ConfigError,
     EngineUnavailableError,
@@ -26,6 +27,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Catalog",
     "ConfigError",
+    "Dataset",
     "EngineUnavailableError",
     "IORecord",
     "InvalidArgumentError",

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import difflib
 import os
 import string
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
-from lakeio.config import Binding, EnvironmentSettings, Resource, expand_variables, load_config
+from lakeio.config import Binding, EnvironmentSettings, Options, Resource, effective_options, expand_variables, load_config
 from lakeio.dispatch import choose_engine
 from lakeio.engines import WRITE_MODES, WriteRequest
 from lakeio.errors import ConfigError, InvalidArgumentError, ResourceNotFoundError
@@ -94,36 +95,65 @@ class Catalog:
         """Where dataset ``name`` lives in this environment, with ``{placeholders}`` filled."""
         return self._resolve(name, placeholders)[1]
 
+    def format(self, name: str) -> str:
+        """The format of dataset ``name`` in this environment (a binding may have its own)."""
+        self._resolve(name, {}, fill=False)
+        return self._bindings[name].format or self._resources[name].format
+
+    def options(self, name: str, override: Mapping[str, Any] | None = None) -> Options:
+        """The options of dataset ``name`` in this environment: the resource's, refined by the
+        binding's, then by ``override`` (a call's ``options={...}``)."""
+        self._resolve(name, {}, fill=False)
+        base = self._resources[name].options.merged(self._bindings[name].options)
+        return effective_options(base, override, self.format(name), f"dataset {name!r}")
+
     def exists(self, name: str, **placeholders: Any) -> bool:
         """True when dataset ``name`` has data in this environment."""
         location = self._resolve(name, placeholders)[1]
-        return self._engine("arrow").exists(location, self._resources[name].format)
+        return self._engine("arrow").exists(location, self.format(name))
 
     def read(self, name: str, *, columns: Iterable[str] | None = None, where: FilterSpec = None,
-             engine: str | None = None, **placeholders: Any) -> LakeFrame:
+             version: int | None = None, timestamp: dt.datetime | str | None = None,
+             options: Mapping[str, Any] | None = None, engine: str | None = None,
+             **placeholders: Any) -> LakeFrame:
         """A lazy read of dataset ``name``.
 
         Args:
             name: the dataset.
             columns: the columns to keep; default all.
             where: a SQL-like filter string or structured predicates (see :mod:`lakeio.predicate`).
+            version: Delta time travel: read this table version.
+            timestamp: Delta time travel: read the version current at this time (a datetime or an
+                ISO-8601 string; without a zone it is UTC).
+            options: overrides of the dataset's options for this read (e.g. ``{"delimiter": ";"}``).
             engine: ``"arrow"``, ``"spark"`` or ``"auto"``; default the dataset's or environment's.
             **placeholders: values for ``{placeholders}`` in the dataset's URI.
         """
         binding, location = self._resolve(name, placeholders)
-        resource = self._resources[name]
+        format = self.format(name)
         chosen, reason = choose_engine(engine, binding.engine, self._settings.engine)
-        plan = ScanPlan(dataset=name, env=self._env, format=resource.format, location=location,
-                        partition_by=resource.partition_by, columns=columns_argument(columns),
-                        predicate=parse_filter(where))
+        plan = ScanPlan(dataset=name, env=self._env, format=format, location=location,
+                        partition_by=self._resources[name].partition_by, columns=columns_argument(columns),
+                        predicate=parse_filter(where), options=self.options(name, options),
+                        version=version_argument(version, timestamp, format, name),
+                        timestamp=timestamp_argument(timestamp))
         return LakeFrame(plan, self._engine(chosen), reason)
 
-    def write(self, name: str, data: Any, *, mode: str = "error", engine: str | None = None,
+    def write(self, name: str, data: Any, *, mode: str = "error", replace_where: FilterSpec = None,
+              options: Mapping[str, Any] | None = None, engine: str | None = None,
               **placeholders: Any) -> IORecord:
         """Writes pandas, Arrow or Spark data to dataset ``name``.
 
         Args:
-            mode: ``"error"`` (refuse if it exists), ``"append"`` or ``"overwrite"``.
+            data: a pandas DataFrame, a pyarrow Table, RecordBatch or RecordBatchReader (streamed),
+                or a Spark DataFrame.
+            mode: ``"error"`` (refuse if it exists), ``"append"``, ``"overwrite"``, or
+                ``"overwrite_partitions"`` (replace only the partitions present in ``data``).
+            replace_where: with ``mode="overwrite"``, replace only what matches this filter: the
+                matching rows of a Delta table, the matching partitions of plain files. Every row
+                of ``data`` must match it.
+            options: overrides of the dataset's options for this write (e.g.
+                ``{"schema_mode": "merge"}`` to add new columns to a Delta table).
 
         Returns:
             The I/O record of the write (also logged to ``lakeio.io``).
@@ -131,13 +161,20 @@ class Catalog:
         if mode not in WRITE_MODES:
             raise InvalidArgumentError(f"write mode {mode!r} is not one of {', '.join(WRITE_MODES)}")
         binding, location = self._resolve(name, placeholders)
-        resource = self._resources[name]
         chosen, reason = choose_engine(engine, binding.engine, self._settings.engine, data)
-        request = WriteRequest(dataset=name, env=self._env, format=resource.format, location=location,
-                               partition_by=resource.partition_by, mode=mode, data=data)
+        request = WriteRequest(dataset=name, env=self._env, format=self.format(name), location=location,
+                               partition_by=self._resources[name].partition_by, mode=mode, data=data,
+                               options=self.options(name, options), replace_where=parse_filter(replace_where))
+        request.check_arguments()
         with Timer(request.record(chosen, reason)) as record:
             self._engine(chosen).write(request, record)
         return record
+
+    def dataset(self, name: str, **placeholders: Any) -> "Dataset":
+        """Dataset ``name`` as an object, with its ``{placeholders}`` filled once."""
+        from lakeio.dataset import Dataset
+
+        return Dataset(self, name, **placeholders)
 
     def spark(self):
         """The SparkSession lakeio uses in this environment (started on first use)."""
@@ -155,7 +192,7 @@ class Catalog:
                 self._engines[name] = ArrowEngine(self._storage)
         return self._engines[name]
 
-    def _resolve(self, name: str, placeholders: dict[str, Any]) -> tuple[Binding, Location]:
+    def _resolve(self, name: str, placeholders: dict[str, Any], fill: bool = True) -> tuple[Binding, Location | None]:
         resource = self.resource(name)
         if name not in self._bindings:
             raise ResourceNotFoundError(
@@ -163,8 +200,38 @@ class Catalog:
                 f"(it has: {', '.join(sorted(resource.environments))})"
             )
         binding = self._bindings[name]
+        if not fill:
+            return binding, None
         uri = fill_placeholders(binding.uri, placeholders, f"dataset {name!r}")
         return binding, resolve_location(uri, self._base_dir)
+
+
+def version_argument(version: Any, timestamp: Any, format: str, name: str) -> int | None:
+    """Checks a read's time-travel arguments: Delta only, one of the two, a whole version."""
+    if version is None and timestamp is None:
+        return None
+    what = f"dataset {name!r}"
+    if format != "delta":
+        raise InvalidArgumentError(f"{what} is {format}: only Delta tables have versions to travel to")
+    if version is not None and timestamp is not None:
+        raise InvalidArgumentError(f"{what}: give version or timestamp, not both")
+    if version is not None and (isinstance(version, bool) or not isinstance(version, int) or version < 0):
+        raise InvalidArgumentError(f"{what}: version must be a whole number >= 0, got {version!r}")
+    return version
+
+
+def timestamp_argument(timestamp: dt.datetime | str | None) -> dt.datetime | None:
+    """An aware datetime from a datetime or ISO-8601 string; a naive one is taken as UTC."""
+    if timestamp is None:
+        return None
+    if isinstance(timestamp, str):
+        try:
+            timestamp = dt.datetime.fromisoformat(timestamp)
+        except ValueError:
+            raise InvalidArgumentError(f"timestamp {timestamp!r} is not ISO-8601 (e.g. '2024-01-31T12:00:00Z')") from None
+    if not isinstance(timestamp, dt.datetime):
+        raise InvalidArgumentError(f"timestamp must be a datetime or an ISO-8601 string, got {timestamp!r}")
+    return timestamp if timestamp.tzinfo else timestamp.replace(tzinfo=dt.timezone.utc)
 
 
 def fill_placeholders(template: str, values: dict[str, Any], what: str) -> str:

@@ -19,12 +19,14 @@ from pathlib import Path
 from typing import Any, Literal, Mapping
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ByteSize, ConfigDict, Field, ValidationError, model_validator
 
 from lakeio.errors import ConfigError
 
-Format = Literal["delta", "parquet"]
+Format = Literal["delta", "parquet", "csv", "json"]
 EngineName = Literal["auto", "arrow", "spark"]
+SchemaMode = Literal["enforce", "merge", "overwrite"]
+Compression = Literal["snappy", "zstd", "gzip", "none"]
 SETTINGS_FILE = "lakeio.yaml"
 
 
@@ -58,11 +60,42 @@ class EnvironmentSettings(_Model):
     spark: SparkSettings = SparkSettings()
 
 
+class Options(_Model):
+    """How a dataset's files are read and written. Set under ``options:`` in YAML (per resource,
+    refined per environment) and overridable per call with ``options={...}``."""
+
+    delimiter: str = Field(",", min_length=1, max_length=1)  # csv
+    header: bool = True  # csv: the first line names the columns
+    null_values: tuple[str, ...] = ("",)  # csv: strings read as null
+    compression: Compression = "snappy"  # parquet, delta
+    target_file_size: ByteSize = ByteSize(128 * 1024 * 1024)  # bytes per written file, roughly; "64MB" works
+    schema_mode: SchemaMode = "enforce"  # enforce: refuse other columns/types; merge: add new columns
+
+    FORMATS: typing.ClassVar[dict[str, tuple[str, ...]]] = {
+        "delimiter": ("csv",), "header": ("csv",), "null_values": ("csv",), "compression": ("parquet", "delta"),
+    }
+
+    def misapplied(self, format: str) -> list[str]:
+        """The options set here that do not apply to ``format``, each with the formats it applies to."""
+        return [f"option {name!r} applies to {' and '.join(formats)} only, not {format}"
+                for name, formats in self.FORMATS.items() if name in self.model_fields_set and format not in formats]
+
+    def merged(self, override: Mapping[str, Any] | "Options" | None) -> "Options":
+        """These options with the fields set in ``override`` replaced (validated)."""
+        if not override:
+            return self
+        changes = override.model_dump(exclude_unset=True) if isinstance(override, Options) else dict(override)
+        return Options.model_validate({**self.model_dump(exclude_unset=True), **changes})
+
+
 class Binding(_Model):
-    """One dataset in one environment: where it lives and, optionally, which engine moves it."""
+    """One dataset in one environment: where it lives and, optionally, which engine moves it, a
+    format of its own (a sample environment can read a checked-in CSV of a Delta table) and options."""
 
     uri: str
     engine: EngineName | None = None
+    format: Format | None = None
+    options: Options = Options()
 
 
 class Resource(_Model):
@@ -71,7 +104,19 @@ class Resource(_Model):
     format: Format
     partition_by: tuple[str, ...] = ()
     description: str = ""
+    options: Options = Options()
     environments: dict[str, Binding]
+
+    @model_validator(mode="after")
+    def _options_fit_formats(self) -> "Resource":
+        problems = self.options.misapplied(self.format)
+        for env, binding in self.environments.items():
+            format = binding.format or self.format
+            problems += [f"environments.{env}: {p}" for p in self.options.merged(binding.options).misapplied(format)
+                         if p not in problems]
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
 
 
 class Settings(_Model):
@@ -127,10 +172,9 @@ def expand_variables(model: _Model, where: str) -> Any:
     def expand(value: Any, key: str) -> Any:
         if isinstance(value, str):
             return _expand_string(value, key)
-        if isinstance(value, BaseModel):
-            return value.model_copy(
-                update={k: expand(getattr(value, k), f"{key}.{k}") for k in type(value).model_fields}
-            )
+        if isinstance(value, BaseModel):  # only changed fields are updated: the others stay unset
+            expanded = {k: expand(getattr(value, k), f"{key}.{k}") for k in type(value).model_fields}
+            return value.model_copy(update={k: v for k, v in expanded.items() if v != getattr(value, k)})
         if isinstance(value, dict):
             return {k: expand(v, f"{key}.{k}") for k, v in value.items()}
         return value
@@ -150,6 +194,26 @@ def _expand_string(text: str, key: str) -> str:
         return value
 
     return _VARIABLE.sub(replace, text)
+
+
+def effective_options(base: Options, override: Mapping[str, Any] | None, format: str, what: str) -> Options:
+    """``base`` with a call's ``options={...}`` applied, checked as YAML options are.
+
+    Raises:
+        InvalidArgumentError: an unknown option (with the closest valid name), a wrong type, or an
+            option that does not apply to ``format``.
+    """
+    from lakeio.errors import InvalidArgumentError
+
+    try:
+        options = base.merged(override)
+    except ValidationError as error:
+        problems = [f"options.{'.'.join(map(str, item['loc']))}: {_describe(Options, item)}" for item in error.errors()]
+        raise InvalidArgumentError(f"{what}: {'; '.join(problems)}") from None
+    misapplied = options.misapplied(format)
+    if misapplied:
+        raise InvalidArgumentError(f"{what}: {'; '.join(misapplied)}")
+    return options
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -210,6 +274,8 @@ def _describe(model: type[_Model], item: Mapping[str, Any]) -> str:
         return f"{item['input']!r} is not one of {', '.join(choices)}{suggestion}"
     if kind == "missing":
         return "required key is missing"
+    if kind == "value_error":
+        return str(item["ctx"]["error"])
     return f"{item['msg']} (got {item['input']!r})"
 
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import difflib
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Iterable, Sequence
 
+from lakeio.config import Options
 from lakeio.errors import InvalidArgumentError
 from lakeio.metrics import IORecord, Timer
 from lakeio.predicate import And, FilterSpec, Predicate, columns_of, parse_filter, to_sql
@@ -28,6 +30,9 @@ class ScanPlan:
     partition_by: tuple[str, ...]
     columns: tuple[str, ...] | None = None
     predicate: Predicate | None = None
+    options: Options = Options()
+    version: int | None = None  # Delta time travel: a version, or
+    timestamp: dt.datetime | None = None  # the version current at this (aware) time
 
     def record(self, operation: str, engine: str, reason: str) -> IORecord:
         return IORecord(operation=operation, dataset=self.dataset, env=self.env, engine=engine,
@@ -95,6 +100,29 @@ class LakeFrame:
         """Runs the read and returns a pandas DataFrame, converted from Arrow."""
         return self.to_arrow().to_pandas()
 
+    def to_batches(self) -> "pyarrow.RecordBatchReader":
+        """Streams the read as Arrow record batches, for results larger than memory.
+
+        The I/O record is logged when the stream is exhausted. The reader can be written straight
+        to another dataset: ``lake.write("copy", frame.to_batches())``.
+        """
+        import pyarrow as pa
+
+        record = self._plan.record("read", self.engine, self._reason)
+        timer = Timer(record)
+        timer.__enter__()
+        schema, batches = self._engine.read_batches(self._plan, record)
+
+        def counted():
+            record.rows = record.bytes = 0
+            for batch in batches:
+                record.rows += batch.num_rows
+                record.bytes += batch.nbytes
+                yield batch
+            timer.__exit__(None, None, None)
+
+        return pa.RecordBatchReader.from_batches(schema, counted())
+
     def to_spark(self) -> "pyspark.sql.DataFrame":
         """The read as a (lazy) Spark DataFrame; only for frames planned on Spark."""
         if self.engine != "spark":
@@ -120,8 +148,10 @@ class LakeFrame:
         plan = self._plan
         scanned, total = self._engine.file_counts(plan)
         files = "unknown" if scanned is None else f"{scanned} scanned of {total} ({total - scanned} pruned)"
+        version = f" version {plan.version}" if plan.version is not None else \
+            f" as of {plan.timestamp.isoformat()}" if plan.timestamp is not None else ""
         return "\n".join([
-            f"dataset:  {plan.dataset} [{plan.env}] {plan.format} at {plan.location.uri}",
+            f"dataset:  {plan.dataset} [{plan.env}] {plan.format} at {plan.location.uri}{version}",
             f"engine:   {self.engine} ({self._reason})",
             f"columns:  {'all' if plan.columns is None else ', '.join(plan.columns) or 'none'}",
             f"filter:   {to_sql(plan.predicate) if plan.predicate else 'none'}",

@@ -166,11 +166,11 @@ def test_every_problem_is_reported_together(tmp_path, write_yaml):
 
     # Unknown keys, with the closest valid key and the list of valid keys.
     assert has(a, "flights.partiton_by: unknown key; did you mean 'partition_by'? "
-                  "(valid keys: format, partition_by, description, environments)")
+                  "(valid keys: format, partition_by, description, options, environments)")
     assert has(settings, "environments.local.s3.endpointurl: unknown key; did you mean 'endpoint_url'?")
     assert has(settings, "environments.prod.engnie: unknown key; did you mean 'engine'?")
     # Bad literals, with a suggestion.
-    assert has(a, "runs.format: 'parquett' is not one of delta, parquet; did you mean 'parquet'?")
+    assert has(a, "runs.format: 'parquett' is not one of delta, parquet, csv, json; did you mean 'parquet'?")
     assert has(a, "typed.environments.local.engine: 'sparc' is not one of auto, arrow, spark; did you mean 'spark'?")
     assert has(settings, "environments.local.engine: 'arow' is not one of auto, arrow, spark; did you mean 'arrow'?")
     # Missing keys.
@@ -202,7 +202,7 @@ def test_a_single_problem_still_raises(tmp_path, write_yaml):
     problems = problem_lines(caught.value, tmp_path / "conf")
     assert sorted(problems) == [
         f"{path}: x.environments.local.uri: required key is missing",
-        f"{path}: x.environments.local.url: unknown key; did you mean 'uri'? (valid keys: uri, engine)",
+        f"{path}: x.environments.local.url: unknown key; did you mean 'uri'? (valid keys: uri, engine, format, options)",
     ]
 
 
@@ -366,8 +366,8 @@ def test_default_environment_is_local(variable_conf, monkeypatch):
 
 
 def test_catalog_load_reports_config_errors(tmp_path, write_yaml):
-    write_yaml("conf/a.yaml", "x: {format: csv, environments: {local: {uri: d}}}")
-    with pytest.raises(ConfigError, match="x.format: 'csv' is not one of delta, parquet"):
+    write_yaml("conf/a.yaml", "x: {format: orc, environments: {local: {uri: d}}}")
+    with pytest.raises(ConfigError, match="x.format: 'orc' is not one of delta, parquet, csv, json"):
         Catalog.load(tmp_path / "conf", env="local")
 
 

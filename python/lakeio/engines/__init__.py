@@ -8,10 +8,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from lakeio.config import Options
 from lakeio.metrics import IORecord
+from lakeio.predicate import Predicate, columns_of, to_sql
 from lakeio.storage import Location
 
-WRITE_MODES = ("error", "append", "overwrite")
+# overwrite_partitions replaces only the partitions present in the data; overwrite with
+# replace_where replaces only the rows (Delta) or partitions (plain files) matching a predicate.
+WRITE_MODES = ("error", "append", "overwrite", "overwrite_partitions")
 
 
 @dataclass(frozen=True)
@@ -23,6 +27,8 @@ class WriteRequest:
     partition_by: tuple[str, ...]
     mode: str
     data: Any
+    options: Options = Options()
+    replace_where: Predicate | None = None
 
     def record(self, engine: str, reason: str) -> IORecord:
         return IORecord(operation="write", dataset=self.dataset, env=self.env, engine=engine,
@@ -44,6 +50,45 @@ class WriteRequest:
         missing = [c for c in self.partition_by if c not in columns]
         if missing:
             raise SchemaMismatchError(f"{self.describe()}: data has no partition column(s) {missing}")
+
+    def check_arguments(self) -> None:
+        """Refuses combinations of mode, predicate, options and layout that cannot mean anything."""
+        from lakeio.errors import InvalidArgumentError
+
+        problems = []
+        if self.replace_where is not None:
+            if self.mode != "overwrite":
+                problems.append(f"replace_where needs mode='overwrite', not {self.mode!r}")
+            outside = sorted(columns_of(self.replace_where) - set(self.partition_by))
+            if self.format != "delta" and outside:
+                problems.append(f"replace_where on {self.format} data may use partition columns only "
+                                f"({', '.join(self.partition_by) or 'none'}), not {', '.join(outside)}")
+        if self.mode == "overwrite_partitions" and not self.partition_by:
+            problems.append("mode='overwrite_partitions' needs a partitioned dataset (partition_by)")
+        if self.options.schema_mode == "merge" and self.format != "delta":
+            problems.append(f"schema_mode='merge' needs Delta: plain {self.format} files have no table schema to evolve")
+        if self.options.schema_mode == "overwrite" and (self.mode != "overwrite" or self.replace_where is not None):
+            problems.append("schema_mode='overwrite' replaces the whole table: use it with mode='overwrite' "
+                            "and no replace_where")
+        if problems:
+            raise InvalidArgumentError(f"{self.describe()}: {'; '.join(problems)}")
+
+    def check_replace_where(self, table) -> None:
+        """Refuses a replace_where write whose data has rows outside the predicate (they would
+        land where the predicate says nothing is replaced)."""
+        if self.replace_where is None:
+            return
+        import pyarrow.dataset as ds
+
+        from lakeio.errors import InvalidArgumentError
+        from lakeio.predicate import to_arrow
+
+        matching = ds.dataset(table).count_rows(filter=to_arrow(self.replace_where))
+        if matching != table.num_rows:
+            raise InvalidArgumentError(
+                f"{self.describe()}: {table.num_rows - matching} of {table.num_rows} rows do not match "
+                f"replace_where {to_sql(self.replace_where)}; nothing was written"
+            )
 
 
 def is_spark_dataframe(data: Any) -> bool:
