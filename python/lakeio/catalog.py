@@ -7,7 +7,7 @@ import difflib
 import os
 import string
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 from lakeio.config import Binding, EnvironmentSettings, Options, Resource, effective_options, expand_variables, load_config
 from lakeio.dispatch import choose_engine
@@ -17,6 +17,9 @@ from lakeio.frame import LakeFrame, ScanPlan, columns_argument
 from lakeio.metrics import IORecord, Timer
 from lakeio.predicate import FilterSpec, parse_filter
 from lakeio.storage import Location, Storage, resolve_location
+
+if TYPE_CHECKING:
+    from lakeio.dataset import Dataset
 
 DEFAULT_ENV = "local"
 
@@ -63,11 +66,13 @@ class Catalog:
         env_settings = expand_variables(settings.environments.get(env, EnvironmentSettings()),
                                         f"{folder}/lakeio.yaml: environments.{env}")
         # ${VAR} in bindings is expanded once, here, so an unset variable fails at load, not at first use.
+        # ${LAKEIO_CONF_DIR} is the configuration folder, for files that ship with it (samples).
+        builtins = {"LAKEIO_CONF_DIR": str(Path(folder).resolve())}
         bindings, problems = {}, []
         for name in sorted(n for n, r in resources.items() if env in r.environments):
             try:
                 bindings[name] = expand_variables(resources[name].environments[env],
-                                                  f"{origins[name]}: {name}.environments.{env}")
+                                                  f"{origins[name]}: {name}.environments.{env}", builtins)
             except ConfigError as error:
                 problems.append(str(error))
         if problems:

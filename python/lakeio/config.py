@@ -166,12 +166,14 @@ def load_config(folder: str | os.PathLike) -> tuple[Settings, dict[str, Resource
     return settings, resources, origins
 
 
-def expand_variables(model: _Model, where: str) -> Any:
-    """Returns ``model`` with ``${VAR}`` expanded in every string field, recursively."""
+def expand_variables(model: _Model, where: str, builtins: Mapping[str, str] | None = None) -> Any:
+    """Returns ``model`` with ``${VAR}`` expanded in every string field, recursively; ``builtins``
+    (such as ``LAKEIO_CONF_DIR``) win over environment variables of the same name."""
+    variables = {**os.environ, **(builtins or {})}
 
     def expand(value: Any, key: str) -> Any:
         if isinstance(value, str):
-            return _expand_string(value, key)
+            return _expand_string(value, key, variables)
         if isinstance(value, BaseModel):  # only changed fields are updated: the others stay unset
             expanded = {k: expand(getattr(value, k), f"{key}.{k}") for k in type(value).model_fields}
             return value.model_copy(update={k: v for k, v in expanded.items() if v != getattr(value, k)})
@@ -185,10 +187,10 @@ def expand_variables(model: _Model, where: str) -> Any:
 _VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
-def _expand_string(text: str, key: str) -> str:
+def _expand_string(text: str, key: str, variables: Mapping[str, str]) -> str:
     def replace(match: re.Match) -> str:
         name, default = match.group(1), match.group(2)
-        value = os.environ.get(name, default)
+        value = variables.get(name, default)
         if value is None:
             raise ConfigError(f"{key}: environment variable {name} is not set (write ${{{name}:-default}} for a default)")
         return value

@@ -117,3 +117,17 @@ def test_main_prints_the_summary(demo, monkeypatch, capsys):
     assert "read  flights" in out and "27004 rows" in out
     assert "write flights" not in out  # already there
     assert "files 1/12 scanned (11 pruned)" in out
+
+
+def test_the_pipeline_runs_end_to_end_on_the_checked_in_sample(tmp_path):
+    """The `sample` environment reads conf/samples/flights.csv and writes under base_dir."""
+    lake = Catalog.load(CONF, env="sample", base_dir=tmp_path)
+    summary = run_pipeline(lake)
+
+    source = pd.read_csv(CONF / "samples" / "flights.csv")
+    expected = delay_by_carrier(source[(source.year == 2013) & (source.month == 1)])
+    pd.testing.assert_frame_equal(summary, expected)
+    written = lake.read("delay_by_carrier", period="2013-01").to_pandas()
+    pd.testing.assert_frame_equal(written, expected, check_dtype=False)
+    assert (tmp_path / "sample-output" / "delay_by_carrier" / "2013-01").is_dir()
+    assert sorted(p.name for p in (CONF / "samples").iterdir()) == ["flights.csv"]  # nothing written there

@@ -392,7 +392,6 @@ def _check_schema(request: WriteRequest, existing: "pa.Schema", data) -> None:
 def _as_read_schema(data, format: str, options: "Options") -> "pa.Schema":
     """The schema a text format's reader gives a sample of ``data`` once written."""
     import pyarrow as pa
-    import pyarrow.dataset as ds
 
     sample = data.slice(0, 1000) if hasattr(data, "slice") else pa.Table.from_batches([], schema=data.schema)
     buffer = pa.BufferOutputStream()

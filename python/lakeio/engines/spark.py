@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import shutil
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterator
 
 from lakeio import jvm
 from lakeio.config import EnvironmentSettings
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
 
 DELTA_EXTENSION = "io.delta.sql.DeltaSparkSessionExtension"
 DELTA_CATALOG = "org.apache.spark.sql.delta.catalog.DeltaCatalog"
+_ROWS_PER_BATCH = 65_536
 
 
 def spark_session(settings: EnvironmentSettings, storage: Storage) -> "SparkSession":
@@ -94,7 +96,8 @@ class SparkEngine:
         from pyspark.sql import functions as F
 
         with _translated(f"dataset {plan.dataset!r} [{plan.env}] at {plan.location.uri}"):
-            frame = self.session().read.format(plan.format).load(plan.location.spark_path)
+            reader = self.session().read.format(plan.format).options(**_read_options(plan))
+            frame = reader.load(plan.location.spark_path)
         plan.check_columns(frame.columns)
         if plan.predicate is not None:
             frame = frame.where(to_sql(plan.predicate))
@@ -104,6 +107,21 @@ class SparkEngine:
 
     def read_arrow(self, plan: "ScanPlan", record: IORecord) -> "pa.Table":
         return self.read_dataframe(plan).toArrow()
+
+    def read_batches(self, plan: "ScanPlan", record: IORecord) -> tuple["pa.Schema", Iterator["pa.RecordBatch"]]:
+        """The plan's schema, and its rows streamed partition by partition to the driver."""
+        import pyarrow as pa
+        from pyspark.sql.pandas.types import to_arrow_schema
+
+        frame = self.read_dataframe(plan)
+        schema = to_arrow_schema(frame.schema)
+
+        def batches():
+            rows = frame.toLocalIterator(prefetchPartitions=True)
+            while chunk := list(itertools.islice(rows, _ROWS_PER_BATCH)):
+                yield pa.RecordBatch.from_pylist([row.asDict(recursive=True) for row in chunk], schema=schema)
+
+        return schema, batches()
 
     def count(self, plan: "ScanPlan", record: IORecord) -> int:
         return self.read_dataframe(plan).count()
@@ -119,6 +137,10 @@ class SparkEngine:
     # -- writes -------------------------------------------------------------------------------
 
     def write(self, request: WriteRequest, record: IORecord) -> None:
+        request.check_arguments()
+        if request.replace_where is not None and request.format != "delta":
+            raise InvalidArgumentError(f"{request.describe()}: replace_where on plain {request.format} files is "
+                                       "not supported on Spark; use engine='arrow' or a Delta dataset")
         spark = self.session()
         data = request.data
         if is_spark_dataframe(data):
@@ -126,10 +148,12 @@ class SparkEngine:
         else:
             table = to_arrow_data(data)
             table = table.read_all() if hasattr(table, "read_all") else table
+            request.check_replace_where(table)
             record.rows, record.bytes = table.num_rows, table.nbytes
             frame = spark.createDataFrame(table)
         request.check_partition_columns(frame.columns)
-        writer = frame.write.format(request.format).mode("errorifexists" if request.mode == "error" else request.mode)
+        writer = frame.write.format(request.format).options(**_write_options(request))
+        writer = writer.mode({"error": "errorifexists", "overwrite_partitions": "overwrite"}.get(request.mode, request.mode))
         if request.partition_by:
             writer = writer.partitionBy(*request.partition_by)
         with _translated(request.describe(), exists=request.already_exists):
@@ -141,6 +165,38 @@ class SparkEngine:
             metrics = history["operationMetrics"] or {}
             record.rows = int(metrics.get("numOutputRows", record.rows or 0))
             record.files_written = int(metrics["numFiles"]) if "numFiles" in metrics else None
+
+
+def _read_options(plan: "ScanPlan") -> dict[str, str]:
+    """Spark reader options for the plan's format, options and time travel."""
+    options = plan.options
+    if plan.format == "csv":
+        return {"header": str(options.header).lower(), "sep": options.delimiter, "inferSchema": "true",
+                "nullValue": options.null_values[0] if options.null_values else ""}
+    if plan.version is not None:
+        return {"versionAsOf": str(plan.version)}
+    if plan.timestamp is not None:
+        return {"timestampAsOf": plan.timestamp.isoformat()}
+    return {}
+
+
+def _write_options(request: WriteRequest) -> dict[str, str]:
+    """Spark writer options for the request's format, options, mode and predicate."""
+    options = request.options
+    result: dict[str, str] = {}
+    if request.format == "csv":
+        result.update(header=str(options.header).lower(), sep=options.delimiter)
+    if request.format in ("parquet", "delta"):
+        result["compression"] = options.compression.replace("none", "uncompressed")
+    if request.mode == "overwrite_partitions":
+        result["partitionOverwriteMode"] = "dynamic"
+    if request.replace_where is not None:
+        result["replaceWhere"] = to_sql(request.replace_where)
+    if options.schema_mode == "merge":
+        result["mergeSchema"] = "true"
+    if options.schema_mode == "overwrite":
+        result["overwriteSchema"] = "true"
+    return result
 
 
 @contextlib.contextmanager
