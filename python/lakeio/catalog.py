@@ -109,8 +109,9 @@ class Catalog:
         """The options of dataset ``name`` in this environment: the resource's, refined by the
         binding's, then by ``override`` (a call's ``options={...}``)."""
         self._resolve(name, {}, fill=False)
-        base = self._resources[name].options.merged(self._bindings[name].options)
-        return effective_options(base, override, self.format(name), f"dataset {name!r}")
+        format = self.format(name)
+        base = self._resources[name].options.for_format(format).merged(self._bindings[name].options)
+        return effective_options(base, override, format, f"dataset {name!r}")
 
     def exists(self, name: str, **placeholders: Any) -> bool:
         """True when dataset ``name`` has data in this environment."""

@@ -80,6 +80,13 @@ class Options(_Model):
         return [f"option {name!r} applies to {' and '.join(formats)} only, not {format}"
                 for name, formats in self.FORMATS.items() if name in self.model_fields_set and format not in formats]
 
+    def for_format(self, format: str) -> "Options":
+        """These options without those set for another format (a resource's Delta options do not
+        reach its environment that reads a CSV sample)."""
+        kept = {name: value for name, value in self.model_dump(exclude_unset=True).items()
+                if format in self.FORMATS.get(name, (format,))}
+        return Options.model_validate(kept)
+
     def merged(self, override: Mapping[str, Any] | "Options" | None) -> "Options":
         """These options with the fields set in ``override`` replaced (validated)."""
         if not override:
@@ -111,9 +118,7 @@ class Resource(_Model):
     def _options_fit_formats(self) -> "Resource":
         problems = self.options.misapplied(self.format)
         for env, binding in self.environments.items():
-            format = binding.format or self.format
-            problems += [f"environments.{env}: {p}" for p in self.options.merged(binding.options).misapplied(format)
-                         if p not in problems]
+            problems += [f"environments.{env}: {p}" for p in binding.options.misapplied(binding.format or self.format)]
         if problems:
             raise ValueError("; ".join(problems))
         return self

@@ -17,8 +17,8 @@ class Dataset:
     """One dataset of a catalog, with its ``{placeholders}`` filled once.
 
     Subclass it to give a dataset a class of its own, with the columns it is usually read with and
-    options of its own (both overridable per call); the name and options are checked when the
-    object is made, so a typo fails at start-up, not at the first read.
+    options of its own (both overridable per call); the name, options and placeholders are checked
+    when the object is made, so a typo fails at start-up, not at the first read.
 
     Example:
         >>> import lakeio
@@ -41,6 +41,7 @@ class Dataset:
                                        "or pass name=")
         self.catalog, self.dataset, self.placeholders = catalog, dataset, placeholders
         catalog.options(dataset, self.options)
+        catalog.location(dataset, **placeholders)
 
     def read(self, *, columns: Any = None, options: Mapping[str, Any] | None = None, **arguments: Any) -> "LakeFrame":
         """:meth:`Catalog.read` of this dataset, with the class's columns and options by default."""

@@ -87,10 +87,21 @@ class ArrowEngine:
         return table
 
     def _file_dataset(self, location: Location, format: str, partitioned: bool, options: "Options") -> "ds.Dataset":
+        import pyarrow as pa
         import pyarrow.dataset as ds
 
-        return ds.dataset(location.path, filesystem=self.storage.filesystem(location),
-                          format=_file_format(format, options), partitioning="hive" if partitioned else None)
+        def open_(schema=None):
+            return ds.dataset(location.path, filesystem=self.storage.filesystem(location), schema=schema,
+                              format=_file_format(format, options), partitioning="hive" if partitioned else None)
+
+        dataset = open_()
+        if format == "parquet":
+            return dataset
+        # Text files are typed by inference, file by file: a column all null in the first file must
+        # not make the dataset's column null-typed, so every file's inferred schema is unified.
+        physical = [fragment.physical_schema for fragment in dataset.get_fragments()]
+        unified = pa.unify_schemas([dataset.schema, *physical], promote_options="permissive")
+        return dataset if unified == dataset.schema else open_(unified)
 
     @contextlib.contextmanager
     def _scanning(self, plan: "ScanPlan", record: IORecord | None = None) -> Iterator["ds.Scanner"]:
@@ -154,23 +165,29 @@ class ArrowEngine:
         if hasattr(data, "num_rows"):
             request.check_replace_where(data)
             record.rows, record.bytes = data.num_rows, data.nbytes
+        data, sample = _peeked(data)
         if request.format == "delta":
-            self._write_delta(request, data, record)
+            self._write_delta(request, data, sample, record)
         else:
-            self._write_files(request, data, record)
+            self._write_files(request, data, sample, record)
 
-    def _write_delta(self, request: WriteRequest, data, record: IORecord) -> None:
+    def _write_delta(self, request: WriteRequest, data, sample: "pa.Table", record: IORecord) -> None:
         from deltalake import DeltaTable, WriterProperties, write_deltalake
         from deltalake.exceptions import SchemaMismatchError as DeltaSchemaMismatch
 
         location, options = request.location, request.options
         storage_options = self.storage.delta_options(location)
         exists = DeltaTable.is_deltatable(location.uri, storage_options=storage_options)
+        if exists and request.mode == "error":
+            raise request.already_exists()
+        if exists and options.schema_mode != "overwrite":
+            table_schema = DeltaTable(location.uri, storage_options=storage_options).to_pyarrow_dataset().schema
+            _check_schema(request, table_schema, sample)
+        if sample.num_rows == 0 and exists and request.mode in ("append", "overwrite_partitions"):
+            record.rows, record.files_written = 0, 0  # no rows: no commit
+            return
         mode, predicate = request.mode, request.replace_where
         if mode == "overwrite_partitions":
-            if data.num_rows == 0:
-                record.files_written = 0
-                return
             predicate = _partitions_of(data, request.partition_by)
             mode = "overwrite"
         try:
@@ -193,7 +210,8 @@ class ArrowEngine:
         metrics = DeltaTable(location.uri, storage_options=storage_options).history(1)[0].get("operationMetrics", {})
         record.files_written = metrics.get("num_added_files")
 
-    def _write_files(self, request: WriteRequest, data, record: IORecord) -> None:
+    def _write_files(self, request: WriteRequest, data, sample: "pa.Table", record: IORecord) -> None:
+        """``sample``: the first rows of ``data`` (all of it for a table; a stream's first batch)."""
         from pyarrow import fs as pafs
 
         location = request.location
@@ -203,8 +221,11 @@ class ArrowEngine:
             raise request.already_exists()
         existing = self._file_dataset(location, request.format, bool(request.partition_by), request.options) \
             if exists else None
-        if existing is not None and request.options.schema_mode == "enforce":
-            _check_schema(request, existing.schema, data)
+        if existing is not None and request.options.schema_mode != "overwrite":
+            _check_schema(request, existing.schema, sample)
+        if sample.num_rows == 0 and exists and request.mode in ("append", "overwrite_partitions"):
+            record.rows, record.files_written = 0, 0  # no rows: no partition to add or replace
+            return
         replaced: list[str] | None  # folders (relative to the root) whose contents the write replaces
         if request.mode == "append":
             replaced = None
@@ -220,7 +241,7 @@ class ArrowEngine:
         token = uuid.uuid4().hex[:12]
         staging = f"{location.path}.lakeio-staging-{token}"
         try:
-            written = _write_file_dataset(request, data, filesystem, staging, token)
+            written = _write_file_dataset(request, data, sample, filesystem, staging, token)
             _commit(filesystem, location, staging, replaced, token)
         except BaseException as error:
             with contextlib.suppress(Exception):
@@ -245,18 +266,28 @@ def _file_format(format: str, options: "Options"):
     return ds.JsonFileFormat() if format == "json" else ds.ParquetFileFormat()
 
 
-def _write_file_dataset(request: WriteRequest, data, filesystem, target: str, token: str) -> list[str]:
-    """Writes ``data`` as hive-partitioned files under ``target``; returns the files' paths."""
+def _write_file_dataset(request: WriteRequest, data, sample: "pa.Table", filesystem, target: str,
+                        token: str) -> list[str]:
+    """Writes ``data`` as hive-partitioned files under ``target``; returns the files' paths. No rows
+    make one file of no rows, so the dataset keeps its columns."""
     import pyarrow.dataset as ds
 
     options = request.options
-    data, rows_per_file = _rows_per_file(data, request.format, options)
+    rows_per_file = _rows_per_file(sample, request.format, options)
     partition_by = list(request.partition_by) or None
+    if sample.num_rows == 0:
+        filesystem.create_dir(target, recursive=True)
+        if request.format == "json":  # pyarrow cannot read an empty JSON file: an empty folder it is
+            return []
+        path = f"{target}/part-{token}-0.{request.format}"
+        with filesystem.open_output_stream(path) as out:
+            out.write(_encoded(sample, request.format, options))
+        return [path]
     if request.format == "json":
         return _write_json_lines(data, filesystem, target, partition_by, token, rows_per_file)
     file_format = ds.ParquetFileFormat() if request.format == "parquet" else ds.CsvFileFormat()
     write_options = file_format.make_write_options(compression=options.compression) if request.format == "parquet" \
-        else file_format.make_write_options(include_header=options.header, delimiter=options.delimiter)
+        else file_format.make_write_options(**_csv_write_options(options))
     written: list[str] = []
     ds.write_dataset(
         data, target, filesystem=filesystem, format=file_format, file_options=write_options,
@@ -269,35 +300,52 @@ def _write_file_dataset(request: WriteRequest, data, filesystem, target: str, to
     return written
 
 
-def _rows_per_file(data, format: str, options: "Options"):
-    """Rows per file that make files of about ``target_file_size`` on disk, learnt by writing a
-    sample of the data to memory in the target format (compression makes memory size useless)."""
+def _csv_write_options(options: "Options") -> dict:
+    # Quotes only where a value needs them, as pandas and Spark write CSV.
+    return {"include_header": options.header, "delimiter": options.delimiter, "quoting_style": "needed"}
+
+
+def _peeked(data) -> tuple[object, "pa.Table"]:
+    """``data`` and its first rows: all of a table; a stream's first batch, put back in the stream."""
     import pyarrow as pa
 
     if hasattr(data, "num_rows"):
-        sample = data.slice(0, _SIZE_SAMPLE_ROWS)
-    else:  # a stream: peek at its first batch and put it back
-        first = next(iter(data), None)
-        if first is None:
-            return data, 1 << 20
-        rest = itertools.chain([first], data)
-        data = pa.RecordBatchReader.from_batches(data.schema, rest)
-        sample = pa.Table.from_batches([first])
+        return data, data
+    seen = []
+    for batch in data:  # the first batch with rows (a stream may start with empty ones)
+        seen.append(batch)
+        if batch.num_rows:
+            break
+    stream = pa.RecordBatchReader.from_batches(data.schema, itertools.chain(seen, data))
+    return stream, pa.Table.from_batches(seen[-1:], schema=data.schema)
+
+
+def _rows_per_file(sample: "pa.Table", format: str, options: "Options") -> int:
+    """Rows per file that make files of about ``target_file_size`` on disk, learnt by writing a
+    sample of the data to memory in the target format (compression makes memory size useless)."""
+    sample = sample.slice(0, _SIZE_SAMPLE_ROWS)
     if sample.num_rows == 0:
-        return data, 1 << 20
+        return 1 << 20
+    bytes_per_row = max(len(_encoded(sample, format, options)) / sample.num_rows, 1e-3)
+    return max(1, int(int(options.target_file_size) / bytes_per_row))
+
+
+def _encoded(table: "pa.Table", format: str, options: "Options") -> bytes:
+    """``table`` as the bytes of one file of ``format``."""
+    import pyarrow as pa
+
+    if format == "json":
+        return _json_lines(table)
     sink = pa.BufferOutputStream()
     if format == "parquet":
         import pyarrow.parquet as pq
 
-        pq.write_table(sample, sink, compression=options.compression)
-    elif format == "csv":
+        pq.write_table(table, sink, compression=options.compression)
+    else:
         import pyarrow.csv as pcsv
 
-        pcsv.write_csv(sample, sink)
-    else:
-        sink.write(_json_lines(sample))
-    bytes_per_row = max(sink.getvalue().size / sample.num_rows, 1e-3)
-    return data, max(1, int(int(options.target_file_size) / bytes_per_row))
+        pcsv.write_csv(table, sink, pcsv.WriteOptions(**_csv_write_options(options)))
+    return sink.getvalue().to_pybytes()
 
 
 def _write_json_lines(table: "pa.Table", filesystem, target: str, partition_by: list[str] | None,
@@ -309,9 +357,8 @@ def _write_json_lines(table: "pa.Table", filesystem, target: str, partition_by: 
     groups = [("", table)]
     if partition_by:
         partitioning = ds.partitioning(table.select(partition_by).schema, flavor="hive")
-        keys = table.select(partition_by).group_by(partition_by, use_threads=False).aggregate([]).to_pylist()
         groups = []
-        for key in keys:
+        for key in _partition_keys(table, partition_by):
             condition = _partition_predicate(key)
             folder, _ = partitioning.format(to_arrow(condition))
             groups.append((folder, ds.dataset(table).to_table(filter=to_arrow(condition)).drop_columns(partition_by)))
@@ -349,10 +396,15 @@ def _partition_predicate(key: dict) -> Predicate:
     return parts[0] if len(parts) == 1 else And(parts)
 
 
+def _partition_keys(data: "pa.Table", partition_by) -> list[dict]:
+    """The distinct partition values present in ``data``, one dict per partition."""
+    columns = list(partition_by)
+    return data.select(columns).group_by(columns, use_threads=False).aggregate([]).to_pylist()
+
+
 def _partitions_of(data: "pa.Table", partition_by: tuple[str, ...]) -> Predicate:
     """A predicate matching exactly the partitions present in ``data``."""
-    keys = data.select(list(partition_by)).group_by(list(partition_by), use_threads=False).aggregate([]).to_pylist()
-    predicates = tuple(_partition_predicate(key) for key in keys)
+    predicates = tuple(_partition_predicate(key) for key in _partition_keys(data, partition_by))
     return predicates[0] if len(predicates) == 1 else Or(predicates)
 
 
@@ -361,89 +413,112 @@ def _partition_dirs(data: "pa.Table", partition_by: tuple[str, ...]) -> list[str
     import pyarrow.dataset as ds
 
     partitioning = ds.partitioning(data.select(list(partition_by)).schema, flavor="hive")
-    keys = data.select(list(partition_by)).group_by(list(partition_by), use_threads=False).aggregate([]).to_pylist()
-    return sorted(partitioning.format(to_arrow(_partition_predicate(key)))[0] for key in keys)
+    return sorted(partitioning.format(to_arrow(_partition_predicate(key)))[0]
+                  for key in _partition_keys(data, partition_by))
 
 
 def _relative_dir(root: str, path: str) -> str:
     return posixpath.dirname(path)[len(root):].strip("/")
 
 
-def _check_schema(request: WriteRequest, existing: "pa.Schema", data) -> None:
-    """Writes must match the existing columns and types, as Delta enforces; plain files would not.
-    CSV and JSON carry no types: their columns are compared as the reader will type them, and a
-    column read as all-null matches any type."""
+def _check_schema(request: WriteRequest, existing: "pa.Schema", sample: "pa.Table") -> None:
+    """Refuses a write whose columns or types differ from the dataset's, naming each difference.
+
+    Parquet types must be equal (partition columns excepted: their folders type them); Delta types
+    must be of one kind (delta-rs casts int32 to int64, nanoseconds to microseconds); CSV and JSON
+    carry no types, so their columns are compared as the reader will type them, and a column read
+    as all-null matches any type. ``schema_mode='merge'`` (Delta) accepts new and missing columns.
+    """
     import pyarrow as pa
 
-    incoming = _as_read_schema(data, request.format, request.options) if request.format in ("csv", "json") \
-        else data.schema
+    incoming = _as_read_schema(sample, request.format, request.options) if request.format in ("csv", "json") \
+        else sample.schema
     have = {f.name: f.type for f in existing}
     new = {f.name: f.type for f in incoming}
-    problems = [f"missing column {n!r}" for n in have if n not in new] + \
-               [f"unknown column {n!r}" for n in new if n not in have] + \
-               [f"column {n!r} is {new[n]}, the dataset has {have[n]}" for n in new
-                if n in have and n not in request.partition_by and new[n] != have[n]
-                and not (pa.types.is_null(new[n]) or pa.types.is_null(have[n]))]
+    same = _same_kind if request.format == "delta" else (lambda a, b: a == b)
+    problems = [] if request.options.schema_mode == "merge" else \
+        [f"missing column {n!r}" for n in have if n not in new] + [f"unknown column {n!r}" for n in new if n not in have]
+    problems += [f"column {n!r} is {new[n]}, the dataset has {have[n]}" for n in new
+                 if n in have and n not in request.partition_by and not same(new[n], have[n])
+                 and not (pa.types.is_null(new[n]) or pa.types.is_null(have[n]))]
     if problems:
         raise SchemaMismatchError(f"{request.describe()}: cannot {request.mode}: {'; '.join(problems)} "
-                                  "(schema_mode='overwrite' with mode='overwrite' replaces the schema)")
+                                  "(schema_mode='overwrite' with mode='overwrite' replaces the schema"
+                                  f"{'; merge adds columns' if request.format == 'delta' else ''})")
 
 
-def _as_read_schema(data, format: str, options: "Options") -> "pa.Schema":
-    """The schema a text format's reader gives a sample of ``data`` once written."""
+def _same_kind(new: "pa.DataType", have: "pa.DataType") -> bool:
+    """True when a column of type ``new`` can be written into one of type ``have`` without loss
+    of meaning: the same kind of value, or integers into floats."""
+    import pyarrow.types as t
+
+    kinds = (t.is_integer, t.is_floating, t.is_decimal, t.is_boolean, t.is_timestamp, t.is_date,
+             lambda x: t.is_string(x) or t.is_large_string(x) or t.is_string_view(x),
+             lambda x: t.is_binary(x) or t.is_large_binary(x) or t.is_binary_view(x))
+    return new == have or (t.is_integer(new) and t.is_floating(have)) or \
+        any(kind(new) and kind(have) for kind in kinds)
+
+
+def _as_read_schema(sample: "pa.Table", format: str, options: "Options") -> "pa.Schema":
+    """The schema a text format's reader gives ``sample`` once written."""
     import pyarrow as pa
 
-    sample = data.slice(0, 1000) if hasattr(data, "slice") else pa.Table.from_batches([], schema=data.schema)
-    buffer = pa.BufferOutputStream()
-    if format == "csv":
-        import pyarrow.csv as pcsv
-
-        pcsv.write_csv(sample, buffer, pcsv.WriteOptions(include_header=options.header, delimiter=options.delimiter))
-    else:
-        buffer.write(_json_lines(sample))
-    source = pa.BufferReader(buffer.getvalue())
-    return _file_format(format, options).inspect(source) if sample.num_rows else data.schema
+    sample = sample.slice(0, 1000)
+    if sample.num_rows == 0:  # no values to type: any type matches
+        return pa.schema([pa.field(name, pa.null()) for name in sample.schema.names])
+    return _file_format(format, options).inspect(pa.BufferReader(_encoded(sample, format, options)))
 
 
 def _commit(filesystem, location: Location, staging: str, replaced: list[str] | None, token: str) -> None:
     """Moves the staged files into the dataset. ``replaced`` lists the folders (relative to the
     root, ``""`` for the root itself) whose old contents the staged ones replace; None adds files.
+    If a move fails, the moves already made are undone, so the old data stays as it was.
 
-    Locally each folder is swapped with two renames, so readers see its old or its new contents.
-    S3 has no rename: a replaced folder's old objects go, then the staged objects move in.
+    Locally each replaced folder is swapped with two renames, so readers see its old or its new
+    contents. S3 has no rename: the new objects move in first (under names no old object has), then
+    the replaced folders' old objects are deleted.
     """
     from pyarrow import fs as pafs
 
-    root = location.path
-    staged = [info.path for info in filesystem.get_file_info(pafs.FileSelector(staging, recursive=True))
-              if info.type == pafs.FileType.File]
-    if replaced is None:
-        for path in staged:
-            target = root + path[len(staging):]
-            filesystem.create_dir(posixpath.dirname(target), recursive=True)
-            filesystem.move(path, target)
-        filesystem.delete_dir(staging)
-        return
-    retired = f"{root}.lakeio-retired-{token}"
-    for folder in replaced:
-        old, new = _joined(root, folder), _joined(staging, folder)
-        has_old = filesystem.get_file_info(old).type != pafs.FileType.NotFound
-        has_new = filesystem.get_file_info(new).type != pafs.FileType.NotFound
-        if location.scheme == "file":
-            if has_old:
-                filesystem.create_dir(posixpath.dirname(_joined(retired, folder)), recursive=True)
-                filesystem.move(old, _joined(retired, folder))
-            if has_new:
-                filesystem.create_dir(posixpath.dirname(old), recursive=True)
-                filesystem.move(new, old)
-            continue
-        if has_old:
-            filesystem.delete_dir_contents(old)
-        for path in staged:
-            if path.startswith(new + "/"):
-                filesystem.move(path, old + path[len(new):])
+    def exists(path: str) -> bool:
+        return filesystem.get_file_info(path).type != pafs.FileType.NotFound
+
+    def files_under(folder: str) -> list[str]:
+        if not exists(folder):
+            return []
+        return [info.path for info in filesystem.get_file_info(pafs.FileSelector(folder, recursive=True))
+                if info.type == pafs.FileType.File]
+
+    def move(source: str, target: str) -> None:
+        filesystem.create_dir(posixpath.dirname(target), recursive=True)
+        filesystem.move(source, target)
+        done.append((target, source))
+
+    root, retired, done = location.path, f"{location.path}.lakeio-retired-{token}", []
+    try:
+        if location.scheme == "file" and replaced is not None:
+            for folder in replaced:
+                if exists(_joined(root, folder)):
+                    move(_joined(root, folder), _joined(retired, folder))
+                if exists(_joined(staging, folder)):
+                    move(_joined(staging, folder), _joined(root, folder))
+        else:
+            for path in files_under(staging):
+                move(path, root + path[len(staging):])
+    except BaseException:
+        for target, source in reversed(done):
+            filesystem.move(target, source)
+        if exists(retired):  # the empty folders the undone moves leave
+            filesystem.delete_dir(retired)
+        raise
+    if location.scheme != "file" and replaced is not None:
+        new = {target for target, _ in done}
+        for folder in replaced:
+            for path in files_under(_joined(root, folder)):
+                if path not in new:
+                    filesystem.delete_file(path)
     for leftover in (staging, retired):
-        if filesystem.get_file_info(leftover).type != pafs.FileType.NotFound:
+        if exists(leftover):
             filesystem.delete_dir(leftover)
 
 
