@@ -8,6 +8,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Iterable, Sequence
 
 from lakeio.config import Options
+from lakeio.engines import counted
 from lakeio.errors import InvalidArgumentError
 from lakeio.metrics import IORecord, Timer
 from lakeio.predicate import And, FilterSpec, Predicate, columns_of, parse_filter, to_sql
@@ -106,22 +107,11 @@ class LakeFrame:
         The I/O record is logged when the stream is exhausted. The reader can be written straight
         to another dataset: ``lake.write("copy", frame.to_batches())``.
         """
-        import pyarrow as pa
-
         record = self._plan.record("read", self.engine, self._reason)
         timer = Timer(record)
         timer.__enter__()
         schema, batches = self._engine.read_batches(self._plan, record)
-
-        def counted():
-            record.rows = record.bytes = 0
-            for batch in batches:
-                record.rows += batch.num_rows
-                record.bytes += batch.nbytes
-                yield batch
-            timer.__exit__(None, None, None)
-
-        return pa.RecordBatchReader.from_batches(schema, counted())
+        return counted(schema, batches, record, on_end=lambda: timer.__exit__(None, None, None))
 
     def to_spark(self) -> "pyspark.sql.DataFrame":
         """The read as a (lazy) Spark DataFrame; only for frames planned on Spark."""

@@ -91,6 +91,24 @@ class WriteRequest:
             )
 
 
+def counted(schema, batches, record: IORecord, on_end=None):
+    """A RecordBatchReader over ``batches`` that adds each batch's rows and bytes to ``record``
+    as it passes, and calls ``on_end`` once the stream is exhausted."""
+    import pyarrow as pa
+
+    record.rows = record.bytes = 0
+
+    def passing():
+        for batch in batches:
+            record.rows += batch.num_rows
+            record.bytes += batch.nbytes
+            yield batch
+        if on_end is not None:
+            on_end()
+
+    return pa.RecordBatchReader.from_batches(schema, passing())
+
+
 def is_spark_dataframe(data: Any) -> bool:
     """True for a pyspark DataFrame, without importing pyspark."""
     return any(cls.__module__.startswith("pyspark.sql") and cls.__name__ == "DataFrame"

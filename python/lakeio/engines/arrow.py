@@ -12,11 +12,12 @@ import contextlib
 import datetime as dt
 import itertools
 import json
+import logging
 import posixpath
 import uuid
 from typing import TYPE_CHECKING, Iterator
 
-from lakeio.engines import WriteRequest, to_arrow_data
+from lakeio.engines import WriteRequest, counted, to_arrow_data
 from lakeio.errors import InvalidArgumentError, SchemaMismatchError, StorageError
 from lakeio.metrics import IORecord
 from lakeio.predicate import And, Compare, IsNull, Or, Predicate, columns_of, to_arrow, to_sql
@@ -165,6 +166,8 @@ class ArrowEngine:
         if hasattr(data, "num_rows"):
             request.check_replace_where(data)
             record.rows, record.bytes = data.num_rows, data.nbytes
+        else:
+            data = counted(data.schema, data, record)
         data, sample = _peeked(data)
         if request.format == "delta":
             self._write_delta(request, data, sample, record)
@@ -476,7 +479,8 @@ def _commit(filesystem, location: Location, staging: str, replaced: list[str] | 
 
     Locally each replaced folder is swapped with two renames, so readers see its old or its new
     contents. S3 has no rename: the new objects move in first (under names no old object has), then
-    the replaced folders' old objects are deleted.
+    the replaced folders' old objects move aside to ``<root>.lakeio-retired-*`` and are deleted once
+    all are aside; until then every step can be undone.
     """
     from pyarrow import fs as pafs
 
@@ -505,21 +509,30 @@ def _commit(filesystem, location: Location, staging: str, replaced: list[str] | 
         else:
             for path in files_under(staging):
                 move(path, root + path[len(staging):])
+            new = {target for target, _ in done}
+            for folder in replaced or ():  # S3: the old objects step aside, where an undo finds them
+                for path in files_under(_joined(root, folder)):
+                    if path not in new:
+                        move(path, retired + path[len(root):])
     except BaseException:
         for target, source in reversed(done):
             filesystem.move(target, source)
-        if exists(retired):  # the empty folders the undone moves leave
-            filesystem.delete_dir(retired)
+        _remove_quietly(filesystem, retired)  # the empty folders the undone moves leave
         raise
-    if location.scheme != "file" and replaced is not None:
-        new = {target for target, _ in done}
-        for folder in replaced:
-            for path in files_under(_joined(root, folder)):
-                if path not in new:
-                    filesystem.delete_file(path)
+    # Committed: what is left over is litter, not a reason to call the write failed.
     for leftover in (staging, retired):
-        if exists(leftover):
-            filesystem.delete_dir(leftover)
+        _remove_quietly(filesystem, leftover)
+
+
+def _remove_quietly(filesystem, folder: str) -> None:
+    """Deletes ``folder`` if it is there; a failure is logged (the data is already right)."""
+    from pyarrow import fs as pafs
+
+    try:
+        if filesystem.get_file_info(folder).type != pafs.FileType.NotFound:
+            filesystem.delete_dir(folder)
+    except Exception as error:  # noqa: BLE001 - any failure here leaves litter only
+        logging.getLogger(__name__).warning("lakeio: could not remove %s (%s); it holds no live data", folder, error)
 
 
 def _joined(root: str, folder: str) -> str:
