@@ -94,7 +94,7 @@ class LakeFrame:
         """Runs the read and returns an Arrow table."""
         with Timer(self._plan.record("read", self.engine, self._reason)) as record:
             table = self._engine.read_arrow(self._plan, record)
-            record.rows, record.bytes = table.num_rows, table.nbytes
+            record.rows, record.bytes = table.num_rows, table.get_total_buffer_size()
         return table
 
     def to_pandas(self) -> "pandas.DataFrame":

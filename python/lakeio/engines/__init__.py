@@ -101,7 +101,7 @@ def counted(schema, batches, record: IORecord, on_end=None):
     def passing():
         for batch in batches:
             record.rows += batch.num_rows
-            record.bytes += batch.nbytes
+            record.bytes += batch.get_total_buffer_size()
             yield batch
         if on_end is not None:
             on_end()
