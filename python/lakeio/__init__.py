@@ -11,6 +11,7 @@ Example:
 from lakeio.catalog import Catalog
 from lakeio.errors import (
     ConfigError,
+    DataQualityError,
     EngineUnavailableError,
     InvalidArgumentError,
     LakeioError,
@@ -26,6 +27,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Catalog",
     "ConfigError",
+    "DataQualityError",
     "EngineUnavailableError",
     "IORecord",
     "InvalidArgumentError",

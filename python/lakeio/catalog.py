@@ -10,12 +10,13 @@ from typing import Any, Iterable
 
 from lakeio.config import Binding, EnvironmentSettings, Resource, expand_variables, load_config
 from lakeio.dispatch import choose_engine
-from lakeio.engines import WRITE_MODES, WriteRequest
+from lakeio.engines import WRITE_MODES, WriteRequest, is_spark_dataframe, to_arrow_data
 from lakeio.errors import ConfigError, InvalidArgumentError, ResourceNotFoundError
 from lakeio.frame import LakeFrame, ScanPlan, columns_argument
 from lakeio.metrics import IORecord, Timer
 from lakeio.predicate import FilterSpec, parse_filter
 from lakeio.storage import Location, Storage, resolve_location
+from lakeio.validation import Contract, ContractBinding, MetricsSink, ValidationReport, load_contracts
 
 DEFAULT_ENV = "local"
 
@@ -32,11 +33,14 @@ class Catalog:
     """
 
     def __init__(self, env: str, settings: EnvironmentSettings, resources: dict[str, Resource],
-                 bindings: dict[str, Binding], origins: dict[str, Path], base_dir: Path):
+                 bindings: dict[str, Binding], origins: dict[str, Path], base_dir: Path,
+                 contracts: dict[str, Contract] | None = None):
         self._env, self._settings, self._resources, self._bindings = env, settings, resources, bindings
         self._origins, self._base_dir = origins, base_dir
         self._storage = Storage(settings.s3)
         self._engines: dict[str, Any] = {}
+        sink = MetricsSink(settings.metrics_sink, self._storage, self._base_dir)
+        self._contracts = {name: ContractBinding(name, env, contract, sink) for name, contract in (contracts or {}).items()}
 
     @classmethod
     def load(cls, folder: str | os.PathLike, env: str | None = None, *,
@@ -53,6 +57,7 @@ class Catalog:
         """
         env = env or os.environ.get("LAKEIO_ENV") or DEFAULT_ENV
         settings, resources, origins = load_config(folder)
+        contracts = load_contracts(resources, origins)
         known = set(settings.environments) | {e for r in resources.values() for e in r.environments}
         if env not in known:
             hint = difflib.get_close_matches(env, sorted(known), n=1)
@@ -71,7 +76,7 @@ class Catalog:
                 problems.append(str(error))
         if problems:
             raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
-        return cls(env, env_settings, resources, bindings, origins, Path(base_dir or os.getcwd()).resolve())
+        return cls(env, env_settings, resources, bindings, origins, Path(base_dir or os.getcwd()).resolve(), contracts)
 
     @property
     def env(self) -> str:
@@ -100,7 +105,7 @@ class Catalog:
         return self._engine("arrow").exists(location, self._resources[name].format)
 
     def read(self, name: str, *, columns: Iterable[str] | None = None, where: FilterSpec = None,
-             engine: str | None = None, **placeholders: Any) -> LakeFrame:
+             engine: str | None = None, validate: bool = True, **placeholders: Any) -> LakeFrame:
         """A lazy read of dataset ``name``.
 
         Args:
@@ -108,6 +113,7 @@ class Catalog:
             columns: the columns to keep; default all.
             where: a SQL-like filter string or structured predicates (see :mod:`lakeio.predicate`).
             engine: ``"arrow"``, ``"spark"`` or ``"auto"``; default the dataset's or environment's.
+            validate: run the dataset's contract on what the read materialises (see README).
             **placeholders: values for ``{placeholders}`` in the dataset's URI.
         """
         binding, location = self._resolve(name, placeholders)
@@ -115,15 +121,19 @@ class Catalog:
         chosen, reason = choose_engine(engine, binding.engine, self._settings.engine)
         plan = ScanPlan(dataset=name, env=self._env, format=resource.format, location=location,
                         partition_by=resource.partition_by, columns=columns_argument(columns),
-                        predicate=parse_filter(where))
+                        predicate=parse_filter(where), contract=self._contracts.get(name) if validate else None)
         return LakeFrame(plan, self._engine(chosen), reason)
 
     def write(self, name: str, data: Any, *, mode: str = "error", engine: str | None = None,
-              **placeholders: Any) -> IORecord:
+              validate: bool = True, **placeholders: Any) -> IORecord:
         """Writes pandas, Arrow or Spark data to dataset ``name``.
 
         Args:
             mode: ``"error"`` (refuse if it exists), ``"append"`` or ``"overwrite"``.
+            validate: run the dataset's contract before anything is written.
+
+        Raises:
+            DataQualityError: the data failed an error-level check of the contract; nothing was written.
 
         Returns:
             The I/O record of the write (also logged to ``lakeio.io``).
@@ -136,8 +146,44 @@ class Catalog:
         request = WriteRequest(dataset=name, env=self._env, format=resource.format, location=location,
                                partition_by=resource.partition_by, mode=mode, data=data)
         with Timer(request.record(chosen, reason)) as record:
+            if validate and name in self._contracts:
+                request = self._contracts[name].check_write(request, chosen, record)
             self._engine(chosen).write(request, record)
         return record
+
+    def validate(self, name: str, data: Any = None, *, engine: str | None = None,
+                 **placeholders: Any) -> ValidationReport:
+        """Runs dataset ``name``'s contract on ``data`` (pandas, Arrow or Spark) without writing it,
+        or, without ``data``, on the whole stored dataset, streamed (Arrow) or in one job (Spark).
+        Metrics go to the sink and warnings to the log as on reads and writes, but failures are
+        returned in the report, not raised.
+
+        Example:
+            >>> report = lake.validate("flights")                               # doctest: +SKIP
+            >>> report.passed, len(report.errors)                               # doctest: +SKIP
+            (True, 0)
+        """
+        self.resource(name)
+        if name not in self._contracts:
+            raise InvalidArgumentError(f"dataset {name!r} has no contract (give its resource a 'schema:' file)")
+        contract = self._contracts[name]
+        binding, location = self._resolve(name, placeholders)
+        chosen, _ = choose_engine(engine, binding.engine, self._settings.engine, data)
+        if data is None:
+            resource = self._resources[name]
+            plan = ScanPlan(dataset=name, env=self._env, format=resource.format, location=location,
+                            partition_by=resource.partition_by)
+            if chosen == "spark":
+                report, _ = contract.run_spark(self._engine("spark").read_dataframe(plan), "validate")
+            else:
+                arrow = self._engine("arrow")
+                report, _ = contract.run_arrow(arrow.read_batches(plan), "validate", schema=arrow.schema(plan))
+        elif chosen == "spark" and is_spark_dataframe(data):
+            report, _ = contract.run_spark(data, "validate")
+        else:
+            report, _ = contract.run_arrow(to_arrow_data(data), "validate")
+        contract.conclude(report, raise_errors=False)
+        return report
 
     def spark(self):
         """The SparkSession lakeio uses in this environment (started on first use)."""

@@ -79,6 +79,11 @@ class ArrowEngine:
         with self._scanning(plan, record) as scanner:
             return scanner.to_table()
 
+    def read_batches(self, plan: "ScanPlan") -> Iterator["pa.RecordBatch"]:
+        """The read as a stream of record batches: one pass over data larger than memory."""
+        with self._scanning(plan) as scanner:
+            yield from scanner.to_batches()
+
     def count(self, plan: "ScanPlan", record: IORecord) -> int:
         with self._scanning(plan, record) as scanner:
             return scanner.count_rows()
