@@ -182,6 +182,8 @@ def _passing(array, rule):
         high = (pc.less_equal if rule.include_high else pc.less)(array, _typed_scalar(rule.high, array.type))
         return pc.and_(low, high)
     if isinstance(rule, Member):
+        if pa.types.is_floating(array.type):  # is_in hashes -0.0 apart from 0.0; adding 0.0 makes them one
+            array = pc.add(array, pa.scalar(0.0, type=array.type))
         return pc.is_in(array, value_set=pa.array(rule.values, type=array.type))
     if isinstance(rule, Matches):
         return pc.match_substring_regex(array, rule.regex)

@@ -29,7 +29,7 @@ from lakeio.config import _Model, _read_yaml, _validate
 from lakeio.errors import ConfigError
 
 Severity = Literal["error", "warning"]
-MetricName = Literal["min", "max", "mean", "stddev", "variance", "count", "distinct_count", "counts_per_label"]
+METRICS = ("min", "max", "mean", "stddev", "variance", "count", "distinct_count", "counts_per_label")
 
 # -- logical types -------------------------------------------------------------------------------
 
@@ -332,13 +332,13 @@ class _ColumnSpec(_Model):
     cast: bool = False
     description: str = ""
     checks: list[Any] = Field(default_factory=list)
-    metrics: list[MetricName] = Field(default_factory=list)
+    metrics: list[Any] = Field(default_factory=list)  # checked one by one, next to the checks
 
 
 class _ContractSpec(_Model):
     description: str = ""
     extra_columns: Literal["error", "warning", "allow"] = "error"
-    columns: dict[str, _ColumnSpec]
+    columns: dict[str, Any]  # each validated on its own, so one bad column hides nothing else
     checks: list[Any] = Field(default_factory=list)
 
 
@@ -361,8 +361,11 @@ def load_contract(path: Path, problems: list[str]) -> Contract | None:
     if spec is None:
         return None
     columns: dict[str, ColumnContract] = {}
-    for column, body in spec.columns.items():
+    for column, raw in spec.columns.items():
         where = ("columns", column)
+        body = _validate(_ColumnSpec, raw, path, where, problems)
+        if body is None:
+            continue
         try:
             logical = LogicalType.parse(body.type)
         except ValueError as error:
@@ -379,7 +382,11 @@ def load_contract(path: Path, problems: list[str]) -> Contract | None:
                 checks.append(checked)
         for index, metric in enumerate(body.metrics):
             key = _key(where + ("metrics", index))
-            if metric in NUMERIC_METRICS and not logical.is_numeric:
+            if metric not in METRICS:
+                hint = difflib.get_close_matches(str(metric), METRICS, n=1)
+                suggestion = f"; did you mean {hint[0]!r}?" if hint else ""
+                problems.append(f"{path}: {key}: unknown metric {metric!r}{suggestion} (metrics: {', '.join(METRICS)})")
+            elif metric in NUMERIC_METRICS and not logical.is_numeric:
                 problems.append(f"{path}: {key}: {metric} needs a numeric column; {column!r} is {logical}")
             elif metric == "counts_per_label" and not logical.is_label:
                 problems.append(f"{path}: {key}: counts_per_label needs a string, integer, boolean or date "
