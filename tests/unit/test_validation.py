@@ -7,7 +7,6 @@ import json
 import logging
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 from deltalake import DeltaTable
 
