@@ -40,7 +40,8 @@ class Catalog:
         self._storage = Storage(settings.s3)
         self._engines: dict[str, Any] = {}
         sink = MetricsSink(settings.metrics_sink, self._storage, self._base_dir)
-        self._contracts = {name: ContractBinding(name, env, contract, sink) for name, contract in (contracts or {}).items()}
+        self._contracts = {name: ContractBinding(name, env, contract, sink)
+                           for name, contract in (contracts or {}).items()}
 
     @classmethod
     def load(cls, folder: str | os.PathLike, env: str | None = None, *,

@@ -53,7 +53,8 @@ def test_import_lakeio_is_light_and_leaves_logging_alone(tmp_path):
     assert found["io_propagates"] is True
 
 
-@pytest.mark.parametrize("module", ["lakeio.catalog", "lakeio.predicate", "lakeio.frame", "lakeio.config", "lakeio.validation",
+@pytest.mark.parametrize("module", ["lakeio.catalog", "lakeio.predicate", "lakeio.frame", "lakeio.config",
+                                    "lakeio.validation",
                                     "lakeio.storage", "lakeio.engines", "lakeio.engines.arrow", "lakeio.demo"])
 def test_submodules_are_light_too(tmp_path, module):
     assert probe(tmp_path, module)["loaded"] == []

@@ -116,7 +116,8 @@ class ContractBinding:
         self.conclude(report, record)
         return replace(request, data=data)
 
-    def conclude(self, report: ValidationReport, record: "IORecord | None" = None, *, raise_errors: bool = True) -> None:
+    def conclude(self, report: ValidationReport, record: "IORecord | None" = None, *,
+                 raise_errors: bool = True) -> None:
         """Emits the metrics, logs warnings, notes the run on the I/O record, raises on errors."""
         self.sink.emit(report)
         for warning in report.warnings:
