@@ -2,8 +2,9 @@
 
 Every check and metric of a contract is one or a few aggregate expressions of ONE ``agg`` over the
 DataFrame, so one Spark job (one scan) answers them all, uniqueness included: a key is unique when
-``count(key) == count(DISTINCT key)``. The only other job is one ``groupBy`` for all
-``counts_per_label`` metrics together, when the contract has any. No Python UDF and no py4j callback
+``count(key) == count(DISTINCT key)``. The only other jobs: one ``groupBy`` for all
+``counts_per_label`` metrics together, when the contract has any, and, only when a value check
+failed, one ``agg`` for the range of the failing values shown in the report. No Python UDF and no py4j callback
 server are involved: everything runs in the JVM.
 
 This stands where the design put Deequ: no Deequ build for Spark 4 / Scala 2.13 exists on the Maven
@@ -90,6 +91,9 @@ def measure(frame: "DataFrame", plan: Plan, casts: Mapping[str, LogicalType]) ->
         expressions.extend(built)
     row = frame.agg(*[e.alias(f"m{i}") for i, e in enumerate(expressions)]).collect()[0]
     measured = {item: decode(list(row[start:start + size])) for item, start, size, decode in decoders}
+    failed = [m for m in plan.measures if isinstance(m, Failing) and measured[m].count]
+    if failed:
+        measured.update(_failing_extremes(frame, failed, column, plan.types, measured))
     if labels:
         measured.update(_label_counts(frame, labels, column))
     return measured
@@ -111,14 +115,7 @@ def _expressions(item, column: Callable[[str], "Column"], types: Mapping[str, Lo
         return [F.count_if(source.isNotNull() & lost)], lambda v: v[0]
     logical = types[getattr(item, "column", None) or item.columns[0]]
     if isinstance(item, Failing):
-        value = column(item.column)
-        passing = _passing(value, item.rule, logical)
-        failing = value.isNotNull() & ~passing
-        number = failing & ~F.isnan(value) if logical.is_float else failing
-        read = _reader(logical)
-        return ([F.count_if(failing), _out(F.min(F.when(number, value)), logical),
-                 _out(F.max(F.when(number, value)), logical)],
-                lambda v: FailingValues(v[0], read(v[1]), read(v[2])))
+        return [F.count_if(_failing(item, column, logical))], lambda v: FailingValues(v[0])
     if isinstance(item, Present):
         value = column(item.column)
         read = _reader(logical)
@@ -146,6 +143,30 @@ def _expressions(item, column: Callable[[str], "Column"], types: Mapping[str, Lo
         aggregate = {"mean": F.avg, "stddev": F.stddev_pop, "variance": F.var_pop}[item.name]
         return [aggregate(number)], lambda v: None if v[0] is None else float(v[0])
     raise TypeError(f"no Spark expression for {item!r}")
+
+
+def _failing(item: Failing, column: Callable[[str], "Column"], logical: LogicalType) -> "Column":
+    value = column(item.column)
+    return value.isNotNull() & ~_passing(value, item.rule, logical)
+
+
+def _failing_extremes(frame, failed: list, column, types, measured) -> dict:
+    """The smallest and largest failing value of each failed value check, in one more job: only
+    when a check failed, so valid data costs one aggregate job with no extra buffers."""
+    from pyspark.sql import functions as F
+
+    expressions = []
+    for item in failed:
+        logical, value = types[item.column], column(item.column)
+        failing = _failing(item, column, logical)
+        number = failing & ~F.isnan(value) if logical.is_float else failing
+        expressions += [_out(F.min(F.when(number, value)), logical), _out(F.max(F.when(number, value)), logical)]
+    row = frame.agg(*[e.alias(f"x{i}") for i, e in enumerate(expressions)]).collect()[0]
+    found = {}
+    for index, item in enumerate(failed):
+        read = _reader(types[item.column])
+        found[item] = FailingValues(measured[item].count, read(row[2 * index]), read(row[2 * index + 1]))
+    return found
 
 
 def _passing(value: "Column", rule, logical: LogicalType) -> "Column":
