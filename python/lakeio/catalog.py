@@ -10,7 +10,7 @@ from typing import Any, Iterable
 
 from lakeio.config import Binding, EnvironmentSettings, Resource, expand_variables, load_config
 from lakeio.dispatch import choose_engine
-from lakeio.engines import WRITE_MODES, WriteRequest, is_spark_dataframe, to_arrow_data
+from lakeio.engines import WRITE_MODES, WriteRequest
 from lakeio.errors import ConfigError, InvalidArgumentError, ResourceNotFoundError
 from lakeio.frame import LakeFrame, ScanPlan, columns_argument
 from lakeio.metrics import IORecord, Timer
@@ -167,24 +167,12 @@ class Catalog:
         self.resource(name)
         if name not in self._contracts:
             raise InvalidArgumentError(f"dataset {name!r} has no contract (give its resource a 'schema:' file)")
-        contract = self._contracts[name]
         binding, location = self._resolve(name, placeholders)
         chosen, _ = choose_engine(engine, binding.engine, self._settings.engine, data)
-        if data is None:
-            resource = self._resources[name]
-            plan = ScanPlan(dataset=name, env=self._env, format=resource.format, location=location,
-                            partition_by=resource.partition_by)
-            if chosen == "spark":
-                report, _ = contract.run_spark(self._engine("spark").read_dataframe(plan), "validate")
-            else:
-                arrow = self._engine("arrow")
-                report, _ = contract.run_arrow(arrow.read_batches(plan), "validate", schema=arrow.schema(plan))
-        elif chosen == "spark" and is_spark_dataframe(data):
-            report, _ = contract.run_spark(data, "validate")
-        else:
-            report, _ = contract.run_arrow(to_arrow_data(data), "validate")
-        contract.conclude(report, raise_errors=False)
-        return report
+        resource = self._resources[name]
+        stored = ScanPlan(dataset=name, env=self._env, format=resource.format, location=location,
+                          partition_by=resource.partition_by)
+        return self._contracts[name].validate(data, chosen, self._engine(chosen), stored)
 
     def spark(self):
         """The SparkSession lakeio uses in this environment (started on first use)."""

@@ -116,6 +116,23 @@ class ContractBinding:
         self.conclude(report, record)
         return replace(request, data=data)
 
+    def validate(self, data: Any, engine_name: str, engine: Any, stored: "ScanPlan") -> ValidationReport:
+        """Runs the contract on ``data``, or, when it is None, on the stored dataset (``stored``, read
+        by ``engine``: streamed batch by batch on Arrow, one aggregate job on Spark). Failures are
+        returned in the report, not raised."""
+        from lakeio.engines import is_spark_dataframe, to_arrow_data
+
+        if data is None and engine_name == "spark":
+            report, _ = self.run_spark(engine.read_dataframe(stored), "validate")
+        elif data is None:
+            report, _ = self.run_arrow(engine.read_batches(stored), "validate", schema=engine.schema(stored))
+        elif engine_name == "spark" and is_spark_dataframe(data):
+            report, _ = self.run_spark(data, "validate")
+        else:
+            report, _ = self.run_arrow(to_arrow_data(data), "validate")
+        self.conclude(report, raise_errors=False)
+        return report
+
     def conclude(self, report: ValidationReport, record: "IORecord | None" = None, *,
                  raise_errors: bool = True) -> None:
         """Emits the metrics, logs warnings, notes the run on the I/O record, raises on errors."""
