@@ -91,15 +91,18 @@ class ContractBinding:
         Raises:
             DataQualityError: an error-level check failed.
         """
+        from lakeio.engines import is_spark_dataframe
+
         partial, filtered = plan.columns is not None, plan.predicate is not None
-        if _is_spark(data):
+        if is_spark_dataframe(data):
             report, data = self.run_spark(data, "read", partial=partial, filtered=filtered)
         else:
             report, data = self.run_arrow(data, "read", partial=partial, filtered=filtered)
         self.conclude(report, record)
         return data
 
-    def check_write(self, request: "WriteRequest", engine: str, record: "IORecord | None" = None) -> "WriteRequest":
+    def check_write(self, request: "WriteRequest", engine: str,
+                    record: "IORecord | None" = None) -> "WriteRequest":
         """Validates the data of a write before anything is written; returns the request with the
         data to write (cast where the contract allows). A RecordBatchReader is spilled to a temporary
         Arrow file as it is validated, so it is read once and never held in memory.
@@ -207,10 +210,4 @@ class ContractBinding:
             dataset=self.dataset, env=self.env, operation=operation, backend=backend, run_id=uuid.uuid4().hex[:16],
             contract=self.contract.path, rows=measured[Rows()], seconds=round(time.perf_counter() - started, 4),
             filtered=filtered, results=tuple(results), metrics=tuple(metrics), skipped=chosen.skipped)
-
-
-def _is_spark(data: Any) -> bool:
-    from lakeio.engines import is_spark_dataframe
-
-    return is_spark_dataframe(data)
 
