@@ -12,6 +12,7 @@ from lakeio.catalog import Catalog
 from lakeio.dataset import Dataset
 from lakeio.errors import (
     ConfigError,
+    DataQualityError,
     EngineUnavailableError,
     InvalidArgumentError,
     LakeioError,
@@ -28,6 +29,7 @@ __all__ = [
     "Catalog",
     "ConfigError",
     "Dataset",
+    "DataQualityError",
     "EngineUnavailableError",
     "IORecord",
     "InvalidArgumentError",

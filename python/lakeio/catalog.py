@@ -17,6 +17,7 @@ from lakeio.frame import LakeFrame, ScanPlan, columns_argument
 from lakeio.metrics import IORecord, Timer
 from lakeio.predicate import FilterSpec, parse_filter
 from lakeio.storage import Location, Storage, resolve_location
+from lakeio.validation import Contract, ContractBinding, MetricsSink, ValidationReport, load_contracts
 
 if TYPE_CHECKING:
     from lakeio.dataset import Dataset
@@ -36,11 +37,15 @@ class Catalog:
     """
 
     def __init__(self, env: str, settings: EnvironmentSettings, resources: dict[str, Resource],
-                 bindings: dict[str, Binding], origins: dict[str, Path], base_dir: Path):
+                 bindings: dict[str, Binding], origins: dict[str, Path], base_dir: Path,
+                 contracts: dict[str, Contract] | None = None):
         self._env, self._settings, self._resources, self._bindings = env, settings, resources, bindings
         self._origins, self._base_dir = origins, base_dir
         self._storage = Storage(settings.s3)
         self._engines: dict[str, Any] = {}
+        sink = MetricsSink(settings.metrics_sink, self._storage, self._base_dir)
+        self._contracts = {name: ContractBinding(name, env, contract, sink)
+                           for name, contract in (contracts or {}).items()}
 
     @classmethod
     def load(cls, folder: str | os.PathLike, env: str | None = None, *,
@@ -57,6 +62,7 @@ class Catalog:
         """
         env = env or os.environ.get("LAKEIO_ENV") or DEFAULT_ENV
         settings, resources, origins = load_config(folder)
+        contracts = load_contracts(resources, origins)
         known = set(settings.environments) | {e for r in resources.values() for e in r.environments}
         if env not in known:
             hint = difflib.get_close_matches(env, sorted(known), n=1)
@@ -77,7 +83,7 @@ class Catalog:
                 problems.append(str(error))
         if problems:
             raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
-        return cls(env, env_settings, resources, bindings, origins, Path(base_dir or os.getcwd()).resolve())
+        return cls(env, env_settings, resources, bindings, origins, Path(base_dir or os.getcwd()).resolve(), contracts)
 
     @property
     def env(self) -> str:
@@ -120,7 +126,7 @@ class Catalog:
 
     def read(self, name: str, *, columns: Iterable[str] | None = None, where: FilterSpec = None,
              version: int | None = None, timestamp: dt.datetime | str | None = None,
-             options: Mapping[str, Any] | None = None, engine: str | None = None,
+             options: Mapping[str, Any] | None = None, engine: str | None = None, validate: bool = True,
              **placeholders: Any) -> LakeFrame:
         """A lazy read of dataset ``name``.
 
@@ -133,6 +139,7 @@ class Catalog:
                 ISO-8601 string; without a zone it is UTC).
             options: overrides of the dataset's options for this read (e.g. ``{"delimiter": ";"}``).
             engine: ``"arrow"``, ``"spark"`` or ``"auto"``; default the dataset's or environment's.
+            validate: run the dataset's contract on what the read materialises (see README).
             **placeholders: values for ``{placeholders}`` in the dataset's URI.
         """
         binding, location = self._resolve(name, placeholders)
@@ -142,11 +149,13 @@ class Catalog:
                         partition_by=self._resources[name].partition_by, columns=columns_argument(columns),
                         predicate=parse_filter(where), options=self.options(name, options),
                         version=version_argument(version, timestamp, format, name),
-                        timestamp=timestamp_argument(timestamp))
+                        timestamp=timestamp_argument(timestamp),
+                        column_types=self._column_types(name),
+                        contract=self._contracts.get(name) if validate else None)
         return LakeFrame(plan, self._engine(chosen), reason)
 
     def write(self, name: str, data: Any, *, mode: str = "error", replace_where: FilterSpec = None,
-              options: Mapping[str, Any] | None = None, engine: str | None = None,
+              options: Mapping[str, Any] | None = None, engine: str | None = None, validate: bool = True,
               **placeholders: Any) -> IORecord:
         """Writes pandas, Arrow or Spark data to dataset ``name``.
 
@@ -160,6 +169,10 @@ class Catalog:
                 of ``data`` must match it.
             options: overrides of the dataset's options for this write (e.g.
                 ``{"schema_mode": "merge"}`` to add new columns to a Delta table).
+            validate: run the dataset's contract before anything is written.
+
+        Raises:
+            DataQualityError: the data failed an error-level check of the contract; nothing was written.
 
         Returns:
             The I/O record of the write (also logged to ``lakeio.io``).
@@ -173,6 +186,8 @@ class Catalog:
                                options=self.options(name, options), replace_where=parse_filter(replace_where))
         request.check_arguments()
         with Timer(request.record(chosen, reason)) as record:
+            if validate and name in self._contracts:
+                request = self._contracts[name].check_write(request, chosen, record)
             self._engine(chosen).write(request, record)
         return record
 
@@ -182,9 +197,38 @@ class Catalog:
 
         return Dataset(self, name, **placeholders)
 
+    def validate(self, name: str, data: Any = None, *, engine: str | None = None,
+                 **placeholders: Any) -> ValidationReport:
+        """Runs dataset ``name``'s contract on ``data`` (pandas, Arrow or Spark) without writing it,
+        or, without ``data``, on the whole stored dataset, streamed (Arrow) or in one job (Spark).
+        Metrics go to the sink and warnings to the log as on reads and writes, but failures are
+        returned in the report, not raised.
+
+        Example:
+            >>> report = lake.validate("flights")                               # doctest: +SKIP
+            >>> report.passed, len(report.errors)                               # doctest: +SKIP
+            (True, 0)
+        """
+        self.resource(name)
+        if name not in self._contracts:
+            raise InvalidArgumentError(f"dataset {name!r} has no contract (give its resource a 'schema:' file)")
+        binding, location = self._resolve(name, placeholders)
+        chosen, _ = choose_engine(engine, binding.engine, self._settings.engine, data)
+        stored = ScanPlan(dataset=name, env=self._env, format=self.format(name), location=location,
+                          partition_by=self._resources[name].partition_by, options=self.options(name),
+                          column_types=self._column_types(name))
+        return self._contracts[name].validate(data, chosen, self._engine(chosen), stored)
+
     def spark(self):
         """The SparkSession lakeio uses in this environment (started on first use)."""
         return self._engine("spark").session()
+
+    def _column_types(self, name: str) -> tuple[tuple[str, str], ...]:
+        """The contract's column types, for readers of text formats (partition folders type their own)."""
+        if name not in self._contracts:
+            return ()
+        columns = self._contracts[name].contract.columns.values()
+        return tuple((c.name, str(c.type)) for c in columns if c.name not in self._resources[name].partition_by)
 
     def _engine(self, name: str):
         if name not in self._engines:

@@ -58,6 +58,7 @@ class EnvironmentSettings(_Model):
     engine: EngineName = "auto"
     s3: S3Settings = S3Settings()
     spark: SparkSettings = SparkSettings()
+    metrics_sink: str = "logging"  # or a local path or s3:// URI for JSON-lines files (lakeio.validation.sink)
 
 
 class Options(_Model):
@@ -112,6 +113,8 @@ class Resource(_Model):
     partition_by: tuple[str, ...] = ()
     description: str = ""
     options: Options = Options()
+    # The validation contract's file, relative to this resource file ("schema:" in YAML; see lakeio.validation).
+    contract: str | None = Field(default=None, alias="schema")
     environments: dict[str, Binding]
 
     @model_validator(mode="after")
@@ -297,7 +300,7 @@ def _keys_at(model: type[_Model], loc: tuple) -> list[str]:
             annotation = typing.get_args(annotation)[1]
     annotation = _unwrap(annotation)
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return list(annotation.model_fields)
+        return [field.alias or name for name, field in annotation.model_fields.items()]
     return []
 
 

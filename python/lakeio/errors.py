@@ -36,3 +36,13 @@ class StorageError(LakeioError):
 
 class EngineUnavailableError(LakeioError, RuntimeError):
     """The engine asked for cannot run here: no Java, a missing jar, a Spark Connect session."""
+
+
+class DataQualityError(LakeioError):
+    """Data broke its contract: ``report`` holds every check's outcome, not only the first failure."""
+
+    def __init__(self, report):
+        self.report = report
+        super().__init__(f"dataset {report.dataset!r} [{report.env}] failed its contract on {report.operation} "
+                         f"({len(report.errors)} error(s), {len(report.warnings)} warning(s); run {report.run_id}, "
+                         f"contract {report.contract}):\n{report.describe_failures()}")

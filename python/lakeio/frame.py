@@ -19,6 +19,8 @@ if TYPE_CHECKING:  # heavy imports stay lazy
     import pyarrow
     import pyspark.sql
 
+    from lakeio.validation import ContractBinding
+
 
 @dataclass(frozen=True)
 class ScanPlan:
@@ -34,6 +36,10 @@ class ScanPlan:
     options: Options = Options()
     version: int | None = None  # Delta time travel: a version, or
     timestamp: dt.datetime | None = None  # the version current at this (aware) time
+    # Declared column types (name, logical type) from the dataset's contract, even when validation is
+    # skipped: text formats are read as these types instead of inferring them.
+    column_types: tuple[tuple[str, str], ...] = ()
+    contract: "ContractBinding | None" = None  # run on what the read materialises; None: no contract, or skipped
 
     def record(self, operation: str, engine: str, reason: str) -> IORecord:
         return IORecord(operation=operation, dataset=self.dataset, env=self.env, engine=engine,
@@ -94,6 +100,8 @@ class LakeFrame:
         """Runs the read and returns an Arrow table."""
         with Timer(self._plan.record("read", self.engine, self._reason)) as record:
             table = self._engine.read_arrow(self._plan, record)
+            if self._plan.contract is not None:
+                table = self._plan.contract.check_read(self._plan, table, record)
             record.rows, record.bytes = table.num_rows, table.get_total_buffer_size()
         return table
 
@@ -120,7 +128,10 @@ class LakeFrame:
                 f"dataset {self._plan.dataset!r} is planned on the {self.engine} engine; "
                 "read it with engine='spark' to get a Spark DataFrame"
             )
-        return self._engine.read_dataframe(self._plan)
+        frame = self._engine.read_dataframe(self._plan)
+        if self._plan.contract is not None:  # one Spark aggregate job over the read, before it is handed out
+            frame = self._plan.contract.check_read(self._plan, frame)
+        return frame
 
     def count(self) -> int:
         """The number of matching rows, read from as little data as the engine can."""

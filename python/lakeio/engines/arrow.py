@@ -57,7 +57,7 @@ class ArrowEngine:
         try:
             if plan.format == "delta":
                 return self._delta_table(plan).to_pyarrow_dataset()
-            return self._file_dataset(location, plan.format, bool(plan.partition_by), plan.options)
+            return self._file_dataset(location, plan.format, bool(plan.partition_by), plan.options, plan.column_types)
         except Exception as error:
             raise _storage_error(f"dataset {plan.dataset!r} [{plan.env}]: cannot open {plan.format} data at {location.uri}", error)
 
@@ -87,13 +87,16 @@ class ArrowEngine:
         table.load_as_version(before[-1])
         return table
 
-    def _file_dataset(self, location: Location, format: str, partitioned: bool, options: "Options") -> "ds.Dataset":
+    def _file_dataset(self, location: Location, format: str, partitioned: bool, options: "Options",
+                      column_types: tuple[tuple[str, str], ...] = ()) -> "ds.Dataset":
         import pyarrow as pa
         import pyarrow.dataset as ds
 
+        file_format = _file_format(format, options, column_types)
+
         def open_(schema=None):
             return ds.dataset(location.path, filesystem=self.storage.filesystem(location), schema=schema,
-                              format=_file_format(format, options), partitioning="hive" if partitioned else None)
+                              format=file_format, partitioning="hive" if partitioned else None)
 
         dataset = open_()
         if format == "parquet":
@@ -255,18 +258,31 @@ class ArrowEngine:
         record.files_written = len(written)
 
 
-def _file_format(format: str, options: "Options"):
-    """The pyarrow.dataset file format for reading, with the dataset's options."""
+def _file_format(format: str, options: "Options", column_types: tuple[tuple[str, str], ...] = ()):
+    """The pyarrow.dataset file format for reading, with the dataset's options; text formats read
+    the columns a contract declares as its types, and infer the others."""
+    import pyarrow as pa
     import pyarrow.csv as pcsv
     import pyarrow.dataset as ds
+    import pyarrow.json as pjson
 
+    declared = {}
+    if column_types and format in ("csv", "json"):
+        from lakeio.validation.arrow_backend import arrow_type
+        from lakeio.validation.contract import LogicalType
+
+        declared = {name: arrow_type(LogicalType.parse(logical)) for name, logical in column_types}
     if format == "csv":
         return ds.CsvFileFormat(
             parse_options=pcsv.ParseOptions(delimiter=options.delimiter),
             read_options=pcsv.ReadOptions(autogenerate_column_names=not options.header),
-            convert_options=pcsv.ConvertOptions(null_values=list(options.null_values), strings_can_be_null=True),
+            convert_options=pcsv.ConvertOptions(null_values=list(options.null_values), strings_can_be_null=True,
+                                                column_types=declared),
         )
-    return ds.JsonFileFormat() if format == "json" else ds.ParquetFileFormat()
+    if format == "json":
+        return ds.JsonFileFormat(parse_options=pjson.ParseOptions(
+            explicit_schema=pa.schema(declared) if declared else None, unexpected_field_behavior="infer"))
+    return ds.ParquetFileFormat()
 
 
 def _write_file_dataset(request: WriteRequest, data, sample: "pa.Table", filesystem, target: str,

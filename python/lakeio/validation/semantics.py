@@ -1,0 +1,410 @@
+"""The semantics of a contract, defined once: which measures a contract needs, and how measures
+become verdicts and metrics. A backend (Arrow, Spark) only computes measures.
+
+Rules both backends follow:
+
+* Nulls are absent values. Value checks (in_set, comparisons, between, pattern) look at non-null
+  values only; ``not_null`` and ``max_null_fraction`` are about the nulls.
+* NaN is a value, not a null (as in Spark and Deequ): it counts as present and in ``count`` and
+  ``distinct_count``, fails every value check, and is left out of min, max, mean, stddev, variance.
+* ``unique`` ignores nulls; a compound key ignores rows whose key columns are all null.
+* stddev and variance are population figures (as Deequ's StandardDeviation), computed in float64.
+* A value check passes when failing rows <= floor(tolerance * rows).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import math
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping
+
+from lakeio.validation.contract import (
+    Between, Check, Comparison, Contract, InSet, LogicalType, MaxNullFraction, NotNull, Pattern, RowCount,
+    Unique, UniqueKey,
+)
+from lakeio.validation.report import CheckResult, MetricValue, SkippedCheck
+
+# -- rules: what a value check tests, as both backends evaluate it ------------------------------
+
+
+@dataclass(frozen=True)
+class Compare:
+    operator: str  # ">", ">=", "<", "<="
+    value: Any
+
+
+@dataclass(frozen=True)
+class Range:
+    low: Any
+    high: Any
+    include_low: bool
+    include_high: bool
+
+
+@dataclass(frozen=True)
+class Member:
+    values: tuple
+
+
+@dataclass(frozen=True)
+class Matches:
+    regex: str
+
+
+Rule = Compare | Range | Member | Matches
+
+# -- measures: what a backend computes ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Rows:
+    """Number of rows -> int."""
+
+
+@dataclass(frozen=True)
+class Nulls:
+    """Null values of a column -> int."""
+
+    column: str
+
+
+@dataclass(frozen=True)
+class Failing:
+    """Non-null values of a column that break a rule -> :class:`FailingValues`."""
+
+    column: str
+    rule: Rule
+
+
+@dataclass(frozen=True)
+class FailingValues:
+    count: int
+    lowest: Any = None  # the smallest and largest failing value (NaN shows as None)
+    highest: Any = None
+
+
+@dataclass(frozen=True)
+class Present:
+    """Which of ``values`` occur in a column -> frozenset."""
+
+    column: str
+    values: tuple
+
+
+@dataclass(frozen=True)
+class Distinct:
+    """(rows whose key is not all null, distinct keys among them) for a key of one or more columns."""
+
+    columns: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Stat:
+    """min, max, mean, stddev or variance of a column's numbers -> value or None."""
+
+    column: str
+    name: str
+
+
+@dataclass(frozen=True)
+class Labels:
+    """Non-null values of a column and how often each occurs -> {label text: count}."""
+
+    column: str
+
+
+@dataclass(frozen=True)
+class CastFailures:
+    """Non-null values that do not survive the cast to the contract's type -> int."""
+
+    column: str
+    target: LogicalType
+
+
+Measure = Rows | Nulls | Failing | Present | Distinct | Stat | Labels | CastFailures
+
+
+def rule_of(check: Check) -> Rule | None:
+    """The rule a value check tests, or None for checks that are not value checks."""
+    if isinstance(check, Comparison):
+        return Compare(check.operator, check.value)
+    if isinstance(check, Between):
+        return Range(check.min, check.max, check.include_min, check.include_max)
+    if isinstance(check, InSet):
+        return Member(check.values)
+    if isinstance(check, Pattern):
+        return Matches(check.regex)
+    return None
+
+
+# -- schema: types, missing and extra columns, casts ----------------------------------------------
+
+CASTABLE = ("integer", "float", "decimal")
+
+
+def _family(logical: LogicalType) -> str:
+    if logical.is_integer:
+        return "integer"
+    if logical.is_float:
+        return "float"
+    return logical.name
+
+
+@dataclass(frozen=True)
+class SchemaOutcome:
+    """The schema check of some data against a contract."""
+
+    results: tuple[CheckResult, ...]
+    casts: Mapping[str, LogicalType]  # columns to cast, to the contract's type
+    usable: frozenset[str]  # contract columns whose values can be checked
+
+
+def check_schema(contract: Contract, actual: Mapping[str, LogicalType | str], *, partial: bool) -> SchemaOutcome:
+    """Compares the data's columns (name -> logical type, or a text for types lakeio has no name for)
+    with the contract. ``partial`` (a column-subset read) excuses contract columns not read.
+    """
+    results, casts, usable = [], {}, set()
+    for name, column in contract.columns.items():
+        declared = str(column.type)
+        if name not in actual:
+            if not partial:
+                results.append(CheckResult("type", name, "error", False, "missing", declared,
+                                           f"column {name!r} ({declared}) is missing"))
+            continue
+        found = actual[name]
+        if found == column.type:
+            results.append(CheckResult("type", name, "error", True, declared, declared, f"{declared} as declared"))
+            usable.add(name)
+            continue
+        castable = (isinstance(found, LogicalType) and _family(found) in CASTABLE
+                    and _family(column.type) in CASTABLE)
+        if column.cast and castable:
+            casts[name] = column.type
+            usable.add(name)
+            continue
+        hint = (" (allow it with 'cast: true')" if castable else
+                " (only numeric types are cast, and only with 'cast: true')")
+        results.append(CheckResult("type", name, "error", False, str(found), declared,
+                                   f"column {name!r} is {found}, the contract says {declared}{hint}"))
+    extra = sorted(set(actual) - set(contract.columns))
+    if extra and contract.extra_columns != "allow":
+        results.append(CheckResult("extra_columns", None, contract.extra_columns, False, extra, [],
+                                   f"columns not in the contract: {', '.join(extra)}"))
+    return SchemaOutcome(tuple(results), casts, frozenset(usable))
+
+
+# -- the plan: which checks run on this data, and the measures they need --------------------------
+
+
+@dataclass(frozen=True)
+class Planned:
+    check: Check
+    column: str | None  # None for table checks
+
+
+@dataclass(frozen=True)
+class Plan:
+    checks: tuple[Planned, ...]
+    metrics: tuple[tuple[str, str], ...]  # (column, metric)
+    skipped: tuple[SkippedCheck, ...]
+    measures: frozenset
+    types: Mapping[str, LogicalType]  # the contract type of each usable column
+
+
+def plan(contract: Contract, schema: SchemaOutcome, *, filtered: bool) -> Plan:
+    """Chooses the checks and metrics this data can answer and lists the measures they need.
+
+    On a filtered read, checks about the whole dataset (row_count, max_null_fraction,
+    in_set with all_present) are skipped: a part cannot answer them.
+    """
+    checks, skipped, metrics = [], [], []
+    measures: set = {Rows()}
+    for name, column in contract.columns.items():
+        if name not in schema.usable:
+            skipped.extend(SkippedCheck(c.name, name, "column not read" if _unread(name, schema) else
+                                        "column type does not match the contract") for c in column.checks)
+            continue
+        if name in schema.casts:
+            measures.add(CastFailures(name, schema.casts[name]))
+        for check in column.checks:
+            if filtered and not check.is_subset_safe():
+                skipped.append(SkippedCheck(check.name, name, "about the whole dataset; this read is filtered"))
+                continue
+            checks.append(Planned(check, name))
+            measures.update(_measures_of(check, (name,)))
+        for metric in column.metrics:
+            metrics.append((name, metric))
+            measures.update(_metric_measures(name, metric))
+    for check in contract.checks:
+        columns = tuple(getattr(check, "columns", ()))
+        missing = [c for c in columns if c not in schema.usable]
+        if missing:
+            skipped.append(SkippedCheck(check.name, ", ".join(columns), f"column(s) {', '.join(missing)} "
+                                        "not read or of another type"))
+        elif filtered and not check.is_subset_safe():
+            skipped.append(SkippedCheck(check.name, None, "about the whole dataset; this read is filtered"))
+        else:
+            checks.append(Planned(check, None))
+            measures.update(_measures_of(check, columns))
+    types = {name: contract.columns[name].type for name in schema.usable}
+    return Plan(tuple(checks), tuple(metrics), tuple(skipped), frozenset(measures), types)
+
+
+def _unread(name: str, schema: SchemaOutcome) -> bool:
+    return not any(r.column == name and r.check == "type" for r in schema.results)
+
+
+def _measures_of(check: Check, columns: tuple[str, ...]) -> list:
+    column = columns[0] if columns else None
+    if isinstance(check, (NotNull, MaxNullFraction)):
+        return [Nulls(column)]
+    if isinstance(check, (Unique, UniqueKey)):
+        return [Distinct(columns)]
+    if isinstance(check, InSet) and check.all_present:
+        return [Failing(column, rule_of(check)), Present(column, check.values)]
+    rule = rule_of(check)
+    return [Failing(column, rule)] if rule is not None else []
+
+
+def _metric_measures(column: str, metric: str) -> list:
+    if metric == "count":
+        return [Nulls(column)]
+    if metric == "distinct_count":
+        return [Distinct((column,))]
+    if metric == "counts_per_label":
+        return [Labels(column)]
+    return [Stat(column, metric)]
+
+
+# -- evaluation: measures -> verdicts and metrics ---------------------------------------------------
+
+
+def evaluate(plan: Plan, measured: Mapping, schema: SchemaOutcome) -> tuple[list[CheckResult], list[MetricValue]]:
+    """Turns a backend's measures into check results and metric values (the one place of semantics)."""
+    rows = measured[Rows()]
+    results = list(schema.results)
+    for column, target in schema.casts.items():
+        failures = measured[CastFailures(column, target)]
+        results.append(CheckResult(
+            "type", column, "error", failures == 0, failures, 0,
+            f"cast to {target}: {failures} value(s) do not fit" if failures else f"cast to {target}, all values fit"))
+    for planned in plan.checks:
+        results.append(_verdict(planned, measured, rows))
+    metrics = [MetricValue(None, "row_count", rows)]
+    for column, metric in plan.metrics:
+        if metric == "counts_per_label":
+            labels = measured[Labels(column)]
+            metrics.extend(MetricValue(column, metric, count, label) for label, count in sorted(labels.items()))
+        elif metric == "count":
+            metrics.append(MetricValue(column, metric, rows - measured[Nulls(column)]))
+        elif metric == "distinct_count":
+            metrics.append(MetricValue(column, metric, measured[Distinct((column,))][1]))
+        else:
+            metrics.append(MetricValue(column, metric, plain(measured[Stat(column, metric)])))
+    return results, metrics
+
+
+def _verdict(planned: Planned, measured: Mapping, rows: int) -> CheckResult:
+    check, column = planned.check, planned.column
+    name, severity = check.name, check.severity
+
+    def result(passed: bool, observed: Any, threshold: Any, message: str) -> CheckResult:
+        return CheckResult(name, column if column is not None else _key_name(check), severity, passed,
+                           observed, threshold, message)
+
+    if isinstance(check, NotNull):
+        nulls = measured[Nulls(column)]
+        return result(nulls == 0, nulls, 0, f"{nulls} null value(s) of {rows} rows")
+    if isinstance(check, MaxNullFraction):
+        fraction = measured[Nulls(column)] / rows if rows else 0.0
+        return result(fraction <= check.fraction, fraction, check.fraction,
+                      f"null fraction {fraction:.6g} (at most {check.fraction:g} allowed)")
+    if isinstance(check, (Unique, UniqueKey)):
+        columns = (column,) if isinstance(check, Unique) else check.columns
+        keyed, distinct = measured[Distinct(columns)]
+        duplicates = keyed - distinct
+        what = "value" if len(columns) == 1 else f"key ({', '.join(columns)})"
+        return result(duplicates == 0, duplicates, 0,
+                      f"{duplicates} row(s) repeat a {what} seen before ({distinct} distinct of {keyed})"
+                      if duplicates else f"{distinct} distinct of {keyed}, none repeated")
+    if isinstance(check, RowCount):
+        bounds = f"{check.min if check.min is not None else 0}..{check.max if check.max is not None else 'any'}"
+        passed = (check.min is None or rows >= check.min) and (check.max is None or rows <= check.max)
+        return result(passed, rows, bounds, f"{rows} rows (expected {bounds})")
+    failing: FailingValues = measured[Failing(column, rule_of(check))]
+    allowed = math.floor(check.tolerance * rows + 1e-9)
+    passed = failing.count <= allowed
+    message = f"{failing.count} of {rows} rows {_describe_rule(rule_of(check))} fail"
+    if failing.count:
+        message += f" (failing values from {_show(failing.lowest)} to {_show(failing.highest)})"
+    if check.tolerance:
+        message += f"; tolerance {check.tolerance:g} allows {allowed}"
+    observed: Any = failing.count
+    if isinstance(check, InSet) and check.all_present:
+        absent = [v for v in check.values if v not in measured[Present(column, check.values)]]
+        if absent:
+            passed = False
+            message += f"; listed values that never occur: {', '.join(_show(v) for v in absent)}"
+            observed = {"failing_rows": failing.count, "absent_values": [plain(v) for v in absent]}
+    return result(passed, observed, allowed, message)
+
+
+def _key_name(check: Check) -> str | None:
+    columns = getattr(check, "columns", None)
+    return ", ".join(columns) if columns else None
+
+
+def _describe_rule(rule: Rule) -> str:
+    if isinstance(rule, Compare):
+        return f"(each value {rule.operator} {_show(rule.value)})"
+    if isinstance(rule, Range):
+        return (f"(each value in {'[' if rule.include_low else '('}{_show(rule.low)}, "
+                f"{_show(rule.high)}{']' if rule.include_high else ')'})")
+    if isinstance(rule, Member):
+        shown = ", ".join(_show(v) for v in rule.values[:10]) + (", ..." if len(rule.values) > 10 else "")
+        return f"(each value in {{{shown}}})"
+    return f"(each value matching /{rule.regex}/)"
+
+
+def _show(value: Any) -> str:
+    return repr(plain(value))
+
+
+def plain(value: Any) -> Any:
+    """A measured value as plain JSON: Decimal -> float, instants -> ISO 8601 in UTC, dates -> ISO."""
+    if isinstance(value, decimal.Decimal):
+        return float(value)
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(dt.timezone.utc)
+        return value.isoformat()
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value
+
+
+def label_text(value: Any) -> str:
+    """A label of ``counts_per_label`` as text, the same on both backends."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return str(value)
+
+
+def merge_moments(parts: Iterable[tuple[int, float, float]]) -> tuple[int, float | None, float | None]:
+    """Merges (count, mean, M2) of parts (Chan et al.) into (count, mean, population variance)."""
+    n, mean, m2 = 0, 0.0, 0.0
+    for count, part_mean, part_m2 in parts:
+        if not count:
+            continue
+        total = n + count
+        delta = part_mean - mean
+        mean += delta * count / total
+        m2 += part_m2 + delta * delta * n * count / total
+        n = total
+    return n, (mean if n else None), (m2 / n if n else None)
