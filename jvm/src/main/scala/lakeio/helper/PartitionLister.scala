@@ -1,7 +1,7 @@
 package lakeio.helper
 
 import java.io.FileNotFoundException
-import java.nio.file.{Files, NoSuchFileException, Paths}
+import java.nio.file.{Files, NoSuchFileException, NotDirectoryException, Paths}
 import java.util.concurrent.{Callable, ExecutionException, ExecutorService, Executors, ThreadFactory}
 import java.util.concurrent.atomic.AtomicInteger
 
@@ -63,6 +63,7 @@ final class PartitionLister(fs: FileSystem, table: Path, columns: Seq[String], p
 
   private val filter = Predicate.normalized(predicate)
   private val types = mutable.Map.empty[String, ColumnType]
+  private val valued = mutable.Set.empty[String] // columns with a non-null value seen
   private val requests = new AtomicInteger()
   private val local = fs.getScheme == "file"
   private val root = fs.makeQualified(table)
@@ -70,10 +71,6 @@ final class PartitionLister(fs: FileSystem, table: Path, columns: Seq[String], p
   require(columns.nonEmpty, "a partitioned table has at least one partition column")
 
   def select(): Selection = {
-    val rootStatus = try { requests.incrementAndGet(); fs.getFileStatus(root) }
-    catch { case _: FileNotFoundException => throw new FileNotFoundException(s"table root $root does not exist") }
-    if (!rootStatus.isDirectory) throw new LayoutError(s"table root $root is a file, not a directory")
-
     val pool = Executors.newFixedThreadPool(options.threads, daemonThreads)
     try {
       var parents = Seq(Partition(root, Map.empty))
@@ -89,20 +86,35 @@ final class PartitionLister(fs: FileSystem, table: Path, columns: Seq[String], p
         steps += s"$step; ${kept.size} kept"
         parents = kept
       }
-      val schemaPath = if (parents.isEmpty) firstPartition() else None
+      for ((column, level) <- columns.zipWithIndex if !valued(column)) types(column) = typeFromElsewhere(level)
+      val schemaPath = if (parents.isEmpty) { checkRoot(); firstPartition() } else None
       Selection(parents.map(_.path), columns.map(c => c -> typeOf(c)).toMap, total, schemaPath,
                 requests.get, steps.result())
     } finally pool.shutdownNow()
   }
 
+  /** Why nothing was found, when the reason is the root itself (the walk does not probe it first:
+    * on S3 that would cost two requests on every read).
+    */
+  private def checkRoot(): Unit = {
+    val status = try { requests.incrementAndGet(); fs.getFileStatus(root) }
+    catch { case _: FileNotFoundException => throw new FileNotFoundException(s"table root $root does not exist") }
+    if (!status.isDirectory) throw new LayoutError(s"table root $root is a file, not a directory")
+  }
+
   private def typeOf(column: String): ColumnType = types.getOrElse(column, ColumnType.Unknown)
+
+  private def infer(column: String, values: Seq[Option[String]]): Unit = {
+    types(column) = ColumnType.infer(values)
+    if (values.exists(_.isDefined)) valued += column
+  }
 
   /** The directories of `column` under `parents`: constructed or listed. */
   private def children(parents: Seq[Partition], column: String, leaf: Boolean,
                        pool: ExecutorService): (Seq[Partition], Boolean, String) = {
     val sample = sampleOf(parents)
     val sampled = sample.toSeq.flatMap(s => values(s.entries.map(_.name), column))
-    types(column) = ColumnType.infer(sampled)
+    infer(column, sampled)
     val columnType = typeOf(column)
     val live = sample.map(s => parents.dropWhile(_ != s.parent)).getOrElse(Nil)
 
@@ -112,7 +124,7 @@ final class PartitionLister(fs: FileSystem, table: Path, columns: Seq[String], p
       case Some(made) =>
         // Directories of upper levels are probed by the next level's listing or probes.
         val found = if (leaf) parallel(pool, made)(p => if (isDirectory(p.path)) Some(p) else None).flatten else made
-        types(column) = ColumnType.infer(sampled ++ found.map(_.values(column)))
+        infer(column, sampled ++ found.map(_.values(column)))
         (found, true, s"$column: ${made.size} constructed of ${live.size} parent(s), ${if (leaf) "probed" else "unprobed"}")
       case None =>
         val listed = parallel(pool, live) { parent =>
@@ -123,7 +135,7 @@ final class PartitionLister(fs: FileSystem, table: Path, columns: Seq[String], p
             Partition(new Path(parent.path, entry.name), parent.values + (column -> value))
           }
         }.flatten
-        types(column) = ColumnType.infer(sampled ++ listed.map(_.values(column)))
+        infer(column, sampled ++ listed.map(_.values(column)))
         (listed, false, s"$column: ${live.size} parent(s) listed, ${listed.size} found")
     }
   }
@@ -163,7 +175,7 @@ final class PartitionLister(fs: FileSystem, table: Path, columns: Seq[String], p
       }
       Some(Sample(parent, entries.take(limit), entries.size > limit))
     } catch {
-      case _: FileNotFoundException | _: NoSuchFileException => None
+      case _: FileNotFoundException | _: NoSuchFileException | _: NotDirectoryException => None
     }
   }
 
@@ -173,29 +185,57 @@ final class PartitionLister(fs: FileSystem, table: Path, columns: Seq[String], p
     catch { case _: FileNotFoundException => Nil }
   }
 
+  /** Whether a constructed partition exists. Off the local disk this lists the directory instead
+    * of asking for its status: S3A answers a listing of a non-empty directory with one request, a
+    * status with two.
+    */
   private def isDirectory(dir: Path): Boolean = {
     requests.incrementAndGet()
-    try fs.getFileStatus(dir).isDirectory catch { case _: FileNotFoundException => false }
+    try {
+      if (local) fs.getFileStatus(dir).isDirectory
+      else {
+        val entries = fs.listStatusIterator(dir)
+        !entries.hasNext || { val first = entries.next(); !(first.isFile && first.getPath.getName == dir.getName) }
+      }
+    } catch { case _: FileNotFoundException => false }
   }
 
   /** The raw values of `column` among directory names (the sample may hold other names). */
   private def values(names: Seq[String], column: String): Seq[Option[String]] =
     names.filterNot(PartitionValues.isHidden).flatMap(PartitionValues.parse).collect { case (`column`, v) => v }
 
-  /** Any one leaf partition of the table, found by descending through first entries. */
-  private def firstPartition(): Option[Path] = {
-    var dir = Option(root)
-    for (column <- columns) {
-      dir = dir.flatMap { parent =>
-        val candidate = Partition(parent, Map.empty)
-        val sampled = sample(candidate).toSeq
-        val entries = if (sampled.exists(_.truncated)) list(parent) else sampled.flatMap(_.entries)
-        entries.find(e => e.isDirectory && PartitionValues.parse(e.name).exists(_._1 == column))
-          .map(e => new Path(parent, e.name))
-      }
+  /** The partition directories of `column` in `dir`, with their raw values. */
+  private def partitionsIn(dir: Path, column: String): Seq[(Path, Option[String])] = {
+    val entries = sample(Partition(dir, Map.empty)) match {
+      case Some(s) if !s.truncated => s.entries
+      case Some(_) => list(dir)
+      case None => Nil
     }
-    dir
+    entries.filter(_.isDirectory).flatMap { e =>
+      PartitionValues.parse(e.name).collect { case (`column`, value) => (new Path(dir, e.name), value) }
+    }
   }
+
+  /** Depth-first from the root: the first directory of partitions at `level` that `accept` takes. */
+  private def firstAt[A](level: Int)(accept: Seq[(Path, Option[String])] => Option[A]): Option[A] = {
+    def visit(dir: Path, depth: Int): Option[A] = {
+      val partitions = partitionsIn(dir, columns(depth))
+      if (depth == level) accept(partitions)
+      else partitions.iterator.map(p => visit(p._1, depth + 1)).collectFirst { case Some(found) => found }
+    }
+    visit(root, 0)
+  }
+
+  /** Any one leaf partition of the table. */
+  private def firstPartition(): Option[Path] = firstAt(columns.size - 1)(_.headOption.map(_._1))
+
+  /** A column whose partitions seen so far are all null is typed from the first non-null values
+    * found elsewhere in the table, so a read of null partitions gets the table's type, not Spark's
+    * guess from nulls alone.
+    */
+  private def typeFromElsewhere(level: Int): ColumnType =
+    firstAt(level)(found => Some(found.map(_._2)).filter(_.exists(_.isDefined)))
+      .map(ColumnType.infer).getOrElse(ColumnType.Unknown)
 
   private def unexpected(parent: Partition, entry: Entry, column: String): Nothing =
     throw new LayoutError(
