@@ -46,6 +46,8 @@ class PartitionSelection:
             or None where Spark's own inference stands.
         total: the table's number of partitions, when finding ``paths`` saw them all.
         schema_path: when ``paths`` is empty, one partition to take the table's schema from.
+        data_schema: the data files' Spark schema (JSON) from one footer, read the way Spark's
+            schema inference reads it; None when schemas are merged or there is no file to read.
         requests: the file system listings and probes the helper made.
         steps: how each partition level was found.
     """
@@ -54,6 +56,7 @@ class PartitionSelection:
     types: dict[str, str | None]
     total: int | None
     schema_path: str | None
+    data_schema: str | None
     requests: int
     steps: tuple[str, ...]
 
@@ -81,6 +84,8 @@ def select_partitions(spark: "SparkSession", plan: "ScanPlan", *, prune: bool = 
         "root": plan.location.spark_path,
         "columns": list(plan.partition_by),
         "predicate": helper_predicate(plan.predicate, partition_columns) if prune and plan.predicate else None,
+        # Merged schemas need every footer: Spark's inference does that.
+        "dataSchema": spark.conf.get("spark.sql.parquet.mergeSchema", "false").lower() != "true",
     }
     for option in TUNING:
         value = spark.conf.get(f"spark.lakeio.pruning.{option}", None)
@@ -96,12 +101,17 @@ def select_partitions(spark: "SparkSession", plan: "ScanPlan", *, prune: bool = 
                                f"[{', '.join(plan.partition_by)}]: {answer['message']}")
         raise StorageError(f"{what}: {answer['message']}")
     return PartitionSelection(paths=tuple(answer["paths"]), types=answer["types"], total=answer["total"],
-                              schema_path=answer["schemaPath"], requests=answer["requests"],
+                              schema_path=answer["schemaPath"], data_schema=answer["dataSchema"],
+                              requests=answer["requests"],
                               steps=tuple(answer["steps"]))
 
 
 def read(spark: "SparkSession", plan: "ScanPlan", selection: PartitionSelection) -> "DataFrame":
     """Reads the selected partitions (unfiltered) with the table root as ``basePath``.
+
+    With the data files' schema known, the read gets it plus the partition columns' types up front,
+    which spares Spark its schema inference job. Otherwise Spark infers; if its partition types from
+    the partitions read differ from the helper's, the read is redone with the helper's.
 
     Raises:
         StorageError: the table has no partition at all, so there is no schema to read.
@@ -111,6 +121,8 @@ def read(spark: "SparkSession", plan: "ScanPlan", selection: PartitionSelection)
         raise StorageError(f"dataset {plan.dataset!r} [{plan.env}] at {plan.location.uri}: the table has no "
                            f"partitions, so there is no schema to read")
     reader = spark.read.format(plan.format).option("basePath", plan.location.spark_path)
+    if selection.data_schema is not None:
+        return reader.schema(_table_schema(selection, plan.partition_by)).load(paths)
     frame = reader.load(paths)
     typed = _with_partition_types(frame.schema, selection.types)
     return frame if typed is None else reader.schema(typed).load(paths)
@@ -147,14 +159,32 @@ def _helper_literal(value: Literal) -> dict:
     return {"string": str(value)}
 
 
+def _table_schema(selection: PartitionSelection, partition_by: tuple[str, ...]) -> "StructType":
+    """The data schema plus every partition column whose type the helper knows (Spark infers the rest)."""
+    import json
+
+    from pyspark.sql.types import StructField, StructType
+
+    data = StructType.fromJson(json.loads(selection.data_schema))
+    fields = [f for f in data.fields if f.name not in partition_by]
+    fields += [StructField(c, _spark_type(selection.types[c]), True) for c in partition_by if selection.types.get(c)]
+    return StructType(fields)
+
+
 def _with_partition_types(schema: "StructType", types: dict[str, str | None]) -> "StructType | None":
     """``schema`` with the helper's partition types where Spark inferred others, else None."""
-    from pyspark.sql.types import DateType, IntegerType, LongType, StringType, StructField, StructType
+    from pyspark.sql.types import StructField, StructType
 
-    spark_types = {"int": IntegerType(), "bigint": LongType(), "date": DateType(), "string": StringType()}
     fields = [
-        StructField(f.name, spark_types[types[f.name]], f.nullable, f.metadata)
-        if types.get(f.name) in spark_types and f.dataType.simpleString() != types[f.name] else f
+        StructField(f.name, _spark_type(types[f.name]), f.nullable, f.metadata)
+        if types.get(f.name) and f.dataType.simpleString() != types[f.name] else f
         for f in schema.fields
     ]
     return StructType(fields) if fields != schema.fields else None
+
+
+def _spark_type(name: str):
+    """The pyspark type of one of the helper's type names (``int``, ``bigint``, ``date``, ``string``)."""
+    from pyspark.sql.types import DateType, IntegerType, LongType, StringType
+
+    return {"int": IntegerType, "bigint": LongType, "date": DateType, "string": StringType}[name]()
