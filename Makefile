@@ -1,19 +1,23 @@
 # The two commands of the README, and the set-up they share. Each step reruns only when its inputs change.
 #   make demo   the demo pipeline on the embedded default (local files, no cluster)
-#   make test   the whole test suite: unit tests, then integration tests (real Spark, Delta, S3 server)
+#   make test   the whole test suite: the Scala helper's tests, Python unit tests, then integration tests
+#               (real Spark, Delta, S3 server)
 
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 JARS   := build/jars
-SCALA  := $(shell find jvm/src -name '*.scala' 2>/dev/null)
+SCALA  := $(shell find jvm/src/main -name '*.scala' 2>/dev/null)
+GRADLE  = gradle --no-daemon --console=plain -q \
+	  -PsparkJars="$$($(PY) -c 'import os, pyspark; print(os.path.join(os.path.dirname(pyspark.__file__), "jars"))')" \
+	  -PdeltaVersion="$$($(PY) -c 'import importlib.metadata as m; print(m.version("delta-spark"))')"
 
-.PHONY: demo test unit integration setup clean
+.PHONY: demo test unit integration jvm-test setup clean
 
 demo: setup
 	$(PY) -m lakeio.demo
 
-test: setup
+test: setup jvm-test
 	$(PY) -m pytest tests/unit tests/integration
 
 unit: $(VENV)/.installed
@@ -21,6 +25,10 @@ unit: $(VENV)/.installed
 
 integration: setup
 	$(PY) -m pytest tests/integration
+
+# The Scala helper's unit tests (ScalaTest, run by Gradle against pyspark's own jars).
+jvm-test: setup
+	$(GRADLE) testHelper
 
 setup: $(VENV)/.installed $(JARS)/.built
 
@@ -34,10 +42,7 @@ $(VENV)/.installed: pyproject.toml
 $(JARS)/.built: build.gradle python/lakeio/__init__.py $(SCALA) $(VENV)/.installed
 	@command -v java >/dev/null || { apt-get update -q && apt-get install -y -q openjdk-17-jdk-headless; }
 	@command -v gradle >/dev/null || { apt-get update -q && apt-get install -y -q gradle; }
-	gradle --no-daemon --console=plain -q \
-	  -PsparkJars="$$($(PY) -c 'import os, pyspark; print(os.path.join(os.path.dirname(pyspark.__file__), "jars"))')" \
-	  -PdeltaVersion="$$($(PY) -c 'import importlib.metadata as m; print(m.version("delta-spark"))')" \
-	  jvmJars
+	$(GRADLE) jvmJars
 	touch $@
 
 clean:

@@ -145,19 +145,25 @@ class LakeFrame:
         return self._engine.schema(self._plan)
 
     def explain(self) -> str:
-        """What the read will do: engine and why, filter, columns, files scanned versus total."""
+        """What the read will do: engine and why, filter, columns, files scanned versus total, and
+        for an engine that prunes partitions itself, partitions listed versus total."""
         plan = self._plan
         scanned, total = self._engine.file_counts(plan)
         files = "unknown" if scanned is None else f"{scanned} scanned of {total} ({total - scanned} pruned)"
         version = f" version {plan.version}" if plan.version is not None else \
             f" as of {plan.timestamp.isoformat()}" if plan.timestamp is not None else ""
-        return "\n".join([
+        lines = [
             f"dataset:  {plan.dataset} [{plan.env}] {plan.format} at {plan.location.uri}{version}",
             f"engine:   {self.engine} ({self._reason})",
             f"columns:  {'all' if plan.columns is None else ', '.join(plan.columns) or 'none'}",
             f"filter:   {to_sql(plan.predicate) if plan.predicate else 'none'}",
             f"files:    {files}",
-        ])
+        ]
+        partitions = self._engine.partition_counts(plan)
+        if partitions is not None:
+            listed, total_partitions = partitions
+            lines.append(f"partitions: {listed} listed of {total_partitions} ({total_partitions - listed} pruned)")
+        return "\n".join(lines)
 
     def __repr__(self) -> str:
         return f"LakeFrame({self._plan.dataset!r}, engine={self.engine!r})"

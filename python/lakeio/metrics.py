@@ -32,6 +32,8 @@ class IORecord:
     files_scanned: int | None = None
     files_total: int | None = None
     files_written: int | None = None
+    partitions_listed: int | None = None  # partition directories a pruned read lists
+    partitions_total: int | None = None  # the table's partitions, when the read saw every one
     seconds: float = 0.0
     extra: dict = field(default_factory=dict)
 

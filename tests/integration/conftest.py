@@ -4,14 +4,10 @@ port) and one classic Spark session for the whole test session, built by lakeio'
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
+from s3_server import moto_server
 
 REPO = Path(__file__).resolve().parents[2]
 CONF = REPO / "conf"
@@ -41,45 +37,20 @@ def s3_endpoint():
     the GIL); the standard AWS variables point every client at it for the whole session."""
     import boto3
 
-    port = _free_port()
-    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    endpoint = f"http://127.0.0.1:{port}"
-    variables = {"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "testing",
-                 "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": "us-east-1"}
-    saved = {key: os.environ.get(key) for key in variables}
-    os.environ.update(variables)
-    try:
-        _wait_for(endpoint, server)
-        boto3.client("s3").create_bucket(Bucket=TEST_BUCKET)
-        yield endpoint
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        server.terminate()
-        server.wait(timeout=10)
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _wait_for(endpoint: str, server: subprocess.Popen, seconds: float = 30) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError(f"moto server exited with {server.returncode} before serving {endpoint}")
+    with moto_server() as endpoint:
+        variables = {"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "testing",
+                     "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": "us-east-1"}
+        saved = {key: os.environ.get(key) for key in variables}
+        os.environ.update(variables)
         try:
-            urllib.request.urlopen(endpoint + "/moto-api/", timeout=1)
-            return
-        except OSError:
-            time.sleep(0.2)
-    raise RuntimeError(f"moto server did not answer on {endpoint} within {seconds} s")
+            boto3.client("s3").create_bucket(Bucket=TEST_BUCKET)
+            yield endpoint
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
 
 
 @pytest.fixture(scope="session")

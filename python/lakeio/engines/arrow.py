@@ -158,6 +158,10 @@ class ArrowEngine:
         with self._scanning(plan, record):
             return record.files_scanned, record.files_total
 
+    def partition_counts(self, plan: "ScanPlan") -> None:
+        """None: the Arrow engine lists no partitions of its own; its pruning shows in file counts."""
+        return None
+
     # -- writes -------------------------------------------------------------------------------
 
     def write(self, request: WriteRequest, record: IORecord) -> None:

@@ -8,7 +8,7 @@ import os
 import shutil
 from typing import TYPE_CHECKING, Iterator
 
-from lakeio import jvm
+from lakeio import jvm, pruning
 from lakeio.config import EnvironmentSettings
 from lakeio.engines import WriteRequest, is_spark_dataframe, to_arrow_data
 from lakeio.errors import EngineUnavailableError, InvalidArgumentError, SchemaMismatchError, StorageError
@@ -92,12 +92,20 @@ class SparkEngine:
 
     # -- reads --------------------------------------------------------------------------------
 
-    def read_dataframe(self, plan: "ScanPlan") -> "DataFrame":
+    def read_dataframe(self, plan: "ScanPlan", record: IORecord | None = None) -> "DataFrame":
+        """The plan as a lazy Spark DataFrame; a filtered read of a partitioned Parquet table reads
+        only the partitions the helper selects (see :mod:`lakeio.pruning`), and says how many on ``record``."""
         from pyspark.sql import functions as F
 
+        spark = self.session()
         with _translated(f"dataset {plan.dataset!r} [{plan.env}] at {plan.location.uri}"):
-            reader = self.session().read.format(plan.format).options(**_read_options(plan))
-            frame = reader.load(plan.location.spark_path)
+            if pruning.applies(plan):
+                selection = pruning.select_partitions(spark, plan)
+                if record is not None:
+                    record.partitions_listed, record.partitions_total = len(selection.paths), selection.total
+                frame = pruning.read(spark, plan, selection)
+            else:
+                frame = spark.read.format(plan.format).options(**_read_options(plan)).load(plan.location.spark_path)
         plan.check_columns(frame.columns)
         if plan.predicate is not None:
             frame = frame.where(to_sql(plan.predicate))
@@ -106,7 +114,7 @@ class SparkEngine:
         return frame
 
     def read_arrow(self, plan: "ScanPlan", record: IORecord) -> "pa.Table":
-        return self.read_dataframe(plan).toArrow()
+        return self.read_dataframe(plan, record).toArrow()
 
     def read_batches(self, plan: "ScanPlan", record: IORecord) -> tuple["pa.Schema", Iterator["pa.RecordBatch"]]:
         """The plan's schema, and its rows streamed partition by partition to the driver."""
@@ -124,7 +132,7 @@ class SparkEngine:
         return schema, batches()
 
     def count(self, plan: "ScanPlan", record: IORecord) -> int:
-        return self.read_dataframe(plan).count()
+        return self.read_dataframe(plan, record).count()
 
     def schema(self, plan: "ScanPlan") -> "pa.Schema":
         from pyspark.sql.pandas.types import to_arrow_schema
@@ -133,6 +141,20 @@ class SparkEngine:
 
     def file_counts(self, plan: "ScanPlan") -> tuple[None, None]:
         return None, None
+
+    def partition_counts(self, plan: "ScanPlan") -> tuple[int, int] | None:
+        """Partitions the read lists versus the table's total, or None for a read that is not pruned.
+
+        Reads never count the total when it takes listing the whole table; this does.
+        """
+        if not pruning.applies(plan):
+            return None
+        spark = self.session()
+        selection = pruning.select_partitions(spark, plan)
+        total = selection.total
+        if total is None:
+            total = len(pruning.select_partitions(spark, plan, prune=False).paths)
+        return len(selection.paths), total
 
     # -- writes -------------------------------------------------------------------------------
 

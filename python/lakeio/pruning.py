@@ -1,0 +1,190 @@
+"""Partition pruning for Spark reads of hive-partitioned Parquet tables.
+
+A path-based Spark read (``spark.read.parquet(root).where(...)``) lists every partition directory
+before it filters. For a partitioned Parquet dataset whose filter names a partition column, lakeio
+asks its JVM helper (``lakeio.helper.Helper.selectPartitions``) for the directories the filter can
+need, and Spark reads only those, with ``basePath`` set to the table root so the partition columns
+stay. The whole filter still runs in Spark afterwards: pruning only decides which directories are
+read, and a condition the helper cannot evaluate keeps a directory rather than dropping it.
+
+Partition column types are not declared in the configuration. The helper infers them from the
+directory names it sees (a sample of each level, everything it lists), as Spark's partition
+discovery does; where Spark's inference from only the partitions read would differ (a read of
+nothing but null partitions, numbers in a string column), lakeio passes the helper's types to
+Spark so a pruned read has the table's schema. Delta tables are never listed: Spark's Delta
+reader prunes from the transaction log.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from lakeio import jvm
+from lakeio.errors import LakeioError, StorageError
+from lakeio.predicate import And, Compare, In, IsNull, Literal, Not, Predicate, columns_of
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql.types import StructType
+
+    from lakeio.frame import ScanPlan
+
+
+TUNING = ("threads", "sampleSize", "maxCandidates")
+
+
+@dataclass(frozen=True)
+class PartitionSelection:
+    """The partition directories of one read, as the helper found them.
+
+    Attributes:
+        paths: the partition directories to read (Hadoop paths under the table root).
+        types: each partition column's Spark type name (``int``, ``bigint``, ``date``, ``string``),
+            or None where Spark's own inference stands.
+        total: the table's number of partitions, when finding ``paths`` saw them all.
+        schema_path: when ``paths`` is empty, one partition to take the table's schema from.
+        data_schema: the data files' Spark schema (JSON) from one footer, read the way Spark's
+            schema inference reads it; None when schemas are merged or there is no file to read.
+        requests: the file system listings and probes the helper made.
+        steps: how each partition level was found.
+    """
+
+    paths: tuple[str, ...]
+    types: dict[str, str | None]
+    total: int | None
+    schema_path: str | None
+    data_schema: str | None
+    requests: int
+    steps: tuple[str, ...]
+
+
+def applies(plan: "ScanPlan") -> bool:
+    """True when a Spark read of ``plan`` is pruned: Parquet, partitioned, filtered on a partition column."""
+    return (plan.format == "parquet" and bool(plan.partition_by)
+            and bool(columns_of(plan.predicate) & set(plan.partition_by)))
+
+
+def select_partitions(spark: "SparkSession", plan: "ScanPlan", *, prune: bool = True) -> PartitionSelection:
+    """Asks the helper which partition directories ``plan`` needs.
+
+    Args:
+        spark: the session whose JVM and Hadoop configuration the helper uses.
+        plan: a read of a partitioned table.
+        prune: False selects every partition (what ``explain()`` counts as the total).
+
+    Raises:
+        StorageError: the table root does not exist, its layout does not match ``partition_by``,
+            or the storage failed; the message names the dataset and the path.
+    """
+    partition_columns = set(plan.partition_by)
+    request = {
+        "root": plan.location.spark_path,
+        "columns": list(plan.partition_by),
+        "predicate": helper_predicate(plan.predicate, partition_columns) if prune and plan.predicate else None,
+        # Merged schemas need every footer: Spark's inference does that.
+        "dataSchema": spark.conf.get("spark.sql.parquet.mergeSchema", "false").lower() != "true",
+    }
+    for option in TUNING:
+        value = spark.conf.get(f"spark.lakeio.pruning.{option}", None)
+        if value is not None:
+            request[option] = int(value)
+    answer = jvm.call(spark, "selectPartitions", request)
+    if "error" in answer:
+        what = f"dataset {plan.dataset!r} [{plan.env}] at {plan.location.uri}"
+        if answer["error"] == "request":
+            raise LakeioError(f"{what}: lakeio's helper refused the partition request (a lakeio bug): {answer['message']}")
+        if answer["error"] == "layout":
+            raise StorageError(f"{what}: partition layout does not match partition_by "
+                               f"[{', '.join(plan.partition_by)}]: {answer['message']}")
+        raise StorageError(f"{what}: {answer['message']}")
+    return PartitionSelection(paths=tuple(answer["paths"]), types=answer["types"], total=answer["total"],
+                              schema_path=answer["schemaPath"], data_schema=answer["dataSchema"],
+                              requests=answer["requests"],
+                              steps=tuple(answer["steps"]))
+
+
+def read(spark: "SparkSession", plan: "ScanPlan", selection: PartitionSelection) -> "DataFrame":
+    """Reads the selected partitions (unfiltered) with the table root as ``basePath``.
+
+    With the data files' schema known, the read gets it plus the partition columns' types up front,
+    which spares Spark its schema inference job. Otherwise Spark infers; if its partition types from
+    the partitions read differ from the helper's, the read is redone with the helper's.
+
+    Raises:
+        StorageError: the table has no partition at all, so there is no schema to read.
+    """
+    paths = list(selection.paths) or ([selection.schema_path] if selection.schema_path else [])
+    if not paths:
+        raise StorageError(f"dataset {plan.dataset!r} [{plan.env}] at {plan.location.uri}: the table has no "
+                           f"partitions, so there is no schema to read")
+    reader = spark.read.format(plan.format).option("basePath", plan.location.spark_path)
+    if selection.data_schema is not None:
+        return reader.schema(_table_schema(selection, plan.partition_by)).load(paths)
+    frame = reader.load(paths)
+    typed = _with_partition_types(frame.schema, selection.types)
+    return frame if typed is None else reader.schema(typed).load(paths)
+
+
+def helper_predicate(predicate: Predicate, partition_columns: set[str]) -> dict:
+    """``predicate`` in the helper's JSON grammar; conditions on other columns become opaque."""
+    if isinstance(predicate, (Compare, In, IsNull)) and predicate.column not in partition_columns:
+        return {"opaque": predicate.column}
+    if isinstance(predicate, Compare):
+        return {"column": predicate.column, "op": predicate.op, "value": _helper_literal(predicate.value)}
+    if isinstance(predicate, In):
+        return {"column": predicate.column, "in": [_helper_literal(v) for v in predicate.values]}
+    if isinstance(predicate, IsNull):
+        return {"column": predicate.column, "isNull": True}
+    if isinstance(predicate, Not):
+        return {"not": helper_predicate(predicate.operand, partition_columns)}
+    key = "and" if isinstance(predicate, And) else "or"
+    return {key: [helper_predicate(p, partition_columns) for p in predicate.operands]}
+
+
+def _helper_literal(value: Literal) -> dict:
+    # bool before int and datetime before date: each is a subclass of the other.
+    if isinstance(value, bool):
+        return {"bool": value}
+    if isinstance(value, int):
+        return {"int": str(value)}
+    if isinstance(value, float):
+        return {"float": repr(value)} if math.isfinite(value) else {"nonfinite": repr(value)}
+    if isinstance(value, dt.datetime):
+        return {"timestamp": value.isoformat()}
+    if isinstance(value, dt.date):
+        return {"date": value.isoformat()}
+    return {"string": str(value)}
+
+
+def _table_schema(selection: PartitionSelection, partition_by: tuple[str, ...]) -> "StructType":
+    """The data schema plus every partition column whose type the helper knows (Spark infers the rest)."""
+    import json
+
+    from pyspark.sql.types import StructField, StructType
+
+    data = StructType.fromJson(json.loads(selection.data_schema))
+    fields = [f for f in data.fields if f.name not in partition_by]
+    fields += [StructField(c, _spark_type(selection.types[c]), True) for c in partition_by if selection.types.get(c)]
+    return StructType(fields)
+
+
+def _with_partition_types(schema: "StructType", types: dict[str, str | None]) -> "StructType | None":
+    """``schema`` with the helper's partition types where Spark inferred others, else None."""
+    from pyspark.sql.types import StructField, StructType
+
+    fields = [
+        StructField(f.name, _spark_type(types[f.name]), f.nullable, f.metadata)
+        if types.get(f.name) and f.dataType.simpleString() != types[f.name] else f
+        for f in schema.fields
+    ]
+    return StructType(fields) if fields != schema.fields else None
+
+
+def _spark_type(name: str):
+    """The pyspark type of one of the helper's type names (``int``, ``bigint``, ``date``, ``string``)."""
+    from pyspark.sql.types import DateType, IntegerType, LongType, StringType
+
+    return {"int": IntegerType, "bigint": LongType, "date": DateType, "string": StringType}[name]()

@@ -1,0 +1,244 @@
+"""Partition pruning on Spark: lakeio's read of 10 daily partitions against Spark's plain read and a
+read of hand-listed partition paths, locally and on a moto S3 server, and the helper's listing time
+as the table grows.
+
+    python tests/benchmarks/bench_pruning.py [--quick]
+
+Progress goes to stderr; the last stdout line is one JSON object of ratios, each measured in this
+one run (medians of repeated, interleaved runs):
+
+- ``speedup_vs_plain_local``, ``speedup_vs_plain_s3``: ``spark.read.parquet(root).where(...)`` time
+  over lakeio's read time, on a daily-partitioned table (3,650 partitions; 1,095 with --quick).
+  Spark 4.1 lists an s3a root with one flat recursive listing (``spark.sql.sources.
+  useListFilesFileSystemList`` defaults to ``s3a``): a few paged requests, not one per partition.
+  ``speedup_vs_plain_s3_per_directory_listing`` repeats the plain S3 read with that setting
+  emptied, i.e. with the per-directory listing Spark does on other file systems.
+- ``overhead_vs_hand_listed``: lakeio's read time over the hand-listed read's, the worse of the
+  local and S3 ratios (both also reported).
+- ``listing_growth_36500_over_365``: the helper's listing time for the same 10 matching partitions
+  on local tables of 36,500 and of 365 partitions (--quick: 3,650 over 365). On moto each S3 listing
+  scans every key of the bucket (real S3 indexes by prefix), so on S3 the growth from 365 to 3,650
+  partitions is reported both in seconds (``listing_growth_s3_3650_over_365``, moto's scans
+  included) and in requests the helper made (``listing_requests_s3_3650_over_365``).
+
+Spark's file status cache is off (``spark.sql.hive.filesourcePartitionFileCacheSize=0``) so that
+every read lists its files as a first read in a job does, instead of a repeated read hitting the cache.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import datetime as dt
+import json
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
+from s3_server import moto_server  # noqa: E402  (the test suite's S3 server, shared)
+
+BUCKET = "lakeio-bench"
+FIRST_DAY = dt.date(1950, 1, 1)
+READ_FROM = dt.date(1950, 6, 1)  # ten days from here: inside every table size
+SPARK_CONF = {
+    "spark.ui.enabled": "false",
+    "spark.ui.showConsoleProgress": "false",
+    "spark.sql.shuffle.partitions": "2",
+    "spark.driver.memory": "2g",
+    "spark.log.level": "ERROR",
+    "spark.sql.hive.filesourcePartitionFileCacheSize": "0",
+}
+
+
+def log(message: str) -> None:
+    print(f"[bench_pruning {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def parquet_bytes() -> bytes:
+    """One small Parquet file; every partition holds a copy (the partition value is in the path)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    sink = pa.BufferOutputStream()
+    pq.write_table(pa.table({"flight": pa.array(range(24), pa.int64()),
+                             "delay": pa.array([float(i % 7) for i in range(24)])}), sink)
+    return sink.getvalue().to_pybytes()
+
+
+def day_names(days: int) -> list[str]:
+    return [f"dt={FIRST_DAY + dt.timedelta(days=i)}" for i in range(days)]
+
+
+def write_local(root: Path, days: int, data: bytes) -> None:
+    for name in day_names(days):
+        (root / name).mkdir(parents=True)
+        (root / name / "part-00000.parquet").write_bytes(data)
+
+
+def write_s3(prefix: str, days: int, data: bytes) -> None:
+    import boto3
+
+    client = boto3.client("s3")
+    keys = [f"{prefix}/{name}/part-00000.parquet" for name in day_names(days)]
+    with concurrent.futures.ThreadPoolExecutor(16) as pool:
+        list(pool.map(lambda key: client.put_object(Bucket=BUCKET, Key=key, Body=data), keys))
+
+
+def write_conf(folder: Path, roots: dict[str, str]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    datasets = "\n".join(f"""
+{name}:
+  format: parquet
+  partition_by: [dt]
+  environments:
+    bench: {{uri: "{uri}"}}""" for name, uri in roots.items())
+    (folder / "resources.yaml").write_text(datasets)
+    conf = "\n".join(f"        {key}: \"{value}\"" for key, value in SPARK_CONF.items())
+    (folder / "lakeio.yaml").write_text(f"""
+environments:
+  bench:
+    engine: spark
+    spark:
+      master: "local[2]"
+      conf:
+{conf}
+""")
+
+
+def median_seconds(runs: dict[str, list[float]], name: str) -> float:
+    return statistics.median(runs[name])
+
+
+def timed(function) -> float:
+    start = time.perf_counter()
+    function()
+    return time.perf_counter() - start
+
+
+def compare_reads(lake, spark, dataset: str, where: str, repeats: int, plain_repeats: int) -> dict[str, float]:
+    """Median seconds of lakeio's read, the hand-listed read and the plain read of ``where``."""
+    location = lake.location(dataset)
+    root = location.spark_path
+    hand_paths = [f"{root}/dt={READ_FROM + dt.timedelta(days=i)}" for i in range(10)]
+    variants = {
+        "lakeio": lambda: lake.read(dataset, where=where).to_arrow(),
+        "hand_listed": lambda: spark.read.option("basePath", root).parquet(*hand_paths).where(where).toArrow(),
+        "plain": lambda: spark.read.parquet(root).where(where).toArrow(),
+    }
+    if location.scheme == "s3":
+        variants["plain_per_directory"] = lambda: per_directory_listing(
+            spark, lambda: spark.read.parquet(root).where(where).toArrow())
+    rows = {name: variants[name]().num_rows for name in ("lakeio", "hand_listed")}  # warm-up, and a check
+    if rows["lakeio"] != rows["hand_listed"]:
+        raise AssertionError(f"{dataset}: lakeio read {rows['lakeio']} rows, the hand-listed read {rows['hand_listed']}")
+    runs: dict[str, list[float]] = {name: [] for name in variants}
+    for i in range(repeats):  # interleaved, so drift on a shared machine hits both alike
+        for name in ("lakeio", "hand_listed"):
+            runs[name].append(timed(variants[name]))
+        log(f"{dataset}: run {i + 1}/{repeats}: lakeio {runs['lakeio'][-1]:.2f} s, hand-listed {runs['hand_listed'][-1]:.2f} s")
+    for i in range(plain_repeats):
+        for name in [n for n in variants if n.startswith("plain")]:
+            runs[name].append(timed(variants[name]))
+            log(f"{dataset}: {name} read {i + 1}/{plain_repeats}: {runs[name][-1]:.1f} s")
+    return {name: median_seconds(runs, name) for name in runs}
+
+
+def per_directory_listing(spark, read):
+    """Runs ``read`` with Spark listing an s3a root directory by directory, as on other file systems."""
+    key = "spark.sql.sources.useListFilesFileSystemList"
+    spark.conf.set(key, "")
+    try:
+        return read()
+    finally:
+        spark.conf.unset(key)
+
+
+def listing_times(lake, spark, datasets: list[str], where: str, repeats: int) -> dict[str, tuple[float, int]]:
+    """Median seconds of the helper's listing, and its requests, for each dataset."""
+    from lakeio import pruning
+
+    plans = {name: lake.read(name, where=where).plan for name in datasets}
+    found = {name: pruning.select_partitions(spark, plan) for name, plan in plans.items()}  # warm-up
+    for name, selection in found.items():
+        if len(selection.paths) != 10:
+            raise AssertionError(f"{name}: the helper selected {len(selection.paths)} partitions, not 10")
+    runs: dict[str, list[float]] = {name: [] for name in datasets}
+    for _ in range(repeats):
+        for name in datasets:
+            runs[name].append(timed(lambda: pruning.select_partitions(spark, plans[name])))
+    for name in datasets:
+        log(f"{name}: listing {median_seconds(runs, name) * 1000:.1f} ms, {found[name].requests} requests, "
+            f"{'; '.join(found[name].steps)}")
+    return {name: (median_seconds(runs, name), found[name].requests) for name in datasets}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smaller tables and fewer runs, for a smoke test")
+    args = parser.parse_args()
+    read_days = 1_095 if args.quick else 3_650
+    growth = (365, 3_650) if args.quick else (365, 3_650, 36_500)
+    repeats, plain_repeats, listing_repeats = (3, 1, 5) if args.quick else (7, 3, 15)
+    where = f"dt BETWEEN DATE '{READ_FROM}' AND DATE '{READ_FROM + dt.timedelta(days=9)}'"
+
+    import boto3
+
+    import lakeio
+
+    work = Path(tempfile.mkdtemp(prefix="bench_pruning-"))
+    data = parquet_bytes()
+    try:
+        with moto_server() as endpoint:
+            os.environ.update({"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "bench",
+                               "AWS_SECRET_ACCESS_KEY": "bench", "AWS_REGION": "us-east-1"})
+            boto3.client("s3").create_bucket(Bucket=BUCKET)
+            roots = {}
+            for days in sorted(set(growth) | {read_days}):
+                log(f"writing a local table of {days:,} daily partitions")
+                write_local(work / f"daily_{days}", days, data)
+                roots[f"local_{days}"] = str(work / f"daily_{days}")
+            s3_sizes = sorted({read_days, 365, 3_650})
+            for days in s3_sizes:
+                log(f"writing an S3 table of {days:,} daily partitions to {endpoint}")
+                write_s3(f"daily_{days}", days, data)
+                roots[f"s3_{days}"] = f"s3://{BUCKET}/daily_{days}"
+            write_conf(work / "conf", roots)
+            lake = lakeio.Catalog.load(work / "conf", env="bench")
+            log("starting Spark")
+            spark = lake.spark()
+
+            results = {}
+            for where_name in ("local", "s3"):
+                log(f"reads on the {where_name} table of {read_days:,} partitions")
+                results[where_name] = compare_reads(lake, spark, f"{where_name}_{read_days}", where, repeats, plain_repeats)
+                log(f"{where_name}: " + ", ".join(f"{k} {v:.2f} s" for k, v in results[where_name].items()))
+            log("listing time as the local table grows")
+            local = listing_times(lake, spark, [f"local_{days}" for days in growth], where, listing_repeats)
+            s3 = listing_times(lake, spark, [f"s3_{days}" for days in (365, 3_650)], where, 3)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+    overhead = {name: results[name]["lakeio"] / results[name]["hand_listed"] for name in results}
+    ratios = {
+        "speedup_vs_plain_local": results["local"]["plain"] / results["local"]["lakeio"],
+        "speedup_vs_plain_s3": results["s3"]["plain"] / results["s3"]["lakeio"],
+        "speedup_vs_plain_s3_per_directory_listing": results["s3"]["plain_per_directory"] / results["s3"]["lakeio"],
+        "overhead_vs_hand_listed": max(overhead.values()),
+        "overhead_vs_hand_listed_local": overhead["local"],
+        "overhead_vs_hand_listed_s3": overhead["s3"],
+        f"listing_growth_{growth[-1]}_over_{growth[0]}": local[f"local_{growth[-1]}"][0] / local[f"local_{growth[0]}"][0],
+        "listing_growth_s3_3650_over_365": s3["s3_3650"][0] / s3["s3_365"][0],
+        "listing_requests_s3_3650_over_365": s3["s3_3650"][1] / s3["s3_365"][1],
+    }
+    if args.quick:
+        ratios["quick"] = True
+    print(json.dumps({key: round(value, 3) if isinstance(value, float) else value for key, value in ratios.items()}))
+
+
+if __name__ == "__main__":
+    main()

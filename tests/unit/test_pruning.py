@@ -1,0 +1,57 @@
+"""Which reads are pruned, and the predicate as the JVM helper receives it (no JVM needed here)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from lakeio.frame import ScanPlan
+from lakeio.predicate import parse_filter
+from lakeio.pruning import applies, helper_predicate
+from lakeio.storage import Location
+
+
+def plan(fmt: str = "parquet", partition_by=("year", "month"), where: str | None = "year = 2013") -> ScanPlan:
+    return ScanPlan(dataset="flights", env="local", format=fmt, location=Location("file", "/data/flights"),
+                    partition_by=tuple(partition_by), predicate=parse_filter(where))
+
+
+@pytest.mark.parametrize("kwargs, pruned", [
+    ({}, True),
+    ({"where": "carrier = 'UA' OR month IN (1, 2)"}, True),
+    ({"fmt": "delta"}, False),  # Spark's Delta reader prunes from the log; lakeio never lists Delta
+    ({"partition_by": ()}, False),
+    ({"where": None}, False),
+    ({"where": "carrier = 'UA'"}, False),  # nothing to prune on
+])
+def test_only_filtered_reads_of_partitioned_parquet_are_pruned(kwargs, pruned):
+    assert applies(plan(**kwargs)) is pruned
+
+
+def test_partition_conditions_keep_their_typed_literals_and_the_rest_is_opaque():
+    predicate = parse_filter(
+        "(year BETWEEN 2013 AND 2014 OR month IN (1, '2')) AND NOT (carrier = 'UA') "
+        "AND day >= DATE '2013-01-05' AND month IS NOT NULL AND year < 2.5e3 AND month != TRUE "
+        "AND day < TIMESTAMP '2013-01-09 10:00:00'")
+    converted = helper_predicate(predicate, {"year", "month", "day"})
+    assert converted == {"and": [
+        {"or": [
+            {"and": [{"column": "year", "op": ">=", "value": {"int": "2013"}},
+                     {"column": "year", "op": "<=", "value": {"int": "2014"}}]},
+            {"column": "month", "in": [{"int": "1"}, {"string": "2"}]},
+        ]},
+        {"not": {"opaque": "carrier"}},
+        {"column": "day", "op": ">=", "value": {"date": "2013-01-05"}},
+        {"not": {"column": "month", "isNull": True}},
+        {"column": "year", "op": "<", "value": {"float": "2500.0"}},
+        {"column": "month", "op": "!=", "value": {"bool": True}},
+        {"column": "day", "op": "<", "value": {"timestamp": "2013-01-09T10:00:00"}},
+    ]}
+    json.dumps(converted)  # what jvm.call sends
+
+
+def test_integers_beyond_64_bits_and_non_finite_floats_travel_exactly():
+    converted = helper_predicate(parse_filter([("year", "in", [2 ** 70, float("nan")])]), {"year"})
+    assert converted == {"column": "year", "in": [{"int": str(2 ** 70)}, {"nonfinite": "nan"}]}
+
