@@ -16,6 +16,7 @@ from lakeio.errors import (
     InvalidArgumentError,
     LakeioError,
     ResourceNotFoundError,
+    ResultTooLargeError,
     SchemaMismatchError,
     StorageError,
 )
@@ -34,6 +35,7 @@ __all__ = [
     "LakeFrame",
     "LakeioError",
     "ResourceNotFoundError",
+    "ResultTooLargeError",
     "SchemaMismatchError",
     "StorageError",
     "__version__",

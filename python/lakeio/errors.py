@@ -36,3 +36,7 @@ class StorageError(LakeioError):
 
 class EngineUnavailableError(LakeioError, RuntimeError):
     """The engine asked for cannot run here: no Java, a missing jar, a Spark Connect session."""
+
+
+class ResultTooLargeError(LakeioError, MemoryError):
+    """A result asked for in memory would not fit: stream it (``.to_batches()``) or write it."""

@@ -16,7 +16,7 @@ import posixpath
 import uuid
 from typing import TYPE_CHECKING, Iterator
 
-from lakeio.engines import WriteRequest, to_arrow_data
+from lakeio.engines import MergeRequest, WriteRequest, to_arrow_data
 from lakeio.errors import InvalidArgumentError, SchemaMismatchError, StorageError
 from lakeio.metrics import IORecord
 from lakeio.predicate import And, Compare, IsNull, Or, Predicate, columns_of, to_arrow, to_sql
@@ -143,6 +143,32 @@ class ArrowEngine:
         with self._scanning(plan, record):
             return record.files_scanned, record.files_total
 
+    def scan_files(self, plan: "ScanPlan") -> tuple[object, list[tuple[str, int]]]:
+        """The files the plan's scan reads once partitions are pruned, as (path, bytes) pairs, and
+        the pyarrow filesystem those paths are on. Sizes come from the Delta log, or from one
+        listing of the dataset's folder for plain files."""
+        import pyarrow as pa
+        from pyarrow import fs as pafs
+
+        try:
+            table = self._delta_table(plan) if plan.format == "delta" else None
+        except Exception as error:
+            raise _storage_error(f"dataset {plan.dataset!r} [{plan.env}]: cannot open delta data at "
+                                 f"{plan.location.uri}", error)
+        dataset = table.to_pyarrow_dataset() if table is not None else self._dataset(plan)
+        plan.check_columns(dataset.schema.names)
+        expression = to_arrow(plan.predicate) if plan.predicate is not None else None
+        paths = [fragment.path for fragment in dataset.get_fragments(filter=expression)]
+        if table is not None:
+            actions = pa.table(table.get_add_actions(flatten=True))
+            sizes = dict(zip(actions["path"].to_pylist(), actions["size_bytes"].to_pylist()))
+        else:
+            root = dataset.filesystem.get_file_info(plan.location.path)
+            listing = dataset.filesystem.get_file_info(pafs.FileSelector(root.path, recursive=True)) \
+                if root.type == pafs.FileType.Directory else [root]
+            sizes = {info.path: info.size for info in listing}
+        return dataset.filesystem, [(path, sizes[path]) for path in paths]
+
     # -- writes -------------------------------------------------------------------------------
 
     def write(self, request: WriteRequest, record: IORecord) -> None:
@@ -231,6 +257,43 @@ class ArrowEngine:
         record.files_written = len(written)
 
 
+    # -- merge --------------------------------------------------------------------------------
+
+    def merge(self, request: MergeRequest, record: IORecord) -> None:
+        from deltalake import DeltaTable
+        from deltalake.exceptions import SchemaMismatchError as DeltaSchemaMismatch
+
+        request.check_arguments()
+        data = to_arrow_data(request.data)
+        data = data.read_all() if hasattr(data, "read_all") else data
+        request.check_unique_keys(data)
+        record.rows, record.bytes = data.num_rows, data.nbytes
+        storage_options = self.storage.delta_options(request.location)
+        if not DeltaTable.is_deltatable(request.location.uri, storage_options=storage_options):
+            raise StorageError(f"{request.describe()}: no Delta table to merge into; create it with lake.write()")
+        table = DeltaTable(request.location.uri, storage_options=storage_options)
+        request.check_columns([field.name for field in table.schema().fields], data.schema.names)
+        merger = table.merge(data, predicate=request.condition(), source_alias="source", target_alias="target",
+                             merge_schema=request.options.schema_mode == "merge")
+        if request.delete_when is not None:
+            merger = merger.when_matched_delete(predicate=request.delete_condition())
+        if request.when_matched == "update":
+            merger = merger.when_matched_update_all()
+        if request.when_not_matched == "insert":
+            merger = merger.when_not_matched_insert_all(predicate=request.insert_condition())
+        try:
+            metrics = merger.execute()
+        except DeltaSchemaMismatch as error:
+            raise SchemaMismatchError(f"{request.describe()}: {error}") from error
+        except Exception as error:
+            if "cast" in str(error).lower():
+                raise SchemaMismatchError(f"{request.describe()}: data does not match the table's schema: {error}") from error
+            raise _storage_error(f"{request.describe()}: Delta merge failed", error)
+        request.set_counts(record, metrics["num_target_rows_inserted"], metrics["num_target_rows_updated"],
+                           metrics["num_target_rows_deleted"])
+        record.files_written = metrics.get("num_target_files_added")
+
+
 def _file_format(format: str, options: "Options"):
     """The pyarrow.dataset file format for reading, with the dataset's options."""
     import pyarrow.csv as pcsv
@@ -255,7 +318,9 @@ def _write_file_dataset(request: WriteRequest, data, filesystem, target: str, to
     if request.format == "json":
         return _write_json_lines(data, filesystem, target, partition_by, token, rows_per_file)
     file_format = ds.ParquetFileFormat() if request.format == "parquet" else ds.CsvFileFormat()
-    write_options = file_format.make_write_options(compression=options.compression) if request.format == "parquet" \
+    # Microsecond timestamps: Spark cannot read Parquet's nanosecond ones.
+    write_options = file_format.make_write_options(compression=options.compression, coerce_timestamps="us",
+                                                   allow_truncated_timestamps=True) if request.format == "parquet" \
         else file_format.make_write_options(include_header=options.header, delimiter=options.delimiter)
     written: list[str] = []
     ds.write_dataset(
