@@ -159,10 +159,12 @@ class MergeRequest:
 
     def check_unique_keys(self, table) -> None:
         """Refuses data (a pyarrow Table) with two rows for one key: which would win is undefined."""
+        import pyarrow.compute as pc
+
         from lakeio.errors import InvalidArgumentError
 
         counts = table.group_by(list(self.on), use_threads=False).aggregate([([], "count_all")])
-        repeated = counts.filter(counts["count_all"] > 1)
+        repeated = counts.filter(pc.greater(counts["count_all"], 1))
         if repeated.num_rows:
             examples = repeated.drop_columns(["count_all"]).slice(0, 3).to_pylist()
             raise InvalidArgumentError(f"{self.describe()}: {repeated.num_rows} key(s) appear more than once "

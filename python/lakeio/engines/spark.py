@@ -55,6 +55,10 @@ def spark_session(settings: EnvironmentSettings, storage: Storage) -> "SparkSess
         raise EngineUnavailableError("the Spark engine needs pyspark: pip install 'lakeio[spark]'") from error
 
     active = SparkSession.getActiveSession()
+    if active is None and os.environ.get("PYSPARK_GATEWAY_PORT"):
+        # Launched by spark-submit: its JVM is already up with --master, --jars and --conf, which
+        # a builder's settings would override; take its session as is.
+        active = SparkSession.builder.getOrCreate()
     if active is not None:
         jvm.check_helper(active)
         extensions = active.conf.get("spark.sql.extensions", "") or ""
@@ -357,7 +361,7 @@ def _translated(what: str, exists=None):
         text = f"{condition} {error}"
         if "PATH_NOT_FOUND" in text or "DELTA_MISSING_DELTA_TABLE" in text or "is not a Delta table" in text:
             raise StorageError(f"{what}: no data there ({condition or type(error).__name__})") from error
-        if exists is not None and ("ALREADY_EXISTS" in text or "already exists" in text):
+        if exists is not None and ("ALREADY_EXISTS" in text or "PATH_EXISTS" in text or "already exists" in text):
             raise exists() from error
         if "SCHEMA" in condition or "MERGE_FIELDS" in condition or "METADATA_MISMATCH" in condition:
             raise SchemaMismatchError(f"{what}: {error}") from error
