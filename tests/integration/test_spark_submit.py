@@ -59,5 +59,9 @@ def test_a_failing_run_exits_non_zero_with_the_cause_last(package, s3_endpoint):
     run = spark_submit(package, "nowhere")
 
     assert run.returncode != 0
-    last_lines = "\n".join(run.stderr.strip().splitlines()[-3:])
-    assert "ConfigError" in last_lines and "environment 'nowhere' is not defined" in last_lines, run.stderr[-3000:]
+    # spark-submit pipes the Python driver's stderr into its own stdout: the driver's log.
+    last_lines = run.stdout.strip().splitlines()[-2:]
+    assert "lakeio.zip/lakeio/catalog.py" in last_lines[0]  # lakeio ran from the shipped zip
+    assert last_lines[1].startswith("lakeio.errors.ConfigError:"), run.stdout[-3000:]
+    assert "environment 'nowhere' is not defined" in last_lines[1]
+    assert "Exception" not in run.stderr and "ERROR" not in run.stderr  # nothing after, or instead of, the cause

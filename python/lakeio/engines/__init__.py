@@ -163,6 +163,8 @@ class MergeRequest:
 
         from lakeio.errors import InvalidArgumentError
 
+        if not set(self.on) <= set(table.column_names):
+            return  # check_columns names the missing key
         counts = table.group_by(list(self.on), use_threads=False).aggregate([([], "count_all")])
         repeated = counts.filter(pc.greater(counts["count_all"], 1))
         if repeated.num_rows:

@@ -193,6 +193,8 @@ class ArrowEngine:
         location, options = request.location, request.options
         storage_options = self.storage.delta_options(location)
         exists = DeltaTable.is_deltatable(location.uri, storage_options=storage_options)
+        if exists and options.schema_mode == "enforce" and request.mode != "error":
+            _check_delta_kinds(request, DeltaTable(location.uri, storage_options=storage_options), data.schema)
         mode, predicate = request.mode, request.replace_where
         if mode == "overwrite_partitions":
             if data.num_rows == 0:
@@ -293,6 +295,32 @@ class ArrowEngine:
         request.set_counts(record, metrics["num_target_rows_inserted"], metrics["num_target_rows_updated"],
                            metrics["num_target_rows_deleted"])
         record.files_written = metrics.get("num_target_files_added")
+
+
+def _check_delta_kinds(request: WriteRequest, table, schema: "pa.Schema") -> None:
+    """Refuses a column whose kind (string, integer, timestamp...) differs from the table's, as Delta
+    on Spark does; delta-rs would cast it (an integer column written into a string one)."""
+    import pyarrow as pa
+
+    have = {field.name: field.type for field in pa.schema(table.schema().to_arrow())}
+    problems = [f"column {field.name!r} is {field.type}, the table has {have[field.name]}"
+                for field in schema if field.name in have and _kind(field.type) != _kind(have[field.name])]
+    if problems:
+        raise SchemaMismatchError(f"{request.describe()}: cannot {request.mode}: {'; '.join(problems)} "
+                                  "(schema_mode='overwrite' with mode='overwrite' replaces the schema)")
+
+
+def _kind(type_: "pa.DataType") -> str:
+    import pyarrow as pa
+
+    for kind, test in (("string", pa.types.is_string), ("string", pa.types.is_large_string),
+                       ("string", pa.types.is_string_view), ("integer", pa.types.is_integer),
+                       ("float", pa.types.is_floating), ("decimal", pa.types.is_decimal),
+                       ("timestamp", pa.types.is_timestamp), ("date", pa.types.is_date),
+                       ("boolean", pa.types.is_boolean)):
+        if test(type_):
+            return kind
+    return str(type_)
 
 
 def _with_native_files(dataset: "ds.Dataset", filesystem, root: str) -> "ds.Dataset":
