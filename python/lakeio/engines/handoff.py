@@ -120,8 +120,7 @@ def spark_frame_to_arrow(frame: "DataFrame", scratch: "Location", storage: "Stor
 
     Spark writes the frame as Parquet to a scratch folder (``scratch``, on storage every executor
     and this process can reach), Arrow reads the files in parallel, and the folder is removed. This
-    is never limited by ``spark.driver.maxResultSize`` and measured faster than ``toArrow()`` for
-    large results (see the README, "The model boundary").
+    is never limited by ``spark.driver.maxResultSize``, unlike ``toArrow()``.
     """
     import pyarrow.dataset as ds
 
