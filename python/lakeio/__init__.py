@@ -17,6 +17,7 @@ from lakeio.errors import (
     InvalidArgumentError,
     LakeioError,
     ResourceNotFoundError,
+    ResultTooLargeError,
     SchemaMismatchError,
     StorageError,
 )
@@ -36,6 +37,7 @@ __all__ = [
     "LakeFrame",
     "LakeioError",
     "ResourceNotFoundError",
+    "ResultTooLargeError",
     "SchemaMismatchError",
     "StorageError",
     "__version__",

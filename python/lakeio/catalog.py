@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
+import importlib.util
 import os
 import string
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 from lakeio.config import Binding, EnvironmentSettings, Options, Resource, effective_options, expand_variables, load_config
-from lakeio.dispatch import choose_engine
-from lakeio.engines import WRITE_MODES, WriteRequest
+from lakeio.dispatch import choose_engine, explicit_engine
+from lakeio.engines import WRITE_MODES, MergeRequest, WriteRequest
 from lakeio.errors import ConfigError, InvalidArgumentError, ResourceNotFoundError
 from lakeio.frame import LakeFrame, ScanPlan, columns_argument
 from lakeio.metrics import IORecord, Timer
@@ -144,7 +145,6 @@ class Catalog:
         """
         binding, location = self._resolve(name, placeholders)
         format = self.format(name)
-        chosen, reason = choose_engine(engine, binding.engine, self._settings.engine)
         plan = ScanPlan(dataset=name, env=self._env, format=format, location=location,
                         partition_by=self._resources[name].partition_by, columns=columns_argument(columns),
                         predicate=parse_filter(where), options=self.options(name, options),
@@ -152,7 +152,22 @@ class Catalog:
                         timestamp=timestamp_argument(timestamp),
                         column_types=self._column_types(name),
                         contract=self._contracts.get(name) if validate else None)
+        scan_bytes = None
+        if explicit_engine(engine, binding.engine, self._settings.engine) is None:
+            scan_bytes = self._scan_bytes(plan)
+        chosen, reason = choose_engine(engine, binding.engine, self._settings.engine, scan_bytes=scan_bytes,
+                                       arrow_max_bytes=int(self._settings.arrow_max_bytes),
+                                       spark_installed=importlib.util.find_spec("pyspark") is not None)
         return LakeFrame(plan, self._engine(chosen), reason)
+
+    def _scan_bytes(self, plan: ScanPlan) -> int | None:
+        """The bytes of the files a read scans after partition pruning, for ``engine: auto``; None
+        when they cannot be known yet (no data there, a bad filter): the read itself then says why."""
+        try:
+            _, files = self._engine("arrow").scan_files(plan)
+        except Exception:  # the read raises the real error, with its own message
+            return None
+        return sum(size for _, size in files)
 
     def write(self, name: str, data: Any, *, mode: str = "error", replace_where: FilterSpec = None,
               options: Mapping[str, Any] | None = None, engine: str | None = None, validate: bool = True,
@@ -189,6 +204,40 @@ class Catalog:
             if validate and name in self._contracts:
                 request = self._contracts[name].check_write(request, chosen, record)
             self._engine(chosen).write(request, record)
+        return record
+
+    def merge(self, name: str, data: Any, *, on: str | Iterable[str], when_matched: str = "update",
+              when_not_matched: str = "insert", delete_when: FilterSpec = None,
+              options: Mapping[str, Any] | None = None, engine: str | None = None,
+              **placeholders: Any) -> IORecord:
+        """Upserts ``data`` into Delta dataset ``name``, matching rows on the key columns ``on``.
+
+        Args:
+            data: pandas, Arrow or Spark data with the table's columns; one row per key.
+            on: the key column(s).
+            when_matched: ``"update"`` (the table's row takes the data's values) or ``"ignore"``.
+            when_not_matched: ``"insert"`` (data rows with a new key are added) or ``"ignore"``.
+            delete_when: a filter on the data's columns (e.g. ``"op = 'D'"``): matching data rows
+                delete the table's row with their key, and are never inserted.
+            options: e.g. ``{"schema_mode": "merge"}`` to add the data's new columns to the table.
+
+        Returns:
+            The I/O record, with ``extra`` holding ``rows_inserted``, ``rows_updated`` and
+            ``rows_deleted``.
+
+        Example:
+            >>> lake.merge("customers", changes, on="customer_id", delete_when="op = 'D'")  # doctest: +SKIP
+        """
+        binding, location = self._resolve(name, placeholders)
+        chosen, reason = choose_engine(engine, binding.engine, self._settings.engine, data)
+        request = MergeRequest(dataset=name, env=self._env, format=self.format(name), location=location,
+                               partition_by=self._resources[name].partition_by, data=data,
+                               on=(on,) if isinstance(on, str) else tuple(on), when_matched=when_matched,
+                               when_not_matched=when_not_matched, delete_when=parse_filter(delete_when),
+                               options=self.options(name, options))
+        request.check_arguments()
+        with Timer(request.record(chosen, reason)) as record:
+            self._engine(chosen).merge(request, record)
         return record
 
     def dataset(self, name: str, **placeholders: Any) -> "Dataset":

@@ -50,12 +50,17 @@ class SparkSettings(_Model):
     master: str = "local[*]"
     app_name: str = "lakeio"
     conf: dict[str, str] = Field(default_factory=dict)
+    # Where results computed by Spark are staged as Parquet for Arrow to read (a folder every
+    # executor and the driver can reach); default: a local temporary folder, for local masters.
+    scratch_uri: str | None = None
 
 
 class EnvironmentSettings(_Model):
     """Settings shared by every dataset of one environment."""
 
     engine: EngineName = "auto"
+    # engine=auto: reads whose pruned files total at most this many bytes run on Arrow, in-process.
+    arrow_max_bytes: ByteSize = ByteSize(1024**3)
     s3: S3Settings = S3Settings()
     spark: SparkSettings = SparkSettings()
     metrics_sink: str = "logging"  # or a local path or s3:// URI for JSON-lines files (lakeio.validation.sink)

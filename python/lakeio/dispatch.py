@@ -7,21 +7,53 @@ from typing import Any
 from lakeio.engines import is_spark_dataframe
 
 
-def choose_engine(requested: str | None, bound: str | None, environment: str, data: Any = None) -> tuple[str, str]:
-    """Picks ``"arrow"`` or ``"spark"`` and says why.
-
-    Precedence: the call's ``engine=``, then the dataset's binding, then the environment's setting;
-    ``auto`` sends Spark data to Spark and everything else to the in-process Arrow engine.
+def explicit_engine(requested: str | None, bound: str | None, environment: str) -> tuple[str, str] | None:
+    """The engine named by the call's ``engine=``, else the dataset's binding, else the environment;
+    None when all say ``auto`` (or nothing).
 
     Example:
-        >>> choose_engine(None, "spark", "auto")
+        >>> explicit_engine(None, "spark", "auto")
         ('spark', 'binding: engine=spark')
-        >>> choose_engine(None, None, "auto")
-        ('arrow', 'auto: not Spark data, in-process')
     """
     for source, choice in (("argument", requested), ("binding", bound), ("environment", environment)):
         if choice and choice != "auto":
             return choice, f"{source}: engine={choice}"
+    return None
+
+
+def choose_engine(requested: str | None, bound: str | None, environment: str, data: Any = None, *,
+                  scan_bytes: int | None = None, arrow_max_bytes: int | None = None,
+                  spark_installed: bool = True) -> tuple[str, str]:
+    """Picks ``"arrow"`` or ``"spark"`` and says why.
+
+    Precedence: an explicit engine (see :func:`explicit_engine`); then, for ``auto``, Spark data
+    goes to Spark and other data to be written stays in-process (Arrow); a read goes to Arrow when
+    its pruned scan (``scan_bytes``, the files left after partition pruning) is at most
+    ``arrow_max_bytes``, else to Spark, if pyspark is installed.
+
+    Example:
+        >>> choose_engine(None, None, "auto")
+        ('arrow', 'auto: not Spark data, in-process')
+        >>> choose_engine(None, None, "auto", scan_bytes=5 * 2**30, arrow_max_bytes=2**30)
+        ('spark', 'auto: pruned scan 5.0 GiB > arrow_max_bytes 1.0 GiB')
+    """
+    explicit = explicit_engine(requested, bound, environment)
+    if explicit is not None:
+        return explicit
     if data is not None and is_spark_dataframe(data):
         return "spark", "auto: the data is a Spark DataFrame"
-    return "arrow", "auto: not Spark data, in-process"
+    if scan_bytes is None or arrow_max_bytes is None:
+        return "arrow", "auto: not Spark data, in-process"
+    size, limit = _readable(scan_bytes), _readable(arrow_max_bytes)
+    if scan_bytes <= arrow_max_bytes:
+        return "arrow", f"auto: pruned scan {size} <= arrow_max_bytes {limit}"
+    if not spark_installed:
+        return "arrow", f"auto: pruned scan {size} > arrow_max_bytes {limit}, but pyspark is not installed"
+    return "spark", f"auto: pruned scan {size} > arrow_max_bytes {limit}"
+
+
+def _readable(size: int) -> str:
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20)):
+        if size >= scale / 10:
+            return f"{size / scale:.1f} {unit}"
+    return f"{size / 2**10:.1f} KiB"

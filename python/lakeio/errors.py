@@ -46,3 +46,7 @@ class DataQualityError(LakeioError):
         super().__init__(f"dataset {report.dataset!r} [{report.env}] failed its contract on {report.operation} "
                          f"({len(report.errors)} error(s), {len(report.warnings)} warning(s); run {report.run_id}, "
                          f"contract {report.contract}):\n{report.describe_failures()}")
+
+
+class ResultTooLargeError(LakeioError, MemoryError):
+    """A result asked for in memory would not fit: stream it (``.to_batches()``) or write it."""

@@ -106,8 +106,12 @@ class LakeFrame:
         return table
 
     def to_pandas(self) -> "pandas.DataFrame":
-        """Runs the read and returns a pandas DataFrame, converted from Arrow."""
-        return self.to_arrow().to_pandas()
+        """Runs the read and returns a pandas DataFrame, converted from Arrow.
+
+        Each Arrow column is released as pandas takes it over, so the peak memory is about one
+        frame, not two.
+        """
+        return self.to_arrow().to_pandas(self_destruct=True, split_blocks=True)
 
     def to_batches(self) -> "pyarrow.RecordBatchReader":
         """Streams the read as Arrow record batches, for results larger than memory.

@@ -97,19 +97,21 @@ def columns_of(predicate: Predicate | None) -> set[str]:
     return set().union(*(columns_of(p) for p in predicate.operands))
 
 
-def to_sql(predicate: Predicate) -> str:
-    """Renders a predicate as Spark SQL, quoting every name and literal."""
+def to_sql(predicate: Predicate, table: str | None = None) -> str:
+    """Renders a predicate as Spark SQL, quoting every name and literal; ``table`` qualifies each
+    column (``source.`op```), as a MERGE condition needs."""
+    prefix = f"{table}." if table else ""
     if isinstance(predicate, Compare):
-        return f"{_quote_name(predicate.column)} {predicate.op} {_sql_literal(predicate.value)}"
+        return f"{prefix}{_quote_name(predicate.column)} {predicate.op} {_sql_literal(predicate.value)}"
     if isinstance(predicate, In):
         values = ", ".join(_sql_literal(v) for v in predicate.values)
-        return f"{_quote_name(predicate.column)} IN ({values})"
+        return f"{prefix}{_quote_name(predicate.column)} IN ({values})"
     if isinstance(predicate, IsNull):
-        return f"{_quote_name(predicate.column)} IS NULL"
+        return f"{prefix}{_quote_name(predicate.column)} IS NULL"
     if isinstance(predicate, Not):
-        return f"NOT ({to_sql(predicate.operand)})"
+        return f"NOT ({to_sql(predicate.operand, table)})"
     joiner = " AND " if isinstance(predicate, And) else " OR "
-    return joiner.join(f"({to_sql(p)})" for p in predicate.operands)
+    return joiner.join(f"({to_sql(p, table)})" for p in predicate.operands)
 
 
 def to_arrow(predicate: Predicate):

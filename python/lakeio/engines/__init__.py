@@ -109,6 +109,106 @@ def counted(schema, batches, record: IORecord, on_end=None):
     return pa.RecordBatchReader.from_batches(schema, passing())
 
 
+MERGE_WHEN_MATCHED = ("update", "ignore")
+MERGE_WHEN_NOT_MATCHED = ("insert", "ignore")
+
+
+@dataclass(frozen=True)
+class MergeRequest:
+    """A Delta upsert: rows of ``data`` matched to the table's rows on the ``on`` key columns.
+
+    Matched rows are updated (``when_matched="update"``) or left alone (``"ignore"``); unmatched
+    source rows are inserted (``when_not_matched="insert"``) or dropped (``"ignore"``). Source rows
+    matching ``delete_when`` delete their matched target row and are never inserted.
+    """
+
+    dataset: str
+    env: str
+    format: str
+    location: Location
+    partition_by: tuple[str, ...]
+    data: Any
+    on: tuple[str, ...]
+    when_matched: str = "update"
+    when_not_matched: str = "insert"
+    delete_when: Predicate | None = None
+    options: Options = Options()
+
+    def record(self, engine: str, reason: str) -> IORecord:
+        return IORecord(operation="merge", dataset=self.dataset, env=self.env, engine=engine,
+                        engine_reason=reason, format=self.format, uri=self.location.uri, mode="merge")
+
+    def describe(self) -> str:
+        return f"dataset {self.dataset!r} [{self.env}] at {self.location.uri}"
+
+    def check_arguments(self) -> None:
+        from lakeio.errors import InvalidArgumentError
+
+        problems = []
+        if self.format != "delta":
+            problems.append(f"merge needs a Delta table, this dataset is {self.format}")
+        if not self.on or not all(isinstance(c, str) and c for c in self.on):
+            problems.append(f"on= must name the key column(s), got {self.on!r}")
+        if self.when_matched not in MERGE_WHEN_MATCHED:
+            problems.append(f"when_matched={self.when_matched!r} is not one of {', '.join(MERGE_WHEN_MATCHED)}")
+        if self.when_not_matched not in MERGE_WHEN_NOT_MATCHED:
+            problems.append(f"when_not_matched={self.when_not_matched!r} is not one of "
+                            f"{', '.join(MERGE_WHEN_NOT_MATCHED)}")
+        if self.options.schema_mode == "overwrite":
+            problems.append("schema_mode='overwrite' replaces a table; a merge can only add columns (schema_mode='merge')")
+        if problems:
+            raise InvalidArgumentError(f"{self.describe()}: {'; '.join(problems)}")
+
+    def check_columns(self, target: list[str], source: list[str]) -> None:
+        """The keys and ``delete_when`` columns must be in the data, and the data's columns must be
+        the table's (new ones only with ``schema_mode='merge'``)."""
+        from lakeio.errors import SchemaMismatchError
+
+        problems = [f"data has no key column {c!r}" for c in self.on if c not in source]
+        problems += [f"table has no key column {c!r}" for c in self.on if c not in target]
+        problems += [f"delete_when uses {c!r}, which the data lacks"
+                     for c in sorted(columns_of(self.delete_when)) if c not in source]
+        problems += [f"data lacks the table's column {c!r}" for c in target if c not in source]
+        if self.options.schema_mode != "merge":
+            problems += [f"data has column {c!r}, which the table lacks (schema_mode='merge' adds it)"
+                         for c in source if c not in target]
+        if problems:
+            raise SchemaMismatchError(f"{self.describe()}: cannot merge: {'; '.join(problems)}")
+
+    def check_unique_keys(self, table) -> None:
+        """Refuses data (a pyarrow Table) with two rows for one key: which would win is undefined."""
+        import pyarrow.compute as pc
+
+        from lakeio.errors import InvalidArgumentError
+
+        if not set(self.on) <= set(table.column_names):
+            return  # check_columns names the missing key
+        counts = table.group_by(list(self.on), use_threads=False).aggregate([([], "count_all")])
+        repeated = counts.filter(pc.greater(counts["count_all"], 1))
+        if repeated.num_rows:
+            examples = repeated.drop_columns(["count_all"]).slice(0, 3).to_pylist()
+            raise InvalidArgumentError(f"{self.describe()}: {repeated.num_rows} key(s) appear more than once "
+                                       f"in the data, e.g. {examples}; nothing was merged")
+
+    def condition(self) -> str:
+        """The SQL join condition of source and target rows."""
+        return " AND ".join(f"target.{_quoted(c)} = source.{_quoted(c)}" for c in self.on)
+
+    def delete_condition(self) -> str | None:
+        return None if self.delete_when is None else to_sql(self.delete_when, "source")
+
+    def insert_condition(self) -> str | None:
+        """Source rows that ``delete_when`` marks are not inserted (a null verdict is not a mark)."""
+        return None if self.delete_when is None else f"NOT coalesce(({self.delete_condition()}), false)"
+
+    def set_counts(self, record: IORecord, inserted: int, updated: int, deleted: int) -> None:
+        record.extra.update(rows_inserted=int(inserted), rows_updated=int(updated), rows_deleted=int(deleted))
+
+
+def _quoted(name: str) -> str:
+    return "`" + name.replace("`", "``") + "`"
+
+
 def is_spark_dataframe(data: Any) -> bool:
     """True for a pyspark DataFrame, without importing pyspark."""
     return any(cls.__module__.startswith("pyspark.sql") and cls.__name__ == "DataFrame"

@@ -17,7 +17,7 @@ import posixpath
 import uuid
 from typing import TYPE_CHECKING, Iterator
 
-from lakeio.engines import WriteRequest, counted, to_arrow_data
+from lakeio.engines import MergeRequest, WriteRequest, counted, to_arrow_data
 from lakeio.errors import InvalidArgumentError, SchemaMismatchError, StorageError
 from lakeio.metrics import IORecord
 from lakeio.predicate import And, Compare, IsNull, Or, Predicate, columns_of, to_arrow, to_sql
@@ -55,7 +55,7 @@ class ArrowEngine:
     def _dataset(self, plan: "ScanPlan") -> "ds.Dataset":
         location = plan.location
         try:
-            if plan.format == "delta":
+            if plan.format == "delta":  # delta-rs's own dataset: its fragments carry partitions and statistics
                 return self._delta_table(plan).to_pyarrow_dataset()
             return self._file_dataset(location, plan.format, bool(plan.partition_by), plan.options, plan.column_types)
         except Exception as error:
@@ -116,9 +116,13 @@ class ArrowEngine:
         plan.check_columns(dataset.schema.names)
         expression = to_arrow(plan.predicate) if plan.predicate is not None else None
         try:
+            kept = list(dataset.get_fragments(filter=expression))
             if record is not None:
                 record.files_total = sum(1 for _ in dataset.get_fragments())
-                record.files_scanned = sum(1 for _ in dataset.get_fragments(filter=expression))
+                record.files_scanned = len(kept)
+            if plan.format == "delta":
+                dataset = _with_native_files(kept, dataset.schema, self.storage.filesystem(plan.location),
+                                             plan.location.path)
             yield dataset.scanner(columns=None if plan.columns is None else list(plan.columns), filter=expression)
         except (pa.ArrowNotImplementedError, pa.ArrowTypeError, pa.ArrowInvalid) as error:
             if expression is None:
@@ -161,6 +165,32 @@ class ArrowEngine:
     def partition_counts(self, plan: "ScanPlan") -> None:
         """None: the Arrow engine lists no partitions of its own; its pruning shows in file counts."""
         return None
+
+    def scan_files(self, plan: "ScanPlan") -> tuple[object, list[tuple[str, int]]]:
+        """The files the plan's scan reads once partitions are pruned, as (path, bytes) pairs, and
+        the pyarrow filesystem those paths are on. Sizes come from the Delta log, or from one
+        listing of the dataset's folder for plain files."""
+        import pyarrow as pa
+        from pyarrow import fs as pafs
+
+        try:
+            table = self._delta_table(plan) if plan.format == "delta" else None
+        except Exception as error:
+            raise _storage_error(f"dataset {plan.dataset!r} [{plan.env}]: cannot open delta data at "
+                                 f"{plan.location.uri}", error)
+        dataset = table.to_pyarrow_dataset() if table is not None else self._dataset(plan)
+        plan.check_columns(dataset.schema.names)
+        expression = to_arrow(plan.predicate) if plan.predicate is not None else None
+        paths = [fragment.path for fragment in dataset.get_fragments(filter=expression)]
+        if table is not None:
+            actions = pa.table(table.get_add_actions(flatten=True))
+            sizes = dict(zip(actions["path"].to_pylist(), actions["size_bytes"].to_pylist()))
+        else:
+            root = dataset.filesystem.get_file_info(plan.location.path)
+            listing = dataset.filesystem.get_file_info(pafs.FileSelector(root.path, recursive=True)) \
+                if root.type == pafs.FileType.Directory else [root]
+            sizes = {info.path: info.size for info in listing}
+        return dataset.filesystem, [(path, sizes[path]) for path in paths]
 
     # -- writes -------------------------------------------------------------------------------
 
@@ -262,6 +292,58 @@ class ArrowEngine:
         record.files_written = len(written)
 
 
+    # -- merge --------------------------------------------------------------------------------
+
+    def merge(self, request: MergeRequest, record: IORecord) -> None:
+        from deltalake import DeltaTable
+        from deltalake.exceptions import SchemaMismatchError as DeltaSchemaMismatch
+
+        request.check_arguments()
+        data = to_arrow_data(request.data)
+        data = data.read_all() if hasattr(data, "read_all") else data
+        request.check_unique_keys(data)
+        record.rows, record.bytes = data.num_rows, data.nbytes
+        storage_options = self.storage.delta_options(request.location)
+        if not DeltaTable.is_deltatable(request.location.uri, storage_options=storage_options):
+            raise StorageError(f"{request.describe()}: no Delta table to merge into; create it with lake.write()")
+        table = DeltaTable(request.location.uri, storage_options=storage_options)
+        request.check_columns([field.name for field in table.schema().fields], data.schema.names)
+        merger = table.merge(data, predicate=request.condition(), source_alias="source", target_alias="target",
+                             merge_schema=request.options.schema_mode == "merge")
+        if request.delete_when is not None:
+            merger = merger.when_matched_delete(predicate=request.delete_condition())
+        if request.when_matched == "update":
+            merger = merger.when_matched_update_all()
+        if request.when_not_matched == "insert":
+            merger = merger.when_not_matched_insert_all(predicate=request.insert_condition())
+        try:
+            metrics = merger.execute()
+        except DeltaSchemaMismatch as error:
+            raise SchemaMismatchError(f"{request.describe()}: {error}") from error
+        except Exception as error:
+            if "cast" in str(error).lower():
+                raise SchemaMismatchError(f"{request.describe()}: data does not match the table's schema: {error}") from error
+            raise _storage_error(f"{request.describe()}: Delta merge failed", error)
+        request.set_counts(record, metrics["num_target_rows_inserted"], metrics["num_target_rows_updated"],
+                           metrics["num_target_rows_deleted"])
+        record.files_written = metrics.get("num_target_files_added")
+
+
+def _with_native_files(fragments: list, schema: "pa.Schema", filesystem, root: str) -> "ds.Dataset":
+    """The files of a Delta table a scan keeps (delta-rs's fragments: paths, partition values and
+    statistics), read through pyarrow's own filesystem: delta-rs's Python filesystem wrapper reads
+    several times slower (measured by bench_to_pandas.py). Only kept files are rebuilt, so a small
+    read of a large table costs in proportion to what it reads."""
+    import pyarrow.dataset as ds
+
+    file_format = ds.ParquetFileFormat()
+    # delta-rs gives each file's path relative to the root, decoded from the log: as it is on storage.
+    native = [file_format.make_fragment(posixpath.join(root, fragment.path), filesystem=filesystem,
+                                           partition_expression=fragment.partition_expression)
+                 for fragment in fragments]
+    return ds.FileSystemDataset(native, schema, file_format, filesystem)
+
+
 def _file_format(format: str, options: "Options", column_types: tuple[tuple[str, str], ...] = ()):
     """The pyarrow.dataset file format for reading, with the dataset's options; text formats read
     the columns a contract declares as its types, and infer the others."""
@@ -309,7 +391,9 @@ def _write_file_dataset(request: WriteRequest, data, sample: "pa.Table", filesys
     if request.format == "json":
         return _write_json_lines(data, filesystem, target, partition_by, token, rows_per_file)
     file_format = ds.ParquetFileFormat() if request.format == "parquet" else ds.CsvFileFormat()
-    write_options = file_format.make_write_options(compression=options.compression) if request.format == "parquet" \
+    # Microsecond timestamps: Spark cannot read Parquet's nanosecond ones.
+    write_options = file_format.make_write_options(compression=options.compression, coerce_timestamps="us",
+                                                   allow_truncated_timestamps=True) if request.format == "parquet" \
         else file_format.make_write_options(**_csv_write_options(options))
     written: list[str] = []
     ds.write_dataset(

@@ -5,16 +5,19 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
+import posixpath
 import shutil
+import uuid
+from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
 from lakeio import jvm, pruning
 from lakeio.config import EnvironmentSettings
-from lakeio.engines import WriteRequest, is_spark_dataframe, to_arrow_data
+from lakeio.engines import MergeRequest, WriteRequest, handoff, is_spark_dataframe, to_arrow_data
 from lakeio.errors import EngineUnavailableError, InvalidArgumentError, SchemaMismatchError, StorageError
 from lakeio.metrics import IORecord
-from lakeio.predicate import to_sql
-from lakeio.storage import Storage
+from lakeio.predicate import to_arrow, to_sql
+from lakeio.storage import Location, Storage, resolve_location
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -25,6 +28,9 @@ if TYPE_CHECKING:
 DELTA_EXTENSION = "io.delta.sql.DeltaSparkSessionExtension"
 DELTA_CATALOG = "org.apache.spark.sql.delta.catalog.DeltaCatalog"
 _ROWS_PER_BATCH = 65_536
+# Spark's default INT96 timestamps read back in Arrow as naive nanoseconds; microseconds marked as
+# UTC read back as the same instants in every engine.
+PARQUET_CONF = {"spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS"}
 
 
 def spark_session(settings: EnvironmentSettings, storage: Storage) -> "SparkSession":
@@ -49,6 +55,10 @@ def spark_session(settings: EnvironmentSettings, storage: Storage) -> "SparkSess
         raise EngineUnavailableError("the Spark engine needs pyspark: pip install 'lakeio[spark]'") from error
 
     active = SparkSession.getActiveSession()
+    if active is None and os.environ.get("PYSPARK_GATEWAY_PORT"):
+        # Launched by spark-submit: its JVM is already up with --master, --jars and --conf, which
+        # a builder's settings would override; take its session as is.
+        active = SparkSession.builder.getOrCreate()
     if active is not None:
         jvm.check_helper(active)
         extensions = active.conf.get("spark.sql.extensions", "") or ""
@@ -60,6 +70,8 @@ def spark_session(settings: EnvironmentSettings, storage: Storage) -> "SparkSess
         hadoop = active.sparkContext._jsc.hadoopConfiguration()
         for key, value in storage.hadoop_conf().items():
             hadoop.set(key.removeprefix("spark.hadoop."), value)
+        for key, value in PARQUET_CONF.items():
+            active.conf.set(key, value)
         return active
 
     if not (os.environ.get("JAVA_HOME") or shutil.which("java")):
@@ -70,6 +82,7 @@ def spark_session(settings: EnvironmentSettings, storage: Storage) -> "SparkSess
         "spark.sql.catalog.spark_catalog": DELTA_CATALOG,
         "spark.sql.execution.arrow.pyspark.enabled": "true",
         "spark.sql.session.timeZone": "UTC",
+        **PARQUET_CONF,
         **storage.hadoop_conf(),
         **settings.spark.conf,
     }
@@ -82,10 +95,17 @@ def spark_session(settings: EnvironmentSettings, storage: Storage) -> "SparkSess
 
 
 class SparkEngine:
+    """Reads and writes through Spark. A plain scan's result asked for in this process
+    (``to_arrow``, ``to_pandas``, ``to_batches``) is read from its files by the Arrow engine,
+    never collected through the driver (see :mod:`lakeio.engines.handoff`)."""
+
     name = "spark"
 
     def __init__(self, settings: EnvironmentSettings, storage: Storage):
+        from lakeio.engines.arrow import ArrowEngine
+
         self.settings, self.storage = settings, storage
+        self._arrow = ArrowEngine(storage)
 
     def session(self) -> "SparkSession":
         return spark_session(self.settings, self.storage)
@@ -114,13 +134,24 @@ class SparkEngine:
         return frame
 
     def read_arrow(self, plan: "ScanPlan", record: IORecord) -> "pa.Table":
-        return self.read_dataframe(plan, record).toArrow()
+        if handoff.is_plain_scan(plan):
+            filesystem, files = self._arrow.scan_files(plan)
+            handoff.check_fits_in_memory(plan, handoff.estimated_memory(files, plan.columns, filesystem))
+            record.extra["path"] = "arrow: pruned files read directly"
+            return handoff.as_spark_types(self._arrow.read_arrow(plan, record))
+        record.extra["path"] = "spark: parquet hand-off"
+        return handoff.spark_frame_to_arrow(self.read_dataframe(plan, record), self.scratch(), self.storage)
 
     def read_batches(self, plan: "ScanPlan", record: IORecord) -> tuple["pa.Schema", Iterator["pa.RecordBatch"]]:
-        """The plan's schema, and its rows streamed partition by partition to the driver."""
+        """The plan's schema, and its rows streamed: from the files by Arrow for a plain scan,
+        else from Spark partition by partition."""
         import pyarrow as pa
         from pyspark.sql.pandas.types import to_arrow_schema
 
+        if handoff.is_plain_scan(plan):
+            schema, batches = self._arrow.read_batches(plan, record)
+            wanted = handoff.spark_arrow_schema(schema)
+            return wanted, (batch if wanted.equals(schema) else batch.cast(wanted, safe=False) for batch in batches)
         frame = self.read_dataframe(plan)
         schema = to_arrow_schema(frame.schema)
 
@@ -156,37 +187,153 @@ class SparkEngine:
             total = len(pruning.select_partitions(spark, plan, prune=False).paths)
         return len(selection.paths), total
 
+    def scratch(self) -> "Location":
+        """Where Spark stages results handed to Arrow: the environment's ``spark.scratch_uri``, else
+        a local temporary folder when Spark runs locally."""
+        uri = self.settings.spark.scratch_uri
+        if uri is None:
+            master = self.session().sparkContext.master
+            if not master.startswith("local"):
+                raise InvalidArgumentError(
+                    f"Spark runs on {master}: set spark.scratch_uri in lakeio.yaml to a folder every executor "
+                    "and this process can reach (e.g. s3://bucket/tmp), where results computed by Spark are "
+                    "staged for Arrow")
+            uri = handoff.default_scratch()
+        return resolve_location(uri, Path.cwd())
+
     # -- writes -------------------------------------------------------------------------------
 
     def write(self, request: WriteRequest, record: IORecord) -> None:
         request.check_arguments()
-        if request.replace_where is not None and request.format != "delta":
-            raise InvalidArgumentError(f"{request.describe()}: replace_where on plain {request.format} files is "
-                                       "not supported on Spark; use engine='arrow' or a Delta dataset")
-        spark = self.session()
-        data = request.data
-        if is_spark_dataframe(data):
-            frame = data
-        else:
-            table = to_arrow_data(data)
-            table = table.read_all() if hasattr(table, "read_all") else table
-            request.check_replace_where(table)
-            record.rows, record.bytes = table.num_rows, table.nbytes
-            frame = spark.createDataFrame(table)
+        frame = self._spark_data(request.data, record, request.check_replace_where)
         request.check_partition_columns(frame.columns)
-        writer = frame.write.format(request.format).options(**_write_options(request))
+        if request.replace_where is not None and is_spark_dataframe(request.data):
+            outside = frame.where(f"NOT coalesce(({to_sql(request.replace_where)}), false)").limit(1).count()
+            if outside:
+                raise InvalidArgumentError(f"{request.describe()}: the data has rows that do not match "
+                                           f"replace_where {to_sql(request.replace_where)}; nothing was written")
+        if request.format == "delta":
+            self._write_delta(request, frame, record)
+        else:
+            self._write_files(request, frame, record)
+
+    def _spark_data(self, data, record: IORecord, check=None) -> "DataFrame":
+        """``data`` as a Spark DataFrame; Arrow and pandas data keep their types (naive timestamps
+        stay TIMESTAMP_NTZ) and are counted on the record, after ``check(table)``."""
+        if is_spark_dataframe(data):
+            return data
+        from pyspark.sql.pandas.types import from_arrow_schema
+
+        table = to_arrow_data(data)
+        table = table.read_all() if hasattr(table, "read_all") else table
+        if check is not None:
+            check(table)
+        record.rows, record.bytes = table.num_rows, table.nbytes
+        return self.session().createDataFrame(table, schema=from_arrow_schema(table.schema, prefer_timestamp_ntz=True))
+
+    def _write_delta(self, request: WriteRequest, frame: "DataFrame", record: IORecord) -> None:
+        writer = frame.write.format("delta").options(**_write_options(request))
         writer = writer.mode({"error": "errorifexists", "overwrite_partitions": "overwrite"}.get(request.mode, request.mode))
         if request.partition_by:
             writer = writer.partitionBy(*request.partition_by)
         with _translated(request.describe(), exists=request.already_exists):
             writer.save(request.location.spark_path)
-        if request.format == "delta":
-            from delta.tables import DeltaTable
+        metrics = self._last_commit_metrics(request.location)
+        record.rows = int(metrics.get("numOutputRows", record.rows or 0))
+        record.files_written = int(metrics["numFiles"]) if "numFiles" in metrics else None
 
-            history = DeltaTable.forPath(spark, request.location.spark_path).history(1).collect()[0]
-            metrics = history["operationMetrics"] or {}
-            record.rows = int(metrics.get("numOutputRows", record.rows or 0))
-            record.files_written = int(metrics["numFiles"]) if "numFiles" in metrics else None
+    def _last_commit_metrics(self, location) -> dict:
+        from delta.tables import DeltaTable
+
+        history = DeltaTable.forPath(self.session(), location.spark_path).history(1).collect()[0]
+        return history["operationMetrics"] or {}
+
+    def _write_files(self, request: WriteRequest, frame: "DataFrame", record: IORecord) -> None:
+        """Plain files, staged as the Arrow engine stages them: Spark writes the whole result beside
+        the dataset, then the Arrow engine's commit moves it in, so a failed write leaves the old
+        data as it was and every mode (replace_where included) means what it means on Arrow."""
+        import pyarrow as pa
+        from pyarrow import fs as pafs
+        from pyspark.sql.pandas.types import to_arrow_schema
+
+        from lakeio.engines.arrow import _check_schema, _commit, _relative_dir
+
+        location = request.location
+        filesystem = self.storage.filesystem(location)
+        exists = filesystem.get_file_info(location.path).type != pafs.FileType.NotFound
+        if exists and request.mode == "error":
+            raise request.already_exists()
+        existing = self._arrow._file_dataset(location, request.format, bool(request.partition_by), request.options) \
+            if exists else None
+        if existing is not None and request.options.schema_mode == "enforce":
+            sample = frame.limit(1000).toArrow() if request.format in ("csv", "json") \
+                else to_arrow_schema(frame.schema).empty_table()
+            _check_schema(request, existing.schema, pa.table(sample))
+
+        token = uuid.uuid4().hex[:12]
+        staging = Location(location.scheme, f"{location.path}.lakeio-staging-{token}")
+        writer = frame.write.format(request.format).options(**_write_options(request)).mode("errorifexists")
+        if request.partition_by:
+            writer = writer.partitionBy(*request.partition_by)
+        try:
+            with _translated(request.describe()):
+                writer.save(staging.spark_path)
+            staged = [info.path for info in filesystem.get_file_info(pafs.FileSelector(staging.path, recursive=True))
+                      if info.type == pafs.FileType.File and _is_data_file(info.path)]
+            staged_dirs = sorted({_relative_dir(staging.path, path) for path in staged})
+            if request.mode == "append":
+                replaced = None
+            elif request.replace_where is not None:
+                matching = existing.get_fragments(filter=to_arrow(request.replace_where)) if existing else ()
+                replaced = sorted({_relative_dir(location.path, f.path) for f in matching} | set(staged_dirs))
+            elif request.mode == "overwrite_partitions":
+                replaced = staged_dirs
+            else:
+                replaced = [""]
+            _commit(filesystem, location, staging.path, replaced, token)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                filesystem.delete_dir(staging.path)
+            raise
+        record.files_written = len(staged)
+
+    # -- merge --------------------------------------------------------------------------------
+
+    def merge(self, request: MergeRequest, record: IORecord) -> None:
+        from delta.tables import DeltaTable
+
+        request.check_arguments()
+        spark = self.session()
+        frame = self._spark_data(request.data, record, request.check_unique_keys)
+        if is_spark_dataframe(request.data):
+            repeated = frame.groupBy(*request.on).count().where("count > 1").limit(3).collect()
+            if repeated:
+                raise InvalidArgumentError(f"{request.describe()}: keys appear more than once in the data, e.g. "
+                                           f"{[row.asDict() for row in repeated]}; nothing was merged")
+        with _translated(request.describe()):
+            if not DeltaTable.isDeltaTable(spark, request.location.spark_path):
+                raise StorageError(f"{request.describe()}: no Delta table to merge into; create it with lake.write()")
+            table = DeltaTable.forPath(spark, request.location.spark_path)
+            request.check_columns(table.toDF().columns, frame.columns)
+            builder = table.alias("target").merge(frame.alias("source"), request.condition())
+            if request.options.schema_mode == "merge":
+                builder = builder.withSchemaEvolution()
+            if request.delete_when is not None:
+                builder = builder.whenMatchedDelete(condition=request.delete_condition())
+            if request.when_matched == "update":
+                builder = builder.whenMatchedUpdateAll()
+            if request.when_not_matched == "insert":
+                builder = builder.whenNotMatchedInsertAll(condition=request.insert_condition())
+            counts = builder.execute().collect()[0].asDict()
+        request.set_counts(record, counts.get("num_inserted_rows", 0), counts.get("num_updated_rows", 0),
+                           counts.get("num_deleted_rows", 0))
+        record.files_written = int(self._last_commit_metrics(request.location).get("numTargetFilesAdded", 0))
+
+
+def _is_data_file(path: str) -> bool:
+    """Spark's committer leaves _SUCCESS and .crc files beside the data; readers skip them."""
+    name = posixpath.basename(path)
+    return not name.startswith(("_", "."))
 
 
 def _read_options(plan: "ScanPlan") -> dict[str, str]:
@@ -236,7 +383,7 @@ def _translated(what: str, exists=None):
         text = f"{condition} {error}"
         if "PATH_NOT_FOUND" in text or "DELTA_MISSING_DELTA_TABLE" in text or "is not a Delta table" in text:
             raise StorageError(f"{what}: no data there ({condition or type(error).__name__})") from error
-        if exists is not None and ("ALREADY_EXISTS" in text or "already exists" in text):
+        if exists is not None and ("ALREADY_EXISTS" in text or "PATH_EXISTS" in text or "already exists" in text):
             raise exists() from error
         if "SCHEMA" in condition or "MERGE_FIELDS" in condition or "METADATA_MISMATCH" in condition:
             raise SchemaMismatchError(f"{what}: {error}") from error

