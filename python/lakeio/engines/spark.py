@@ -135,10 +135,10 @@ class SparkEngine:
 
     def read_arrow(self, plan: "ScanPlan", record: IORecord) -> "pa.Table":
         if handoff.is_plain_scan(plan):
-            filesystem, files = self._arrow.scan_files(plan)
-            handoff.check_fits_in_memory(plan, handoff.estimated_memory(files, plan.columns, filesystem))
+            scan = self._arrow.open_scan(plan)
+            handoff.check_fits_in_memory(plan, handoff.estimated_memory(scan.files(), plan.columns, scan.filesystem))
             record.extra["path"] = "arrow: pruned files read directly"
-            return handoff.as_spark_types(self._arrow.read_arrow(plan, record))
+            return handoff.as_spark_types(self._arrow.read_arrow(plan, record, scan))
         record.extra["path"] = "spark: parquet hand-off"
         return handoff.spark_frame_to_arrow(self.read_dataframe(plan, record), self.scratch(), self.storage)
 
