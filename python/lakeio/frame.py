@@ -108,8 +108,8 @@ class LakeFrame:
     def to_pandas(self) -> "pandas.DataFrame":
         """Runs the read and returns a pandas DataFrame, converted from Arrow.
 
-        Each Arrow column is released as pandas takes it over, so the peak memory is about one
-        frame, not two.
+        pandas takes each Arrow column over as it converts it (``self_destruct``); the allocator
+        keeps much of what is freed, so expect a peak of about two frames (bench_to_pandas.py).
         """
         return self.to_arrow().to_pandas(self_destruct=True, split_blocks=True)
 
