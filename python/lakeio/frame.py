@@ -111,7 +111,7 @@ class LakeFrame:
         pandas takes each Arrow column over as it converts it (``self_destruct``); the allocator
         keeps much of what is freed, so expect a peak of about two frames (bench_to_pandas.py).
         """
-        return self.to_arrow().to_pandas(self_destruct=True, split_blocks=True)
+        return self.to_arrow().to_pandas(self_destruct=True)
 
     def to_batches(self) -> "pyarrow.RecordBatchReader":
         """Streams the read as Arrow record batches, for results larger than memory.
