@@ -13,7 +13,6 @@ from pathlib import Path
 import boto3
 import pandas as pd
 import pyarrow as pa
-import pyarrow.dataset as pads
 import pyarrow.fs as pafs
 import pytest
 
@@ -236,20 +235,9 @@ def new_data(mode: str) -> pd.DataFrame:
 
 
 @pytest.mark.parametrize("mode, name", S3_FAULTS[:2], ids=[f"{m}-{n}" for m, n in S3_FAULTS[:2]])
-def test_write_dataset_failing_on_s3_after_some_files_loses_nothing(s3, monkeypatch, mode, name):
+def test_write_dataset_failing_on_s3_after_some_files_loses_nothing(s3, write_dataset_fails, mode, name):
     before = written(s3, name)
-    real, seen = pads.write_dataset, []
-
-    def failing(*args, file_visitor=None, **kwargs):
-        def visit(file):
-            if file_visitor is not None:
-                file_visitor(file)
-            seen.append(file.path)
-            if len(seen) == 3:
-                raise OSError("injected: connection reset after 3 files")
-        return real(*args, file_visitor=visit, **kwargs)
-
-    monkeypatch.setattr(pads, "write_dataset", failing)
+    seen = write_dataset_fails(3, "injected: connection reset after 3 files")
     with pytest.raises(StorageError, match="connection reset"):
         s3.catalog.write(name, new_data(mode), options=SMALL_FILES, **FAULT_MODES[mode])
     assert len(seen) >= 3

@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.dataset as pads
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import pytest
@@ -402,21 +401,9 @@ WRITE_DATASET_FAULTS = [("append", "pq"), ("overwrite", "cs")] + [(m, "pqp") for
 
 
 @pytest.mark.parametrize("mode, name", WRITE_DATASET_FAULTS, ids=[f"{m}-{n}" for m, n in WRITE_DATASET_FAULTS])
-def test_write_dataset_failing_after_some_files_loses_nothing(lake, monkeypatch, mode, name):
+def test_write_dataset_failing_after_some_files_loses_nothing(lake, write_dataset_fails, mode, name):
     before = written(lake, name)
-    real = pads.write_dataset
-    seen = []
-
-    def failing(*args, file_visitor=None, **kwargs):
-        def visit(file):
-            if file_visitor is not None:
-                file_visitor(file)
-            seen.append(file.path)
-            if len(seen) == 3:
-                raise OSError("injected: disk full after 3 files")
-        return real(*args, file_visitor=visit, **kwargs)
-
-    monkeypatch.setattr(pads, "write_dataset", failing)
+    seen = write_dataset_fails(3, "injected: disk full after 3 files")
     with pytest.raises(StorageError, match="disk full") as caught:
         lake.write(name, new_data(mode), **arguments_for(mode, None))
     assert len(seen) >= 3  # the fault did land after files were written
