@@ -60,10 +60,13 @@ def _helper(spark: "SparkSession"):
 
 def call(spark: "SparkSession", entry_point: str, payload: dict | None = None) -> dict:
     """Calls a helper entry point with a JSON payload and decodes its JSON answer."""
-    helper = _helper(spark)
-    method = getattr(helper, entry_point)
-    answer = method() if payload is None else method(json.dumps(payload))
-    return json.loads(answer)
+    return json.loads(call_object(spark, entry_point, payload))
+
+
+def call_object(spark: "SparkSession", entry_point: str, payload: dict | None = None):
+    """Calls a helper entry point with a JSON payload; its answer as py4j gives it (a JVM object)."""
+    method = getattr(_helper(spark), entry_point)
+    return method() if payload is None else method(json.dumps(payload))
 
 
 def check_helper(spark: "SparkSession") -> dict:

@@ -128,7 +128,7 @@ def to_arrow(predicate: Predicate):
     if isinstance(predicate, In):
         # SQL three-valued logic: NULL IN (...) is NULL, so NOT IN drops nulls as Spark does.
         field = pc.field(predicate.column)
-        return pc.if_else(field.is_null(), pa.scalar(None, pa.bool_()), field.isin(list(predicate.values)))
+        return pc.if_else(field.is_null(), pa.scalar(None, pa.bool_()), _is_in(field, predicate.values))
     if isinstance(predicate, IsNull):
         return pc.field(predicate.column).is_null()
     if isinstance(predicate, Not):
@@ -138,6 +138,19 @@ def to_arrow(predicate: Predicate):
     for expression in expressions[1:]:
         combined = (combined & expression) if isinstance(predicate, And) else (combined | expression)
     return combined
+
+
+def _is_in(field, values: tuple[Literal, ...]):
+    """``field IN values`` compared as Spark compares: ``isin`` casts its values to the column's type
+    (a timestamp to a date column's day), so values of any type but one exact kind are compared one
+    by one, each with ``=``, which casts both sides to their common type as Spark does."""
+    import functools
+    import operator
+
+    kinds = {type(value) for value in values}
+    if len(kinds) <= 1 and kinds <= {int, str, bool, dt.date}:
+        return field.isin(list(values))
+    return functools.reduce(operator.or_, [field == value for value in values])
 
 
 def _quote_name(name: str) -> str:

@@ -1,11 +1,12 @@
 """Partition pruning for Spark reads of hive-partitioned Parquet tables.
 
 A path-based Spark read (``spark.read.parquet(root).where(...)``) lists every partition directory
-before it filters. For a partitioned Parquet dataset whose filter names a partition column, lakeio
-asks its JVM helper (``lakeio.helper.Helper.selectPartitions``) for the directories the filter can
-need, and Spark reads only those, with ``basePath`` set to the table root so the partition columns
-stay. The whole filter still runs in Spark afterwards: pruning only decides which directories are
-read, and a condition the helper cannot evaluate keeps a directory rather than dropping it.
+before it filters. For every Spark read of a partitioned Parquet dataset, lakeio asks its JVM helper
+(``lakeio.helper.Helper.selectPartitions``) for the directories the filter can need and their files,
+and Spark reads only those, with ``basePath`` set to the table root so the partition columns stay,
+listing nothing again (``Helper.prelistedFrame``); a hand-off to Arrow reads the same files. The
+whole filter still runs afterwards: pruning only decides which directories are read, and a condition
+the helper cannot evaluate keeps a directory rather than dropping it.
 
 Partition column types are not declared in the configuration. The helper infers them from the
 directory names it sees (a sample of each level, everything it lists), as Spark's partition
@@ -18,13 +19,14 @@ reader prunes from the transaction log.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from lakeio import jvm
 from lakeio.errors import LakeioError, StorageError
-from lakeio.predicate import And, Compare, In, IsNull, Literal, Not, Predicate, columns_of
+from lakeio.predicate import And, Compare, In, IsNull, Literal, Not, Predicate
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -50,6 +52,8 @@ class PartitionSelection:
             schema inference reads it; None when schemas are merged or there is no file to read.
         requests: the file system listings and probes the helper made.
         steps: how each partition level was found.
+        partitions: when files were asked for, each selected partition as the helper answers it:
+            ``{"path", "values": {column: typed value or None}, "files": [{"path", "size", "modified"}]}``.
     """
 
     paths: tuple[str, ...]
@@ -59,21 +63,32 @@ class PartitionSelection:
     data_schema: str | None
     requests: int
     steps: tuple[str, ...]
+    partitions: tuple[dict, ...] = ()
+
+    @property
+    def listed(self) -> bool:
+        """True when the selection is ready to read without listing again: its files are listed,
+        every partition column's type is known and the data files' schema is read."""
+        return (len(self.partitions) == len(self.paths) and self.data_schema is not None
+                and all(self.types.values()))
 
 
 def applies(plan: "ScanPlan") -> bool:
-    """True when a Spark read of ``plan`` is pruned: Parquet, partitioned, filtered on a partition column."""
-    return (plan.format == "parquet" and bool(plan.partition_by)
-            and bool(columns_of(plan.predicate) & set(plan.partition_by)))
+    """True when a Spark read of ``plan`` goes through the helper: every read of a partitioned Parquet
+    table, filtered on its partition columns (pruned) or not (the helper then lists the whole table
+    in one recursive listing off the local disk, and Spark lists nothing again)."""
+    return plan.format == "parquet" and bool(plan.partition_by)
 
 
-def select_partitions(spark: "SparkSession", plan: "ScanPlan", *, prune: bool = True) -> PartitionSelection:
+def select_partitions(spark: "SparkSession", plan: "ScanPlan", *, prune: bool = True,
+                      files: bool = False) -> PartitionSelection:
     """Asks the helper which partition directories ``plan`` needs.
 
     Args:
         spark: the session whose JVM and Hadoop configuration the helper uses.
         plan: a read of a partitioned table.
         prune: False selects every partition (what ``explain()`` counts as the total).
+        files: also list each selected partition's data files (for a read; ``explain()`` needs none).
 
     Raises:
         StorageError: the table root does not exist, its layout does not match ``partition_by``,
@@ -86,6 +101,7 @@ def select_partitions(spark: "SparkSession", plan: "ScanPlan", *, prune: bool = 
         "predicate": helper_predicate(plan.predicate, partition_columns) if prune and plan.predicate else None,
         # Merged schemas need every footer: Spark's inference does that.
         "dataSchema": spark.conf.get("spark.sql.parquet.mergeSchema", "false").lower() != "true",
+        "files": files,
     }
     for option in TUNING:
         value = spark.conf.get(f"spark.lakeio.pruning.{option}", None)
@@ -102,16 +118,18 @@ def select_partitions(spark: "SparkSession", plan: "ScanPlan", *, prune: bool = 
         raise StorageError(f"{what}: {answer['message']}")
     return PartitionSelection(paths=tuple(answer["paths"]), types=answer["types"], total=answer["total"],
                               schema_path=answer["schemaPath"], data_schema=answer["dataSchema"],
-                              requests=answer["requests"],
-                              steps=tuple(answer["steps"]))
+                              requests=answer["requests"], steps=tuple(answer["steps"]),
+                              partitions=tuple(answer.get("partitions", ())))
 
 
 def read(spark: "SparkSession", plan: "ScanPlan", selection: PartitionSelection) -> "DataFrame":
     """Reads the selected partitions (unfiltered) with the table root as ``basePath``.
 
-    With the data files' schema known, the read gets it plus the partition columns' types up front,
-    which spares Spark its schema inference job. Otherwise Spark infers; if its partition types from
-    the partitions read differ from the helper's, the read is redone with the helper's.
+    A :attr:`~PartitionSelection.listed` selection becomes Spark's file index as it is: Spark lists,
+    probes and infers nothing again. Otherwise, with the data files' schema known, the read gets it
+    plus the partition columns' known types up front, which spares Spark its schema inference job;
+    without it Spark infers, and if its partition types from the partitions read differ from the
+    helper's, the read is redone with the helper's.
 
     Raises:
         StorageError: the table has no partition at all, so there is no schema to read.
@@ -120,9 +138,16 @@ def read(spark: "SparkSession", plan: "ScanPlan", selection: PartitionSelection)
     if not paths:
         raise StorageError(f"dataset {plan.dataset!r} [{plan.env}] at {plan.location.uri}: the table has no "
                            f"partitions, so there is no schema to read")
+    if selection.listed:
+        from pyspark.sql import DataFrame
+
+        schema = table_schema(selection, plan.partition_by).jsonValue()
+        request = {"root": plan.location.spark_path, "schema": schema, "partitionColumns": list(plan.partition_by),
+                   "partitions": list(selection.partitions)}
+        return DataFrame(jvm.call_object(spark, "prelistedFrame", request), spark)
     reader = spark.read.format(plan.format).option("basePath", plan.location.spark_path)
     if selection.data_schema is not None:
-        return reader.schema(_table_schema(selection, plan.partition_by)).load(paths)
+        return reader.schema(table_schema(selection, plan.partition_by)).load(paths)
     frame = reader.load(paths)
     typed = _with_partition_types(frame.schema, selection.types)
     return frame if typed is None else reader.schema(typed).load(paths)
@@ -159,10 +184,8 @@ def _helper_literal(value: Literal) -> dict:
     return {"string": str(value)}
 
 
-def _table_schema(selection: PartitionSelection, partition_by: tuple[str, ...]) -> "StructType":
+def table_schema(selection: PartitionSelection, partition_by: tuple[str, ...]) -> "StructType":
     """The data schema plus every partition column whose type the helper knows (Spark infers the rest)."""
-    import json
-
     from pyspark.sql.types import StructField, StructType
 
     data = StructType.fromJson(json.loads(selection.data_schema))

@@ -104,11 +104,18 @@ def rows_of(frame) -> list[tuple]:
 
 
 def assert_same_as_plain(spark, lake: lakeio.Catalog, predicate: Predicate) -> "lakeio.LakeFrame":
-    """lakeio's (pruned) read equals Spark's plain read of the whole table, in rows and schema."""
+    """lakeio's (pruned) read equals Spark's plain read of the whole table, in rows and schema, both
+    as a Spark DataFrame and handed to Arrow (which reads the selected files itself)."""
+    from pyspark.sql.pandas.types import to_arrow_schema
+
     pruned = lake.read("t", where=predicate).to_spark()
     plain = spark.read.parquet(lake.location("t").spark_path).where(to_sql(predicate))
     assert pruned.schema.simpleString() == plain.schema.simpleString(), to_sql(predicate)
-    assert rows_of(pruned) == rows_of(plain), to_sql(predicate)
+    expected = rows_of(plain)
+    assert rows_of(pruned) == expected, to_sql(predicate)
+    table = lake.read("t", where=predicate).to_arrow()
+    assert table.schema.remove_metadata() == to_arrow_schema(plain.schema), to_sql(predicate)
+    assert sorted((tuple(row.values()) for row in table.to_pylist()), key=repr) == expected, to_sql(predicate)
     return pruned
 
 
@@ -193,6 +200,9 @@ def test_a_read_of_ten_days_lists_ten_partitions_and_says_so(spark, daily, caplo
     assert_same_as_plain(spark, daily, where)
     record = read_record(caplog, frame)
     assert (record["partitions_listed"], record["partitions_total"], record["rows"]) == (10, None, 20)
+    # Arrow reads the files the helper listed: ten, one per partition, out of a total nobody listed.
+    assert (record["files_scanned"], record["files_total"]) == (10, None)
+    assert record["extra"]["path"] == "arrow: pruned files read directly"
     assert "partitions: 10 listed of 150 (140 pruned)" in frame.explain()
 
 

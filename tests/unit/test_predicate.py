@@ -398,6 +398,11 @@ def test_to_arrow_dates_and_timestamps():
     assert ids("NOT (d = DATE '2024-01-01')") == [2]
     assert ids("t > TIMESTAMP '2024-01-01 11:00:00'") == [2]
     assert ids("t BETWEEN TIMESTAMP '2024-01-01 10:00:00' AND TIMESTAMP '2024-01-01 11:00:00'") == [1]
+    # As in Spark, a date is compared with a timestamp as midnight of that day, in IN as in =
+    # (Arrow's own isin would cast the timestamp to its day).
+    assert ids("d IN (TIMESTAMP '2024-01-01 12:00:00')") == ids("d = TIMESTAMP '2024-01-01 12:00:00'") == []
+    assert ids("d IN (TIMESTAMP '2024-01-01 00:00:00', DATE '2024-02-01')") == [1, 2]
+    assert ids("NOT (d IN (TIMESTAMP '2024-01-01 12:00:00'))") == [1, 2]
 
 
 # -- structured filters at their edges ----------------------------------------------------------

@@ -113,11 +113,18 @@ class ArrowEngine:
         except Exception as error:
             raise _storage_error(f"dataset {plan.dataset!r} [{plan.env}]: cannot open {plan.format} data at "
                                  f"{plan.location.uri}", error)
+        return self.scan(plan, dataset, table)
+
+    def scan(self, plan: "ScanPlan", dataset: "ds.Dataset", table=None,
+             sizes: dict[str, int] | None = None) -> "Scan":
+        """The scan of ``plan`` over an opened ``dataset``: its columns checked, its files pruned by
+        the plan's filter. ``sizes``: the files' sizes, for a dataset of files selected elsewhere."""
         plan.check_columns(dataset.schema.names)
-        expression = to_arrow(plan.predicate) if plan.predicate is not None else None
-        with _filter_errors(plan, dataset.schema, expression):
+        expression = None
+        with _filter_errors(plan, dataset.schema, plan.predicate):
+            expression = to_arrow(plan.predicate) if plan.predicate is not None else None
             kept = list(dataset.get_fragments(filter=expression))
-        return Scan(plan, dataset, table, expression, kept)
+        return Scan(plan, dataset, table, expression, kept, sizes)
 
     @contextlib.contextmanager
     def _scanning(self, plan: "ScanPlan", record: IORecord | None = None,
@@ -125,12 +132,14 @@ class ArrowEngine:
         """A scanner for the plan (of ``scan`` when one is already open)."""
         scan = scan or self.open_scan(plan)
         if record is not None:
-            record.files_total = sum(1 for _ in scan.dataset.get_fragments())
+            record.files_total = scan.total_files()
             record.files_scanned = len(scan.kept)
         dataset = scan.dataset
         if plan.format == "delta":
-            dataset = _with_native_files(scan.kept, dataset.schema, self.storage.filesystem(plan.location),
-                                         plan.location.path)
+            # delta-rs gives each file's path relative to the root, decoded from the log: as it is on storage.
+            dataset = native_parquet_dataset(
+                [(posixpath.join(plan.location.path, f.path), f.partition_expression, None) for f in scan.kept],
+                dataset.schema, self.storage.filesystem(plan.location))
         with _filter_errors(plan, dataset.schema, scan.expression):
             yield dataset.scanner(columns=None if plan.columns is None else list(plan.columns), filter=scan.expression)
 
@@ -138,9 +147,10 @@ class ArrowEngine:
         with self._scanning(plan, record, scan) as scanner:
             return scanner.to_table()
 
-    def read_batches(self, plan: "ScanPlan", record: IORecord) -> tuple["pa.Schema", Iterator["pa.RecordBatch"]]:
+    def read_batches(self, plan: "ScanPlan", record: IORecord,
+                     scan: "Scan | None" = None) -> tuple["pa.Schema", Iterator["pa.RecordBatch"]]:
         """The plan's schema, and its batches streamed from the files, never all in memory."""
-        scope = self._scanning(plan, record)
+        scope = self._scanning(plan, record, scan)
         scanner = scope.__enter__()
 
         def batches():
@@ -304,19 +314,22 @@ class ArrowEngine:
         record.files_written = metrics.get("num_target_files_added")
 
 
-def _with_native_files(fragments: list, schema: "pa.Schema", filesystem, root: str) -> "ds.Dataset":
-    """The files of a Delta table a scan keeps (delta-rs's fragments: paths, partition values and
-    statistics), read through pyarrow's own filesystem: delta-rs's Python filesystem wrapper reads
-    several times slower (measured by bench_to_pandas.py). Only kept files are rebuilt, so a small
-    read of a large table costs in proportion to what it reads."""
+def native_parquet_dataset(files: list[tuple[str, object, int | None]], schema: "pa.Schema",
+                           filesystem) -> "ds.Dataset":
+    """Parquet files already found, as a dataset read through pyarrow's own filesystem, with nothing
+    listed or opened to build it.
+
+    Each file is (path on ``filesystem``, partition expression, size in bytes or None); a known size
+    spares a request per file on S3. The Delta scan's kept files come here: delta-rs's Python
+    filesystem wrapper reads several times slower (measured by bench_to_pandas.py), and rebuilding
+    only kept files makes a small read of a large table cost in proportion to what it reads.
+    """
     import pyarrow.dataset as ds
 
     file_format = ds.ParquetFileFormat()
-    # delta-rs gives each file's path relative to the root, decoded from the log: as it is on storage.
-    native = [file_format.make_fragment(posixpath.join(root, fragment.path), filesystem=filesystem,
-                                           partition_expression=fragment.partition_expression)
-                 for fragment in fragments]
-    return ds.FileSystemDataset(native, schema, file_format, filesystem)
+    fragments = [file_format.make_fragment(path, filesystem=filesystem, partition_expression=expression, file_size=size)
+                 for path, expression, size in files]
+    return ds.FileSystemDataset(fragments, schema, file_format, filesystem)
 
 
 @dataclass
@@ -328,18 +341,27 @@ class Scan:
     table: object  # the DeltaTable of a Delta scan, else None
     expression: object  # the plan's filter as a pyarrow expression, or None
     kept: list
+    # For a dataset of files already selected elsewhere (the partitions Spark's helper chose): their
+    # sizes. The dataset is then only what was selected, so the table's file count is unknown.
+    sizes: dict[str, int] | None = None
 
     @property
     def filesystem(self):
         return self.dataset.filesystem
 
+    def total_files(self) -> int | None:
+        """The table's files (before pruning), or None when the dataset holds only selected ones."""
+        return None if self.sizes is not None else sum(1 for _ in self.dataset.get_fragments())
+
     def files(self) -> list[tuple[str, int]]:
-        """The kept files as (path, bytes): sizes from the Delta log, or from one listing of the
-        dataset's folder for plain files."""
+        """The kept files as (path, bytes): sizes as selected, from the Delta log, or from one listing
+        of the dataset's folder for plain files."""
         import pyarrow as pa
         from pyarrow import fs as pafs
 
-        if self.table is not None:
+        if self.sizes is not None:
+            sizes = self.sizes
+        elif self.table is not None:
             actions = pa.table(self.table.get_add_actions(flatten=True))
             sizes = dict(zip(actions["path"].to_pylist(), actions["size_bytes"].to_pylist()))
         else:

@@ -2,8 +2,10 @@
 
 A Spark-planned *plain scan* (a filter and a projection over Parquet or Delta) is read straight from
 its pruned file list by the Arrow engine, the same scan it runs for its own reads, and cast to the
-types Spark gives the same columns, so the engine behind a frame does not change its schema. Data
-that Spark computes goes through :func:`spark_frame_to_arrow`.
+types Spark gives the same columns, so the engine behind a frame does not change its schema. For a
+partitioned Parquet table the file list is the one the Scala helper found for Spark
+(:func:`selected_files_dataset`), so nothing is listed twice. Data that Spark computes goes through
+:func:`spark_frame_to_arrow`.
 
 Before a whole result is materialised, :func:`check_fits_in_memory` compares an estimate of its
 in-memory size against the memory this process can still get, so a result that cannot fit is a
@@ -13,6 +15,8 @@ clear error instead of an out-of-memory kill.
 from __future__ import annotations
 
 import contextlib
+import functools
+import operator
 import os
 import posixpath
 import uuid
@@ -22,9 +26,11 @@ from lakeio.errors import ResultTooLargeError
 
 if TYPE_CHECKING:
     import pyarrow as pa
+    import pyarrow.dataset as ds
     from pyspark.sql import DataFrame
 
     from lakeio.frame import ScanPlan
+    from lakeio.pruning import PartitionSelection
     from lakeio.storage import Location, Storage
 
 PLAIN_SCAN_FORMATS = ("parquet", "delta")
@@ -37,14 +43,64 @@ _MEMORY_MARGIN = 1.25
 
 def is_plain_scan(plan: "ScanPlan") -> bool:
     """True when the plan is a filter and projection over Parquet or Delta files, so Arrow can read
-    its files directly (CSV and JSON are typed by each engine's own inference: Spark reads those).
+    its files directly (CSV and JSON are typed by each engine's own inference: Spark reads those)."""
+    return plan.format in PLAIN_SCAN_FORMATS
 
-    A partition-filtered read of plain Parquet is not, for now: its partitions are chosen by the
-    Scala helper (:mod:`lakeio.pruning`), which lists only those, and the Arrow engine would list
-    the whole table; it goes through Spark and the Parquet hand-off instead."""
+
+# The Arrow type of each partition column type the helper gives, as Spark's types map to Arrow.
+_PARTITION_TYPES = {"int": "int32", "bigint": "int64", "date": "date32", "string": "string"}
+
+
+def selected_files_dataset(plan: "ScanPlan", selection: "PartitionSelection",
+                           filesystem) -> tuple["ds.Dataset", dict[str, int]]:
+    """The files of the partitions the helper selected for ``plan`` (a
+    :attr:`~lakeio.pruning.PartitionSelection.listed` selection) as an Arrow dataset that lists and
+    infers nothing, and each file's size by path.
+
+    The partition columns are typed as Spark types them, the data columns as the first file's footer
+    has them (what Spark reads too); with no file selected, the schema is the helper's.
+    """
+    import datetime as dt
+
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.dataset as ds
+    from pyspark.sql.pandas.types import to_arrow_schema
+
     from lakeio import pruning
+    from lakeio.engines.arrow import native_parquet_dataset
 
-    return plan.format in PLAIN_SCAN_FORMATS and not pruning.applies(plan)
+    partition_types = {c: pa.type_for_alias(_PARTITION_TYPES[selection.types[c]]) for c in plan.partition_by}
+
+    def condition(column: str, value):
+        if value is None:
+            return pc.field(column).is_null()
+        kind = partition_types[column]
+        return pc.field(column) == pa.scalar(dt.date.fromisoformat(value) if kind == pa.date32() else value, kind)
+
+    files = []
+    for partition in selection.partitions:
+        values = partition["values"]
+        expression = functools.reduce(operator.and_, [condition(c, values[c]) for c in plan.partition_by])
+        files += [(_arrow_path(file["path"]), expression, file["size"]) for file in partition["files"]]
+    if files:
+        path, _, size = files[0]
+        first = ds.ParquetFileFormat().make_fragment(path, filesystem=filesystem, file_size=size)
+        data = [field for field in first.physical_schema if field.name not in partition_types]
+    else:
+        data = [field for field in to_arrow_schema(pruning.table_schema(selection, plan.partition_by))
+                if field.name not in partition_types]
+    schema = pa.schema(data + [pa.field(c, t) for c, t in partition_types.items()])
+    return native_parquet_dataset(files, schema, filesystem), {path: size for path, _, size in files}
+
+
+def _arrow_path(hadoop_path: str) -> str:
+    """A Hadoop path the helper gives (``file:/dir/f``, ``s3a://bucket/key``) as pyarrow's filesystems
+    take it (``/dir/f``, ``bucket/key``); Hadoop's ``toString`` keeps names as they are on storage."""
+    for prefix in ("s3a://", "file://", "file:"):
+        if hadoop_path.startswith(prefix):
+            return hadoop_path[len(prefix):]
+    return hadoop_path
 
 
 def spark_arrow_schema(schema: "pa.Schema") -> "pa.Schema":

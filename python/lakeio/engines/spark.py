@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
     from pyspark.sql import DataFrame, SparkSession
 
+    from lakeio.engines.arrow import Scan
     from lakeio.frame import ScanPlan
 
 DELTA_EXTENSION = "io.delta.sql.DeltaSparkSessionExtension"
@@ -112,18 +113,17 @@ class SparkEngine:
 
     # -- reads --------------------------------------------------------------------------------
 
-    def read_dataframe(self, plan: "ScanPlan", record: IORecord | None = None) -> "DataFrame":
+    def read_dataframe(self, plan: "ScanPlan", record: IORecord | None = None,
+                       selection: "pruning.PartitionSelection | None" = None) -> "DataFrame":
         """The plan as a lazy Spark DataFrame; a filtered read of a partitioned Parquet table reads
-        only the partitions the helper selects (see :mod:`lakeio.pruning`), and says how many on ``record``."""
+        only the partitions the helper selects (see :mod:`lakeio.pruning`; ``selection`` when they
+        are already selected), and says how many on ``record``."""
         from pyspark.sql import functions as F
 
         spark = self.session()
         with _translated(f"dataset {plan.dataset!r} [{plan.env}] at {plan.location.uri}"):
             if pruning.applies(plan):
-                selection = pruning.select_partitions(spark, plan)
-                if record is not None:
-                    record.partitions_listed, record.partitions_total = len(selection.paths), selection.total
-                frame = pruning.read(spark, plan, selection)
+                frame = pruning.read(spark, plan, selection or self._selection(plan, record))
             else:
                 frame = spark.read.format(plan.format).options(**_read_options(plan)).load(plan.location.spark_path)
         plan.check_columns(frame.columns)
@@ -133,14 +133,38 @@ class SparkEngine:
             frame = frame.select(*[F.col("`" + c.replace("`", "``") + "`") for c in plan.columns])
         return frame
 
+    def _selection(self, plan: "ScanPlan", record: IORecord | None) -> "pruning.PartitionSelection":
+        """The partitions (and their files) the helper selects for a pruned read, counted on ``record``."""
+        selection = pruning.select_partitions(self.session(), plan, files=True)
+        if record is not None:
+            record.partitions_listed, record.partitions_total = len(selection.paths), selection.total
+        return selection
+
+    def _direct_scan(self, plan: "ScanPlan", selection: "pruning.PartitionSelection | None") -> "Scan | None":
+        """The Arrow scan that reads a plain scan straight from its files, or None when Spark reads it.
+
+        A partitioned Parquet table's files are those of the helper's ``selection``. A filter Arrow
+        cannot type the way Spark does (a date column against a string) is left to Spark.
+        """
+        if not handoff.is_plain_scan(plan) or (selection is not None and not selection.listed):
+            return None
+        try:
+            if selection is None:
+                return self._arrow.open_scan(plan)
+            dataset, sizes = handoff.selected_files_dataset(plan, selection, self.storage.filesystem(plan.location))
+            return self._arrow.scan(plan, dataset, sizes=sizes)
+        except InvalidArgumentError:
+            return None
+
     def read_arrow(self, plan: "ScanPlan", record: IORecord) -> "pa.Table":
-        if handoff.is_plain_scan(plan):
-            scan = self._arrow.open_scan(plan)
+        selection = self._selection(plan, record) if pruning.applies(plan) else None
+        scan = self._direct_scan(plan, selection)
+        if scan is not None:
             handoff.check_fits_in_memory(plan, handoff.estimated_memory(scan.files(), plan.columns, scan.filesystem))
             record.extra["path"] = "arrow: pruned files read directly"
             return handoff.as_spark_types(self._arrow.read_arrow(plan, record, scan))
         record.extra["path"] = "spark: parquet hand-off"
-        return handoff.spark_frame_to_arrow(self.read_dataframe(plan, record), self.scratch(), self.storage)
+        return handoff.spark_frame_to_arrow(self.read_dataframe(plan, record, selection), self.scratch(), self.storage)
 
     def read_batches(self, plan: "ScanPlan", record: IORecord) -> tuple["pa.Schema", Iterator["pa.RecordBatch"]]:
         """The plan's schema, and its rows streamed: from the files by Arrow for a plain scan,
@@ -148,11 +172,13 @@ class SparkEngine:
         import pyarrow as pa
         from pyspark.sql.pandas.types import to_arrow_schema
 
-        if handoff.is_plain_scan(plan):
-            schema, batches = self._arrow.read_batches(plan, record)
+        selection = self._selection(plan, record) if pruning.applies(plan) else None
+        scan = self._direct_scan(plan, selection)
+        if scan is not None:
+            schema, batches = self._arrow.read_batches(plan, record, scan)
             wanted = handoff.spark_arrow_schema(schema)
             return wanted, (batch if wanted.equals(schema) else batch.cast(wanted, safe=False) for batch in batches)
-        frame = self.read_dataframe(plan)
+        frame = self.read_dataframe(plan, record, selection)
         schema = to_arrow_schema(frame.schema)
 
         def batches():

@@ -1,6 +1,7 @@
 package lakeio.helper
 
 import java.io.{FileNotFoundException, IOException}
+import java.time.LocalDate
 import java.util.jar.JarFile
 
 import scala.jdk.CollectionConverters._
@@ -10,11 +11,16 @@ import com.fasterxml.jackson.core.JacksonException
 import com.fasterxml.jackson.databind.{JsonNode, ObjectMapper}
 import com.fasterxml.jackson.databind.node.ObjectNode
 import org.apache.hadoop.conf.Configuration
-import org.apache.hadoop.fs.Path
-import org.apache.spark.sql.classic.SparkSession
+import org.apache.hadoop.fs.{FileStatus, Path}
 import org.apache.parquet.hadoop.{Footer, ParquetFileReader}
 import org.apache.parquet.hadoop.util.HadoopInputFile
+import org.apache.spark.sql.Row
+import org.apache.spark.sql.catalyst.InternalRow
+import org.apache.spark.sql.classic.{Dataset, SparkSession}
+import org.apache.spark.sql.execution.datasources.{FileStatusCache, HadoopFsRelation, InMemoryFileIndex, PartitionPath, PartitionSpec}
 import org.apache.spark.sql.execution.datasources.parquet.{ParquetFileFormat, ParquetToSparkSchemaConverter}
+import org.apache.spark.sql.types.{DataType, DateType, IntegerType, LongType, StringType, StructType}
+import org.apache.spark.unsafe.types.UTF8String
 
 /** lakeio's JVM entry points, called from Python through the active SparkSession's py4j gateway.
   *
@@ -79,11 +85,23 @@ object Helper {
     val options = ListingOptions(option("threads", defaults.threads), option("sampleSize", defaults.sampleSize),
                                  option("maxCandidates", defaults.maxCandidates))
     val predicate = Predicate.fromJson(request.get("predicate"))
-    val selection = new PartitionLister(root.getFileSystem(conf), root, columns, predicate, options).select()
+    val withFiles = Option(request.get("files")).exists(_.asBoolean)
+    val selection = new PartitionLister(root.getFileSystem(conf), root, columns, predicate, options).select(withFiles)
 
     val result = json.createObjectNode()
     val paths = result.putArray("paths")
     selection.paths.foreach(p => paths.add(p.toString))
+    if (withFiles) {
+      val partitions = result.putArray("partitions")
+      for (partition <- selection.partitions) {
+        val node = partitions.addObject().put("path", partition.path.toString)
+        val values = node.putObject("values")
+        for (column <- columns) typedValue(values, column, partition.values(column), selection.types(column))
+        val files = node.putArray("files")
+        for (file <- partition.files.getOrElse(Nil))
+          files.addObject().put("path", file.getPath.toString).put("size", file.getLen).put("modified", file.getModificationTime)
+      }
+    }
     val types = result.putObject("types")
     selection.types.foreach { case (column, t) => t.sparkName.fold(types.putNull(column))(types.put(column, _)) }
     selection.total.fold(result.putNull("total"))(result.put("total", _))
@@ -93,6 +111,64 @@ object Helper {
     selection.steps.foreach(steps.add)
     result
   }
+
+  /** A Spark DataFrame of partitions already listed, so Spark lists nothing again.
+    *
+    * Request: `{"root": ..., "schema": Spark schema JSON of the data and partition columns,
+    * "partitionColumns": [...], "partitions": [...]}`, the partitions as [[selectPartitions]] answers
+    * them with "files" (every partition column typed int, bigint, date or string). The frame is the
+    * same relation `spark.read.option("basePath", root).schema(schema).parquet(dirs)` builds, with its
+    * file index given these files and these typed partitions instead of listing the directories and
+    * inferring them; refreshing it keeps them.
+    */
+  def prelistedFrame(request: String): Dataset[Row] = {
+    val session = SparkSession.active
+    val parsed = json.readTree(request)
+    val root = field(parsed, "root").asText
+    val schema = DataType.fromJson(field(parsed, "schema").toString).asInstanceOf[StructType]
+    val partitionColumns = field(parsed, "partitionColumns").elements().asScala.map(_.asText).toSeq
+    val partitionSchema = StructType(partitionColumns.map(schema(_)))
+    val dataSchema = StructType(schema.filterNot(f => partitionColumns.contains(f.name)))
+    val partitions = field(parsed, "partitions").elements().asScala.map { node =>
+      val values = partitionSchema.map(f => internalValue(node.get("values").get(f.name), f.dataType))
+      val files = node.get("files").elements().asScala.map { file =>
+        new FileStatus(file.get("size").asLong, false, 1, 0L, file.get("modified").asLong, new Path(file.get("path").asText))
+      }.toArray
+      PartitionPath(InternalRow.fromSeq(values), new Path(node.get("path").asText)) -> files
+    }.toSeq
+    val listed = partitions.map { case (partition, files) => partition.path -> files }.toMap
+    val cache = new FileStatusCache {
+      override def getLeafFiles(path: Path): Option[Array[FileStatus]] = listed.get(path)
+      override def putLeafFiles(path: Path, leafFiles: Array[FileStatus]): Unit = ()
+      override def invalidateAll(): Unit = ()
+    }
+    val options = Map("basePath" -> root)
+    val index = new InMemoryFileIndex(session, partitions.map(_._1.path), options, Some(schema), cache,
+                                      Some(PartitionSpec(partitionSchema, partitions.map(_._1))), None)
+    session.baseRelationToDataFrame(
+      HadoopFsRelation(index, partitionSchema, dataSchema, None, new ParquetFileFormat(), options)(session))
+  }
+
+  /** Puts a partition's raw value as its column's type: JSON numbers for integers, ISO dates, text. */
+  private def typedValue(values: ObjectNode, column: String, raw: Option[String], columnType: ColumnType): Unit =
+    (raw, columnType) match {
+      case (None, _) => values.putNull(column)
+      case (Some(v), ColumnType.IntType) => values.put(column, Integer.parseInt(v))
+      case (Some(v), ColumnType.LongType) => values.put(column, java.lang.Long.parseLong(v))
+      case (Some(v), ColumnType.DateType) => values.put(column, LocalDate.parse(v).toString)
+      case (Some(v), _) => values.put(column, v)
+    }
+
+  /** A typed partition value as Spark holds it in a row. */
+  private def internalValue(node: JsonNode, dataType: DataType): Any =
+    if (node == null || node.isNull) null
+    else dataType match {
+      case IntegerType => node.asInt
+      case LongType => node.asLong
+      case DateType => LocalDate.parse(node.asText).toEpochDay.toInt
+      case StringType => UTF8String.fromString(node.asText)
+      case other => throw new BadRequest(s"partition columns of type $other are not prelisted")
+    }
 
   private val json = new ObjectMapper()
 

@@ -188,6 +188,17 @@ object Predicate {
     case _ => if (negate) Not(predicate) else predicate
   }
 
+  /** The columns `predicate` names. */
+  def columns(predicate: Predicate): Set[String] = predicate match {
+    case Compare(column, _, _) => Set(column)
+    case In(column, _) => Set(column)
+    case IsNull(column) => Set(column)
+    case Not(operand) => columns(operand)
+    case And(operands) => operands.flatMap(columns).toSet
+    case Or(operands) => operands.flatMap(columns).toSet
+    case Opaque => Set.empty
+  }
+
   /** The outcomes of `predicate` on a partition whose known columns have these raw values. */
   def evaluate(predicate: Predicate, values: Map[String, Option[String]], types: String => ColumnType): Int =
     predicate match {

@@ -9,7 +9,7 @@ import scala.collection.mutable
 import scala.jdk.CollectionConverters._
 import scala.util.Using
 
-import org.apache.hadoop.fs.{FileSystem, Path}
+import org.apache.hadoop.fs.{FileStatus, FileSystem, Path}
 
 /** How hard the lister works.
   *
@@ -22,25 +22,29 @@ final case class ListingOptions(threads: Int = 16, sampleSize: Int = 100, maxCan
   require(threads > 0 && sampleSize > 0 && maxCandidates > 0, s"options must be positive: $this")
 }
 
+/** A partition directory: the raw values of its columns (None: the null partition) and, when asked
+  * for, the data files directly in it.
+  */
+final case class Partition(path: Path, values: Map[String, Option[String]], files: Option[Seq[FileStatus]] = None)
+
 /** What the lister found.
   *
-  * @param paths      the partition directories a read needs, in listing order
+  * @param partitions the partition directories a read needs, in listing order
   * @param types      each partition column's type, inferred from the directory names seen
   * @param total      how many partitions the table has, when the walk saw every one of them
   * @param schemaPath when `paths` is empty: one partition of the table to read its schema from
   * @param requests   file system listings and probes made
   * @param steps      how each level was found, one line per level
   */
-final case class Selection(paths: Seq[Path], types: Map[String, ColumnType], total: Option[Int],
-                           schemaPath: Option[Path], requests: Int, steps: Seq[String])
+final case class Selection(partitions: Seq[Partition], types: Map[String, ColumnType], total: Option[Int],
+                           schemaPath: Option[Path], requests: Int, steps: Seq[String]) {
+  def paths: Seq[Path] = partitions.map(_.path)
+}
 
 /** The directory layout disagrees with the partition columns, or the root is not a directory. */
 final class LayoutError(message: String) extends Exception(message)
 
 private object PartitionLister {
-
-  /** A partition directory and the raw values of its columns (None: the null partition). */
-  final case class Partition(path: Path, values: Map[String, Option[String]])
   final case class Entry(name: String, isDirectory: Boolean)
   final case class Sample(parent: Partition, entries: Seq[Entry], truncated: Boolean)
 }
@@ -55,6 +59,9 @@ private object PartitionLister {
   * instead of listing the parent: the cost then follows the matches, not the table. Everywhere
   * else the parents are listed. Either way a partition is dropped only when the predicate cannot
   * be true on it; what the helper cannot evaluate keeps the partition.
+  *
+  * Asked for files, it also lists the data files of each selected partition, so the read need not
+  * list them again; on S3 the probe of a constructed directory is that listing.
   */
 final class PartitionLister(fs: FileSystem, table: Path, columns: Seq[String], predicate: Predicate,
                             options: ListingOptions = ListingOptions()) {
@@ -70,9 +77,10 @@ final class PartitionLister(fs: FileSystem, table: Path, columns: Seq[String], p
 
   require(columns.nonEmpty, "a partitioned table has at least one partition column")
 
-  def select(): Selection = {
+  def select(withFiles: Boolean = false): Selection = {
     val pool = Executors.newFixedThreadPool(options.threads, daemonThreads)
     try {
+      if (withFiles && !local && (Predicate.columns(filter) intersect columns.toSet).isEmpty) return flat()
       var parents = Seq(Partition(root, Map.empty))
       var complete = true // every partition of the table is among `parents`
       var total = Option.empty[Int]
@@ -88,9 +96,41 @@ final class PartitionLister(fs: FileSystem, table: Path, columns: Seq[String], p
       }
       for ((column, level) <- columns.zipWithIndex if !valued(column)) types(column) = typeFromElsewhere(level)
       val schemaPath = if (parents.isEmpty) { checkRoot(); firstPartition() } else None
-      Selection(parents.map(_.path), columns.map(c => c -> typeOf(c)).toMap, total, schemaPath,
+      if (withFiles) parents = parallel(pool, parents)(p => if (p.files.isDefined) p else p.copy(files = Some(filesIn(p.path))))
+      Selection(parents, columns.map(c => c -> typeOf(c)).toMap, total, schemaPath,
                 requests.get, steps.result())
     } finally pool.shutdownNow()
+  }
+
+  /** Every partition with its files, from one recursive listing of the root: for a read that
+    * prunes nothing off the local disk, where S3A lists a whole tree in pages of a thousand files
+    * rather than a request per directory (what Spark's own listing of s3a does).
+    */
+  private def flat(): Selection = {
+    val found = try {
+      val files = fs.listFiles(root, true)
+      Iterator.continually(files).takeWhile(_.hasNext).map(_.next()).toVector
+    } catch { case _: FileNotFoundException => throw new FileNotFoundException(s"table root $root does not exist") }
+    requests.addAndGet(1 + found.size / 1000) // one paged listing
+    if (found.size == 1 && found.head.getPath == root) throw new LayoutError(s"table root $root is a file, not a directory")
+    val depth = root.depth
+    val visible = found.filterNot { file =>
+      Iterator.iterate(file.getPath)(_.getParent).take(file.getPath.depth - depth).exists(p => PartitionValues.isHidden(p.getName))
+    }
+    val byDirectory = visible.groupBy(_.getPath.getParent)
+    val partitions = visible.map(_.getPath.getParent).distinct.map { dir =>
+      val names = Iterator.iterate(dir)(_.getParent).take(dir.depth - depth).map(_.getName).toVector.reverse
+      val values = columns.zipAll(names, "", "").map { case (column, name) =>
+        PartitionValues.parse(name).filter(_._1 == column).getOrElse(throw new LayoutError(
+          s"${byDirectory(dir).head.getPath} is not under '${columns.mkString("=.../")}=...' directories: the " +
+          s"partition columns are ${columns.mkString(", ")} (in this order)"))
+      }.toMap
+      Partition(dir, values, Some(dataFiles(byDirectory(dir))))
+    }
+    for (column <- columns) infer(column, partitions.map(_.values(column)))
+    if (partitions.isEmpty) checkRoot()
+    Selection(partitions, columns.map(c => c -> typeOf(c)).toMap, Some(partitions.size), None, requests.get,
+              Seq(s"one recursive listing: ${found.size} files in ${partitions.size} partitions"))
   }
 
   /** Why nothing was found, when the reason is the root itself (the walk does not probe it first:
@@ -123,7 +163,7 @@ final class PartitionLister(fs: FileSystem, table: Path, columns: Seq[String], p
     candidates match {
       case Some(made) =>
         // Directories of upper levels are probed by the next level's listing or probes.
-        val found = if (leaf) parallel(pool, made)(p => if (isDirectory(p.path)) Some(p) else None).flatten else made
+        val found = if (leaf) parallel(pool, made)(probe).flatten else made
         infer(column, sampled ++ found.map(_.values(column)))
         (found, true, s"$column: ${made.size} constructed of ${live.size} parent(s), ${if (leaf) "probed" else "unprobed"}")
       case None =>
@@ -185,19 +225,40 @@ final class PartitionLister(fs: FileSystem, table: Path, columns: Seq[String], p
     catch { case _: FileNotFoundException => Nil }
   }
 
-  /** Whether a constructed partition exists. Off the local disk this lists the directory instead
-    * of asking for its status: S3A answers a listing of a non-empty directory with one request, a
-    * status with two.
+  /** The partition if its constructed directory exists. Off the local disk this lists the directory
+    * instead of asking for its status: S3A answers a listing of a non-empty directory with one
+    * request, a status with two, and the listing gives the partition's files as well.
     */
-  private def isDirectory(dir: Path): Boolean = {
+  private def probe(partition: Partition): Option[Partition] = {
     requests.incrementAndGet()
     try {
-      if (local) fs.getFileStatus(dir).isDirectory
+      if (local) Some(partition).filter(p => fs.getFileStatus(p.path).isDirectory)
       else {
-        val entries = fs.listStatusIterator(dir)
-        !entries.hasNext || { val first = entries.next(); !(first.isFile && first.getPath.getName == dir.getName) }
+        val entries = listing(partition.path)
+        // A file named like the directory lists as itself.
+        if (entries.size == 1 && entries.head.isFile && entries.head.getPath.getName == partition.path.getName) None
+        else Some(partition.copy(files = Some(dataFiles(entries))))
       }
-    } catch { case _: FileNotFoundException => false }
+    } catch { case _: FileNotFoundException => None }
+  }
+
+  /** The data files directly in a partition directory (none if it is gone). */
+  private def filesIn(dir: Path): Seq[FileStatus] = {
+    requests.incrementAndGet()
+    try dataFiles(listing(dir)) catch { case _: FileNotFoundException => Nil }
+  }
+
+  private def listing(dir: Path): Seq[FileStatus] = {
+    val entries = fs.listStatusIterator(dir)
+    Iterator.continually(entries).takeWhile(_.hasNext).map(_.next()).toVector
+  }
+
+  /** The entries a Spark read of a partition reads: files that are not hidden, empty or still being
+    * copied, as its file index keeps them.
+    */
+  private def dataFiles(entries: Seq[FileStatus]): Seq[FileStatus] = entries.filter { s =>
+    val name = s.getPath.getName
+    s.isFile && s.getLen > 0 && !PartitionValues.isHidden(name) && !name.endsWith("._COPYING_")
   }
 
   /** The raw values of `column` among directory names (the sample may hold other names). */

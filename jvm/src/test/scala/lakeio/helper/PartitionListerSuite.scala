@@ -1,9 +1,10 @@
 package lakeio.helper
 
 import java.io.FileNotFoundException
-import java.nio.file.{Files, Path => JPath}
+import java.nio.file.{Files, Path => JPath, Paths}
 import java.time.LocalDate
 
+import scala.jdk.CollectionConverters._
 import scala.util.Random
 
 import com.fasterxml.jackson.databind.ObjectMapper
@@ -31,8 +32,9 @@ class PartitionListerSuite extends AnyFunSuite {
 
   private def days(n: Int): Seq[String] = (0 until n).map(i => s"dt=${LocalDate.of(2000, 1, 1).plusDays(i)}")
   private def day(offset: Int): Literal = Day(LocalDate.of(2000, 1, 1).plusDays(offset))
-  private def select(root: Path, columns: Seq[String], p: Predicate, options: ListingOptions = ListingOptions()) =
-    new PartitionLister(fs, root, columns, p, options).select()
+  private def select(root: Path, columns: Seq[String], p: Predicate, options: ListingOptions = ListingOptions(),
+                     withFiles: Boolean = false) =
+    new PartitionLister(fs, root, columns, p, options).select(withFiles)
   private def names(selection: Selection, root: Path): Seq[String] =
     selection.paths.map(p => fs.makeQualified(root).toUri.relativize(p.toUri).getPath.stripSuffix("/")).sorted
 
@@ -47,6 +49,25 @@ class PartitionListerSuite extends AnyFunSuite {
     assert(big.requests == small.requests, "the work follows the matches, not the table")
     assert(big.requests == 1 + 10, "one sample, ten probes")
     assert(big.total.isEmpty && big.types == Map("dt" -> ColumnType.DateType))
+  }
+
+  test("asked for files, each selected partition comes with the files a Spark read reads, by either route") {
+    val root = table(days(150))
+    for (day <- Seq("dt=2000-01-03", "dt=2000-01-04")) {
+      val dir = Paths.get(new Path(root, day).toUri)
+      Files.write(dir.resolve("part-00001.parquet"), Array[Byte](1, 2, 3))
+      for (hidden <- Seq("_SUCCESS", ".part-00001.parquet.crc", "part-00002.parquet._COPYING_"))
+        Files.write(dir.resolve(hidden), Array[Byte](1))
+    }
+    val twoDays = In("dt", Seq(day(2), day(3), day(500)))
+    for (options <- Seq(ListingOptions(), ListingOptions(sampleSize = 1000))) { // constructed, then listed
+      val selection = select(root, Seq("dt"), twoDays, options, withFiles = true)
+      assert(selection.partitions.map(_.path.getName) == Seq("dt=2000-01-03", "dt=2000-01-04"), selection.steps)
+      // The empty part-00000 files are skipped, as Spark's file index skips empty files.
+      assert(selection.partitions.forall(_.files.get.map(f => (f.getPath.getName, f.getLen)) == Seq(("part-00001.parquet", 3))))
+      assert(selection.partitions.map(_.values) == Seq(Map("dt" -> Some("2000-01-03")), Map("dt" -> Some("2000-01-04"))))
+    }
+    assert(select(root, Seq("dt"), twoDays).partitions.forall(_.files.isEmpty), "no files unless asked")
   }
 
   test("a narrow level is listed, and a complete walk knows the table's size") {
@@ -143,6 +164,11 @@ class PartitionListerSuite extends AnyFunSuite {
       s"""{"root": "$root", "columns": ["k"], "predicate": {"column": "k", "op": ">", "value": {"int": "1"}}, "threads": 2}"""))
     assert(answer.get("paths").size == 2 && answer.get("types").get("k").asText == "int")
     assert(answer.get("total").asInt == 3 && answer.get("requests").asInt == 1, "one listing of a narrow level")
+    val listed = mapper.readTree(Helper.selectPartitions(s"""{"root": "$root", "columns": ["k"], "predicate": null, "files": true}"""))
+    val partitions = listed.get("partitions").elements().asScala.toSeq
+    assert(partitions.map(_.get("values").get("k")).map(v => (v.isInt, v.asInt)).toSet == Set((true, 1), (true, 2), (true, 3)))
+    assert(partitions.forall(_.get("files").isEmpty), "the table's files are empty, so none is read")
+    assert(answer.get("partitions") == null, "no partitions unless files are asked for")
     val missing = mapper.readTree(Helper.selectPartitions(s"""{"root": "$root/nope", "columns": ["k"], "predicate": null}"""))
     assert(missing.get("error").asText == "not_found" && missing.get("message").asText.contains("nope"))
     val bad = mapper.readTree(Helper.selectPartitions("""{"columns": ["k"]}"""))
