@@ -317,3 +317,60 @@ def test_on_s3_a_missing_root_names_the_uri_and_a_read_reports_its_partitions(sp
     missing = catalog(tmp_path / "conf-missing", f"{uri}-nothing-here", ["month"], env="test")
     with pytest.raises(lakeio.StorageError, match=rf"s3a://{TEST_BUCKET}/pruning/months-.*-nothing-here does not exist"):
         missing.read("t", where=where).count()
+
+
+# -- what the helper lists, Spark and Arrow do not list again --------------------------------------
+
+def s3_table(spark, tmp_path, kinds: dict[str, str], rows: list[tuple]) -> tuple[lakeio.Catalog, "object"]:
+    """A table on the S3 server, its catalog, and the S3A file system Spark and the helper share."""
+    from lakeio.config import S3Settings
+    from lakeio.storage import Storage, resolve_location
+
+    uri = f"s3://{TEST_BUCKET}/pruning/listed-{uuid.uuid4().hex}"
+    location = resolve_location(uri, Path("/"))
+    write_table(kinds, rows, location.path, Storage(S3Settings()).filesystem(location))
+    lake = catalog(tmp_path / "conf", uri, list(kinds), env="test")
+    lake.spark()
+    hadoop_path = spark._jvm.org.apache.hadoop.fs.Path(location.spark_path)
+    return lake, hadoop_path.getFileSystem(spark._jsparkSession.sessionState().newHadoopConf())
+
+
+def listings_during(s3a, action) -> int:
+    """The S3 LIST requests made while ``action`` runs (S3A's own counter)."""
+    before = s3a.getStorageStatistics().getLong("object_list_request")
+    action()
+    return s3a.getStorageStatistics().getLong("object_list_request") - before
+
+
+def test_on_s3_ten_days_cost_one_sample_and_ten_listings_and_nothing_more(spark, tmp_path):
+    rows = [(FIRST_DAY + dt.timedelta(days=d), v, f"w{v}") for d in range(150) for v in range(2)]
+    lake, s3a = s3_table(spark, tmp_path, {"dt": "date"}, rows)
+    where = And((Compare("dt", ">=", day(20)), Compare("dt", "<=", day(29))))
+    frame = lake.read("t", where=where)
+    # The helper samples the wide level once and lists each matching partition, which also finds its
+    # files; Spark's file index and the Arrow hand-off then read those files without listing.
+    assert listings_during(s3a, lambda: frame.to_spark().count()) == 11
+    assert listings_during(s3a, lambda: frame.to_arrow()) == 11
+    assert frame.to_arrow().num_rows == frame.to_spark().count() == 20
+
+
+def test_on_s3_an_unfiltered_read_lists_the_table_once_and_skips_hidden_files(spark, tmp_path):
+    from lakeio.config import S3Settings
+    from lakeio.storage import Storage
+
+    rows = [(m, v, f"w{v}") for m in range(1, 13) for v in range(2)]
+    lake, s3a = s3_table(spark, tmp_path, {"month": "int"}, rows)
+    location = lake.location("t")
+    filesystem = Storage(S3Settings()).filesystem(location)
+    for hidden in ("_SUCCESS", "month=3/.part-0.parquet.crc", "_temporary/0/month=3/part-9.parquet", "month=4/empty"):
+        with filesystem.open_output_stream(f"{location.path}/{hidden}") as out:
+            out.write(b"" if hidden.endswith("empty") else b"not parquet")
+    frame = lake.read("t", where=Compare("v", "=", 1))  # a data column only: nothing to prune
+    assert listings_during(s3a, lambda: frame.to_spark().count()) == 1
+    assert sorted(frame.to_arrow()["month"].to_pylist()) == list(range(1, 13))
+    assert "partitions: 12 listed of 12 (0 pruned)" in frame.explain()
+    assert_same_as_plain(spark, lake, Compare("v", "=", 1))
+    with filesystem.open_output_stream(f"{location.path}/month=5/stray/part-0.parquet") as out:
+        out.write(b"not parquet")
+    with pytest.raises(lakeio.StorageError, match=r"month=5/stray/part-0.parquet is not under 'month=\.\.\.' directories"):
+        lake.read("t").count()

@@ -54,30 +54,35 @@ object Helper {
     val session = SparkSession.getActiveSession
     val conf = session.map(_.sessionState.newHadoopConf()).getOrElse(new Configuration())
     val parsed = json.readTree(request)
-    val result = selectPartitions(parsed, conf)
+    val (result, selection) = selectPartitions(parsed, conf)
     val wanted = Option(parsed.get("dataSchema")).exists(_.asBoolean)
-    val sample = Option(result.get("paths").get(0)).orElse(Option(result.get("schemaPath")).filterNot(_.isNull))
-    val schema = for (s <- session if wanted; dir <- sample; found <- dataSchema(new Path(dir.asText), conf, s)) yield found
+    val schema = for (s <- session if wanted; file <- firstFile(selection, conf); found <- dataSchema(file, conf, s)) yield found
     schema.fold(result.putNull("dataSchema"))(result.put("dataSchema", _))
     json.writeValueAsString(result)
   }
 
-  /** The schema Spark infers for a directory's data files (schema merging off): the first data
-    * file's footer, converted by Spark's own Parquet reader; None when there is none to read.
+  /** The data file Spark's schema inference would read: the first of the selection's files (listed
+    * already when files were asked for), else of its first partition or the one named for the schema.
     */
-  private def dataSchema(dir: Path, conf: Configuration, session: SparkSession): Option[String] = {
-    val fs = dir.getFileSystem(conf)
-    fs.listStatus(dir).find(s => s.isFile && !PartitionValues.isHidden(s.getPath.getName)).flatMap { file =>
-      // An unreadable footer is left to Spark's own inference, which reports it.
-      Try(Using.resource(ParquetFileReader.open(HadoopInputFile.fromStatus(file, conf)))(_.getFooter)).toOption.map {
-        footer =>
-          val converter = new ParquetToSparkSchemaConverter(session.sessionState.conf)
-          ParquetFileFormat.readSchemaFromFooter(new Footer(file.getPath, footer), converter).json
+  private def firstFile(selection: Selection, conf: Configuration): Option[FileStatus] =
+    selection.partitions.iterator.flatMap(_.files.getOrElse(Nil)).nextOption().orElse {
+      selection.paths.headOption.orElse(selection.schemaPath).flatMap { dir =>
+        dir.getFileSystem(conf).listStatus(dir).find(s => s.isFile && !PartitionValues.isHidden(s.getPath.getName))
       }
     }
-  }
 
-  private[helper] def selectPartitions(request: JsonNode, conf: Configuration): ObjectNode = {
+  /** The schema Spark infers for a data file's directory (schema merging off): the file's footer,
+    * converted by Spark's own Parquet reader; None when it cannot be read.
+    */
+  private def dataSchema(file: FileStatus, conf: Configuration, session: SparkSession): Option[String] =
+    // An unreadable footer is left to Spark's own inference, which reports it.
+    Try(Using.resource(ParquetFileReader.open(HadoopInputFile.fromStatus(file, conf)))(_.getFooter)).toOption.map {
+      footer =>
+        val converter = new ParquetToSparkSchemaConverter(session.sessionState.conf)
+        ParquetFileFormat.readSchemaFromFooter(new Footer(file.getPath, footer), converter).json
+    }
+
+  private[helper] def selectPartitions(request: JsonNode, conf: Configuration): (ObjectNode, Selection) = {
     val root = new Path(field(request, "root").asText)
     val columns = field(request, "columns").elements().asScala.map(_.asText).toSeq
     val defaults = ListingOptions()
@@ -109,7 +114,7 @@ object Helper {
     result.put("requests", selection.requests)
     val steps = result.putArray("steps")
     selection.steps.foreach(steps.add)
-    result
+    (result, selection)
   }
 
   /** A Spark DataFrame of partitions already listed, so Spark lists nothing again.
