@@ -136,10 +136,13 @@ class ArrowEngine:
             record.files_scanned = len(scan.kept)
         dataset = scan.dataset
         if plan.format == "delta":
+            import pyarrow.dataset as ds
+
             # delta-rs gives each file's path relative to the root, decoded from the log: as it is on storage.
-            dataset = native_parquet_dataset(
-                [(posixpath.join(plan.location.path, f.path), f.partition_expression, None) for f in scan.kept],
-                dataset.schema, self.storage.filesystem(plan.location))
+            filesystem = self.storage.filesystem(plan.location)
+            fragments = native_parquet_fragments(
+                [(posixpath.join(plan.location.path, f.path), f.partition_expression, None) for f in scan.kept], filesystem)
+            dataset = ds.FileSystemDataset(fragments, dataset.schema, ds.ParquetFileFormat(), filesystem)
         with _filter_errors(plan, dataset.schema, scan.expression):
             yield dataset.scanner(columns=None if plan.columns is None else list(plan.columns), filter=scan.expression)
 
@@ -314,10 +317,9 @@ class ArrowEngine:
         record.files_written = metrics.get("num_target_files_added")
 
 
-def native_parquet_dataset(files: list[tuple[str, object, int | None]], schema: "pa.Schema",
-                           filesystem) -> "ds.Dataset":
-    """Parquet files already found, as a dataset read through pyarrow's own filesystem, with nothing
-    listed or opened to build it.
+def native_parquet_fragments(files: list[tuple[str, object, int | None]], filesystem) -> list:
+    """Parquet files already found, as fragments read through pyarrow's own filesystem, with nothing
+    listed or opened to make them.
 
     Each file is (path on ``filesystem``, partition expression, size in bytes or None); a known size
     spares a request per file on S3. The Delta scan's kept files come here: delta-rs's Python
@@ -327,9 +329,8 @@ def native_parquet_dataset(files: list[tuple[str, object, int | None]], schema: 
     import pyarrow.dataset as ds
 
     file_format = ds.ParquetFileFormat()
-    fragments = [file_format.make_fragment(path, filesystem=filesystem, partition_expression=expression, file_size=size)
-                 for path, expression, size in files]
-    return ds.FileSystemDataset(fragments, schema, file_format, filesystem)
+    return [file_format.make_fragment(path, filesystem=filesystem, partition_expression=expression, file_size=size)
+            for path, expression, size in files]
 
 
 @dataclass

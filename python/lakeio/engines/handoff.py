@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     import pyarrow.dataset as ds
     from pyspark.sql import DataFrame
 
+    from lakeio.engines.arrow import Scan
     from lakeio.frame import ScanPlan
     from lakeio.pruning import PartitionSelection
     from lakeio.storage import Location, Storage
@@ -68,7 +69,7 @@ def selected_files_dataset(plan: "ScanPlan", selection: "PartitionSelection",
     from pyspark.sql.pandas.types import to_arrow_schema
 
     from lakeio import pruning
-    from lakeio.engines.arrow import native_parquet_dataset
+    from lakeio.engines.arrow import native_parquet_fragments
 
     partition_types = {c: pa.type_for_alias(_PARTITION_TYPES[selection.types[c]]) for c in plan.partition_by}
 
@@ -83,15 +84,14 @@ def selected_files_dataset(plan: "ScanPlan", selection: "PartitionSelection",
         values = partition["values"]
         expression = functools.reduce(operator.and_, [condition(c, values[c]) for c in plan.partition_by])
         files += [(_arrow_path(file["path"]), expression, file["size"]) for file in partition["files"]]
-    if files:
-        path, _, size = files[0]
-        first = ds.ParquetFileFormat().make_fragment(path, filesystem=filesystem, file_size=size)
-        data = [field for field in first.physical_schema if field.name not in partition_types]
-    else:
-        data = [field for field in to_arrow_schema(pruning.table_schema(selection, plan.partition_by))
-                if field.name not in partition_types]
-    schema = pa.schema(data + [pa.field(c, t) for c, t in partition_types.items()])
-    return native_parquet_dataset(files, schema, filesystem), {path: size for path, _, size in files}
+    fragments = native_parquet_fragments(files, filesystem)
+    # The first file's footer, read through its fragment, which keeps it for the read.
+    data = fragments[0].physical_schema if fragments else \
+        to_arrow_schema(pruning.table_schema(selection, plan.partition_by))
+    schema = pa.schema([field for field in data if field.name not in partition_types]
+                       + [pa.field(c, t) for c, t in partition_types.items()])
+    dataset = ds.FileSystemDataset(fragments, schema, ds.ParquetFileFormat(), filesystem)
+    return dataset, {path: size for path, _, size in files}
 
 
 def _arrow_path(hadoop_path: str) -> str:
@@ -119,29 +119,28 @@ def as_spark_types(table: "pa.Table") -> "pa.Table":
     return table if wanted.equals(table.schema) else table.cast(wanted, safe=False)
 
 
-def estimated_memory(files: Sequence[tuple[str, int]], columns: Sequence[str] | None, filesystem) -> int:
-    """Bytes the Arrow table of a Parquet scan of ``files`` ((path, size) pairs) will take.
+def estimated_memory(scan: "Scan", columns: Sequence[str] | None) -> int:
+    """Bytes the Arrow table of a Parquet ``scan`` will take.
 
-    The footers of a few files give the ratio of the wanted columns' uncompressed size to the file
-    size; the total size of all files, times that ratio, is the estimate. Filters are ignored (the
-    estimate is an upper bound for filtered reads).
+    The footers of a few of its largest files give the ratio of the wanted columns' uncompressed size
+    to the file size; the total size of the kept files, times that ratio, is the estimate. Footers
+    are read through the scan's own fragments, which keep them for the read. Filters are ignored
+    (the estimate is an upper bound for filtered reads).
     """
-    import pyarrow.parquet as pq
-
-    total = sum(size for _, size in files)
-    sample = sorted(files, key=lambda item: item[1], reverse=True)[:_FOOTER_SAMPLE]
+    sizes = dict(scan.files())
+    total = sum(sizes.values())
+    sample = sorted(scan.kept, key=lambda fragment: sizes[fragment.path], reverse=True)[:_FOOTER_SAMPLE]
+    wanted = None if columns is None else set(columns)
     sampled_size = decoded = 0
-    for path, size in sample:
-        with filesystem.open_input_file(path) as handle:
-            metadata = pq.ParquetFile(handle).metadata
-        wanted = None if columns is None else set(columns)
+    for fragment in sample:
+        metadata = fragment.metadata
         for group in range(metadata.num_row_groups):
             row_group = metadata.row_group(group)
             for index in range(row_group.num_columns):
                 chunk = row_group.column(index)
                 if wanted is None or chunk.path_in_schema.split(".")[0] in wanted:
                     decoded += chunk.total_uncompressed_size
-        sampled_size += size
+        sampled_size += sizes[fragment.path]
     return int(total * decoded / sampled_size) if sampled_size else 0
 
 

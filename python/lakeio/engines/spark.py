@@ -160,7 +160,7 @@ class SparkEngine:
         selection = self._selection(plan, record) if pruning.applies(plan) else None
         scan = self._direct_scan(plan, selection)
         if scan is not None:
-            handoff.check_fits_in_memory(plan, handoff.estimated_memory(scan.files(), plan.columns, scan.filesystem))
+            handoff.check_fits_in_memory(plan, handoff.estimated_memory(scan, plan.columns))
             record.extra["path"] = "arrow: pruned files read directly"
             return handoff.as_spark_types(self._arrow.read_arrow(plan, record, scan))
         record.extra["path"] = "spark: parquet hand-off"

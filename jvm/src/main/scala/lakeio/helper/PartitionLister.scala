@@ -9,6 +9,7 @@ import scala.collection.mutable
 import scala.jdk.CollectionConverters._
 import scala.util.Using
 
+import org.apache.hadoop.conf.Configuration
 import org.apache.hadoop.fs.{FileStatus, FileSystem, Path}
 
 /** How hard the lister works.
@@ -45,6 +46,24 @@ final case class Selection(partitions: Seq[Partition], types: Map[String, Column
 final class LayoutError(message: String) extends Exception(message)
 
 private object PartitionLister {
+  private val samplers = java.util.Collections.synchronizedMap(new java.util.WeakHashMap[FileSystem, FileSystem]())
+
+  /** `fs` fetching listing pages of `pageSize` entries. S3A fetches `fs.s3a.paging.maximum` (5,000)
+    * per request, a page far larger (and slower to answer) than a sample needs; one such instance
+    * per file system and page size is kept, as Hadoop keeps `fs` itself.
+    */
+  def sampling(fs: FileSystem, pageSize: Int): FileSystem =
+    if (fs.getScheme != "s3a") fs
+    else samplers.synchronized {
+      Option(samplers.get(fs)).filter(_.getConf.getInt("fs.s3a.paging.maximum", 0) == pageSize).getOrElse {
+        val conf = new Configuration(fs.getConf)
+        conf.setInt("fs.s3a.paging.maximum", pageSize)
+        val sampler = FileSystem.newInstance(fs.getUri, conf)
+        Option(samplers.put(fs, sampler)).foreach(_.close()) // one of another page size
+        sampler
+      }
+    }
+
   final case class Entry(name: String, isDirectory: Boolean)
   final case class Sample(parent: Partition, entries: Seq[Entry], truncated: Boolean)
 }
@@ -209,7 +228,7 @@ final class PartitionLister(fs: FileSystem, table: Path, columns: Seq[String], p
           stream.iterator().asScala.take(limit + 1).map(p => Entry(p.getFileName.toString, Files.isDirectory(p))).toVector
         }
       } else {
-        val iterator = fs.listStatusIterator(parent.path)
+        val iterator = PartitionLister.sampling(fs, limit + 1).listStatusIterator(parent.path)
         Iterator.continually(iterator).takeWhile(_.hasNext).take(limit + 1)
           .map(_.next()).map(s => Entry(s.getPath.getName, s.isDirectory)).toVector
       }
