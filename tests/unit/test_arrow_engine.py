@@ -438,3 +438,41 @@ def test_filter_literal_of_the_wrong_type(lake, name):
 def test_empty_column_list_returns_no_columns(lake):
     lake.write("pq", flights())
     assert lake.read("pq", columns=[]).to_arrow().num_columns == 0
+
+
+# -- engine: auto reads the scan it opened to choose the engine, while that scan is current -------------
+
+def test_auto_read_reads_the_delta_scan_it_was_planned_with(lake, tmp_path):
+    data = flights()
+    lake.write("dlp", data)
+    frame = lake.read("dlp", where="month = 1")
+    assert frame.engine == "arrow"
+    # The frame's scan was opened when the engine was chosen: its reads do not open the log again,
+    # so a commit file made unreadable since then does not reach them, while a new read fails on it.
+    (tmp_path / "data" / "dlp" / "_delta_log" / "00000000000000000000.json").write_text("not a commit")
+    assert_same_rows(frame.to_pandas(), data[data.month == 1])
+    assert frame.count() == (data.month == 1).sum()
+    assert frame.schema.names == ["id", "year", "month", "carrier", "delay"]
+    with pytest.raises(StorageError, match="'dlp'"):
+        lake.read("dlp", where="month = 1", engine="arrow").to_arrow()
+
+
+@pytest.mark.parametrize("name", ["dlp", "pqp"])
+def test_auto_frame_reads_the_data_as_it_is_when_it_materialises(lake, name):
+    lake.write(name, flights(range(1, 9)))
+    frame = lake.read(name)
+    assert frame.count() == 8
+    lake.write(name, flights(range(9, 17)), mode="append")
+    assert frame.count() == 16
+    assert_same_rows(frame.to_pandas(), flights())
+    lake.write(name, flights(range(20, 23)), mode="overwrite")
+    assert_same_rows(frame.to_pandas(), flights(range(20, 23)))
+    assert_same_rows(frame.to_batches().read_all().to_pandas(), flights(range(20, 23)))
+
+
+def test_auto_frame_of_a_delta_version_stays_at_that_version(lake):
+    lake.write("dl", flights(range(1, 9)))
+    lake.write("dl", flights(range(9, 17)), mode="append")
+    frame = lake.read("dl", version=0)
+    lake.write("dl", flights(range(17, 20)), mode="append")
+    assert_same_rows(frame.to_pandas(), flights(range(1, 9)))

@@ -14,8 +14,9 @@ import itertools
 import json
 import logging
 import posixpath
+import threading
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Iterator
 
 from lakeio.engines import MergeRequest, WriteRequest, counted, to_arrow_data
@@ -101,7 +102,8 @@ class ArrowEngine:
 
     def open_scan(self, plan: "ScanPlan") -> "Scan":
         """Opens the plan's data and prunes its files; a scan opened once serves both a size
-        estimate (:meth:`Scan.files`) and the read (``read_arrow(..., scan=)``)."""
+        estimate (:meth:`Scan.files`) and the reads of the frame planned with it (``scan=``
+        of the read methods), for as long as it is current (see :meth:`Scan.is_current`)."""
         table = None
         try:
             if plan.format == "delta":
@@ -117,13 +119,24 @@ class ArrowEngine:
         expression = to_arrow(plan.predicate) if plan.predicate is not None else None
         with _filter_errors(plan, dataset.schema, expression):
             kept = list(dataset.get_fragments(filter=expression))
-        return Scan(plan, dataset, table, expression, kept)
+        return Scan(plan, dataset, table, expression, kept, None if table is None else table.version())
+
+    def current_scan(self, plan: "ScanPlan", scan: "Scan | None") -> "Scan":
+        """``scan`` (opened earlier for ``plan``) if reading it now reads what opening the plan now
+        would, else a newly opened scan."""
+        if scan is not None:
+            try:
+                if scan.is_current():
+                    return scan
+            except Exception:  # noqa: BLE001 - opening anew raises the storage's error, with lakeio's message
+                pass
+        return self.open_scan(plan)
 
     @contextlib.contextmanager
     def _scanning(self, plan: "ScanPlan", record: IORecord | None = None,
                   scan: "Scan | None" = None) -> Iterator["ds.Scanner"]:
-        """A scanner for the plan (of ``scan`` when one is already open)."""
-        scan = scan or self.open_scan(plan)
+        """A scanner for the plan (of ``scan`` when one is open and current)."""
+        scan = self.current_scan(plan, scan)
         if record is not None:
             record.files_total = sum(1 for _ in scan.dataset.get_fragments())
             record.files_scanned = len(scan.kept)
@@ -138,9 +151,10 @@ class ArrowEngine:
         with self._scanning(plan, record, scan) as scanner:
             return scanner.to_table()
 
-    def read_batches(self, plan: "ScanPlan", record: IORecord) -> tuple["pa.Schema", Iterator["pa.RecordBatch"]]:
+    def read_batches(self, plan: "ScanPlan", record: IORecord,
+                     scan: "Scan | None" = None) -> tuple["pa.Schema", Iterator["pa.RecordBatch"]]:
         """The plan's schema, and its batches streamed from the files, never all in memory."""
-        scope = self._scanning(plan, record)
+        scope = self._scanning(plan, record, scan)
         scanner = scope.__enter__()
 
         def batches():
@@ -150,17 +164,17 @@ class ArrowEngine:
 
         return scanner.projected_schema, batches()
 
-    def count(self, plan: "ScanPlan", record: IORecord) -> int:
-        with self._scanning(plan, record) as scanner:
+    def count(self, plan: "ScanPlan", record: IORecord, scan: "Scan | None" = None) -> int:
+        with self._scanning(plan, record, scan) as scanner:
             return scanner.count_rows()
 
-    def schema(self, plan: "ScanPlan") -> "pa.Schema":
-        with self._scanning(plan) as scanner:
+    def schema(self, plan: "ScanPlan", scan: "Scan | None" = None) -> "pa.Schema":
+        with self._scanning(plan, scan=scan) as scanner:
             return scanner.projected_schema
 
-    def file_counts(self, plan: "ScanPlan") -> tuple[int, int]:
+    def file_counts(self, plan: "ScanPlan", scan: "Scan | None" = None) -> tuple[int, int]:
         record = plan.record("explain", self.name, "")
-        with self._scanning(plan, record):
+        with self._scanning(plan, record, scan):
             return record.files_scanned, record.files_total
 
     def partition_counts(self, plan: "ScanPlan") -> None:
@@ -328,6 +342,25 @@ class Scan:
     table: object  # the DeltaTable of a Delta scan, else None
     expression: object  # the plan's filter as a pyarrow expression, or None
     kept: list
+    version: int | None = None  # the Delta table version the dataset was built from
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def is_current(self) -> bool:
+        """True when reading this scan now reads what opening its plan now would.
+
+        A Delta scan of a fixed version always is; one of the latest version is while the table
+        has no newer commit, which listing the log after that version tells for a fraction of what
+        opening the table again costs (reading the log and building a fragment per file takes as
+        long as a small pruned read itself). Scans of plain files (their folders change in place)
+        and of the version current at a timestamp are not reused.
+        """
+        if self.table is None or self.plan.timestamp is not None:
+            return False
+        if self.plan.version is not None:
+            return True
+        with self._lock:  # delta-rs refuses concurrent updates of one table object
+            self.table.update_incremental()
+            return self.table.version() == self.version
 
     @property
     def filesystem(self):

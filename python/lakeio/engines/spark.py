@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
     from pyspark.sql import DataFrame, SparkSession
 
+    from lakeio.engines.arrow import Scan
     from lakeio.frame import ScanPlan
 
 DELTA_EXTENSION = "io.delta.sql.DeltaSparkSessionExtension"
@@ -133,23 +134,26 @@ class SparkEngine:
             frame = frame.select(*[F.col("`" + c.replace("`", "``") + "`") for c in plan.columns])
         return frame
 
-    def read_arrow(self, plan: "ScanPlan", record: IORecord) -> "pa.Table":
+    def read_arrow(self, plan: "ScanPlan", record: IORecord, scan: "Scan | None" = None) -> "pa.Table":
+        """The plan's rows in this process; ``scan``: the plan's files as opened for choosing the
+        engine, reused for a plain scan while current."""
         if handoff.is_plain_scan(plan):
-            scan = self._arrow.open_scan(plan)
+            scan = self._arrow.current_scan(plan, scan)
             handoff.check_fits_in_memory(plan, handoff.estimated_memory(scan.files(), plan.columns, scan.filesystem))
             record.extra["path"] = "arrow: pruned files read directly"
             return handoff.as_spark_types(self._arrow.read_arrow(plan, record, scan))
         record.extra["path"] = "spark: parquet hand-off"
         return handoff.spark_frame_to_arrow(self.read_dataframe(plan, record), self.scratch(), self.storage)
 
-    def read_batches(self, plan: "ScanPlan", record: IORecord) -> tuple["pa.Schema", Iterator["pa.RecordBatch"]]:
-        """The plan's schema, and its rows streamed: from the files by Arrow for a plain scan,
-        else from Spark partition by partition."""
+    def read_batches(self, plan: "ScanPlan", record: IORecord,
+                     scan: "Scan | None" = None) -> tuple["pa.Schema", Iterator["pa.RecordBatch"]]:
+        """The plan's schema, and its rows streamed: from the files by Arrow for a plain scan
+        (of ``scan`` while current), else from Spark partition by partition."""
         import pyarrow as pa
         from pyspark.sql.pandas.types import to_arrow_schema
 
         if handoff.is_plain_scan(plan):
-            schema, batches = self._arrow.read_batches(plan, record)
+            schema, batches = self._arrow.read_batches(plan, record, scan)
             wanted = handoff.spark_arrow_schema(schema)
             return wanted, (batch if wanted.equals(schema) else batch.cast(wanted, safe=False) for batch in batches)
         frame = self.read_dataframe(plan)
@@ -162,15 +166,17 @@ class SparkEngine:
 
         return schema, batches()
 
-    def count(self, plan: "ScanPlan", record: IORecord) -> int:
+    # Counts, schemas and file counts come from Spark's own plan: an opened Arrow scan is not used.
+
+    def count(self, plan: "ScanPlan", record: IORecord, scan: "Scan | None" = None) -> int:
         return self.read_dataframe(plan, record).count()
 
-    def schema(self, plan: "ScanPlan") -> "pa.Schema":
+    def schema(self, plan: "ScanPlan", scan: "Scan | None" = None) -> "pa.Schema":
         from pyspark.sql.pandas.types import to_arrow_schema
 
         return to_arrow_schema(self.read_dataframe(plan).schema)
 
-    def file_counts(self, plan: "ScanPlan") -> tuple[None, None]:
+    def file_counts(self, plan: "ScanPlan", scan: "Scan | None" = None) -> tuple[None, None]:
         return None, None
 
     def partition_counts(self, plan: "ScanPlan") -> tuple[int, int] | None:
