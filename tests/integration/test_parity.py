@@ -44,6 +44,9 @@ def lake(tmp_path, storage, spark, s3_endpoint) -> lakeio.Catalog:
         "events": ("delta", ["day"]),
         "events_parquet": ("parquet", ["day"]),
         "notes": ("csv", []),
+        **{f"sized_{format}": (format, []) for format in ("delta", "parquet", "csv", "json")},
+        "sized_delta_parts": ("delta", ["part"]),
+        "sized_parquet_parts": ("parquet", ["part"]),
     }
     (conf / "parity.yaml").write_text("".join(
         f"{name}: {{format: {format}, partition_by: {partition_by}, "
@@ -194,3 +197,69 @@ def test_time_travel(lake, engine):
 
     assert lake.read("events", version=0, engine=engine).to_arrow().column("id").to_pylist() == [1]
     assert sorted(lake.read("events", version=1, engine=engine).to_arrow().column("id").to_pylist()) == [1, 2]
+
+
+# -- target_file_size ------------------------------------------------------------------------------
+
+TARGET = 256 * 1024
+
+
+def sized_table(rows: int = 40_000) -> pa.Table:
+    """Random values that compress poorly: about four targets' worth of data in every format."""
+    import numpy as np
+
+    rng = np.random.default_rng(11)
+    return pa.table({"id": np.arange(rows), "x": rng.normal(size=rows),
+                     "s": rng.integers(0, 10**6, rows).astype(str), "part": (np.arange(rows) % 2).astype(str)})
+
+
+def data_file_sizes(lake: lakeio.Catalog, name: str) -> dict[str, list[int]]:
+    """The sizes of a dataset's data files (not the Delta log, not hidden files), by folder."""
+    from pyarrow import fs as pafs
+
+    from lakeio.config import S3Settings
+    from lakeio.storage import Storage
+
+    location = lake.location(name)
+    filesystem = Storage(S3Settings()).filesystem(location)
+    sizes: dict[str, list[int]] = {}
+    for info in filesystem.get_file_info(pafs.FileSelector(location.path, recursive=True)):
+        relative = info.path[len(location.path):].strip("/")
+        if info.type == pafs.FileType.File and "_delta_log" not in relative \
+                and not info.base_name.startswith((".", "_")):
+            sizes.setdefault(relative.rpartition("/")[0], []).append(info.size)
+    return sizes
+
+
+@pytest.mark.parametrize("name", ["sized_delta", "sized_parquet", "sized_csv", "sized_json",
+                                  "sized_delta_parts", "sized_parquet_parts"])
+def test_target_file_size_gives_files_near_the_target(lake, engine, spark, name):
+    data = sized_table()
+    if name.endswith("_parts"):  # Spark data over many tasks, each with rows of both partitions
+        data = spark.createDataFrame(data).repartition(8)
+    else:
+        data = data.drop_columns(["part"])
+
+    record = lake.write(name, data, engine=engine, options={"target_file_size": TARGET})
+
+    sizes = data_file_sizes(lake, name)
+    files = [size for folder in sizes.values() for size in folder]
+    assert record.files_written == len(files)
+    assert len(sizes) == (2 if name.endswith("_parts") else 1)
+    assert len(files) >= 3, sizes
+    assert max(files) < 1.5 * TARGET, sizes
+    for folder in sizes.values():  # each folder: files near the target, but one remainder at most
+        assert sum(size < TARGET / 2 for size in folder) <= 1, sizes
+    assert lake.read(name, engine=engine).count() == sized_table().num_rows
+
+
+def test_bad_write_options_are_refused_and_write_nothing(lake, engine):
+    lake.write("sized_csv", sized_table(10).drop_columns(["part"]), engine=engine)
+
+    with pytest.raises(lakeio.InvalidArgumentError, match="target_file_size"):
+        lake.write("sized_csv", sized_table(10).drop_columns(["part"]), mode="append", engine=engine,
+                   options={"target_file_size": "huge"})
+    with pytest.raises(lakeio.InvalidArgumentError, match="'compression' applies to parquet and delta only, not csv"):
+        lake.write("sized_csv", sized_table(10).drop_columns(["part"]), mode="append", engine=engine,
+                   options={"compression": "zstd", "target_file_size": TARGET})
+    assert lake.read("sized_csv", engine=engine).count() == 10

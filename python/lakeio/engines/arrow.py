@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from lakeio.frame import ScanPlan
 
 # Rows of the data written to memory to learn its size per row on disk (for target_file_size).
-_SIZE_SAMPLE_ROWS = 50_000
+SIZE_SAMPLE_ROWS = 50_000
 
 
 class ArrowEngine:
@@ -487,7 +487,7 @@ def _peeked(data) -> tuple[object, "pa.Table"]:
 def _rows_per_file(sample: "pa.Table", format: str, options: "Options") -> int:
     """Rows per file that make files of about ``target_file_size`` on disk, learnt by writing a
     sample of the data to memory in the target format (compression makes memory size useless)."""
-    sample = sample.slice(0, _SIZE_SAMPLE_ROWS)
+    sample = sample.slice(0, SIZE_SAMPLE_ROWS)
     if sample.num_rows == 0:
         return 1 << 20
     bytes_per_row = max(len(_encoded(sample, format, options)) / sample.num_rows, 1e-3)

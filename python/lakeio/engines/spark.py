@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import math
 import os
 import posixpath
 import shutil
@@ -13,7 +14,7 @@ from typing import TYPE_CHECKING, Iterator
 
 from lakeio import jvm, pruning
 from lakeio.config import EnvironmentSettings
-from lakeio.engines import MergeRequest, WriteRequest, handoff, is_spark_dataframe, to_arrow_data
+from lakeio.engines import MergeRequest, WriteRequest, _quoted, handoff, is_spark_dataframe, to_arrow_data
 from lakeio.errors import EngineUnavailableError, InvalidArgumentError, SchemaMismatchError, StorageError
 from lakeio.metrics import IORecord
 from lakeio.predicate import to_arrow, to_sql
@@ -131,7 +132,7 @@ class SparkEngine:
         if plan.predicate is not None:
             frame = frame.where(to_sql(plan.predicate))
         if plan.columns is not None:
-            frame = frame.select(*[F.col("`" + c.replace("`", "``") + "`") for c in plan.columns])
+            frame = frame.select(*[F.col(_quoted(c)) for c in plan.columns])
         return frame
 
     def read_arrow(self, plan: "ScanPlan", record: IORecord, scan: "Scan | None" = None) -> "pa.Table":
@@ -210,24 +211,29 @@ class SparkEngine:
     # -- writes -------------------------------------------------------------------------------
 
     def write(self, request: WriteRequest, record: IORecord) -> None:
+        from lakeio.engines.arrow import SIZE_SAMPLE_ROWS
+
         request.check_arguments()
-        frame = self._spark_data(request.data, record, request.check_replace_where)
+        frame, table = self._spark_data(request.data, record, request.check_replace_where)
         request.check_partition_columns(frame.columns)
-        if request.replace_where is not None and is_spark_dataframe(request.data):
+        if request.replace_where is not None and table is None:
             outside = frame.where(f"NOT coalesce(({to_sql(request.replace_where)}), false)").limit(1).count()
             if outside:
                 raise InvalidArgumentError(f"{request.describe()}: the data has rows that do not match "
                                            f"replace_where {to_sql(request.replace_where)}; nothing was written")
+        sample = frame.limit(SIZE_SAMPLE_ROWS).toArrow() if table is None else table.slice(0, SIZE_SAMPLE_ROWS)
+        frame, rows_per_file = _spread_for_file_size(request, frame, sample, None if table is None else table.num_rows)
         if request.format == "delta":
-            self._write_delta(request, frame, record)
+            self._write_delta(request, frame, rows_per_file, record)
         else:
-            self._write_files(request, frame, record)
+            self._write_files(request, frame, sample, rows_per_file, record)
 
-    def _spark_data(self, data, record: IORecord, check=None) -> "DataFrame":
-        """``data`` as a Spark DataFrame; Arrow and pandas data keep their types (naive timestamps
-        stay TIMESTAMP_NTZ) and are counted on the record, after ``check(table)``."""
+    def _spark_data(self, data, record: IORecord, check=None) -> tuple["DataFrame", "pa.Table | None"]:
+        """``data`` as a Spark DataFrame, and as the Arrow table it came from (None for Spark data).
+        Arrow and pandas data keep their types (naive timestamps stay TIMESTAMP_NTZ) and are
+        counted on the record, after ``check(table)``."""
         if is_spark_dataframe(data):
-            return data
+            return data, None
         from pyspark.sql.pandas.types import from_arrow_schema
 
         table = to_arrow_data(data)
@@ -235,10 +241,11 @@ class SparkEngine:
         if check is not None:
             check(table)
         record.rows, record.bytes = table.num_rows, table.nbytes
-        return self.session().createDataFrame(table, schema=from_arrow_schema(table.schema, prefer_timestamp_ntz=True))
+        schema = from_arrow_schema(table.schema, prefer_timestamp_ntz=True)
+        return self.session().createDataFrame(table, schema=schema), table
 
-    def _write_delta(self, request: WriteRequest, frame: "DataFrame", record: IORecord) -> None:
-        writer = frame.write.format("delta").options(**_write_options(request))
+    def _write_delta(self, request: WriteRequest, frame: "DataFrame", rows_per_file: int, record: IORecord) -> None:
+        writer = frame.write.format("delta").options(**_write_options(request, rows_per_file))
         writer = writer.mode({"error": "errorifexists", "overwrite_partitions": "overwrite"}.get(request.mode, request.mode))
         if request.partition_by:
             writer = writer.partitionBy(*request.partition_by)
@@ -254,11 +261,12 @@ class SparkEngine:
         history = DeltaTable.forPath(self.session(), location.spark_path).history(1).collect()[0]
         return history["operationMetrics"] or {}
 
-    def _write_files(self, request: WriteRequest, frame: "DataFrame", record: IORecord) -> None:
+    def _write_files(self, request: WriteRequest, frame: "DataFrame", sample: "pa.Table", rows_per_file: int,
+                     record: IORecord) -> None:
         """Plain files, staged as the Arrow engine stages them: Spark writes the whole result beside
         the dataset, then the Arrow engine's commit moves it in, so a failed write leaves the old
-        data as it was and every mode (replace_where included) means what it means on Arrow."""
-        import pyarrow as pa
+        data as it was and every mode (replace_where included) means what it means on Arrow.
+        ``sample``: the first rows of the data, as Arrow."""
         from pyarrow import fs as pafs
         from pyspark.sql.pandas.types import to_arrow_schema
 
@@ -272,13 +280,12 @@ class SparkEngine:
         existing = self._arrow._file_dataset(location, request.format, bool(request.partition_by), request.options) \
             if exists else None
         if existing is not None and request.options.schema_mode == "enforce":
-            sample = frame.limit(1000).toArrow() if request.format in ("csv", "json") \
-                else to_arrow_schema(frame.schema).empty_table()
-            _check_schema(request, existing.schema, pa.table(sample))
+            incoming = sample if request.format in ("csv", "json") else to_arrow_schema(frame.schema).empty_table()
+            _check_schema(request, existing.schema, incoming)
 
         token = uuid.uuid4().hex[:12]
         staging = Location(location.scheme, f"{location.path}.lakeio-staging-{token}")
-        writer = frame.write.format(request.format).options(**_write_options(request)).mode("errorifexists")
+        writer = frame.write.format(request.format).options(**_write_options(request, rows_per_file)).mode("errorifexists")
         if request.partition_by:
             writer = writer.partitionBy(*request.partition_by)
         try:
@@ -310,8 +317,8 @@ class SparkEngine:
 
         request.check_arguments()
         spark = self.session()
-        frame = self._spark_data(request.data, record, request.check_unique_keys)
-        if is_spark_dataframe(request.data):
+        frame, table = self._spark_data(request.data, record, request.check_unique_keys)
+        if table is None:
             repeated = frame.groupBy(*request.on).count().where("count > 1").limit(3).collect()
             if repeated:
                 raise InvalidArgumentError(f"{request.describe()}: keys appear more than once in the data, e.g. "
@@ -355,10 +362,35 @@ def _read_options(plan: "ScanPlan") -> dict[str, str]:
     return {}
 
 
-def _write_options(request: WriteRequest) -> dict[str, str]:
-    """Spark writer options for the request's format, options, mode and predicate."""
+def _spread_for_file_size(request: WriteRequest, frame: "DataFrame", sample: "pa.Table",
+                          rows: int | None) -> tuple["DataFrame", int]:
+    """``frame`` spread over Spark's tasks so that its files come out at about the request's
+    ``target_file_size``, and the rows per file to cap each file at (``maxRecordsPerFile``).
+
+    The rows per file are learnt as the Arrow engine learns them, by writing ``sample`` (the
+    data's first rows) to memory in the target format. A partitioned table's rows are grouped by
+    partition, so each partition is written by one task: its files hold that many rows but the
+    last, as the Arrow engine writes them (a large partition is written by one task, in
+    sequence). Other data is spread evenly over as many tasks as files it makes, so no file is
+    small (``rows``: the data's rows, counted by Spark when None).
+    """
+    from pyspark.sql import functions as F
+
+    from lakeio.engines.arrow import _rows_per_file
+
+    rows_per_file = _rows_per_file(sample, "parquet" if request.format == "delta" else request.format,
+                                   request.options)
+    if request.partition_by:
+        return frame.repartition(*[F.col(_quoted(c)) for c in request.partition_by]), rows_per_file
+    rows = frame.count() if rows is None else rows
+    return frame.repartition(max(1, math.ceil(rows / rows_per_file))), rows_per_file
+
+
+def _write_options(request: WriteRequest, rows_per_file: int) -> dict[str, str]:
+    """Spark writer options for the request's format, options, mode and predicate, with files of
+    at most ``rows_per_file`` rows."""
     options = request.options
-    result: dict[str, str] = {}
+    result: dict[str, str] = {"maxRecordsPerFile": str(rows_per_file)}
     if request.format == "csv":
         result.update(header=str(options.header).lower(), sep=options.delimiter)
     if request.format in ("parquet", "delta"):
