@@ -19,7 +19,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Iterator
 
-from lakeio.engines import MergeRequest, WriteRequest, counted, to_arrow_data
+from lakeio.engines import MergeRequest, WriteRequest, counted, text, to_arrow_data
 from lakeio.errors import InvalidArgumentError, SchemaMismatchError, StorageError
 from lakeio.metrics import IORecord
 from lakeio.predicate import And, Compare, IsNull, Or, Predicate, columns_of, to_arrow, to_sql
@@ -95,26 +95,45 @@ class ArrowEngine:
         if format == "parquet":
             return dataset
         # Text files are typed by inference, file by file: a column all null in the first file must
-        # not make the dataset's column null-typed, so every file's inferred schema is unified.
-        physical = [fragment.physical_schema for fragment in dataset.get_fragments()]
-        unified = pa.unify_schemas([dataset.schema, *physical], promote_options="permissive")
+        # not make the dataset's column null-typed, so every file's inferred schema is unified. The
+        # contract's types win (pyarrow's JSON inference does not apply them): the scan converts.
+        declared = _declared_types(column_types)
+
+        def typed(schema: "pa.Schema") -> "pa.Schema":
+            return pa.schema([field.with_type(declared.get(field.name, field.type)) for field in schema])
+
+        physical = [typed(fragment.physical_schema) for fragment in dataset.get_fragments()]
+        unified = text.held_by_both(pa.unify_schemas([typed(dataset.schema), *physical], promote_options="permissive"))
         return dataset if unified == dataset.schema else open_(unified)
+
+    def _open(self, plan: "ScanPlan") -> tuple["ds.Dataset", object]:
+        """The plan's data as a pyarrow dataset, and its DeltaTable (None for plain files)."""
+        try:
+            if plan.format == "delta":
+                table = self._delta_table(plan)
+                return table.to_pyarrow_dataset(), table  # delta-rs's fragments carry partitions and statistics
+            return self._file_dataset(plan.location, plan.format, bool(plan.partition_by), plan.options,
+                                      plan.column_types), None
+        except Exception as error:
+            if plan.format in text.TEXT_FORMATS and text.is_conversion_error(error):
+                # A value of a file's first rows that does not read as the contract's type.
+                found = text.bad_value_error(plan, error, (), self.storage.filesystem(plan.location),
+                                             _declared_types(plan.column_types))
+                if found is not None:
+                    raise found from error
+            raise _storage_error(f"dataset {plan.dataset!r} [{plan.env}]: cannot open {plan.format} data at "
+                                 f"{plan.location.uri}", error)
+
+    def text_schema(self, plan: "ScanPlan") -> "pa.Schema":
+        """The Arrow schema the plan's CSV or JSON files are read as, by this engine and by Spark:
+        the contract's types for the columns it declares, pyarrow's inference for the others."""
+        return self._open(plan)[0].schema
 
     def open_scan(self, plan: "ScanPlan") -> "Scan":
         """Opens the plan's data and prunes its files; a scan opened once serves both a size
         estimate (:meth:`Scan.files`) and the reads of the frame planned with it (``scan=``
         of the read methods), for as long as it is current (see :meth:`Scan.is_current`)."""
-        table = None
-        try:
-            if plan.format == "delta":
-                table = self._delta_table(plan)
-                dataset = table.to_pyarrow_dataset()  # delta-rs's fragments carry partitions and statistics
-            else:
-                dataset = self._file_dataset(plan.location, plan.format, bool(plan.partition_by), plan.options,
-                                             plan.column_types)
-        except Exception as error:
-            raise _storage_error(f"dataset {plan.dataset!r} [{plan.env}]: cannot open {plan.format} data at "
-                                 f"{plan.location.uri}", error)
+        dataset, table = self._open(plan)
         plan.check_columns(dataset.schema.names)
         expression = to_arrow(plan.predicate) if plan.predicate is not None else None
         with _filter_errors(plan, dataset.schema, expression):
@@ -144,7 +163,7 @@ class ArrowEngine:
         if plan.format == "delta":
             dataset = _with_native_files(scan.kept, dataset.schema, self.storage.filesystem(plan.location),
                                          plan.location.path)
-        with _filter_errors(plan, dataset.schema, scan.expression):
+        with _filter_errors(plan, dataset.schema, scan.expression, scan):
             yield dataset.scanner(columns=None if plan.columns is None else list(plan.columns), filter=scan.expression)
 
     def read_arrow(self, plan: "ScanPlan", record: IORecord, scan: "Scan | None" = None) -> "pa.Table":
@@ -384,14 +403,21 @@ class Scan:
 
 
 @contextlib.contextmanager
-def _filter_errors(plan: "ScanPlan", schema: "pa.Schema", expression) -> Iterator[None]:
-    """Arrow's errors while filtering or reading: a filter that does not fit the column types is the
-    caller's mistake, anything else a storage error."""
+def _filter_errors(plan: "ScanPlan", schema: "pa.Schema", expression, scan: "Scan | None" = None) -> Iterator[None]:
+    """Arrow's errors while filtering or reading (``scan``): a value of a text file that does not
+    read as its column's type is the data's fault, a filter that does not fit the column types
+    the caller's mistake, anything else a storage error."""
     import pyarrow as pa
 
     try:
         yield
     except (pa.ArrowNotImplementedError, pa.ArrowTypeError, pa.ArrowInvalid) as error:
+        if scan is not None and plan.format in text.TEXT_FORMATS and text.is_conversion_error(error):
+            types = {f.name: f.type for f in scan.dataset.schema if f.name not in plan.partition_by}
+            found = text.bad_value_error(plan, error, [fragment.path for fragment in scan.kept], scan.filesystem,
+                                         types)
+            if found is not None:
+                raise found from error
         if expression is None:
             raise _storage_error(f"dataset {plan.dataset!r} [{plan.env}]: cannot read {plan.format} data "
                                  f"at {plan.location.uri}", error) from error
@@ -401,30 +427,25 @@ def _filter_errors(plan: "ScanPlan", schema: "pa.Schema", expression) -> Iterato
         ) from error
 
 
+def _declared_types(column_types: tuple[tuple[str, str], ...]) -> dict[str, "pa.DataType"]:
+    """The Arrow types of a contract's columns (``ScanPlan.column_types``)."""
+    if not column_types:
+        return {}
+    from lakeio.validation.arrow_backend import arrow_type
+    from lakeio.validation.contract import LogicalType
+
+    return {name: arrow_type(LogicalType.parse(logical)) for name, logical in column_types}
+
+
 def _file_format(format: str, options: "Options", column_types: tuple[tuple[str, str], ...] = ()):
     """The pyarrow.dataset file format for reading, with the dataset's options; text formats read
     the columns a contract declares as its types, and infer the others."""
-    import pyarrow as pa
-    import pyarrow.csv as pcsv
     import pyarrow.dataset as ds
-    import pyarrow.json as pjson
 
-    declared = {}
-    if column_types and format in ("csv", "json"):
-        from lakeio.validation.arrow_backend import arrow_type
-        from lakeio.validation.contract import LogicalType
-
-        declared = {name: arrow_type(LogicalType.parse(logical)) for name, logical in column_types}
     if format == "csv":
-        return ds.CsvFileFormat(
-            parse_options=pcsv.ParseOptions(delimiter=options.delimiter),
-            read_options=pcsv.ReadOptions(autogenerate_column_names=not options.header),
-            convert_options=pcsv.ConvertOptions(null_values=list(options.null_values), strings_can_be_null=True,
-                                                column_types=declared),
-        )
+        return ds.CsvFileFormat(**text.csv_options(options, _declared_types(column_types)))
     if format == "json":
-        return ds.JsonFileFormat(parse_options=pjson.ParseOptions(
-            explicit_schema=pa.schema(declared) if declared else None, unexpected_field_behavior="infer"))
+        return ds.JsonFileFormat(parse_options=text.json_options(_declared_types(column_types)))
     return ds.ParquetFileFormat()
 
 
@@ -630,7 +651,7 @@ def _as_read_schema(sample: "pa.Table", format: str, options: "Options") -> "pa.
     sample = sample.slice(0, 1000)
     if sample.num_rows == 0:  # no values to type: any type matches
         return pa.schema([pa.field(name, pa.null()) for name in sample.schema.names])
-    return _file_format(format, options).inspect(pa.BufferReader(_encoded(sample, format, options)))
+    return text.held_by_both(_file_format(format, options).inspect(pa.BufferReader(_encoded(sample, format, options))))
 
 
 def _commit(filesystem, location: Location, staging: str, replaced: list[str] | None, token: str) -> None:
