@@ -7,6 +7,7 @@ import itertools
 import math
 import os
 import posixpath
+import re
 import shutil
 import uuid
 from pathlib import Path
@@ -14,7 +15,7 @@ from typing import TYPE_CHECKING, Iterator
 
 from lakeio import jvm, pruning
 from lakeio.config import EnvironmentSettings
-from lakeio.engines import MergeRequest, WriteRequest, _quoted, handoff, is_spark_dataframe, to_arrow_data
+from lakeio.engines import MergeRequest, WriteRequest, _quoted, handoff, is_spark_dataframe, text, to_arrow_data
 from lakeio.errors import EngineUnavailableError, InvalidArgumentError, SchemaMismatchError, StorageError
 from lakeio.metrics import IORecord
 from lakeio.predicate import to_arrow, to_sql
@@ -117,15 +118,25 @@ class SparkEngine:
     def read_dataframe(self, plan: "ScanPlan", record: IORecord | None = None) -> "DataFrame":
         """The plan as a lazy Spark DataFrame; a filtered read of a partitioned Parquet table reads
         only the partitions the helper selects (see :mod:`lakeio.pruning`), and says how many on ``record``."""
+        return self._read(plan, record)[0]
+
+    def _read(self, plan: "ScanPlan", record: IORecord | None = None) -> tuple["DataFrame", "pa.Schema | None"]:
+        """The plan as a lazy Spark DataFrame and, for CSV and JSON, the Arrow schema of its
+        columns: the Arrow engine's, which this engine's Arrow results take too."""
+        import pyarrow as pa
         from pyspark.sql import functions as F
 
         spark = self.session()
-        with _translated(f"dataset {plan.dataset!r} [{plan.env}] at {plan.location.uri}"):
+        schema = None
+        with _translated(_describe(plan)):
             if pruning.applies(plan):
                 selection = pruning.select_partitions(spark, plan)
                 if record is not None:
                     record.partitions_listed, record.partitions_total = len(selection.paths), selection.total
                 frame = pruning.read(spark, plan, selection)
+            elif plan.format in text.TEXT_FORMATS:
+                schema = self._arrow.text_schema(plan)
+                frame = _read_text(spark, plan, schema)
             else:
                 frame = spark.read.format(plan.format).options(**_read_options(plan)).load(plan.location.spark_path)
         plan.check_columns(frame.columns)
@@ -133,7 +144,8 @@ class SparkEngine:
             frame = frame.where(to_sql(plan.predicate))
         if plan.columns is not None:
             frame = frame.select(*[F.col(_quoted(c)) for c in plan.columns])
-        return frame
+            schema = None if schema is None else pa.schema([schema.field(c) for c in plan.columns])
+        return frame, schema
 
     def read_arrow(self, plan: "ScanPlan", record: IORecord, scan: "Scan | None" = None) -> "pa.Table":
         """The plan's rows in this process; ``scan``: the plan's files as opened for choosing the
@@ -144,7 +156,10 @@ class SparkEngine:
             record.extra["path"] = "arrow: pruned files read directly"
             return handoff.as_spark_types(self._arrow.read_arrow(plan, record, scan))
         record.extra["path"] = "spark: parquet hand-off"
-        return handoff.spark_frame_to_arrow(self.read_dataframe(plan, record), self.scratch(), self.storage)
+        frame, schema = self._read(plan, record)
+        with _translated(_describe(plan), read=(plan, schema)):
+            table = handoff.spark_frame_to_arrow(frame, self.scratch(), self.storage)
+        return table if schema is None else table.select(schema.names).cast(schema)
 
     def read_batches(self, plan: "ScanPlan", record: IORecord,
                      scan: "Scan | None" = None) -> tuple["pa.Schema", Iterator["pa.RecordBatch"]]:
@@ -157,25 +172,29 @@ class SparkEngine:
             schema, batches = self._arrow.read_batches(plan, record, scan)
             wanted = handoff.spark_arrow_schema(schema)
             return wanted, (batch if wanted.equals(schema) else batch.cast(wanted, safe=False) for batch in batches)
-        frame = self.read_dataframe(plan)
-        schema = to_arrow_schema(frame.schema)
+        frame, text_schema = self._read(plan)
+        schema = text_schema or to_arrow_schema(frame.schema)
 
         def batches():
-            rows = frame.toLocalIterator(prefetchPartitions=True)
-            while chunk := list(itertools.islice(rows, _ROWS_PER_BATCH)):
-                yield pa.RecordBatch.from_pylist([row.asDict(recursive=True) for row in chunk], schema=schema)
+            with _translated(_describe(plan), read=(plan, text_schema)):
+                rows = frame.toLocalIterator(prefetchPartitions=True)
+                while chunk := list(itertools.islice(rows, _ROWS_PER_BATCH)):
+                    yield pa.RecordBatch.from_pylist([row.asDict(recursive=True) for row in chunk], schema=schema)
 
         return schema, batches()
 
     # Counts, schemas and file counts come from Spark's own plan: an opened Arrow scan is not used.
 
     def count(self, plan: "ScanPlan", record: IORecord, scan: "Scan | None" = None) -> int:
-        return self.read_dataframe(plan, record).count()
+        frame, schema = self._read(plan, record)
+        with _translated(_describe(plan), read=(plan, schema)):
+            return frame.count()
 
     def schema(self, plan: "ScanPlan", scan: "Scan | None" = None) -> "pa.Schema":
         from pyspark.sql.pandas.types import to_arrow_schema
 
-        return to_arrow_schema(self.read_dataframe(plan).schema)
+        frame, schema = self._read(plan)
+        return schema or to_arrow_schema(frame.schema)
 
     def file_counts(self, plan: "ScanPlan", scan: "Scan | None" = None) -> tuple[None, None]:
         return None, None
@@ -350,11 +369,16 @@ def _is_data_file(path: str) -> bool:
 
 
 def _read_options(plan: "ScanPlan") -> dict[str, str]:
-    """Spark reader options for the plan's format, options and time travel."""
+    """Spark reader options for the plan's format, options and time travel. Text formats fail on
+    a malformed record instead of reading it as nulls; CSV quotes are escaped by doubling them, as
+    pyarrow (and RFC 4180) does, and with a header each file's column names are checked against
+    the schema instead of being matched by position."""
     options = plan.options
     if plan.format == "csv":
-        return {"header": str(options.header).lower(), "sep": options.delimiter, "inferSchema": "true",
-                "nullValue": options.null_values[0] if options.null_values else ""}
+        return {"header": str(options.header).lower(), "sep": options.delimiter, "escape": '"',
+                "enforceSchema": "false", "mode": "FAILFAST"}
+    if plan.format == "json":
+        return {"mode": "FAILFAST"}
     if plan.version is not None:
         return {"versionAsOf": str(plan.version)}
     if plan.timestamp is not None:
@@ -386,6 +410,104 @@ def _spread_for_file_size(request: WriteRequest, frame: "DataFrame", sample: "pa
     return frame.repartition(max(1, math.ceil(rows / rows_per_file))), rows_per_file
 
 
+def _describe(plan: "ScanPlan") -> str:
+    return f"dataset {plan.dataset!r} [{plan.env}] at {plan.location.uri}"
+
+
+# How Spark reports a value of a text file that is not of its column's type: lakeio's own message
+# (raised from the job by _read_text's conversions), between Spark's error class and SQL state; or
+# Spark's JSON parser's words for the field and value, with the file in the enclosing read error.
+_RAISED_BAD_VALUE = re.compile(r"\[USER_RAISED_EXCEPTION\] (.*" + text.DOES_NOT_READ_AS + r".*?) SQLSTATE")
+_JSON_BAD_VALUE = re.compile(r"Cannot parse the field name '(.*?)' and the value (.*?) of the JSON token type")
+_FAILED_FILE = re.compile(r"Encountered error while reading file (\S+?)\.?\s")
+_SPARK_PATH = r"^(file:(//)?|s3a://)"  # Spark's path of a file -> pyarrow's
+
+
+def _read_text(spark: "SparkSession", plan: "ScanPlan", schema: "pa.Schema") -> "DataFrame":
+    """CSV or JSON files read by Spark as ``schema`` (the Arrow engine's), value for value as the
+    Arrow engine reads them. CSV values are read as text and converted as pyarrow's CSV reader
+    converts them (:func:`_converted`, with the dataset's null values); JSON values by Spark's JSON
+    parser with that schema, except timestamps (converted as pyarrow's JSON reader converts them:
+    a value without a time zone is UTC) and decimals (Spark's parser rounds extra decimals, which
+    pyarrow refuses). A value that does not convert fails the job, with the message of
+    :func:`text.bad_value_message`."""
+    import pyarrow as pa
+    from pyspark.sql import Column
+    from pyspark.sql import functions as F
+    from pyspark.sql import types as T
+    from pyspark.sql.pandas.types import from_arrow_type
+
+    def spark_type(data_type: "pa.DataType"):
+        return from_arrow_type(data_type, prefer_timestamp_ntz=True)
+
+    as_text = {field.name for field in schema if field.name not in plan.partition_by
+               and (plan.format == "csv" or pa.types.is_timestamp(field.type) or pa.types.is_decimal(field.type))}
+    read_schema = T.StructType([T.StructField(f.name, T.StringType() if f.name in as_text else spark_type(f.type))
+                                for f in schema])
+    frame = spark.read.format(plan.format).options(**_read_options(plan)).schema(read_schema) \
+        .load(plan.location.spark_path)
+    file = F.regexp_replace(F.col("_metadata.file_path"), _SPARK_PATH, "")
+    columns = []
+    for field in schema:
+        column = F.col(_quoted(field.name))
+        if field.name not in as_text:
+            columns.append(column)
+            continue
+        if plan.format == "csv":  # Spark reads an empty field as null; pyarrow as "" unless it is a null value
+            raw = F.coalesce(column, F.lit(""))
+            is_null = raw.isin(list(plan.options.null_values))
+        else:
+            raw, is_null = column, column.isNull()
+        value, converts = _converted(raw, field.type, plan.format)
+        message = F.concat(*[piece if isinstance(piece, Column) else F.lit(piece)
+                             for piece in text.bad_value_message(plan, file, field.name, raw, field.type)])
+        columns.append(F.when(is_null, F.lit(None)).when(converts, value).otherwise(F.raise_error(message))
+                       .cast(spark_type(field.type)).alias(field.name))
+    return frame.select(*columns)
+
+
+def _converted(raw: "Column", data_type: "pa.DataType", format: str) -> tuple["Column", "Column"]:
+    """``raw`` (text, not null) as ``data_type``, and whether it converts, as pyarrow's CSV reader
+    converts text (its JSON reader, for JSON timestamps). Spark's casts accept more than pyarrow
+    does (``+1`` or `` 1`` as an integer, ``2024-1-1`` as a date, a rounded decimal, a timestamp
+    without a zone in a zoned column); the patterns and checks keep them to what pyarrow accepts."""
+    import pyarrow as pa
+    import pyarrow.csv as pcsv
+    from pyspark.sql import functions as F
+    from pyspark.sql.pandas.types import from_arrow_type
+
+    types = pa.types
+    if types.is_string(data_type) or types.is_large_string(data_type):
+        return raw, F.lit(True)
+    if types.is_null(data_type):
+        return F.lit(None), F.lit(False)
+    if types.is_boolean(data_type):
+        true, false = pcsv.ConvertOptions().true_values, pcsv.ConvertOptions().false_values
+        return F.when(raw.isin(true), True).when(raw.isin(false), False), raw.isin(true + false)
+    target = from_arrow_type(data_type, prefer_timestamp_ntz=True)
+    if types.is_timestamp(data_type):
+        zoned = raw.rlike(r"[T ]\d{2}:\d{2}(:\d{2}(\.\d*)?)?(Z|[+-]\d{2}(:?\d{2})?)$")
+        if format == "json":  # pyarrow's JSON reader: a value without a zone is UTC, a zoned value is kept in UTC
+            instant = F.when(zoned, raw.try_cast("timestamp")).otherwise(
+                F.convert_timezone(F.lit("UTC"), F.current_timezone(), raw.try_cast("timestamp_ntz")).cast("timestamp"))
+            value = instant if data_type.tz else F.convert_timezone(F.current_timezone(), F.lit("UTC"),
+                                                                    instant.cast("timestamp_ntz"))
+            return value, value.isNotNull()
+        # pyarrow's CSV reader: a zoned column takes zoned values only, a naive column naive ones only
+        value = raw.try_cast(target)
+        return value, (zoned if data_type.tz else ~zoned) & value.isNotNull()
+    value = F.trim(raw).try_cast(target)
+    if types.is_integer(data_type):
+        return value, raw.rlike(r"^\s*-?\d+\s*$") & value.isNotNull()
+    if types.is_decimal(data_type):  # pyarrow refuses a value with more decimals; Spark rounds it
+        exact = F.trim(raw).try_cast(f"decimal(38,{38 - data_type.precision + data_type.scale})")
+        return value, value.isNotNull() & (value == exact)
+    if types.is_date(data_type):
+        value = raw.try_cast(target)
+        return value, raw.rlike(r"^\d{4}-\d{2}-\d{2}$") & value.isNotNull()
+    return value, value.isNotNull()
+
+
 def _write_options(request: WriteRequest, rows_per_file: int) -> dict[str, str]:
     """Spark writer options for the request's format, options, mode and predicate, with files of
     at most ``rows_per_file`` rows."""
@@ -407,24 +529,46 @@ def _write_options(request: WriteRequest, rows_per_file: int) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def _translated(what: str, exists=None):
+def _translated(what: str, exists=None, read: tuple["ScanPlan", "pa.Schema | None"] | None = None):
     """Turns Spark's and Delta's errors into lakeio's, once, at this boundary.
 
     ``exists`` makes the error for a write that found data where mode='error' wanted none.
+    ``read``: the plan and text schema of a read, whose bad values become the Arrow engine's error.
     """
+    from py4j.protocol import Py4JJavaError
     from pyspark.errors import PySparkException
 
     try:
         yield
-    except PySparkException as error:
+    except (PySparkException, Py4JJavaError) as error:
+        if read is not None:
+            _raise_bad_value(error, *read)
+        if isinstance(error, Py4JJavaError):  # a Java error pyspark has no class for (a failed task)
+            first = str(error.java_exception).splitlines()[0]
+            raise StorageError(f"{what}: Spark failed: {first}") from error
         condition = (error.getCondition() or "") if hasattr(error, "getCondition") else ""
-        text = f"{condition} {error}"
-        if "PATH_NOT_FOUND" in text or "DELTA_MISSING_DELTA_TABLE" in text or "is not a Delta table" in text:
+        said = f"{condition} {error}"
+        if "PATH_NOT_FOUND" in said or "DELTA_MISSING_DELTA_TABLE" in said or "is not a Delta table" in said:
             raise StorageError(f"{what}: no data there ({condition or type(error).__name__})") from error
-        if exists is not None and ("ALREADY_EXISTS" in text or "PATH_EXISTS" in text or "already exists" in text):
+        if exists is not None and ("ALREADY_EXISTS" in said or "PATH_EXISTS" in said or "already exists" in said):
             raise exists() from error
         if "SCHEMA" in condition or "MERGE_FIELDS" in condition or "METADATA_MISMATCH" in condition:
             raise SchemaMismatchError(f"{what}: {error}") from error
         if "UNRESOLVED_COLUMN" in condition:
             raise InvalidArgumentError(f"{what}: {error}") from error
         raise StorageError(f"{what}: Spark failed: {condition or type(error).__name__}: {error}") from error
+
+
+def _raise_bad_value(error: Exception, plan: "ScanPlan", schema: "pa.Schema | None") -> None:
+    """Raises the error for a value of a text file not of its column's type, if ``error`` (Spark's,
+    with its causes) is about one; returns otherwise."""
+    message = str(error)  # with the Java stack trace and its causes
+    raised = _RAISED_BAD_VALUE.search(message)
+    if raised:
+        raise SchemaMismatchError(raised.group(1)) from error
+    parsed, failed = _JSON_BAD_VALUE.search(message), _FAILED_FILE.search(message)
+    if parsed and failed and schema is not None and parsed.group(1) in schema.names:
+        column, value = parsed.groups()
+        file = re.sub(_SPARK_PATH, "", failed.group(1))
+        raise SchemaMismatchError("".join(text.bad_value_message(plan, file, column, value,
+                                                                 schema.field(column).type))) from error
