@@ -513,8 +513,10 @@ def _write_options(request: WriteRequest, rows_per_file: int) -> dict[str, str]:
     at most ``rows_per_file`` rows."""
     options = request.options
     result: dict[str, str] = {"maxRecordsPerFile": str(rows_per_file)}
-    if request.format == "csv":
-        result.update(header=str(options.header).lower(), sep=options.delimiter)
+    if request.format == "csv":  # quotes in values doubled, as pyarrow writes and reads them
+        result.update(header=str(options.header).lower(), sep=options.delimiter, escape='"')
+    if request.format in ("csv", "json"):  # microseconds, as Spark holds them (its default writes milliseconds)
+        result.update(timestampFormat="yyyy-MM-dd'T'HH:mm:ss.SSSSSSXXX", timestampNTZFormat="yyyy-MM-dd'T'HH:mm:ss.SSSSSS")
     if request.format in ("parquet", "delta"):
         result["compression"] = options.compression.replace("none", "uncompressed")
     if request.mode == "overwrite_partitions":
