@@ -22,6 +22,7 @@ from lakeio.validation import Contract, ContractBinding, MetricsSink, Validation
 
 if TYPE_CHECKING:
     from lakeio.dataset import Dataset
+    from lakeio.engines.arrow import Scan
 
 DEFAULT_ENV = "local"
 
@@ -152,22 +153,23 @@ class Catalog:
                         timestamp=timestamp_argument(timestamp),
                         column_types=self._column_types(name),
                         contract=self._contracts.get(name) if validate else None)
-        scan_bytes = None
+        scan = scan_bytes = None
         if explicit_engine(engine, binding.engine, self._settings.engine) is None:
-            scan_bytes = self._scan_bytes(plan)
+            scan, scan_bytes = self._sized_scan(plan)
         chosen, reason = choose_engine(engine, binding.engine, self._settings.engine, scan_bytes=scan_bytes,
                                        arrow_max_bytes=int(self._settings.arrow_max_bytes),
                                        spark_installed=importlib.util.find_spec("pyspark") is not None)
-        return LakeFrame(plan, self._engine(chosen), reason)
+        return LakeFrame(plan, self._engine(chosen), reason, scan)
 
-    def _scan_bytes(self, plan: ScanPlan) -> int | None:
-        """The bytes of the files a read scans after partition pruning, for ``engine: auto``; None
-        when they cannot be known yet (no data there, a bad filter): the read itself then says why."""
+    def _sized_scan(self, plan: ScanPlan) -> tuple["Scan | None", int | None]:
+        """For ``engine: auto``: the read's scan, opened once (the frame reads it while it is
+        current), and the bytes of the files it keeps after partition pruning; (None, None) when
+        they cannot be known yet (no data there, a bad filter): the read itself then says why."""
         try:
-            files = self._engine("arrow").open_scan(plan).files()
+            scan = self._engine("arrow").open_scan(plan)
+            return scan, sum(size for _, size in scan.files())
         except Exception:  # the read raises the real error, with its own message
-            return None
-        return sum(size for _, size in files)
+            return None, None
 
     def write(self, name: str, data: Any, *, mode: str = "error", replace_where: FilterSpec = None,
               options: Mapping[str, Any] | None = None, engine: str | None = None, validate: bool = True,

@@ -19,6 +19,7 @@ if TYPE_CHECKING:  # heavy imports stay lazy
     import pyarrow
     import pyspark.sql
 
+    from lakeio.engines.arrow import Scan
     from lakeio.validation import ContractBinding
 
 
@@ -69,8 +70,17 @@ class LakeFrame:
         (27004, 2)
     """
 
-    def __init__(self, plan: ScanPlan, engine, reason: str):
-        self._plan, self._engine, self._reason = plan, engine, reason
+    def __init__(self, plan: ScanPlan, engine, reason: str, scan: "Scan | None" = None):
+        """
+        Args:
+            plan: what to read.
+            engine: the engine that runs the read.
+            reason: why that engine (for the I/O record).
+            scan: the plan's data as opened to choose the engine (``engine: auto``), or None.
+                Reads reuse it only while it is current (a Delta table with no newer commit), so
+                a frame reads the data as it is when it materialises, with or without one.
+        """
+        self._plan, self._engine, self._reason, self._scan = plan, engine, reason, scan
 
     @property
     def plan(self) -> ScanPlan:
@@ -99,7 +109,7 @@ class LakeFrame:
     def to_arrow(self) -> "pyarrow.Table":
         """Runs the read and returns an Arrow table."""
         with Timer(self._plan.record("read", self.engine, self._reason)) as record:
-            table = self._engine.read_arrow(self._plan, record)
+            table = self._engine.read_arrow(self._plan, record, self._scan)
             if self._plan.contract is not None:
                 table = self._plan.contract.check_read(self._plan, table, record)
             record.rows, record.bytes = table.num_rows, table.get_total_buffer_size()
@@ -122,7 +132,7 @@ class LakeFrame:
         record = self._plan.record("read", self.engine, self._reason)
         timer = Timer(record)
         timer.__enter__()
-        schema, batches = self._engine.read_batches(self._plan, record)
+        schema, batches = self._engine.read_batches(self._plan, record, self._scan)
         return counted(schema, batches, record, on_end=lambda: timer.__exit__(None, None, None))
 
     def to_spark(self) -> "pyspark.sql.DataFrame":
@@ -140,19 +150,19 @@ class LakeFrame:
     def count(self) -> int:
         """The number of matching rows, read from as little data as the engine can."""
         with Timer(self._plan.record("count", self.engine, self._reason)) as record:
-            record.rows = self._engine.count(self._plan, record)
+            record.rows = self._engine.count(self._plan, record, self._scan)
         return record.rows
 
     @property
     def schema(self) -> "pyarrow.Schema":
         """The Arrow schema of what this frame returns."""
-        return self._engine.schema(self._plan)
+        return self._engine.schema(self._plan, self._scan)
 
     def explain(self) -> str:
         """What the read will do: engine and why, filter, columns, files scanned versus total, and
         for an engine that prunes partitions itself, partitions listed versus total."""
         plan = self._plan
-        scanned, total = self._engine.file_counts(plan)
+        scanned, total = self._engine.file_counts(plan, self._scan)
         files = "unknown" if scanned is None else f"{scanned} scanned of {total} ({total - scanned} pruned)"
         version = f" version {plan.version}" if plan.version is not None else \
             f" as of {plan.timestamp.isoformat()}" if plan.timestamp is not None else ""

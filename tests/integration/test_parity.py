@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import json
 import uuid
 
 import pyarrow as pa
@@ -43,13 +44,56 @@ def lake(tmp_path, storage, spark, s3_endpoint) -> lakeio.Catalog:
         "typed_parquet": ("parquet", ["part_s", "part_i"]),
         "events": ("delta", ["day"]),
         "events_parquet": ("parquet", ["day"]),
+        **{f"sized_{format}": (format, []) for format in ("delta", "parquet", "csv", "json")},
+        "sized_delta_parts": ("delta", ["part"]),
+        "sized_parquet_parts": ("parquet", ["part"]),
         "notes": ("csv", []),
+        "notes_json": ("json", []),
+        "notes_parts": ("csv", ["part"]),
+        "lines": ("csv", []),
+        "readings": ("csv", []),
+        "readings_json": ("json", []),
+        "stamps": ("csv", []),
+        "stamps_json": ("json", []),
     }
+    (conf / "schemas").mkdir()
+    for contract, text in CONTRACTS.items():
+        (conf / "schemas" / f"{contract}.yaml").write_text(text)
     (conf / "parity.yaml").write_text("".join(
         f"{name}: {{format: {format}, partition_by: {partition_by}, "
-        f"environments: {{{storage}: {{uri: '{root}/{name}'}}}}}}\n"
+        + (f"schema: schemas/{name.split('_')[0]}.yaml, " if name.split("_")[0] in CONTRACTS else "")
+        + f"environments: {{{storage}: {{uri: '{root}/{name}'}}}}}}\n"
         for name, (format, partition_by) in datasets.items()))
     return lakeio.Catalog.load(conf, env=storage)
+
+
+# The contracts of the text datasets (by the first word of their names): the columns they declare
+# are read as these types, the others as inferred from the files.
+CONTRACTS = {
+    "notes": """
+        extra_columns: allow
+        columns:
+          id: {type: int64}
+          amount: {type: "decimal(10,2)"}
+          at: {type: timestamp}
+          ok: {type: boolean}
+          label: {type: string}
+    """,
+    "stamps": """
+        extra_columns: allow
+        columns:
+          id: {type: int64}
+          label: {type: string}
+          score: {type: float64}
+          at: {type: timestamp}
+    """,
+    "readings": """
+        extra_columns: allow
+        columns:
+          id: {type: int64}
+          amount: {type: "decimal(10,2)"}
+    """,
+}
 
 
 def typed_table() -> pa.Table:
@@ -194,3 +238,228 @@ def test_time_travel(lake, engine):
 
     assert lake.read("events", version=0, engine=engine).to_arrow().column("id").to_pylist() == [1]
     assert sorted(lake.read("events", version=1, engine=engine).to_arrow().column("id").to_pylist()) == [1, 2]
+
+
+# -- target_file_size ------------------------------------------------------------------------------
+
+TARGET = 256 * 1024
+
+
+def sized_table(rows: int = 40_000) -> pa.Table:
+    """Random values that compress poorly: about four targets' worth of data in every format."""
+    import numpy as np
+
+    rng = np.random.default_rng(11)
+    return pa.table({"id": np.arange(rows), "x": rng.normal(size=rows),
+                     "s": rng.integers(0, 10**6, rows).astype(str), "part": (np.arange(rows) % 2).astype(str)})
+
+
+def data_file_sizes(lake: lakeio.Catalog, name: str) -> dict[str, list[int]]:
+    """The sizes of a dataset's data files (not the Delta log, not hidden files), by folder."""
+    from pyarrow import fs as pafs
+
+    from lakeio.config import S3Settings
+    from lakeio.storage import Storage
+
+    location = lake.location(name)
+    filesystem = Storage(S3Settings()).filesystem(location)
+    sizes: dict[str, list[int]] = {}
+    for info in filesystem.get_file_info(pafs.FileSelector(location.path, recursive=True)):
+        relative = info.path[len(location.path):].strip("/")
+        if info.type == pafs.FileType.File and "_delta_log" not in relative \
+                and not info.base_name.startswith((".", "_")):
+            sizes.setdefault(relative.rpartition("/")[0], []).append(info.size)
+    return sizes
+
+
+@pytest.mark.parametrize("name", ["sized_delta", "sized_parquet", "sized_csv", "sized_json",
+                                  "sized_delta_parts", "sized_parquet_parts"])
+def test_target_file_size_gives_files_near_the_target(lake, engine, spark, name):
+    data = sized_table()
+    if name.endswith("_parts"):  # Spark data over many tasks, each with rows of both partitions
+        data = spark.createDataFrame(data).repartition(8)
+    else:
+        data = data.drop_columns(["part"])
+
+    record = lake.write(name, data, engine=engine, options={"target_file_size": TARGET})
+
+    sizes = data_file_sizes(lake, name)
+    files = [size for folder in sizes.values() for size in folder]
+    assert record.files_written == len(files)
+    assert len(sizes) == (2 if name.endswith("_parts") else 1)
+    assert len(files) >= 3, sizes
+    assert max(files) < 1.5 * TARGET, sizes
+    for folder in sizes.values():  # each folder: files near the target, but one remainder at most
+        assert sum(size < TARGET / 2 for size in folder) <= 1, sizes
+    assert lake.read(name, engine=engine).count() == sized_table().num_rows
+
+
+def test_bad_write_options_are_refused_and_write_nothing(lake, engine):
+    lake.write("sized_csv", sized_table(10).drop_columns(["part"]), engine=engine)
+
+    with pytest.raises(lakeio.InvalidArgumentError, match="target_file_size"):
+        lake.write("sized_csv", sized_table(10).drop_columns(["part"]), mode="append", engine=engine,
+                   options={"target_file_size": "huge"})
+    with pytest.raises(lakeio.InvalidArgumentError, match="'compression' applies to parquet and delta only, not csv"):
+        lake.write("sized_csv", sized_table(10).drop_columns(["part"]), mode="append", engine=engine,
+                   options={"compression": "zstd", "target_file_size": TARGET})
+    assert lake.read("sized_csv", engine=engine).count() == 10
+
+
+# -- CSV and JSON: read with the contract's types, the same options, the same errors -------------------
+
+def put_files(lake: lakeio.Catalog, name: str, files: dict[str, str]) -> list[str]:
+    """Writes text files into a dataset's folder as another program would; returns their paths."""
+    from lakeio.config import S3Settings
+    from lakeio.storage import Storage
+
+    location = lake.location(name)
+    filesystem = Storage(S3Settings()).filesystem(location)
+    paths = []
+    for relative, content in files.items():
+        path = f"{location.path}/{relative}"
+        filesystem.create_dir(path.rpartition("/")[0], recursive=True)
+        with filesystem.open_output_stream(path) as out:
+            out.write(content.encode())
+        paths.append(path)
+    return paths
+
+
+def utc(*parts) -> dt.datetime:
+    return dt.datetime(*parts, tzinfo=UTC)
+
+
+NOTES_CSV = """id,amount,at,ok,label,day,score,count,word
+1,1.25,2024-01-01T12:00:00Z,true,"a ""quoted"", b",2024-01-02,0.5,7,x
+2,,2024-03-01T00:00:00+02:00,false,,,,,
+3,-3.5,,1,plain,2024-02-29,-1e3,-2,y
+"""
+NOTES_JSON = (
+    '{"id": 1, "amount": 1.25, "at": "2024-01-01T12:00:00Z", "ok": true, "label": "a \\"q\\"", "score": 0.5, '
+    '"count": 7, "local": "2024-01-01 12:00:00", "tags": {"k": 1}}\n'
+    '{"id": 2, "amount": null, "at": "2024-03-01 00:00:00", "ok": false, "label": null, "score": null, '
+    '"count": null, "local": "2024-01-01T12:00:00+02:00"}\n'
+    '{"id": 3, "amount": -3.5, "at": null, "ok": null, "label": "plain", "score": -1000, "count": -2, '
+    '"local": null, "tags": {"k": null}}\n'
+)
+DECLARED = [("id", pa.int64()), ("amount", pa.decimal128(10, 2)), ("at", pa.timestamp("us", "UTC")),
+            ("ok", pa.bool_()), ("label", pa.string())]
+EXPECTED_TEXT = {
+    "notes": (
+        pa.schema(DECLARED + [("day", pa.date32()), ("score", pa.float64()), ("count", pa.int64()),
+                              ("word", pa.string())]),
+        [{"id": 1, "amount": decimal.Decimal("1.25"), "at": utc(2024, 1, 1, 12), "ok": True,
+          "label": 'a "quoted", b', "day": dt.date(2024, 1, 2), "score": 0.5, "count": 7, "word": "x"},
+         {"id": 2, "amount": None, "at": utc(2024, 2, 29, 22), "ok": False, "label": None, "day": None,
+          "score": None, "count": None, "word": None},
+         {"id": 3, "amount": decimal.Decimal("-3.50"), "at": None, "ok": True, "label": "plain",
+          "day": dt.date(2024, 2, 29), "score": -1000.0, "count": -2, "word": "y"}]),
+    "notes_json": (
+        pa.schema(DECLARED + [("score", pa.float64()), ("count", pa.int64()), ("local", pa.timestamp("us")),
+                              ("tags", pa.struct([("k", pa.int64())]))]),
+        [{"id": 1, "amount": decimal.Decimal("1.25"), "at": utc(2024, 1, 1, 12), "ok": True, "label": 'a "q"',
+          "score": 0.5, "count": 7, "local": dt.datetime(2024, 1, 1, 12), "tags": {"k": 1}},
+         {"id": 2, "amount": None, "at": utc(2024, 3, 1), "ok": False, "label": None, "score": None,
+          "count": None, "local": dt.datetime(2024, 1, 1, 10), "tags": None},
+         {"id": 3, "amount": decimal.Decimal("-3.50"), "at": None, "ok": None, "label": "plain",
+          "score": -1000.0, "count": -2, "local": None, "tags": {"k": None}}]),
+}
+
+
+@pytest.mark.parametrize("name", ["notes", "notes_json"])
+def test_text_reads_take_the_contract_types_and_infer_the_rest(lake, engine, name):
+    put_files(lake, name, {f"part-0.{lake.format(name)}": NOTES_CSV if name == "notes" else NOTES_JSON})
+    schema, rows = EXPECTED_TEXT[name]
+
+    table = lake.read(name, engine=engine).to_arrow()
+
+    assert types_of(table.schema) == types_of(lake.read(name, engine=engine).schema) == types_of(schema)
+    assert sorted_rows(table) == rows
+    batches = lake.read(name, engine=engine).to_batches().read_all()
+    assert types_of(batches.schema) == types_of(schema) and sorted_rows(batches) == rows
+    some = lake.read(name, columns=["id", "at"], where="id >= 2", engine=engine)
+    assert sorted_rows(some.to_arrow()) == [{"id": r["id"], "at": r["at"]} for r in rows[1:]]
+    assert some.count() == 2
+
+
+def test_partitioned_csv_reads_alike(lake, engine):
+    lines = NOTES_CSV.splitlines(keepends=True)
+    put_files(lake, "notes_parts", {"part=a/part-0.csv": "".join(lines[:3]), "part=b/part-0.csv": lines[0] + lines[3]})
+
+    table = lake.read("notes_parts", engine=engine).to_arrow()
+
+    schema, rows = EXPECTED_TEXT["notes"]
+    assert types_of(table.schema) == types_of(schema) + [("part", pa.string())]
+    assert sorted_rows(table) == [{**row, "part": "a" if row["id"] < 3 else "b"} for row in rows]
+    assert lake.read("notes_parts", where="part = 'b'", engine=engine).to_arrow().column("id").to_pylist() == [3]
+
+
+LINES = "1;NA;x;2024-01-01\n2;null;;\n3;;NA;null\n"
+
+
+@pytest.mark.parametrize("options, schema, rows", [
+    ({"header": False, "delimiter": ";", "null_values": ["", "NA", "null"]},
+     [("f0", pa.int64()), ("f1", pa.null()), ("f2", pa.string()), ("f3", pa.date32())],
+     [(1, None, "x", dt.date(2024, 1, 1)), (2, None, None, None), (3, None, None, None)]),
+    ({"header": False, "delimiter": ";", "null_values": ["null"]},
+     [("f0", pa.int64()), ("f1", pa.string()), ("f2", pa.string()), ("f3", pa.string())],
+     [(1, "NA", "x", "2024-01-01"), (2, None, "", ""), (3, "", "NA", None)]),
+], ids=["three-null-values", "one-null-value"])
+def test_csv_options_read_alike(lake, engine, options, schema, rows):
+    put_files(lake, "lines", {"part-0.csv": LINES})
+
+    table = lake.read("lines", options=options, engine=engine).to_arrow()
+
+    assert types_of(table.schema) == schema
+    assert sorted_rows(table, "f0") == [dict(zip(table.schema.names, row)) for row in rows]
+
+
+def many_lines(format: str, bad: dict) -> str:
+    """A text file larger than the block pyarrow infers types from, with one bad row at its end."""
+    count = 150_000 if format == "csv" else 60_000  # some 2 MB of each: twice pyarrow's 1 MB block
+    rows = [{"id": i, "amount": "2.50", "count": i % 7} for i in range(count)] + [{"id": count, **bad}]
+    if format == "csv":
+        return "id,amount,count\n" + "".join(f"{r['id']},{r['amount']},{r['count']}\n" for r in rows)
+    return "".join(json.dumps(r) + "\n" for r in rows)
+
+
+@pytest.mark.parametrize("name", ["readings", "readings_json"])
+@pytest.mark.parametrize("bad, column, value, expected", [
+    ({"amount": "1.255", "count": 1}, "amount", "1.255", "decimal(10,2), the type its contract declares"),
+    ({"amount": "2.50", "count": "many"}, "count", "many", "int64, the type inferred from the first rows of the files"),
+], ids=["declared", "inferred"])
+def test_a_bad_text_value_names_file_column_and_value(lake, engine, storage, name, bad, column, value, expected):
+    format = lake.format(name)
+    _, bad_file = put_files(lake, name, {f"part-0.{format}": many_lines(format, {"amount": "1.50", "count": 3}),
+                                            f"part-1.{format}": many_lines(format, bad)})
+
+    with pytest.raises(lakeio.SchemaMismatchError) as caught:
+        lake.read(name, engine=engine).to_arrow()
+
+    assert str(caught.value) == (f"dataset {name!r} [{storage}]: file {bad_file}, column {column!r}: "
+                                 f"value '{value}' does not read as {expected}")
+
+
+def text_table() -> pa.Table:
+    return pa.table({
+        "id": pa.array([1, 2, 3], pa.int64()),
+        "label": pa.array(['say "hi", then go', None, "plain"], pa.string()),
+        "score": pa.array([0.5, None, -2.25], pa.float64()),
+        "at": pa.array([utc(2024, 1, 1, 12), None, utc(1999, 12, 31, 23, 59, 59, 123456)], pa.timestamp("us", "UTC")),
+        "day": pa.array([dt.date(2024, 1, 2), dt.date(2024, 2, 29), None], pa.date32()),
+    })
+
+
+@pytest.mark.parametrize("name", ["stamps", "stamps_json"])
+@pytest.mark.parametrize("writer", ENGINES)
+def test_text_written_by_either_engine_reads_alike_on_both(lake, engine, writer, name):
+    lake.write(name, text_table(), engine=writer)
+
+    mine = lake.read(name, engine=engine).to_arrow()
+    reference = lake.read(name, engine="arrow").to_arrow()
+
+    assert types_of(mine.schema) == types_of(reference.schema)
+    assert sorted_rows(mine) == sorted_rows(reference)
+    declared = text_table().drop_columns(["day"])  # the contract's columns come back as written
+    assert types_of(mine.select(declared.schema.names).schema) == types_of(declared.schema)
+    assert sorted_rows(mine.select(declared.schema.names)) == sorted_rows(declared)

@@ -438,3 +438,99 @@ def test_filter_literal_of_the_wrong_type(lake, name):
 def test_empty_column_list_returns_no_columns(lake):
     lake.write("pq", flights())
     assert lake.read("pq", columns=[]).to_arrow().num_columns == 0
+
+
+# -- engine: auto reads the scan it opened to choose the engine, while that scan is current -------------
+
+def test_auto_read_reads_the_delta_scan_it_was_planned_with(lake, tmp_path):
+    data = flights()
+    lake.write("dlp", data)
+    frame = lake.read("dlp", where="month = 1")
+    assert frame.engine == "arrow"
+    # The frame's scan was opened when the engine was chosen: its reads do not open the log again,
+    # so a commit file made unreadable since then does not reach them, while a new read fails on it.
+    (tmp_path / "data" / "dlp" / "_delta_log" / "00000000000000000000.json").write_text("not a commit")
+    assert_same_rows(frame.to_pandas(), data[data.month == 1])
+    assert frame.count() == (data.month == 1).sum()
+    assert frame.schema.names == ["id", "year", "month", "carrier", "delay"]
+    with pytest.raises(StorageError, match="'dlp'"):
+        lake.read("dlp", where="month = 1", engine="arrow").to_arrow()
+
+
+@pytest.mark.parametrize("name", ["dlp", "pqp"])
+def test_auto_frame_reads_the_data_as_it_is_when_it_materialises(lake, name):
+    lake.write(name, flights(range(1, 9)))
+    frame = lake.read(name)
+    assert frame.count() == 8
+    lake.write(name, flights(range(9, 17)), mode="append")
+    assert frame.count() == 16
+    assert_same_rows(frame.to_pandas(), flights())
+    lake.write(name, flights(range(20, 23)), mode="overwrite")
+    assert_same_rows(frame.to_pandas(), flights(range(20, 23)))
+    assert_same_rows(frame.to_batches().read_all().to_pandas(), flights(range(20, 23)))
+
+
+def test_auto_frame_of_a_delta_version_stays_at_that_version(lake):
+    lake.write("dl", flights(range(1, 9)))
+    lake.write("dl", flights(range(9, 17)), mode="append")
+    frame = lake.read("dl", version=0)
+    lake.write("dl", flights(range(17, 20)), mode="append")
+    assert_same_rows(frame.to_pandas(), flights(range(1, 9)))
+
+
+# -- text files: the types both engines read them as, and the error for a value not of its type -----------
+
+TYPED_TEXT = """
+tc: {format: csv, schema: schemas/typed.yaml, environments: {local: {uri: data/tc}}}
+tj: {format: json, schema: schemas/typed.yaml, environments: {local: {uri: data/tj}}}
+"""
+
+
+@pytest.fixture
+def typed_lake(tmp_path, write_yaml):
+    write_yaml("conf/typed.yaml", TYPED_TEXT)
+    write_yaml("conf/schemas/typed.yaml", """
+        extra_columns: allow
+        columns:
+          id: {type: int64}
+          amount: {type: "decimal(10,2)"}
+    """)
+    return Catalog.load(tmp_path / "conf", env="local", base_dir=tmp_path)
+
+
+def test_inferred_text_types_are_ones_spark_holds(lake, tmp_path):
+    folder = tmp_path / "data" / "cs"
+    folder.mkdir(parents=True)
+    (folder / "part-0.csv").write_text("id,at,local,clock\n1,2024-01-01T12:00:00Z,2024-01-01 12:00:00,12:30:00\n")
+    schema = lake.read("cs").schema
+    assert [(f.name, str(f.type)) for f in schema] == [
+        ("id", "int64"), ("at", "timestamp[us, tz=UTC]"), ("local", "timestamp[us]"), ("clock", "string")]
+    assert lake.read("cs").to_arrow().column("clock").to_pylist() == ["12:30:00"]
+
+
+def test_json_reads_the_contract_types(typed_lake, tmp_path):
+    folder = tmp_path / "data" / "tj"
+    folder.mkdir(parents=True)
+    (folder / "part-0.json").write_text('{"id": 1, "amount": 2.5}\n{"id": 2, "amount": null}\n')
+    table = typed_lake.read("tj").to_arrow()
+    assert str(table.schema.field("amount").type) == "decimal128(10, 2)"
+    assert [str(v) for v in table.column("amount").to_pylist()] == ["2.50", "None"]
+
+
+@pytest.mark.parametrize("name", ["tc", "tj"])
+@pytest.mark.parametrize("rows_before", [2, 150_000], ids=["in-the-first-rows", "after-the-first-rows"])
+def test_a_text_value_not_of_its_type_names_file_column_and_value(typed_lake, tmp_path, name, rows_before):
+    format = "csv" if name == "tc" else "json"
+    folder = tmp_path / "data" / name
+    folder.mkdir(parents=True)
+    rows = [{"id": i, "amount": "1.50"} for i in range(rows_before)] + [{"id": rows_before, "amount": "1.255"}]
+    text = "id,amount\n" + "".join(f"{r['id']},{r['amount']}\n" for r in rows) if format == "csv" \
+        else "".join(json.dumps(r) + "\n" for r in rows)
+    (folder / f"part-0.{format}").write_text("id,amount\n1,2.5\n" if format == "csv" else '{"id": 1, "amount": 2.5}\n')
+    (folder / f"part-1.{format}").write_text(text)
+
+    with pytest.raises(SchemaMismatchError) as caught:
+        typed_lake.read(name).to_arrow()
+
+    assert str(caught.value) == (f"dataset {name!r} [local]: file {folder / f'part-1.{format}'}, column 'amount': "
+                                 "value '1.255' does not read as decimal(10,2), the type its contract declares")

@@ -14,11 +14,12 @@ import itertools
 import json
 import logging
 import posixpath
+import threading
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Iterator
 
-from lakeio.engines import MergeRequest, WriteRequest, counted, to_arrow_data
+from lakeio.engines import MergeRequest, WriteRequest, counted, text, to_arrow_data
 from lakeio.errors import InvalidArgumentError, SchemaMismatchError, StorageError
 from lakeio.metrics import IORecord
 from lakeio.predicate import And, Compare, IsNull, Or, Predicate, columns_of, to_arrow, to_sql
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
     from lakeio.frame import ScanPlan
 
 # Rows of the data written to memory to learn its size per row on disk (for target_file_size).
-_SIZE_SAMPLE_ROWS = 50_000
+SIZE_SAMPLE_ROWS = 50_000
 
 
 class ArrowEngine:
@@ -94,25 +95,45 @@ class ArrowEngine:
         if format == "parquet":
             return dataset
         # Text files are typed by inference, file by file: a column all null in the first file must
-        # not make the dataset's column null-typed, so every file's inferred schema is unified.
-        physical = [fragment.physical_schema for fragment in dataset.get_fragments()]
-        unified = pa.unify_schemas([dataset.schema, *physical], promote_options="permissive")
+        # not make the dataset's column null-typed, so every file's inferred schema is unified. The
+        # contract's types win (pyarrow's JSON inference does not apply them): the scan converts.
+        declared = _declared_types(column_types)
+
+        def typed(schema: "pa.Schema") -> "pa.Schema":
+            return pa.schema([field.with_type(declared.get(field.name, field.type)) for field in schema])
+
+        physical = [typed(fragment.physical_schema) for fragment in dataset.get_fragments()]
+        unified = text.held_by_both(pa.unify_schemas([typed(dataset.schema), *physical], promote_options="permissive"))
         return dataset if unified == dataset.schema else open_(unified)
 
-    def open_scan(self, plan: "ScanPlan") -> "Scan":
-        """Opens the plan's data and prunes its files; a scan opened once serves both a size
-        estimate (:meth:`Scan.files`) and the read (``read_arrow(..., scan=)``)."""
-        table = None
+    def _open(self, plan: "ScanPlan") -> tuple["ds.Dataset", object]:
+        """The plan's data as a pyarrow dataset, and its DeltaTable (None for plain files)."""
         try:
             if plan.format == "delta":
                 table = self._delta_table(plan)
-                dataset = table.to_pyarrow_dataset()  # delta-rs's fragments carry partitions and statistics
-            else:
-                dataset = self._file_dataset(plan.location, plan.format, bool(plan.partition_by), plan.options,
-                                             plan.column_types)
+                return table.to_pyarrow_dataset(), table  # delta-rs's fragments carry partitions and statistics
+            return self._file_dataset(plan.location, plan.format, bool(plan.partition_by), plan.options,
+                                      plan.column_types), None
         except Exception as error:
+            if plan.format in text.TEXT_FORMATS and text.is_conversion_error(error):
+                # A value of a file's first rows that does not read as the contract's type.
+                found = text.bad_value_error(plan, error, (), self.storage.filesystem(plan.location),
+                                             _declared_types(plan.column_types))
+                if found is not None:
+                    raise found from error
             raise _storage_error(f"dataset {plan.dataset!r} [{plan.env}]: cannot open {plan.format} data at "
                                  f"{plan.location.uri}", error)
+
+    def text_schema(self, plan: "ScanPlan") -> "pa.Schema":
+        """The Arrow schema the plan's CSV or JSON files are read as, by this engine and by Spark:
+        the contract's types for the columns it declares, pyarrow's inference for the others."""
+        return self._open(plan)[0].schema
+
+    def open_scan(self, plan: "ScanPlan") -> "Scan":
+        """Opens the plan's data and prunes its files; a scan opened once serves both a size
+        estimate (:meth:`Scan.files`) and the reads of the frame planned with it (``scan=``
+        of the read methods), for as long as it is current (see :meth:`Scan.is_current`)."""
+        dataset, table = self._open(plan)
         return self.scan(plan, dataset, table)
 
     def scan(self, plan: "ScanPlan", dataset: "ds.Dataset", table=None,
@@ -124,13 +145,22 @@ class ArrowEngine:
         with _filter_errors(plan, dataset.schema, plan.predicate):
             expression = to_arrow(plan.predicate) if plan.predicate is not None else None
             kept = list(dataset.get_fragments(filter=expression))
-        return Scan(plan, dataset, table, expression, kept, sizes)
+        return Scan(plan, dataset, table, expression, kept, sizes, None if table is None else table.version())
+
+    def current_scan(self, plan: "ScanPlan", scan: "Scan | None") -> "Scan":
+        """``scan`` (opened earlier for ``plan``) if reading it now reads what opening the plan now
+        would, else a newly opened scan."""
+        if scan is not None:
+            try:
+                if scan.is_current():
+                    return scan
+            except Exception:  # noqa: BLE001 - opening anew raises the storage's error, with lakeio's message
+                pass
+        return self.open_scan(plan)
 
     @contextlib.contextmanager
-    def _scanning(self, plan: "ScanPlan", record: IORecord | None = None,
-                  scan: "Scan | None" = None) -> Iterator["ds.Scanner"]:
-        """A scanner for the plan (of ``scan`` when one is already open)."""
-        scan = scan or self.open_scan(plan)
+    def _scanning(self, plan: "ScanPlan", record: IORecord | None, scan: "Scan") -> Iterator["ds.Scanner"]:
+        """A scanner of ``scan``, as it is."""
         if record is not None:
             record.files_total = scan.total_files()
             record.files_scanned = len(scan.kept)
@@ -143,16 +173,26 @@ class ArrowEngine:
             fragments = native_parquet_fragments(
                 [(posixpath.join(plan.location.path, f.path), f.partition_expression, None) for f in scan.kept], filesystem)
             dataset = ds.FileSystemDataset(fragments, dataset.schema, ds.ParquetFileFormat(), filesystem)
-        with _filter_errors(plan, dataset.schema, scan.expression):
+        with _filter_errors(plan, dataset.schema, scan.expression, scan):
             yield dataset.scanner(columns=None if plan.columns is None else list(plan.columns), filter=scan.expression)
 
     def read_arrow(self, plan: "ScanPlan", record: IORecord, scan: "Scan | None" = None) -> "pa.Table":
+        """The plan's rows; ``scan``: the plan opened earlier, read if still current."""
+        return self.read_scan(plan, record, self.current_scan(plan, scan))
+
+    def read_scan(self, plan: "ScanPlan", record: IORecord, scan: "Scan") -> "pa.Table":
+        """The rows of ``scan``, opened for this read."""
         with self._scanning(plan, record, scan) as scanner:
             return scanner.to_table()
 
     def read_batches(self, plan: "ScanPlan", record: IORecord,
                      scan: "Scan | None" = None) -> tuple["pa.Schema", Iterator["pa.RecordBatch"]]:
         """The plan's schema, and its batches streamed from the files, never all in memory."""
+        return self.scan_batches(plan, record, self.current_scan(plan, scan))
+
+    def scan_batches(self, plan: "ScanPlan", record: IORecord,
+                     scan: "Scan") -> tuple["pa.Schema", Iterator["pa.RecordBatch"]]:
+        """The schema and streamed batches of ``scan``, opened for this read."""
         scope = self._scanning(plan, record, scan)
         scanner = scope.__enter__()
 
@@ -163,17 +203,17 @@ class ArrowEngine:
 
         return scanner.projected_schema, batches()
 
-    def count(self, plan: "ScanPlan", record: IORecord) -> int:
-        with self._scanning(plan, record) as scanner:
+    def count(self, plan: "ScanPlan", record: IORecord, scan: "Scan | None" = None) -> int:
+        with self._scanning(plan, record, self.current_scan(plan, scan)) as scanner:
             return scanner.count_rows()
 
-    def schema(self, plan: "ScanPlan") -> "pa.Schema":
-        with self._scanning(plan) as scanner:
+    def schema(self, plan: "ScanPlan", scan: "Scan | None" = None) -> "pa.Schema":
+        with self._scanning(plan, None, self.current_scan(plan, scan)) as scanner:
             return scanner.projected_schema
 
-    def file_counts(self, plan: "ScanPlan") -> tuple[int, int]:
+    def file_counts(self, plan: "ScanPlan", scan: "Scan | None" = None) -> tuple[int, int]:
         record = plan.record("explain", self.name, "")
-        with self._scanning(plan, record):
+        with self._scanning(plan, record, self.current_scan(plan, scan)):
             return record.files_scanned, record.files_total
 
     def partition_counts(self, plan: "ScanPlan") -> None:
@@ -345,6 +385,25 @@ class Scan:
     # For a dataset of files already selected elsewhere (the partitions Spark's helper chose): their
     # sizes. The dataset is then only what was selected, so the table's file count is unknown.
     sizes: dict[str, int] | None = None
+    version: int | None = None  # the Delta table version the dataset was built from
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def is_current(self) -> bool:
+        """True when reading this scan now reads what opening its plan now would.
+
+        A Delta scan of a fixed version always is; one of the latest version is while the table
+        has no newer commit, which listing the log after that version tells for a fraction of what
+        opening the table again costs (reading the log and building a fragment per file takes as
+        long as a small pruned read itself). Scans of plain files (their folders change in place)
+        and of the version current at a timestamp are not reused.
+        """
+        if self.table is None or self.plan.timestamp is not None:
+            return False
+        if self.plan.version is not None:
+            return True
+        with self._lock:  # delta-rs refuses concurrent updates of one table object
+            self.table.update_incremental()
+            return self.table.version() == self.version
 
     @property
     def filesystem(self):
@@ -374,14 +433,21 @@ class Scan:
 
 
 @contextlib.contextmanager
-def _filter_errors(plan: "ScanPlan", schema: "pa.Schema", expression) -> Iterator[None]:
-    """Arrow's errors while filtering or reading: a filter that does not fit the column types is the
-    caller's mistake, anything else a storage error."""
+def _filter_errors(plan: "ScanPlan", schema: "pa.Schema", expression, scan: "Scan | None" = None) -> Iterator[None]:
+    """Arrow's errors while filtering or reading (``scan``): a value of a text file that does not
+    read as its column's type is the data's fault, a filter that does not fit the column types
+    the caller's mistake, anything else a storage error."""
     import pyarrow as pa
 
     try:
         yield
     except (pa.ArrowNotImplementedError, pa.ArrowTypeError, pa.ArrowInvalid) as error:
+        if scan is not None and plan.format in text.TEXT_FORMATS and text.is_conversion_error(error):
+            types = {f.name: f.type for f in scan.dataset.schema if f.name not in plan.partition_by}
+            found = text.bad_value_error(plan, error, [fragment.path for fragment in scan.kept], scan.filesystem,
+                                         types)
+            if found is not None:
+                raise found from error
         if expression is None:
             raise _storage_error(f"dataset {plan.dataset!r} [{plan.env}]: cannot read {plan.format} data "
                                  f"at {plan.location.uri}", error) from error
@@ -391,30 +457,25 @@ def _filter_errors(plan: "ScanPlan", schema: "pa.Schema", expression) -> Iterato
         ) from error
 
 
+def _declared_types(column_types: tuple[tuple[str, str], ...]) -> dict[str, "pa.DataType"]:
+    """The Arrow types of a contract's columns (``ScanPlan.column_types``)."""
+    if not column_types:
+        return {}
+    from lakeio.validation.arrow_backend import arrow_type
+    from lakeio.validation.contract import LogicalType
+
+    return {name: arrow_type(LogicalType.parse(logical)) for name, logical in column_types}
+
+
 def _file_format(format: str, options: "Options", column_types: tuple[tuple[str, str], ...] = ()):
     """The pyarrow.dataset file format for reading, with the dataset's options; text formats read
     the columns a contract declares as its types, and infer the others."""
-    import pyarrow as pa
-    import pyarrow.csv as pcsv
     import pyarrow.dataset as ds
-    import pyarrow.json as pjson
 
-    declared = {}
-    if column_types and format in ("csv", "json"):
-        from lakeio.validation.arrow_backend import arrow_type
-        from lakeio.validation.contract import LogicalType
-
-        declared = {name: arrow_type(LogicalType.parse(logical)) for name, logical in column_types}
     if format == "csv":
-        return ds.CsvFileFormat(
-            parse_options=pcsv.ParseOptions(delimiter=options.delimiter),
-            read_options=pcsv.ReadOptions(autogenerate_column_names=not options.header),
-            convert_options=pcsv.ConvertOptions(null_values=list(options.null_values), strings_can_be_null=True,
-                                                column_types=declared),
-        )
+        return ds.CsvFileFormat(**text.csv_options(options, _declared_types(column_types)))
     if format == "json":
-        return ds.JsonFileFormat(parse_options=pjson.ParseOptions(
-            explicit_schema=pa.schema(declared) if declared else None, unexpected_field_behavior="infer"))
+        return ds.JsonFileFormat(parse_options=text.json_options(_declared_types(column_types)))
     return ds.ParquetFileFormat()
 
 
@@ -477,7 +538,7 @@ def _peeked(data) -> tuple[object, "pa.Table"]:
 def _rows_per_file(sample: "pa.Table", format: str, options: "Options") -> int:
     """Rows per file that make files of about ``target_file_size`` on disk, learnt by writing a
     sample of the data to memory in the target format (compression makes memory size useless)."""
-    sample = sample.slice(0, _SIZE_SAMPLE_ROWS)
+    sample = sample.slice(0, SIZE_SAMPLE_ROWS)
     if sample.num_rows == 0:
         return 1 << 20
     bytes_per_row = max(len(_encoded(sample, format, options)) / sample.num_rows, 1e-3)
@@ -620,7 +681,7 @@ def _as_read_schema(sample: "pa.Table", format: str, options: "Options") -> "pa.
     sample = sample.slice(0, 1000)
     if sample.num_rows == 0:  # no values to type: any type matches
         return pa.schema([pa.field(name, pa.null()) for name in sample.schema.names])
-    return _file_format(format, options).inspect(pa.BufferReader(_encoded(sample, format, options)))
+    return text.held_by_both(_file_format(format, options).inspect(pa.BufferReader(_encoded(sample, format, options))))
 
 
 def _commit(filesystem, location: Location, staging: str, replaced: list[str] | None, token: str) -> None:

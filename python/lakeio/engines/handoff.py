@@ -44,7 +44,8 @@ _MEMORY_MARGIN = 1.25
 
 def is_plain_scan(plan: "ScanPlan") -> bool:
     """True when the plan is a filter and projection over Parquet or Delta files, so Arrow can read
-    its files directly (CSV and JSON are typed by each engine's own inference: Spark reads those)."""
+    its files directly (CSV and JSON are parsed by Spark, in parallel, into the types the Arrow
+    engine gives them)."""
     return plan.format in PLAIN_SCAN_FORMATS
 
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import math
 import os
 import posixpath
+import re
 import shutil
 import uuid
 from pathlib import Path
@@ -13,7 +15,7 @@ from typing import TYPE_CHECKING, Iterator
 
 from lakeio import jvm, pruning
 from lakeio.config import EnvironmentSettings
-from lakeio.engines import MergeRequest, WriteRequest, handoff, is_spark_dataframe, to_arrow_data
+from lakeio.engines import MergeRequest, WriteRequest, _quoted, handoff, is_spark_dataframe, text, to_arrow_data
 from lakeio.errors import EngineUnavailableError, InvalidArgumentError, SchemaMismatchError, StorageError
 from lakeio.metrics import IORecord
 from lakeio.predicate import to_arrow, to_sql
@@ -113,25 +115,36 @@ class SparkEngine:
 
     # -- reads --------------------------------------------------------------------------------
 
-    def read_dataframe(self, plan: "ScanPlan", record: IORecord | None = None,
-                       selection: "pruning.PartitionSelection | None" = None) -> "DataFrame":
-        """The plan as a lazy Spark DataFrame; a filtered read of a partitioned Parquet table reads
-        only the partitions the helper selects (see :mod:`lakeio.pruning`; ``selection`` when they
-        are already selected), and says how many on ``record``."""
+    def read_dataframe(self, plan: "ScanPlan", record: IORecord | None = None) -> "DataFrame":
+        """The plan as a lazy Spark DataFrame; a read of a partitioned Parquet table reads only the
+        partitions the helper selects (see :mod:`lakeio.pruning`), and says how many on ``record``."""
+        return self._read(plan, record)[0]
+
+    def _read(self, plan: "ScanPlan", record: IORecord | None = None,
+              selection: "pruning.PartitionSelection | None" = None) -> tuple["DataFrame", "pa.Schema | None"]:
+        """The plan as a lazy Spark DataFrame and, for CSV and JSON, the Arrow schema of its
+        columns: the Arrow engine's, which this engine's Arrow results take too. ``selection``: the
+        helper's partitions, when they are selected already."""
+        import pyarrow as pa
         from pyspark.sql import functions as F
 
         spark = self.session()
-        with _translated(f"dataset {plan.dataset!r} [{plan.env}] at {plan.location.uri}"):
+        schema = None
+        with _translated(_describe(plan)):
             if pruning.applies(plan):
                 frame = pruning.read(spark, plan, selection or self._selection(plan, record))
+            elif plan.format in text.TEXT_FORMATS:
+                schema = self._arrow.text_schema(plan)
+                frame = _read_text(spark, plan, schema)
             else:
                 frame = spark.read.format(plan.format).options(**_read_options(plan)).load(plan.location.spark_path)
         plan.check_columns(frame.columns)
         if plan.predicate is not None:
             frame = frame.where(to_sql(plan.predicate))
         if plan.columns is not None:
-            frame = frame.select(*[F.col("`" + c.replace("`", "``") + "`") for c in plan.columns])
-        return frame
+            frame = frame.select(*[F.col(_quoted(c)) for c in plan.columns])
+            schema = None if schema is None else pa.schema([schema.field(c) for c in plan.columns])
+        return frame, schema
 
     def _selection(self, plan: "ScanPlan", record: IORecord | None) -> "pruning.PartitionSelection":
         """The partitions (and their files) the helper selects for a pruned read, counted on ``record``."""
@@ -140,63 +153,77 @@ class SparkEngine:
             record.partitions_listed, record.partitions_total = len(selection.paths), selection.total
         return selection
 
-    def _direct_scan(self, plan: "ScanPlan", selection: "pruning.PartitionSelection | None") -> "Scan | None":
+    def _direct_scan(self, plan: "ScanPlan", selection: "pruning.PartitionSelection | None",
+                     planned: "Scan | None") -> "Scan | None":
         """The Arrow scan that reads a plain scan straight from its files, or None when Spark reads it.
 
-        A partitioned Parquet table's files are those of the helper's ``selection``. A filter Arrow
+        A partitioned Parquet table's files are those of the helper's ``selection``; other tables'
+        are those of ``planned`` (opened to choose the engine) while it is current. A filter Arrow
         cannot type the way Spark does (a date column against a string) is left to Spark.
         """
         if not handoff.is_plain_scan(plan) or (selection is not None and not selection.listed):
             return None
         try:
             if selection is None:
-                return self._arrow.open_scan(plan)
+                return self._arrow.current_scan(plan, planned)
             dataset, sizes = handoff.selected_files_dataset(plan, selection, self.storage.filesystem(plan.location))
             return self._arrow.scan(plan, dataset, sizes=sizes)
         except InvalidArgumentError:
             return None
 
-    def read_arrow(self, plan: "ScanPlan", record: IORecord) -> "pa.Table":
+    def read_arrow(self, plan: "ScanPlan", record: IORecord, scan: "Scan | None" = None) -> "pa.Table":
+        """The plan's rows in this process; ``scan``: the plan's files as opened for choosing the
+        engine, reused for a plain scan while current."""
         selection = self._selection(plan, record) if pruning.applies(plan) else None
-        scan = self._direct_scan(plan, selection)
-        if scan is not None:
-            handoff.check_fits_in_memory(plan, handoff.estimated_memory(scan, plan.columns))
+        direct = self._direct_scan(plan, selection, scan)
+        if direct is not None:
+            handoff.check_fits_in_memory(plan, handoff.estimated_memory(direct, plan.columns))
             record.extra["path"] = "arrow: pruned files read directly"
-            return handoff.as_spark_types(self._arrow.read_arrow(plan, record, scan))
+            return handoff.as_spark_types(self._arrow.read_scan(plan, record, direct))
         record.extra["path"] = "spark: parquet hand-off"
-        return handoff.spark_frame_to_arrow(self.read_dataframe(plan, record, selection), self.scratch(), self.storage)
+        frame, schema = self._read(plan, record, selection)
+        with _translated(_describe(plan), read=(plan, schema)):
+            table = handoff.spark_frame_to_arrow(frame, self.scratch(), self.storage)
+        return table if schema is None else table.select(schema.names).cast(schema)
 
-    def read_batches(self, plan: "ScanPlan", record: IORecord) -> tuple["pa.Schema", Iterator["pa.RecordBatch"]]:
-        """The plan's schema, and its rows streamed: from the files by Arrow for a plain scan,
-        else from Spark partition by partition."""
+    def read_batches(self, plan: "ScanPlan", record: IORecord,
+                     scan: "Scan | None" = None) -> tuple["pa.Schema", Iterator["pa.RecordBatch"]]:
+        """The plan's schema, and its rows streamed: from the files by Arrow for a plain scan
+        (of ``scan`` while current), else from Spark partition by partition."""
         import pyarrow as pa
         from pyspark.sql.pandas.types import to_arrow_schema
 
         selection = self._selection(plan, record) if pruning.applies(plan) else None
-        scan = self._direct_scan(plan, selection)
-        if scan is not None:
-            schema, batches = self._arrow.read_batches(plan, record, scan)
+        direct = self._direct_scan(plan, selection, scan)
+        if direct is not None:
+            schema, batches = self._arrow.scan_batches(plan, record, direct)
             wanted = handoff.spark_arrow_schema(schema)
             return wanted, (batch if wanted.equals(schema) else batch.cast(wanted, safe=False) for batch in batches)
-        frame = self.read_dataframe(plan, record, selection)
-        schema = to_arrow_schema(frame.schema)
+        frame, text_schema = self._read(plan, record, selection)
+        schema = text_schema or to_arrow_schema(frame.schema)
 
         def batches():
-            rows = frame.toLocalIterator(prefetchPartitions=True)
-            while chunk := list(itertools.islice(rows, _ROWS_PER_BATCH)):
-                yield pa.RecordBatch.from_pylist([row.asDict(recursive=True) for row in chunk], schema=schema)
+            with _translated(_describe(plan), read=(plan, text_schema)):
+                rows = frame.toLocalIterator(prefetchPartitions=True)
+                while chunk := list(itertools.islice(rows, _ROWS_PER_BATCH)):
+                    yield pa.RecordBatch.from_pylist([row.asDict(recursive=True) for row in chunk], schema=schema)
 
         return schema, batches()
 
-    def count(self, plan: "ScanPlan", record: IORecord) -> int:
-        return self.read_dataframe(plan, record).count()
+    # Counts, schemas and file counts come from Spark's own plan: an opened Arrow scan is not used.
 
-    def schema(self, plan: "ScanPlan") -> "pa.Schema":
+    def count(self, plan: "ScanPlan", record: IORecord, scan: "Scan | None" = None) -> int:
+        frame, schema = self._read(plan, record)
+        with _translated(_describe(plan), read=(plan, schema)):
+            return frame.count()
+
+    def schema(self, plan: "ScanPlan", scan: "Scan | None" = None) -> "pa.Schema":
         from pyspark.sql.pandas.types import to_arrow_schema
 
-        return to_arrow_schema(self.read_dataframe(plan).schema)
+        frame, schema = self._read(plan)
+        return schema or to_arrow_schema(frame.schema)
 
-    def file_counts(self, plan: "ScanPlan") -> tuple[None, None]:
+    def file_counts(self, plan: "ScanPlan", scan: "Scan | None" = None) -> tuple[None, None]:
         return None, None
 
     def partition_counts(self, plan: "ScanPlan") -> tuple[int, int] | None:
@@ -230,24 +257,29 @@ class SparkEngine:
     # -- writes -------------------------------------------------------------------------------
 
     def write(self, request: WriteRequest, record: IORecord) -> None:
+        from lakeio.engines.arrow import SIZE_SAMPLE_ROWS
+
         request.check_arguments()
-        frame = self._spark_data(request.data, record, request.check_replace_where)
+        frame, table = self._spark_data(request.data, record, request.check_replace_where)
         request.check_partition_columns(frame.columns)
-        if request.replace_where is not None and is_spark_dataframe(request.data):
+        if request.replace_where is not None and table is None:
             outside = frame.where(f"NOT coalesce(({to_sql(request.replace_where)}), false)").limit(1).count()
             if outside:
                 raise InvalidArgumentError(f"{request.describe()}: the data has rows that do not match "
                                            f"replace_where {to_sql(request.replace_where)}; nothing was written")
+        sample = frame.limit(SIZE_SAMPLE_ROWS).toArrow() if table is None else table.slice(0, SIZE_SAMPLE_ROWS)
+        frame, rows_per_file = _spread_for_file_size(request, frame, sample, None if table is None else table.num_rows)
         if request.format == "delta":
-            self._write_delta(request, frame, record)
+            self._write_delta(request, frame, rows_per_file, record)
         else:
-            self._write_files(request, frame, record)
+            self._write_files(request, frame, sample, rows_per_file, record)
 
-    def _spark_data(self, data, record: IORecord, check=None) -> "DataFrame":
-        """``data`` as a Spark DataFrame; Arrow and pandas data keep their types (naive timestamps
-        stay TIMESTAMP_NTZ) and are counted on the record, after ``check(table)``."""
+    def _spark_data(self, data, record: IORecord, check=None) -> tuple["DataFrame", "pa.Table | None"]:
+        """``data`` as a Spark DataFrame, and as the Arrow table it came from (None for Spark data).
+        Arrow and pandas data keep their types (naive timestamps stay TIMESTAMP_NTZ) and are
+        counted on the record, after ``check(table)``."""
         if is_spark_dataframe(data):
-            return data
+            return data, None
         from pyspark.sql.pandas.types import from_arrow_schema
 
         table = to_arrow_data(data)
@@ -255,10 +287,11 @@ class SparkEngine:
         if check is not None:
             check(table)
         record.rows, record.bytes = table.num_rows, table.nbytes
-        return self.session().createDataFrame(table, schema=from_arrow_schema(table.schema, prefer_timestamp_ntz=True))
+        schema = from_arrow_schema(table.schema, prefer_timestamp_ntz=True)
+        return self.session().createDataFrame(table, schema=schema), table
 
-    def _write_delta(self, request: WriteRequest, frame: "DataFrame", record: IORecord) -> None:
-        writer = frame.write.format("delta").options(**_write_options(request))
+    def _write_delta(self, request: WriteRequest, frame: "DataFrame", rows_per_file: int, record: IORecord) -> None:
+        writer = frame.write.format("delta").options(**_write_options(request, rows_per_file))
         writer = writer.mode({"error": "errorifexists", "overwrite_partitions": "overwrite"}.get(request.mode, request.mode))
         if request.partition_by:
             writer = writer.partitionBy(*request.partition_by)
@@ -274,11 +307,12 @@ class SparkEngine:
         history = DeltaTable.forPath(self.session(), location.spark_path).history(1).collect()[0]
         return history["operationMetrics"] or {}
 
-    def _write_files(self, request: WriteRequest, frame: "DataFrame", record: IORecord) -> None:
+    def _write_files(self, request: WriteRequest, frame: "DataFrame", sample: "pa.Table", rows_per_file: int,
+                     record: IORecord) -> None:
         """Plain files, staged as the Arrow engine stages them: Spark writes the whole result beside
         the dataset, then the Arrow engine's commit moves it in, so a failed write leaves the old
-        data as it was and every mode (replace_where included) means what it means on Arrow."""
-        import pyarrow as pa
+        data as it was and every mode (replace_where included) means what it means on Arrow.
+        ``sample``: the first rows of the data, as Arrow."""
         from pyarrow import fs as pafs
         from pyspark.sql.pandas.types import to_arrow_schema
 
@@ -292,13 +326,12 @@ class SparkEngine:
         existing = self._arrow._file_dataset(location, request.format, bool(request.partition_by), request.options) \
             if exists else None
         if existing is not None and request.options.schema_mode == "enforce":
-            sample = frame.limit(1000).toArrow() if request.format in ("csv", "json") \
-                else to_arrow_schema(frame.schema).empty_table()
-            _check_schema(request, existing.schema, pa.table(sample))
+            incoming = sample if request.format in ("csv", "json") else to_arrow_schema(frame.schema).empty_table()
+            _check_schema(request, existing.schema, incoming)
 
         token = uuid.uuid4().hex[:12]
         staging = Location(location.scheme, f"{location.path}.lakeio-staging-{token}")
-        writer = frame.write.format(request.format).options(**_write_options(request)).mode("errorifexists")
+        writer = frame.write.format(request.format).options(**_write_options(request, rows_per_file)).mode("errorifexists")
         if request.partition_by:
             writer = writer.partitionBy(*request.partition_by)
         try:
@@ -330,8 +363,8 @@ class SparkEngine:
 
         request.check_arguments()
         spark = self.session()
-        frame = self._spark_data(request.data, record, request.check_unique_keys)
-        if is_spark_dataframe(request.data):
+        frame, table = self._spark_data(request.data, record, request.check_unique_keys)
+        if table is None:
             repeated = frame.groupBy(*request.on).count().where("count > 1").limit(3).collect()
             if repeated:
                 raise InvalidArgumentError(f"{request.describe()}: keys appear more than once in the data, e.g. "
@@ -363,11 +396,16 @@ def _is_data_file(path: str) -> bool:
 
 
 def _read_options(plan: "ScanPlan") -> dict[str, str]:
-    """Spark reader options for the plan's format, options and time travel."""
+    """Spark reader options for the plan's format, options and time travel. Text formats fail on
+    a malformed record instead of reading it as nulls; CSV quotes are escaped by doubling them, as
+    pyarrow (and RFC 4180) does, and with a header each file's column names are checked against
+    the schema instead of being matched by position."""
     options = plan.options
     if plan.format == "csv":
-        return {"header": str(options.header).lower(), "sep": options.delimiter, "inferSchema": "true",
-                "nullValue": options.null_values[0] if options.null_values else ""}
+        return {"header": str(options.header).lower(), "sep": options.delimiter, "escape": '"',
+                "enforceSchema": "false", "mode": "FAILFAST"}
+    if plan.format == "json":
+        return {"mode": "FAILFAST"}
     if plan.version is not None:
         return {"versionAsOf": str(plan.version)}
     if plan.timestamp is not None:
@@ -375,12 +413,137 @@ def _read_options(plan: "ScanPlan") -> dict[str, str]:
     return {}
 
 
-def _write_options(request: WriteRequest) -> dict[str, str]:
-    """Spark writer options for the request's format, options, mode and predicate."""
+def _spread_for_file_size(request: WriteRequest, frame: "DataFrame", sample: "pa.Table",
+                          rows: int | None) -> tuple["DataFrame", int]:
+    """``frame`` spread over Spark's tasks so that its files come out at about the request's
+    ``target_file_size``, and the rows per file to cap each file at (``maxRecordsPerFile``).
+
+    The rows per file are learnt as the Arrow engine learns them, by writing ``sample`` (the
+    data's first rows) to memory in the target format. A partitioned table's rows are grouped by
+    partition, so each partition is written by one task: its files hold that many rows but the
+    last, as the Arrow engine writes them (a large partition is written by one task, in
+    sequence). Other data is spread evenly over as many tasks as files it makes, so no file is
+    small (``rows``: the data's rows, counted by Spark when None).
+    """
+    from pyspark.sql import functions as F
+
+    from lakeio.engines.arrow import _rows_per_file
+
+    rows_per_file = _rows_per_file(sample, "parquet" if request.format == "delta" else request.format,
+                                   request.options)
+    if request.partition_by:
+        return frame.repartition(*[F.col(_quoted(c)) for c in request.partition_by]), rows_per_file
+    rows = frame.count() if rows is None else rows
+    return frame.repartition(max(1, math.ceil(rows / rows_per_file))), rows_per_file
+
+
+def _describe(plan: "ScanPlan") -> str:
+    return f"dataset {plan.dataset!r} [{plan.env}] at {plan.location.uri}"
+
+
+# How Spark reports a value of a text file that is not of its column's type: lakeio's own message
+# (raised from the job by _read_text's conversions), between Spark's error class and SQL state; or
+# Spark's JSON parser's words for the field and value, with the file in the enclosing read error.
+_RAISED_BAD_VALUE = re.compile(r"\[USER_RAISED_EXCEPTION\] (.*" + text.DOES_NOT_READ_AS + r".*?) SQLSTATE")
+_JSON_BAD_VALUE = re.compile(r"Cannot parse the field name '(.*?)' and the value (.*?) of the JSON token type")
+_FAILED_FILE = re.compile(r"Encountered error while reading file (\S+?)\.?\s")
+_SPARK_PATH = r"^(file:(//)?|s3a://)"  # Spark's path of a file -> pyarrow's
+
+
+def _read_text(spark: "SparkSession", plan: "ScanPlan", schema: "pa.Schema") -> "DataFrame":
+    """CSV or JSON files read by Spark as ``schema`` (the Arrow engine's), value for value as the
+    Arrow engine reads them. CSV values are read as text and converted as pyarrow's CSV reader
+    converts them (:func:`_converted`, with the dataset's null values); JSON values by Spark's JSON
+    parser with that schema, except timestamps (converted as pyarrow's JSON reader converts them:
+    a value without a time zone is UTC) and decimals (Spark's parser rounds extra decimals, which
+    pyarrow refuses). A value that does not convert fails the job, with the message of
+    :func:`text.bad_value_message`."""
+    import pyarrow as pa
+    from pyspark.sql import Column
+    from pyspark.sql import functions as F
+    from pyspark.sql import types as T
+    from pyspark.sql.pandas.types import from_arrow_type
+
+    def spark_type(data_type: "pa.DataType"):
+        return from_arrow_type(data_type, prefer_timestamp_ntz=True)
+
+    as_text = {field.name for field in schema if field.name not in plan.partition_by
+               and (plan.format == "csv" or pa.types.is_timestamp(field.type) or pa.types.is_decimal(field.type))}
+    read_schema = T.StructType([T.StructField(f.name, T.StringType() if f.name in as_text else spark_type(f.type))
+                                for f in schema])
+    frame = spark.read.format(plan.format).options(**_read_options(plan)).schema(read_schema) \
+        .load(plan.location.spark_path)
+    file = F.regexp_replace(F.col("_metadata.file_path"), _SPARK_PATH, "")
+    columns = []
+    for field in schema:
+        column = F.col(_quoted(field.name))
+        if field.name not in as_text:
+            columns.append(column)
+            continue
+        if plan.format == "csv":  # Spark reads an empty field as null; pyarrow as "" unless it is a null value
+            raw = F.coalesce(column, F.lit(""))
+            is_null = raw.isin(list(plan.options.null_values))
+        else:
+            raw, is_null = column, column.isNull()
+        value, converts = _converted(raw, field.type, plan.format)
+        message = F.concat(*[piece if isinstance(piece, Column) else F.lit(piece)
+                             for piece in text.bad_value_message(plan, file, field.name, raw, field.type)])
+        columns.append(F.when(is_null, F.lit(None)).when(converts, value).otherwise(F.raise_error(message))
+                       .cast(spark_type(field.type)).alias(field.name))
+    return frame.select(*columns)
+
+
+def _converted(raw: "Column", data_type: "pa.DataType", format: str) -> tuple["Column", "Column"]:
+    """``raw`` (text, not null) as ``data_type``, and whether it converts, as pyarrow's CSV reader
+    converts text (its JSON reader, for JSON timestamps). Spark's casts accept more than pyarrow
+    does (``+1`` or `` 1`` as an integer, ``2024-1-1`` as a date, a rounded decimal, a timestamp
+    without a zone in a zoned column); the patterns and checks keep them to what pyarrow accepts."""
+    import pyarrow as pa
+    import pyarrow.csv as pcsv
+    from pyspark.sql import functions as F
+    from pyspark.sql.pandas.types import from_arrow_type
+
+    types = pa.types
+    if types.is_string(data_type) or types.is_large_string(data_type):
+        return raw, F.lit(True)
+    if types.is_null(data_type):
+        return F.lit(None), F.lit(False)
+    if types.is_boolean(data_type):
+        true, false = pcsv.ConvertOptions().true_values, pcsv.ConvertOptions().false_values
+        return F.when(raw.isin(true), True).when(raw.isin(false), False), raw.isin(true + false)
+    target = from_arrow_type(data_type, prefer_timestamp_ntz=True)
+    if types.is_timestamp(data_type):
+        zoned = raw.rlike(r"[T ]\d{2}:\d{2}(:\d{2}(\.\d*)?)?(Z|[+-]\d{2}(:?\d{2})?)$")
+        if format == "json":  # pyarrow's JSON reader: a value without a zone is UTC, a zoned value is kept in UTC
+            instant = F.when(zoned, raw.try_cast("timestamp")).otherwise(
+                F.convert_timezone(F.lit("UTC"), F.current_timezone(), raw.try_cast("timestamp_ntz")).cast("timestamp"))
+            value = instant if data_type.tz else F.convert_timezone(F.current_timezone(), F.lit("UTC"),
+                                                                    instant.cast("timestamp_ntz"))
+            return value, value.isNotNull()
+        # pyarrow's CSV reader: a zoned column takes zoned values only, a naive column naive ones only
+        value = raw.try_cast(target)
+        return value, (zoned if data_type.tz else ~zoned) & value.isNotNull()
+    value = F.trim(raw).try_cast(target)
+    if types.is_integer(data_type):
+        return value, raw.rlike(r"^\s*-?\d+\s*$") & value.isNotNull()
+    if types.is_decimal(data_type):  # pyarrow refuses a value with more decimals; Spark rounds it
+        exact = F.trim(raw).try_cast(f"decimal(38,{38 - data_type.precision + data_type.scale})")
+        return value, value.isNotNull() & (value == exact)
+    if types.is_date(data_type):
+        value = raw.try_cast(target)
+        return value, raw.rlike(r"^\d{4}-\d{2}-\d{2}$") & value.isNotNull()
+    return value, value.isNotNull()
+
+
+def _write_options(request: WriteRequest, rows_per_file: int) -> dict[str, str]:
+    """Spark writer options for the request's format, options, mode and predicate, with files of
+    at most ``rows_per_file`` rows."""
     options = request.options
-    result: dict[str, str] = {}
-    if request.format == "csv":
-        result.update(header=str(options.header).lower(), sep=options.delimiter)
+    result: dict[str, str] = {"maxRecordsPerFile": str(rows_per_file)}
+    if request.format == "csv":  # quotes in values doubled, as pyarrow writes and reads them
+        result.update(header=str(options.header).lower(), sep=options.delimiter, escape='"')
+    if request.format in ("csv", "json"):  # microseconds, as Spark holds them (its default writes milliseconds)
+        result.update(timestampFormat="yyyy-MM-dd'T'HH:mm:ss.SSSSSSXXX", timestampNTZFormat="yyyy-MM-dd'T'HH:mm:ss.SSSSSS")
     if request.format in ("parquet", "delta"):
         result["compression"] = options.compression.replace("none", "uncompressed")
     if request.mode == "overwrite_partitions":
@@ -395,24 +558,46 @@ def _write_options(request: WriteRequest) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def _translated(what: str, exists=None):
+def _translated(what: str, exists=None, read: tuple["ScanPlan", "pa.Schema | None"] | None = None):
     """Turns Spark's and Delta's errors into lakeio's, once, at this boundary.
 
     ``exists`` makes the error for a write that found data where mode='error' wanted none.
+    ``read``: the plan and text schema of a read, whose bad values become the Arrow engine's error.
     """
+    from py4j.protocol import Py4JJavaError
     from pyspark.errors import PySparkException
 
     try:
         yield
-    except PySparkException as error:
+    except (PySparkException, Py4JJavaError) as error:
+        if read is not None:
+            _raise_bad_value(error, *read)
+        if isinstance(error, Py4JJavaError):  # a Java error pyspark has no class for (a failed task)
+            first = str(error.java_exception).splitlines()[0]
+            raise StorageError(f"{what}: Spark failed: {first}") from error
         condition = (error.getCondition() or "") if hasattr(error, "getCondition") else ""
-        text = f"{condition} {error}"
-        if "PATH_NOT_FOUND" in text or "DELTA_MISSING_DELTA_TABLE" in text or "is not a Delta table" in text:
+        said = f"{condition} {error}"
+        if "PATH_NOT_FOUND" in said or "DELTA_MISSING_DELTA_TABLE" in said or "is not a Delta table" in said:
             raise StorageError(f"{what}: no data there ({condition or type(error).__name__})") from error
-        if exists is not None and ("ALREADY_EXISTS" in text or "PATH_EXISTS" in text or "already exists" in text):
+        if exists is not None and ("ALREADY_EXISTS" in said or "PATH_EXISTS" in said or "already exists" in said):
             raise exists() from error
         if "SCHEMA" in condition or "MERGE_FIELDS" in condition or "METADATA_MISMATCH" in condition:
             raise SchemaMismatchError(f"{what}: {error}") from error
         if "UNRESOLVED_COLUMN" in condition:
             raise InvalidArgumentError(f"{what}: {error}") from error
         raise StorageError(f"{what}: Spark failed: {condition or type(error).__name__}: {error}") from error
+
+
+def _raise_bad_value(error: Exception, plan: "ScanPlan", schema: "pa.Schema | None") -> None:
+    """Raises the error for a value of a text file not of its column's type, if ``error`` (Spark's,
+    with its causes) is about one; returns otherwise."""
+    message = str(error)  # with the Java stack trace and its causes
+    raised = _RAISED_BAD_VALUE.search(message)
+    if raised:
+        raise SchemaMismatchError(raised.group(1)) from error
+    parsed, failed = _JSON_BAD_VALUE.search(message), _FAILED_FILE.search(message)
+    if parsed and failed and schema is not None and parsed.group(1) in schema.names:
+        column, value = parsed.groups()
+        file = re.sub(_SPARK_PATH, "", failed.group(1))
+        raise SchemaMismatchError("".join(text.bad_value_message(plan, file, column, value,
+                                                                 schema.field(column).type))) from error
