@@ -2,16 +2,21 @@
 
 ``table.to_pandas()`` converts every column in one call. Even with ``self_destruct``, the pages it
 frees stay with Arrow's allocator (mimalloc by default) until the call returns, so the peak is the
-table plus the whole frame. :func:`arrow_to_pandas` converts a column (or a run of small columns) at
-a time, drops its Arrow buffers and hands the freed pages back to the operating system
-(``MemoryPool.release_unused``) every ``_RELEASE_BYTES``: the peak is the table plus about one column.
+table plus the whole frame. :func:`arrow_to_pandas` converts a column, or a run of columns, at a
+time, drops its Arrow buffers and hands the freed pages back to the operating system
+(``MemoryPool.release_unused``) every ``_RELEASE_BYTES``: the peak is the table plus about a column.
 
 Integer and float columns, most of a typical frame, do not even cost a column: their values are
-copied chunk by chunk into one new NumPy array, each chunk freed once copied, as pyarrow converts
-them (an integer column with nulls becomes float64, nulls become NaN). Every other column, the index
-and the column labels are converted by pyarrow itself from the table and its pandas metadata, so the
-frame is the one ``table.to_pandas()`` gives: dtypes, values, index, column labels and order,
-``attrs``. Only the layout differs: pandas holds about one block per column, not one per dtype.
+copied chunk by chunk into the frame's block for their dtype, each chunk freed once copied, as
+pyarrow converts them (an integer column with nulls becomes float64, nulls become NaN). Every other
+column, the index and the column labels are converted by pyarrow itself from the table and its
+pandas metadata. So the frame is the one ``table.to_pandas()`` gives: dtypes, values, index, column
+labels and order, ``attrs``, and the same layout, one block per dtype (other than numbers, one per
+dtype per run of at most ``_RELEASE_BYTES``). The layout matters: a frame of one block per column
+copies itself again to consolidate in ``copy()``, ``assign()``, ``describe()`` or arithmetic.
+
+pandas has no public way to put blocks together; like pyarrow, this builds the frame with its
+pseudo-public ``pandas.core.internals`` API (pandas 2, which lakeio requires).
 """
 
 from __future__ import annotations
@@ -23,8 +28,8 @@ if TYPE_CHECKING:
     import pandas
     import pyarrow as pa
 
-# Arrow memory freed between two hand-backs to the operating system; also the most that columns
-# converted by pyarrow in one call may take, so a run of small columns is one call, not many.
+# Arrow memory freed between two hand-backs to the operating system; also the most that the columns
+# pyarrow converts in one call may take, so small columns are one call, not one each.
 _RELEASE_BYTES = 64 << 20
 
 
@@ -36,9 +41,8 @@ def arrow_to_pandas(read: Callable[[], "pa.Table"]) -> "pandas.DataFrame":
             reference to the table and each column's memory is freed as soon as it is converted.
 
     Returns:
-        The frame ``table.to_pandas()`` would give, with about one block per column.
+        The frame ``table.to_pandas()`` would give.
     """
-    import pandas as pd
     import pyarrow as pa
 
     table = read()
@@ -49,32 +53,49 @@ def arrow_to_pandas(read: Callable[[], "pa.Table"]) -> "pandas.DataFrame":
     labels = table.slice(0, 0).to_pandas().columns  # the column labels, likewise (they need no rows)
     metadata_types = _metadata_numpy_types(table)
     table = table.drop_columns(index_columns)
-    schema, arrays = table.schema, table.columns  # the list lets each column go on its own
+    schema, arrays, rows = table.schema, table.columns, table.num_rows  # a list: each column can go alone
     del table
-    columns: list = []  # NumPy arrays of numbers, and Series of pyarrow's conversion
-    while len(columns) < len(arrays):
-        position = len(columns)
-        dtype = _number_dtype(schema.field(position), arrays[position].null_count, metadata_types)
-        if dtype is not None:
+    dtypes = [_number_dtype(field, array.null_count, metadata_types) for field, array in zip(schema, arrays)]
+    blocks = _number_blocks(arrays, dtypes, rows, releaser)
+    blocks += _converted_blocks(schema, arrays, [position for position, dtype in enumerate(dtypes) if dtype is None],
+                                releaser)
+    return _frame(blocks, shell.index, labels, shell.attrs)
+
+
+def _number_blocks(arrays: list, dtypes: list, rows: int, releaser: "_Releaser") -> list:
+    """One block per dtype of the number columns (those with a dtype in ``dtypes``), as (values,
+    positions) pairs; each column's entry in ``arrays`` is cleared as it is copied."""
+    import numpy as np
+
+    blocks = []
+    for dtype in dict.fromkeys(dtype for dtype in dtypes if dtype is not None):  # each once, in order
+        positions = [position for position, other in enumerate(dtypes) if other is not None and other == dtype]
+        values = np.empty((len(positions), rows), dtype)
+        for row, position in zip(values, positions):
             chunks, arrays[position] = arrays[position].chunks, None
-            columns.append(_copied(chunks, dtype, releaser))
-            continue
-        end = _run_end(schema, arrays, position, metadata_types)
-        run = pa.Table.from_arrays(arrays[position:end], schema=pa.schema(
-            [schema.field(i) for i in range(position, end)], metadata=schema.metadata))
-        arrays[position:end] = [None] * (end - position)
-        run_bytes = run.nbytes
-        converted = run.to_pandas(self_destruct=True)
-        del run
-        for offset in range(end - position):
-            series = converted.iloc[:, offset]
-            series.index = shell.index  # one index object: the frame takes each column without reindexing
-            columns.append(series)
+            _copy_chunks(chunks, row, releaser)
+        blocks.append((values, positions))
+    return blocks
+
+
+def _converted_blocks(schema: "pa.Schema", arrays: list, positions: list[int], releaser: "_Releaser") -> list:
+    """The blocks pyarrow makes of the columns at ``positions``, converted in runs, as (values,
+    positions) pairs; each column's entry in ``arrays`` is cleared as its run is converted."""
+    import pyarrow as pa
+
+    blocks = []
+    for run in _runs(positions, arrays):
+        run_table = pa.Table.from_arrays([arrays[position] for position in run], schema=pa.schema(
+            [schema.field(position) for position in run], metadata=schema.metadata))
+        for position in run:
+            arrays[position] = None
+        run_bytes = run_table.nbytes
+        converted = run_table.to_pandas(self_destruct=True)
+        del run_table
+        blocks += [(block.values, [run[offset] for offset in block.mgr_locs.as_array])
+                   for block in converted._mgr.blocks]
         releaser.freed(run_bytes)
-    frame = pd.DataFrame(dict(enumerate(columns)), index=shell.index, copy=False)
-    frame.columns = labels  # positions as keys above: labels may repeat
-    frame.attrs = shell.attrs
-    return frame
+    return blocks
 
 
 class _Releaser:
@@ -120,35 +141,45 @@ def _number_dtype(field: "pa.Field", null_count: int, metadata_types: dict[str, 
     return dtype if metadata_types.get(field.name, dtype.name) == dtype.name else None
 
 
-def _run_end(schema: "pa.Schema", arrays: list, start: int, metadata_types: dict[str, str]) -> int:
-    """Where the run of columns pyarrow converts in one call, from ``start``, ends: it takes the
-    column at ``start``, then the columns after it that are not numbers, while they take less
-    than ``_RELEASE_BYTES``."""
-    end, run_bytes = start + 1, arrays[start].nbytes
-    while end < len(arrays):
-        array = arrays[end]
-        if (_number_dtype(schema.field(end), array.null_count, metadata_types) is not None
-                or run_bytes + array.nbytes > _RELEASE_BYTES):
-            break
-        end, run_bytes = end + 1, run_bytes + array.nbytes
-    return end
+def _runs(positions: list[int], arrays: list) -> list[list[int]]:
+    """``positions`` (of columns in ``arrays``) in order, cut into runs for one pyarrow call each: a
+    run takes columns while they take less than ``_RELEASE_BYTES`` together, and at least one."""
+    runs: list[list[int]] = []
+    run_bytes = 0
+    for position in positions:
+        column_bytes = arrays[position].nbytes
+        if not runs or run_bytes + column_bytes > _RELEASE_BYTES:
+            runs.append([])
+            run_bytes = 0
+        runs[-1].append(position)
+        run_bytes += column_bytes
+    return runs
 
 
-def _copied(chunks: list, dtype: Any, releaser: _Releaser) -> "numpy.ndarray":
-    """The values of ``chunks`` (integer or float arrays) in one new array of ``dtype``.
+def _copy_chunks(chunks: list, out: "numpy.ndarray", releaser: _Releaser) -> None:
+    """Copies the values of ``chunks`` (integer or float arrays) into ``out``, in order.
 
-    Each chunk's entry in ``chunks`` is cleared as it is copied, so the chunk is freed and the new
-    array grows as the chunks go.
+    Each chunk's entry in ``chunks`` is cleared as it is copied, so the chunk is freed and ``out``
+    fills as the chunks go.
     """
-    import numpy as np
-
-    values = np.empty(sum(len(chunk) for chunk in chunks), dtype)
     start = 0
     for position in range(len(chunks)):
         chunk, chunks[position] = chunks[position], None
-        values[start:start + len(chunk)] = chunk.to_numpy(zero_copy_only=False)  # nulls: NaN
+        out[start:start + len(chunk)] = chunk.to_numpy(zero_copy_only=False)  # nulls: NaN
         start += len(chunk)
         chunk_bytes = chunk.nbytes
         del chunk
         releaser.freed(chunk_bytes)
-    return values
+
+
+def _frame(blocks: list, index: "pandas.Index", labels: "pandas.Index", attrs: dict) -> "pandas.DataFrame":
+    """The frame of ``blocks`` ((values, positions) pairs), as pyarrow builds its own."""
+    import pandas as pd
+    from pandas.core.internals import BlockManager
+    from pandas.core.internals.api import make_block
+
+    manager = BlockManager([make_block(values, placement=positions, ndim=2) for values, positions in blocks],
+                           [labels, index])
+    frame = pd.DataFrame._from_mgr(manager, manager.axes)
+    frame.attrs = attrs
+    return frame
