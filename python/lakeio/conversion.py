@@ -64,17 +64,23 @@ def arrow_to_pandas(read: Callable[[], "pa.Table"]) -> "pandas.DataFrame":
 
 def _number_blocks(arrays: list, dtypes: list, rows: int, releaser: "_Releaser") -> list:
     """One block per dtype of the number columns (those with a dtype in ``dtypes``), as (values,
-    positions) pairs; each column's entry in ``arrays`` is cleared as it is copied."""
-    import numpy as np
+    positions) pairs; each column's entry in ``arrays`` is cleared, its chunks freed as they are
+    copied, on as many threads as Arrow's CPU pool has (NumPy copies without holding the GIL)."""
+    from concurrent.futures import ThreadPoolExecutor
 
-    blocks = []
+    import numpy as np
+    import pyarrow as pa
+
+    blocks, copies = [], []
     for dtype in dict.fromkeys(dtype for dtype in dtypes if dtype is not None):  # each once, in order
         positions = [position for position, other in enumerate(dtypes) if other is not None and other == dtype]
         values = np.empty((len(positions), rows), dtype)
         for row, position in zip(values, positions):
             chunks, arrays[position] = arrays[position].chunks, None
-            _copy_chunks(chunks, row, releaser)
+            copies.append((chunks, row))
         blocks.append((values, positions))
+    with ThreadPoolExecutor(pa.cpu_count()) as threads:
+        list(threads.map(lambda copy: _copy_chunks(*copy, releaser), copies))  # list(): raise what failed
     return blocks
 
 
@@ -102,16 +108,21 @@ class _Releaser:
     """Hands the pages Arrow's allocator keeps back to the operating system, once enough is freed."""
 
     def __init__(self, pool: "pa.MemoryPool"):
-        self._pool, self._freed = pool, 0
+        import threading
+
+        self._pool, self._freed, self._lock = pool, 0, threading.Lock()
 
     def freed(self, nbytes: int) -> None:
-        self._freed += nbytes
-        if self._freed >= _RELEASE_BYTES:
-            self.release()
+        """Counts ``nbytes`` more freed (from any thread) and releases every ``_RELEASE_BYTES``."""
+        with self._lock:
+            self._freed += nbytes
+            if self._freed < _RELEASE_BYTES:
+                return
+            self._freed = 0
+        self.release()
 
     def release(self) -> None:
         self._pool.release_unused()
-        self._freed = 0
 
 
 def _stored_index_columns(table: "pa.Table") -> list[str]:

@@ -309,11 +309,10 @@ def test_conversion_adds_a_fraction_of_a_frame_to_the_read(tmp_path, write_yaml)
     ``_RELEASE_BYTES``); converting it in one ``to_pandas`` call adds a whole frame."""
     import subprocess
 
-    rows = 4_000_000
+    rows, uri = 4_000_000, tmp_path / "wide.parquet"
     pq.write_table(pa.table({f"n{i}": pa.array(np.arange(rows) * (i + 1)) for i in range(5)}
                             | {"s": pa.array(np.arange(rows) % 1000).cast(pa.string())}),
-                   tmp_path / "wide.parquet", row_group_size=1_000_000)
-    uri = tmp_path / "wide.parquet"
+                   uri, row_group_size=1_000_000)
     write_yaml("conf/wide.yaml", f"wide: {{format: parquet, environments: {{local: {{uri: '{uri}'}}}}}}")
     script = f"""
 import json, lakeio
