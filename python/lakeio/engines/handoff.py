@@ -49,18 +49,15 @@ def is_plain_scan(plan: "ScanPlan") -> bool:
     return plan.format in PLAIN_SCAN_FORMATS
 
 
-# The Arrow type of each partition column type the helper gives, as Spark's types map to Arrow.
-_PARTITION_TYPES = {"int": "int32", "bigint": "int64", "date": "date32", "string": "string"}
-
-
 def selected_files_dataset(plan: "ScanPlan", selection: "PartitionSelection",
                            filesystem) -> tuple["ds.Dataset", dict[str, int]]:
     """The files of the partitions the helper selected for ``plan`` (a
     :attr:`~lakeio.pruning.PartitionSelection.listed` selection) as an Arrow dataset that lists and
     infers nothing, and each file's size by path.
 
-    The partition columns are typed as Spark types them, the data columns as the first file's footer
-    has them (what Spark reads too); with no file selected, the schema is the helper's.
+    The partition columns are typed as Spark types them (pyspark's mapping of the helper's types),
+    the data columns as the first file's footer has them (what Spark reads too); with no file
+    selected, the schema is the helper's.
     """
     import datetime as dt
 
@@ -72,7 +69,8 @@ def selected_files_dataset(plan: "ScanPlan", selection: "PartitionSelection",
     from lakeio import pruning
     from lakeio.engines.arrow import native_parquet_fragments
 
-    partition_types = {c: pa.type_for_alias(_PARTITION_TYPES[selection.types[c]]) for c in plan.partition_by}
+    spark_schema = to_arrow_schema(pruning.table_schema(selection, plan.partition_by))
+    partition_types = {c: spark_schema.field(c).type for c in plan.partition_by}
 
     def condition(column: str, value):
         if value is None:
@@ -87,8 +85,7 @@ def selected_files_dataset(plan: "ScanPlan", selection: "PartitionSelection",
         files += [(_arrow_path(file["path"]), expression, file["size"]) for file in partition["files"]]
     fragments = native_parquet_fragments(files, filesystem)
     # The first file's footer, read through its fragment, which keeps it for the read.
-    data = fragments[0].physical_schema if fragments else \
-        to_arrow_schema(pruning.table_schema(selection, plan.partition_by))
+    data = fragments[0].physical_schema if fragments else spark_schema
     schema = pa.schema([field for field in data if field.name not in partition_types]
                        + [pa.field(c, t) for c, t in partition_types.items()])
     dataset = ds.FileSystemDataset(fragments, schema, ds.ParquetFileFormat(), filesystem)

@@ -153,29 +153,30 @@ class SparkEngine:
             record.partitions_listed, record.partitions_total = len(selection.paths), selection.total
         return selection
 
-    def _direct_scan(self, plan: "ScanPlan", selection: "pruning.PartitionSelection | None",
-                     planned: "Scan | None") -> "Scan | None":
-        """The Arrow scan that reads a plain scan straight from its files, or None when Spark reads it.
+    def _direct_scan(self, plan: "ScanPlan", record: IORecord,
+                     planned: "Scan | None") -> tuple["Scan | None", "pruning.PartitionSelection | None"]:
+        """The Arrow scan that reads a plain scan straight from its files (None when Spark reads
+        it), and the helper's selection of a partitioned Parquet table's partitions (else None).
 
-        A partitioned Parquet table's files are those of the helper's ``selection``; other tables'
-        are those of ``planned`` (opened to choose the engine) while it is current. A filter Arrow
-        cannot type the way Spark does (a date column against a string) is left to Spark.
+        A partitioned Parquet table's files are those of the selection; other tables' are those of
+        ``planned`` (opened to choose the engine) while it is current. A filter Arrow cannot type
+        the way Spark does (a date column against a string) is left to Spark.
         """
+        selection = self._selection(plan, record) if pruning.applies(plan) else None
         if not handoff.is_plain_scan(plan) or (selection is not None and not selection.listed):
-            return None
+            return None, selection
         try:
             if selection is None:
-                return self._arrow.current_scan(plan, planned)
+                return self._arrow.current_scan(plan, planned), None
             dataset, sizes = handoff.selected_files_dataset(plan, selection, self.storage.filesystem(plan.location))
-            return self._arrow.scan(plan, dataset, sizes=sizes)
+            return self._arrow.scan(plan, dataset, sizes=sizes), selection
         except InvalidArgumentError:
-            return None
+            return None, selection
 
     def read_arrow(self, plan: "ScanPlan", record: IORecord, scan: "Scan | None" = None) -> "pa.Table":
         """The plan's rows in this process; ``scan``: the plan's files as opened for choosing the
         engine, reused for a plain scan while current."""
-        selection = self._selection(plan, record) if pruning.applies(plan) else None
-        direct = self._direct_scan(plan, selection, scan)
+        direct, selection = self._direct_scan(plan, record, scan)
         if direct is not None:
             handoff.check_fits_in_memory(plan, handoff.estimated_memory(direct, plan.columns))
             record.extra["path"] = "arrow: pruned files read directly"
@@ -193,8 +194,7 @@ class SparkEngine:
         import pyarrow as pa
         from pyspark.sql.pandas.types import to_arrow_schema
 
-        selection = self._selection(plan, record) if pruning.applies(plan) else None
-        direct = self._direct_scan(plan, selection, scan)
+        direct, selection = self._direct_scan(plan, record, scan)
         if direct is not None:
             schema, batches = self._arrow.scan_batches(plan, record, direct)
             wanted = handoff.spark_arrow_schema(schema)
