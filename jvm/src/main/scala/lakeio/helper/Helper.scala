@@ -67,7 +67,7 @@ object Helper {
   private def firstFile(selection: Selection, conf: Configuration): Option[FileStatus] =
     selection.partitions.iterator.flatMap(_.files.getOrElse(Nil)).nextOption().orElse {
       selection.paths.headOption.orElse(selection.schemaPath).flatMap { dir =>
-        dir.getFileSystem(conf).listStatus(dir).find(s => s.isFile && !PartitionValues.isHidden(s.getPath.getName))
+        dir.getFileSystem(conf).listStatus(dir).find(PartitionValues.isDataFile)
       }
     }
 

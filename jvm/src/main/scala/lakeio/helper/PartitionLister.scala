@@ -272,13 +272,7 @@ final class PartitionLister(fs: FileSystem, table: Path, columns: Seq[String], p
     Iterator.continually(entries).takeWhile(_.hasNext).map(_.next()).toVector
   }
 
-  /** The entries a Spark read of a partition reads: files that are not hidden, empty or still being
-    * copied, as its file index keeps them.
-    */
-  private def dataFiles(entries: Seq[FileStatus]): Seq[FileStatus] = entries.filter { s =>
-    val name = s.getPath.getName
-    s.isFile && s.getLen > 0 && !PartitionValues.isHidden(name) && !name.endsWith("._COPYING_")
-  }
+  private def dataFiles(entries: Seq[FileStatus]): Seq[FileStatus] = entries.filter(PartitionValues.isDataFile)
 
   /** The raw values of `column` among directory names (the sample may hold other names). */
   private def values(names: Seq[String], column: String): Seq[Option[String]] =

@@ -5,6 +5,7 @@ import java.time.LocalDate
 
 import scala.util.Try
 
+import org.apache.hadoop.fs.FileStatus
 import org.apache.spark.sql.catalyst.catalog.ExternalCatalogUtils
 
 /** The type the helper gives a partition column, inferred from directory names the way Spark's
@@ -76,6 +77,14 @@ object PartitionValues {
   /** Names Spark's file index skips: hidden files and `_`-prefixed names that are not partitions. */
   def isHidden(name: String): Boolean =
     name.startsWith(".") || (name.startsWith("_") && !name.contains("="))
+
+  /** True for an entry a Spark read of its directory reads: a file that is not hidden, empty or still
+    * being copied, as Spark's file index keeps them.
+    */
+  def isDataFile(status: FileStatus): Boolean = {
+    val name = status.getPath.getName
+    status.isFile && status.getLen > 0 && !isHidden(name) && !name.endsWith("._COPYING_")
+  }
 
   /** The key of a raw value under a column type, when the value parses as that type. */
   def key(raw: String, columnType: ColumnType): Option[Key] = columnType match {
