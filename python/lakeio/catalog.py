@@ -7,16 +7,37 @@ import difflib
 import importlib.util
 import os
 import string
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
 
-from lakeio.config import Binding, EnvironmentSettings, Options, Resource, effective_options, expand_variables, load_config
+from lakeio.config import (
+    Binding,
+    EnvironmentSettings,
+    Options,
+    Resource,
+    effective_options,
+    expand_variables,
+    load_config,
+)
 from lakeio.dispatch import choose_engine, explicit_engine
-from lakeio.engines import WRITE_MODES, MergeRequest, WriteRequest
-from lakeio.errors import ConfigError, InvalidArgumentError, ResourceNotFoundError
-from lakeio.frame import LakeFrame, ScanPlan, columns_argument
+from lakeio.engines import Engine, SparkCapable, create_engine
+from lakeio.errors import ConfigError, EngineUnavailableError, InvalidArgumentError, ResourceNotFoundError
+from lakeio.frame import LakeFrame, columns_argument
 from lakeio.metrics import IORecord, Timer
 from lakeio.predicate import FilterSpec, parse_filter
+from lakeio.requests import (
+    ENGINE_CHOICES,
+    WRITE_MODES,
+    EngineChoice,
+    MergeMatched,
+    MergeNotMatched,
+    MergeRequest,
+    ResolvedDataset,
+    ScanPlan,
+    WriteMode,
+    WriteRequest,
+)
 from lakeio.storage import Location, Storage, resolve_location
 from lakeio.validation import Contract, ContractBinding, MetricsSink, ValidationReport, load_contracts
 
@@ -44,14 +65,14 @@ class Catalog:
         self._env, self._settings, self._resources, self._bindings = env, settings, resources, bindings
         self._origins, self._base_dir = origins, base_dir
         self._storage = Storage(settings.s3)
-        self._engines: dict[str, Any] = {}
+        self._engines: dict[str, Engine] = {}
         sink = MetricsSink(settings.metrics_sink, self._storage, self._base_dir)
         self._contracts = {name: ContractBinding(name, env, contract, sink)
                            for name, contract in (contracts or {}).items()}
 
     @classmethod
     def load(cls, folder: str | os.PathLike, env: str | None = None, *,
-             base_dir: str | os.PathLike | None = None) -> "Catalog":
+             base_dir: str | os.PathLike | None = None) -> Catalog:
         """Loads every YAML file of ``folder`` and binds the catalog to one environment.
 
         Args:
@@ -106,29 +127,51 @@ class Catalog:
 
     def location(self, name: str, **placeholders: Any) -> Location:
         """Where dataset ``name`` lives in this environment, with ``{placeholders}`` filled."""
-        return self._resolve(name, placeholders)[1]
+        return self.resolve(name, **placeholders).location
 
     def format(self, name: str) -> str:
         """The format of dataset ``name`` in this environment (a binding may have its own)."""
-        self._resolve(name, {}, fill=False)
-        return self._bindings[name].format or self._resources[name].format
+        return self._binding(name).format or self._resources[name].format
 
     def options(self, name: str, override: Mapping[str, Any] | None = None) -> Options:
         """The options of dataset ``name`` in this environment: the resource's, refined by the
         binding's, then by ``override`` (a call's ``options={...}``)."""
-        self._resolve(name, {}, fill=False)
-        format = self.format(name)
+        return self._options(name, self.format(name), override)
+
+    def _options(self, name: str, format: str, override: Mapping[str, Any] | None) -> Options:
         base = self._resources[name].options.for_format(format).merged(self._bindings[name].options)
         return effective_options(base, override, format, f"dataset {name!r}")
 
+    def resolve(self, name: str, *, options: Mapping[str, Any] | None = None, validate: bool = True,
+                **placeholders: Any) -> ResolvedDataset:
+        """Dataset ``name`` as one call sees it: its binding here, ``{placeholders}`` filled, options
+        refined by ``options``; the contract unless ``validate`` is False. Every request of a call
+        shares the one this builds.
+
+        Example:
+            >>> lake = Catalog.load(CONF, env="sample")
+            >>> target = lake.resolve("delay_by_carrier", period="2013-01")
+            >>> target.format, target.location.path.endswith("sample-output/delay_by_carrier/2013-01")
+            ('parquet', True)
+        """
+        binding = self._binding(name)
+        format = binding.format or self._resources[name].format
+        uri = fill_placeholders(binding.uri, placeholders, f"dataset {name!r}")
+        return ResolvedDataset(name=name, env=self._env, format=format,
+                               location=resolve_location(uri, self._base_dir),
+                               partition_by=self._resources[name].partition_by,
+                               options=self._options(name, format, options),
+                               contract=self._contracts.get(name) if validate else None,
+                               column_types=self._column_types(name), engine=binding.engine)
+
     def exists(self, name: str, **placeholders: Any) -> bool:
         """True when dataset ``name`` has data in this environment."""
-        location = self._resolve(name, placeholders)[1]
-        return self._engine("arrow").exists(location, self.format(name))
+        target = self.resolve(name, **placeholders)
+        return self._engine("arrow").exists(target.location, target.format)
 
     def read(self, name: str, *, columns: Iterable[str] | None = None, where: FilterSpec = None,
              version: int | None = None, timestamp: dt.datetime | str | None = None,
-             options: Mapping[str, Any] | None = None, engine: str | None = None, validate: bool = True,
+             options: Mapping[str, Any] | None = None, engine: EngineChoice | None = None, validate: bool = True,
              **placeholders: Any) -> LakeFrame:
         """A lazy read of dataset ``name``.
 
@@ -141,27 +184,29 @@ class Catalog:
                 ISO-8601 string; without a zone it is UTC).
             options: overrides of the dataset's options for this read (e.g. ``{"delimiter": ";"}``).
             engine: ``"arrow"``, ``"spark"`` or ``"auto"``; default the dataset's or environment's.
-            validate: run the dataset's contract on what the read materialises (see README).
+            validate: run the dataset's contract on what the read materialises.
             **placeholders: values for ``{placeholders}`` in the dataset's URI.
+
+        Example:
+            >>> lake = Catalog.load(CONF, env="sample")
+            >>> jan = lake.read("flights", where="month = 1", columns=["carrier", "dep_delay"])
+            >>> jan.engine, jan.to_pandas().shape
+            ('arrow', (215, 2))
         """
-        binding, location = self._resolve(name, placeholders)
-        format = self.format(name)
-        plan = ScanPlan(dataset=name, env=self._env, format=format, location=location,
-                        partition_by=self._resources[name].partition_by, columns=columns_argument(columns),
-                        predicate=parse_filter(where), options=self.options(name, options),
-                        version=version_argument(version, timestamp, format, name),
-                        timestamp=timestamp_argument(timestamp),
-                        column_types=self._column_types(name),
-                        contract=self._contracts.get(name) if validate else None)
+        engine = engine_argument(engine)
+        target = self.resolve(name, options=options, **placeholders)
+        plan = ScanPlan(target, columns=columns_argument(columns), predicate=parse_filter(where),
+                        version=version_argument(version, timestamp, target.format, name),
+                        timestamp=timestamp_argument(timestamp), validate=validate)
         scan = scan_bytes = None
-        if explicit_engine(engine, binding.engine, self._settings.engine) is None:
+        if explicit_engine(engine, target.engine, self._settings.engine) is None:
             scan, scan_bytes = self._sized_scan(plan)
-        chosen, reason = choose_engine(engine, binding.engine, self._settings.engine, scan_bytes=scan_bytes,
+        chosen, reason = choose_engine(engine, target.engine, self._settings.engine, scan_bytes=scan_bytes,
                                        arrow_max_bytes=int(self._settings.arrow_max_bytes),
                                        spark_installed=importlib.util.find_spec("pyspark") is not None)
         return LakeFrame(plan, self._engine(chosen), reason, scan)
 
-    def _sized_scan(self, plan: ScanPlan) -> tuple["Scan | None", int | None]:
+    def _sized_scan(self, plan: ScanPlan) -> tuple[Scan | None, int | None]:
         """For ``engine: auto``: the read's scan, opened once (the frame reads it while it is
         current), and the bytes of the files it keeps after partition pruning; (None, None) when
         they cannot be known yet (no data there, a bad filter): the read itself then says why."""
@@ -171,8 +216,8 @@ class Catalog:
         except Exception:  # the read raises the real error, with its own message
             return None, None
 
-    def write(self, name: str, data: Any, *, mode: str = "error", replace_where: FilterSpec = None,
-              options: Mapping[str, Any] | None = None, engine: str | None = None, validate: bool = True,
+    def write(self, name: str, data: Any, *, mode: WriteMode = "error", replace_where: FilterSpec = None,
+              options: Mapping[str, Any] | None = None, engine: EngineChoice | None = None, validate: bool = True,
               **placeholders: Any) -> IORecord:
         """Writes pandas, Arrow or Spark data to dataset ``name``.
 
@@ -196,21 +241,19 @@ class Catalog:
         """
         if mode not in WRITE_MODES:
             raise InvalidArgumentError(f"write mode {mode!r} is not one of {', '.join(WRITE_MODES)}")
-        binding, location = self._resolve(name, placeholders)
-        chosen, reason = choose_engine(engine, binding.engine, self._settings.engine, data)
-        request = WriteRequest(dataset=name, env=self._env, format=self.format(name), location=location,
-                               partition_by=self._resources[name].partition_by, mode=mode, data=data,
-                               options=self.options(name, options), replace_where=parse_filter(replace_where))
+        target = self.resolve(name, options=options, **placeholders)
+        chosen, reason = choose_engine(engine_argument(engine), target.engine, self._settings.engine, data)
+        request = WriteRequest(target, mode=mode, data=data, replace_where=parse_filter(replace_where))
         request.check_arguments()
         with Timer(request.record(chosen, reason)) as record:
-            if validate and name in self._contracts:
-                request = self._contracts[name].check_write(request, chosen, record)
+            if validate and target.contract is not None:
+                request = target.contract.check_write(request, chosen, record)
             self._engine(chosen).write(request, record)
         return record
 
-    def merge(self, name: str, data: Any, *, on: str | Iterable[str], when_matched: str = "update",
-              when_not_matched: str = "insert", delete_when: FilterSpec = None,
-              options: Mapping[str, Any] | None = None, engine: str | None = None,
+    def merge(self, name: str, data: Any, *, on: str | Iterable[str], when_matched: MergeMatched = "update",
+              when_not_matched: MergeNotMatched = "insert", delete_when: FilterSpec = None,
+              options: Mapping[str, Any] | None = None, engine: EngineChoice | None = None,
               **placeholders: Any) -> IORecord:
         """Upserts ``data`` into Delta dataset ``name``, matching rows on the key columns ``on``.
 
@@ -230,25 +273,23 @@ class Catalog:
         Example:
             >>> lake.merge("customers", changes, on="customer_id", delete_when="op = 'D'")  # doctest: +SKIP
         """
-        binding, location = self._resolve(name, placeholders)
-        chosen, reason = choose_engine(engine, binding.engine, self._settings.engine, data)
-        request = MergeRequest(dataset=name, env=self._env, format=self.format(name), location=location,
-                               partition_by=self._resources[name].partition_by, data=data,
-                               on=(on,) if isinstance(on, str) else tuple(on), when_matched=when_matched,
-                               when_not_matched=when_not_matched, delete_when=parse_filter(delete_when),
-                               options=self.options(name, options))
+        target = self.resolve(name, options=options, **placeholders)
+        chosen, reason = choose_engine(engine_argument(engine), target.engine, self._settings.engine, data)
+        request = MergeRequest(target, data=data, on=(on,) if isinstance(on, str) else tuple(on),
+                               when_matched=when_matched, when_not_matched=when_not_matched,
+                               delete_when=parse_filter(delete_when))
         request.check_arguments()
         with Timer(request.record(chosen, reason)) as record:
             self._engine(chosen).merge(request, record)
         return record
 
-    def dataset(self, name: str, **placeholders: Any) -> "Dataset":
+    def dataset(self, name: str, **placeholders: Any) -> Dataset:
         """Dataset ``name`` as an object, with its ``{placeholders}`` filled once."""
         from lakeio.dataset import Dataset
 
         return Dataset(self, name, **placeholders)
 
-    def validate(self, name: str, data: Any = None, *, engine: str | None = None,
+    def validate(self, name: str, data: Any = None, *, engine: EngineChoice | None = None,
                  **placeholders: Any) -> ValidationReport:
         """Runs dataset ``name``'s contract on ``data`` (pandas, Arrow or Spark) without writing it,
         or, without ``data``, on the whole stored dataset, streamed (Arrow) or in one job (Spark).
@@ -263,16 +304,18 @@ class Catalog:
         self.resource(name)
         if name not in self._contracts:
             raise InvalidArgumentError(f"dataset {name!r} has no contract (give its resource a 'schema:' file)")
-        binding, location = self._resolve(name, placeholders)
-        chosen, _ = choose_engine(engine, binding.engine, self._settings.engine, data)
-        stored = ScanPlan(dataset=name, env=self._env, format=self.format(name), location=location,
-                          partition_by=self._resources[name].partition_by, options=self.options(name),
-                          column_types=self._column_types(name))
-        return self._contracts[name].validate(data, chosen, self._engine(chosen), stored)
+        target = self.resolve(name, **placeholders)
+        chosen, _ = choose_engine(engine_argument(engine), target.engine, self._settings.engine, data)
+        # The stored data is read as it is: the report is the validation, not a read's check.
+        stored = ScanPlan(target, validate=False)
+        return self._contracts[name].validate(data, self._engine(chosen), stored)
 
     def spark(self):
         """The SparkSession lakeio uses in this environment (started on first use)."""
-        return self._engine("spark").session()
+        engine = self._engine("spark")
+        if not isinstance(engine, SparkCapable):
+            raise EngineUnavailableError(f"the engine {engine.name!r} registered as 'spark' has no Spark session")
+        return engine.session()
 
     def _column_types(self, name: str) -> tuple[tuple[str, str], ...]:
         """The contract's column types, for readers of text formats (partition folders type their own)."""
@@ -281,30 +324,27 @@ class Catalog:
         columns = self._contracts[name].contract.columns.values()
         return tuple((c.name, str(c.type)) for c in columns if c.name not in self._resources[name].partition_by)
 
-    def _engine(self, name: str):
+    def _engine(self, name: str) -> Engine:
         if name not in self._engines:
-            if name == "spark":
-                from lakeio.engines.spark import SparkEngine
-
-                self._engines[name] = SparkEngine(self._settings, self._storage)
-            else:
-                from lakeio.engines.arrow import ArrowEngine
-
-                self._engines[name] = ArrowEngine(self._storage)
+            self._engines[name] = create_engine(name, self._settings, self._storage)
         return self._engines[name]
 
-    def _resolve(self, name: str, placeholders: dict[str, Any], fill: bool = True) -> tuple[Binding, Location | None]:
+    def _binding(self, name: str) -> Binding:
+        """Dataset ``name``'s binding in this environment, or an error naming what it has."""
         resource = self.resource(name)
         if name not in self._bindings:
             raise ResourceNotFoundError(
                 f"dataset {name!r} ({self._origins[name]}) has no binding for environment {self._env!r} "
                 f"(it has: {', '.join(sorted(resource.environments))})"
             )
-        binding = self._bindings[name]
-        if not fill:
-            return binding, None
-        uri = fill_placeholders(binding.uri, placeholders, f"dataset {name!r}")
-        return binding, resolve_location(uri, self._base_dir)
+        return self._bindings[name]
+
+
+def engine_argument(engine: Any) -> Any:
+    """Checks a call's ``engine=``: None or one of :data:`~lakeio.requests.ENGINE_CHOICES`."""
+    if engine is not None and engine not in ENGINE_CHOICES:
+        raise InvalidArgumentError(f"engine {engine!r} is not one of {', '.join(ENGINE_CHOICES)}")
+    return engine
 
 
 def version_argument(version: Any, timestamp: Any, format: str, name: str) -> int | None:
@@ -332,7 +372,7 @@ def timestamp_argument(timestamp: dt.datetime | str | None) -> dt.datetime | Non
             raise InvalidArgumentError(f"timestamp {timestamp!r} is not ISO-8601 (e.g. '2024-01-31T12:00:00Z')") from None
     if not isinstance(timestamp, dt.datetime):
         raise InvalidArgumentError(f"timestamp must be a datetime or an ISO-8601 string, got {timestamp!r}")
-    return timestamp if timestamp.tzinfo else timestamp.replace(tzinfo=dt.timezone.utc)
+    return timestamp if timestamp.tzinfo else timestamp.replace(tzinfo=dt.UTC)
 
 
 def fill_placeholders(template: str, values: dict[str, Any], what: str) -> str:

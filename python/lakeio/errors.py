@@ -50,3 +50,10 @@ class DataQualityError(LakeioError):
 
 class ResultTooLargeError(LakeioError, MemoryError):
     """A result asked for in memory would not fit: stream it (``.to_batches()``) or write it."""
+
+
+def storage_error(message: str, error: Exception) -> Exception:
+    """``error`` if it is lakeio's already, else a :class:`StorageError` saying ``message`` and what failed."""
+    if isinstance(error, LakeioError):
+        return error
+    return StorageError(f"{message}: {type(error).__name__}: {error}")

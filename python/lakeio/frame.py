@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import datetime as dt
-import difflib
-from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Iterable, Sequence
+from collections.abc import Iterable
+from dataclasses import replace
+from typing import TYPE_CHECKING
 
-from lakeio.config import Options
-from lakeio.engines import counted
+from lakeio.engines import Engine, SparkCapable, counted
 from lakeio.errors import InvalidArgumentError
-from lakeio.metrics import IORecord, Timer
-from lakeio.predicate import And, FilterSpec, Predicate, columns_of, parse_filter, to_sql
-from lakeio.storage import Location
+from lakeio.metrics import Timer
+from lakeio.predicate import And, FilterSpec, parse_filter, to_sql
+from lakeio.requests import ScanPlan
 
 if TYPE_CHECKING:  # heavy imports stay lazy
     import pandas
@@ -20,43 +18,6 @@ if TYPE_CHECKING:  # heavy imports stay lazy
     import pyspark.sql
 
     from lakeio.engines.arrow import Scan
-    from lakeio.validation import ContractBinding
-
-
-@dataclass(frozen=True)
-class ScanPlan:
-    """What to read: a dataset's location and format, plus the columns and rows wanted."""
-
-    dataset: str
-    env: str
-    format: str
-    location: Location
-    partition_by: tuple[str, ...]
-    columns: tuple[str, ...] | None = None
-    predicate: Predicate | None = None
-    options: Options = Options()
-    version: int | None = None  # Delta time travel: a version, or
-    timestamp: dt.datetime | None = None  # the version current at this (aware) time
-    # Declared column types (name, logical type) from the dataset's contract, even when validation is
-    # skipped: text formats are read as these types instead of inferring them.
-    column_types: tuple[tuple[str, str], ...] = ()
-    contract: "ContractBinding | None" = None  # run on what the read materialises; None: no contract, or skipped
-
-    def record(self, operation: str, engine: str, reason: str) -> IORecord:
-        return IORecord(operation=operation, dataset=self.dataset, env=self.env, engine=engine,
-                        engine_reason=reason, format=self.format, uri=self.location.uri)
-
-    def check_columns(self, available: Sequence[str]) -> None:
-        """Raises if the plan names a column the data does not have, suggesting the closest one."""
-        wanted = list(self.columns or ()) + sorted(columns_of(self.predicate))
-        for column in wanted:
-            if column not in available:
-                hint = difflib.get_close_matches(column, list(available), n=1)
-                suggestion = f"; did you mean {hint[0]!r}?" if hint else ""
-                raise InvalidArgumentError(
-                    f"dataset {self.dataset!r} ({self.location.uri}) has no column {column!r}{suggestion} "
-                    f"(columns: {', '.join(available)})"
-                )
 
 
 class LakeFrame:
@@ -70,7 +31,7 @@ class LakeFrame:
         (27004, 2)
     """
 
-    def __init__(self, plan: ScanPlan, engine, reason: str, scan: "Scan | None" = None):
+    def __init__(self, plan: ScanPlan, engine: Engine, reason: str, scan: Scan | None = None):
         """
         Args:
             plan: what to read.
@@ -91,13 +52,13 @@ class LakeFrame:
         """The engine that will run this read: ``"arrow"`` or ``"spark"``."""
         return self._engine.name
 
-    def select(self, *columns: str) -> "LakeFrame":
+    def select(self, *columns: str) -> LakeFrame:
         """Keeps only ``columns`` (names, in this order)."""
         if not columns or not all(isinstance(c, str) for c in columns):
             raise InvalidArgumentError(f"select() takes column names, got {columns!r}")
         return LakeFrame(replace(self._plan, columns=tuple(columns)), self._engine, self._reason)
 
-    def where(self, condition: FilterSpec) -> "LakeFrame":
+    def where(self, condition: FilterSpec) -> LakeFrame:
         """Keeps only rows matching ``condition`` (and any filter already on this frame)."""
         added = parse_filter(condition)
         if added is None:
@@ -106,7 +67,7 @@ class LakeFrame:
         combined = added if current is None else And((current, added))
         return LakeFrame(replace(self._plan, predicate=combined), self._engine, self._reason)
 
-    def to_arrow(self) -> "pyarrow.Table":
+    def to_arrow(self) -> pyarrow.Table:
         """Runs the read and returns an Arrow table."""
         with Timer(self._plan.record("read", self.engine, self._reason)) as record:
             table = self._engine.read_arrow(self._plan, record, self._scan)
@@ -115,7 +76,7 @@ class LakeFrame:
             record.rows, record.bytes = table.num_rows, table.get_total_buffer_size()
         return table
 
-    def to_pandas(self) -> "pandas.DataFrame":
+    def to_pandas(self) -> pandas.DataFrame:
         """Runs the read and returns a pandas DataFrame, converted from Arrow.
 
         The frame is the one ``to_arrow().to_pandas()`` gives (dtypes, values, index, column
@@ -128,7 +89,7 @@ class LakeFrame:
 
         return arrow_to_pandas(self.to_arrow)
 
-    def to_batches(self) -> "pyarrow.RecordBatchReader":
+    def to_batches(self) -> pyarrow.RecordBatchReader:
         """Streams the read as Arrow record batches, for results larger than memory.
 
         The I/O record is logged when the stream is exhausted. The reader can be written straight
@@ -140,9 +101,9 @@ class LakeFrame:
         schema, batches = self._engine.read_batches(self._plan, record, self._scan)
         return counted(schema, batches, record, on_end=lambda: timer.__exit__(None, None, None))
 
-    def to_spark(self) -> "pyspark.sql.DataFrame":
+    def to_spark(self) -> pyspark.sql.DataFrame:
         """The read as a (lazy) Spark DataFrame; only for frames planned on Spark."""
-        if self.engine != "spark":
+        if not isinstance(self._engine, SparkCapable):
             raise InvalidArgumentError(
                 f"dataset {self._plan.dataset!r} is planned on the {self.engine} engine; "
                 "read it with engine='spark' to get a Spark DataFrame"
@@ -159,7 +120,7 @@ class LakeFrame:
         return record.rows
 
     @property
-    def schema(self) -> "pyarrow.Schema":
+    def schema(self) -> pyarrow.Schema:
         """The Arrow schema of what this frame returns."""
         return self._engine.schema(self._plan, self._scan)
 

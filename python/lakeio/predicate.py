@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable, Union
+from typing import Any
 
 from lakeio.errors import InvalidArgumentError
 
-Literal = Union[int, float, str, bool, dt.date, dt.datetime]
+Literal = int | float | str | bool | dt.date | dt.datetime
 
 COMPARISONS = ("=", "!=", "<", "<=", ">", ">=")
 
@@ -44,21 +45,21 @@ class IsNull:
 
 @dataclass(frozen=True)
 class Not:
-    operand: "Predicate"
+    operand: Predicate
 
 
 @dataclass(frozen=True)
 class And:
-    operands: tuple["Predicate", ...]
+    operands: tuple[Predicate, ...]
 
 
 @dataclass(frozen=True)
 class Or:
-    operands: tuple["Predicate", ...]
+    operands: tuple[Predicate, ...]
 
 
-Predicate = Union[Compare, In, IsNull, Not, And, Or]
-FilterSpec = Union[str, Predicate, Iterable[Any], None]
+Predicate = Compare | In | IsNull | Not | And | Or
+FilterSpec = str | Predicate | Iterable[Any] | None
 
 
 def parse_filter(spec: FilterSpec) -> Predicate | None:
@@ -102,12 +103,12 @@ def to_sql(predicate: Predicate, table: str | None = None) -> str:
     column (``source.`op```), as a MERGE condition needs."""
     prefix = f"{table}." if table else ""
     if isinstance(predicate, Compare):
-        return f"{prefix}{_quote_name(predicate.column)} {predicate.op} {_sql_literal(predicate.value)}"
+        return f"{prefix}{quote_name(predicate.column)} {predicate.op} {_sql_literal(predicate.value)}"
     if isinstance(predicate, In):
         values = ", ".join(_sql_literal(v) for v in predicate.values)
-        return f"{prefix}{_quote_name(predicate.column)} IN ({values})"
+        return f"{prefix}{quote_name(predicate.column)} IN ({values})"
     if isinstance(predicate, IsNull):
-        return f"{prefix}{_quote_name(predicate.column)} IS NULL"
+        return f"{prefix}{quote_name(predicate.column)} IS NULL"
     if isinstance(predicate, Not):
         return f"NOT ({to_sql(predicate.operand, table)})"
     joiner = " AND " if isinstance(predicate, And) else " OR "
@@ -153,7 +154,8 @@ def _is_in(field, values: tuple[Literal, ...]):
     return functools.reduce(operator.or_, [field == value for value in values])
 
 
-def _quote_name(name: str) -> str:
+def quote_name(name: str) -> str:
+    """A column name as a backtick-quoted SQL identifier (Spark SQL and delta-rs read it)."""
     return "`" + name.replace("`", "``") + "`"
 
 

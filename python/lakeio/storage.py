@@ -67,7 +67,7 @@ class S3Endpoint:
     session_token: str | None
 
     @classmethod
-    def from_settings(cls, settings: S3Settings) -> "S3Endpoint":
+    def from_settings(cls, settings: S3Settings) -> S3Endpoint:
         env = os.environ.get
         return cls(
             endpoint_url=settings.endpoint_url or env("AWS_ENDPOINT_URL_S3") or env("AWS_ENDPOINT_URL"),

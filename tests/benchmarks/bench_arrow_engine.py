@@ -21,10 +21,10 @@ import sys
 from pathlib import Path
 
 import pyarrow.compute as pc
+from common import best_of, flights_table
 from deltalake import DeltaTable, write_deltalake
 
 import lakeio
-from common import best_of, flights_table
 
 ROOT = Path(__file__).resolve().parents[2] / "build" / "bench" / "arrow_engine"
 PARTITION_BY = ["month", "day"]

@@ -168,7 +168,7 @@ def per_directory_listing(spark, read):
 
 def listing_times(lake, spark, datasets: list[str], where: str, repeats: int) -> dict[str, tuple[float, int]]:
     """Median seconds of the helper's listing, and its requests, for each dataset."""
-    from lakeio import pruning
+    from lakeio.spark import pruning
 
     plans = {name: lake.read(name, where=where).plan for name in datasets}
     found = {name: pruning.select_partitions(spark, plan) for name, plan in plans.items()}  # warm-up
@@ -194,7 +194,6 @@ def main() -> None:
     repeats, plain_repeats, listing_repeats = (3, 1, 5) if args.quick else (7, 3, 15)
     where = f"dt BETWEEN DATE '{READ_FROM}' AND DATE '{READ_FROM + dt.timedelta(days=9)}'"
 
-    import boto3
 
     import lakeio
 

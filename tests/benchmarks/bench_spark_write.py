@@ -33,9 +33,9 @@ def main() -> int:
     rows = 2_000_000 if args.quick else 20_000_000
 
     import pyarrow.parquet as pq
+    from common import best_of, flights_table
 
     import lakeio
-    from common import best_of, flights_table
 
     shutil.rmtree(ROOT, ignore_errors=True)
     (ROOT / "conf").mkdir(parents=True)

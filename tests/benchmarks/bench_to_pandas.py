@@ -87,7 +87,7 @@ def child(method: str) -> None:
 
 
 def _jars() -> list[str]:
-    from lakeio import jvm
+    from lakeio.spark import jvm
 
     return jvm.jar_paths()
 
@@ -113,9 +113,8 @@ def main() -> int:
         return 0
     rows = 2_000_000 if args.quick else 20_000_000
 
-    from deltalake import write_deltalake
-
     from common import flights_table
+    from deltalake import write_deltalake
 
     shutil.rmtree(ROOT, ignore_errors=True)
     (ROOT / "conf").mkdir(parents=True)

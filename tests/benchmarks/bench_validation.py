@@ -207,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
 
     log("Spark (local[2]): lakeio's Spark backend and the same aggregates by hand")
     from lakeio.config import EnvironmentSettings, SparkSettings
-    from lakeio.engines.spark import spark_session
+    from lakeio.spark.session import spark_session
     from lakeio.storage import Storage
 
     settings = EnvironmentSettings(spark=SparkSettings(master="local[2]", app_name="bench-validation", conf={

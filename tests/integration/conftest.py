@@ -57,7 +57,7 @@ def s3_endpoint():
 def spark(s3_endpoint):
     """The one Spark session, started by lakeio's factory with the test environment's S3 settings."""
     from lakeio.config import EnvironmentSettings, SparkSettings
-    from lakeio.engines.spark import spark_session
+    from lakeio.spark.session import spark_session
     from lakeio.storage import Storage
 
     settings = EnvironmentSettings(spark=SparkSettings(master="local[2]", app_name="lakeio-tests", conf=TEST_SPARK_CONF))

@@ -21,7 +21,7 @@ import lakeio
 
 ENGINES = ["arrow", "spark"]
 STORAGES = ["local", "s3"]
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
 @pytest.fixture(params=STORAGES)

@@ -15,10 +15,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import lakeio
-from lakeio import jvm, pruning
-from lakeio.predicate import And, Compare, In, IsNull, Not, Or, Predicate, to_sql
-
 from conftest import TEST_BUCKET
+from lakeio.predicate import And, Compare, In, IsNull, Not, Or, Predicate, to_sql
+from lakeio.spark import jvm, pruning
 
 KINDS = ("int", "date", "string")
 STRINGS = ("a", "b c", "x/y", "z=1", "50%", "m-1", "Ü")
@@ -103,7 +102,7 @@ def rows_of(frame) -> list[tuple]:
     return sorted((tuple(r) for r in frame.collect()), key=repr)
 
 
-def assert_same_as_plain(spark, lake: lakeio.Catalog, predicate: Predicate) -> "lakeio.LakeFrame":
+def assert_same_as_plain(spark, lake: lakeio.Catalog, predicate: Predicate) -> lakeio.LakeFrame:
     """lakeio's (pruned) read equals Spark's plain read of the whole table, in rows and schema, both
     as a Spark DataFrame and handed to Arrow (which reads the selected files itself)."""
     from pyspark.sql.pandas.types import to_arrow_schema
@@ -321,7 +320,7 @@ def test_on_s3_a_missing_root_names_the_uri_and_a_read_reports_its_partitions(sp
 
 # -- what the helper lists, Spark and Arrow do not list again --------------------------------------
 
-def s3_table(spark, tmp_path, kinds: dict[str, str], rows: list[tuple]) -> tuple[lakeio.Catalog, "object"]:
+def s3_table(spark, tmp_path, kinds: dict[str, str], rows: list[tuple]) -> tuple[lakeio.Catalog, object]:
     """A table on the S3 server, its catalog, and the S3A file system Spark and the helper share."""
     from lakeio.config import S3Settings
     from lakeio.storage import Storage, resolve_location

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import lakeio
-from lakeio import jvm
+from lakeio.spark import jvm
 
 
 def test_helper_answers_its_version_for_this_spark(spark):

@@ -9,10 +9,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pyspark
 import pytest
 
-import pyspark
-from lakeio import jvm
+from lakeio.spark import jvm
 
 REPO = Path(__file__).resolve().parents[2]
 

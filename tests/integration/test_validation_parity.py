@@ -20,7 +20,7 @@ from lakeio.validation.contract import load_contract
 REL_TOL = 1e-9  # the stated float tolerance between backends (both compute in float64)
 NAN = float("nan")
 NY = ZoneInfo("America/New_York")
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 CASES = {
     "nulls": (
@@ -106,7 +106,10 @@ CASES = {
         columns:
           at:
             type: timestamp
-            checks: [{between: ["2013-01-01T05:00:00Z", "2013-12-31T00:00:00Z"]}, {greater_than: "2013-01-01T06:00:00+00:00"}, unique]
+            checks:
+              - {between: ["2013-01-01T05:00:00Z", "2013-12-31T00:00:00Z"]}
+              - {greater_than: "2013-01-01T06:00:00+00:00"}
+              - unique
             metrics: [min, max, count]
           local:
             type: timestamp_ntz
@@ -172,7 +175,8 @@ CASES = {
           strict: {type: int64}
           missing: {type: string}
         """,
-        {("type", "widened"): (True, 0), ("less_than", "widened"): [(True, 4), (False, 4)], ("type", "lossy"): (False, 1), ("type", "strict"): (False, "int32"),
+        {("type", "widened"): (True, 0), ("less_than", "widened"): [(True, 4), (False, 4)], ("type", "lossy"): (False, 1),
+         ("type", "strict"): (False, "int32"),
          ("type", "missing"): (False, "missing"), ("extra_columns", None): (False, ["extra"])},
         {},
     ),

@@ -65,8 +65,8 @@ def test_a_valid_contract_loads_typed(tmp_path, write_yaml):
     assert columns["day"].checks[0].value == dt.date(2030, 1, 1)
     between = columns["at"].checks[0]
     assert isinstance(between, Between)
-    assert between.min == dt.datetime(2013, 1, 1, tzinfo=dt.timezone.utc)
-    assert between.max == dt.datetime(2013, 12, 31, 23, tzinfo=dt.timezone.utc)
+    assert between.min == dt.datetime(2013, 1, 1, tzinfo=dt.UTC)
+    assert between.max == dt.datetime(2013, 12, 31, 23, tzinfo=dt.UTC)
     assert columns["local"].checks[0].value == dt.datetime(2013, 1, 1, 8)
     assert columns["delay"].metrics == ("mean", "stddev")
     row_count, unique = contract.checks

@@ -55,7 +55,7 @@ def test_import_lakeio_is_light_and_leaves_logging_alone(tmp_path):
 
 @pytest.mark.parametrize("module", ["lakeio.catalog", "lakeio.predicate", "lakeio.frame", "lakeio.config",
                                     "lakeio.validation", "lakeio.storage", "lakeio.engines", "lakeio.engines.arrow",
-                                    "lakeio.demo", "lakeio.pruning", "lakeio.engines.spark"])
+                                    "lakeio.demo", "lakeio.spark.pruning", "lakeio.spark.engine"])
 def test_submodules_are_light_too(tmp_path, module):
     assert probe(tmp_path, module)["loaded"] == []
 

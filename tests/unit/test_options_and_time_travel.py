@@ -18,7 +18,7 @@ from lakeio import Catalog, ConfigError, InvalidArgumentError, ResourceNotFoundE
 
 from .test_arrow_engine import DATASETS, FORMAT, PARTITIONED, RESOURCES, assert_same_rows, flights
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
 @pytest.fixture

@@ -233,7 +233,7 @@ ROUND_TRIP = [
     C("d", ">=", dt.date(2024, 2, 29)),
     C("t", "<", dt.datetime(2024, 1, 31, 23, 59, 59)),
     C("t", "<", dt.datetime(2024, 1, 31, 23, 59, 59, 123456)),
-    C("t", "=", dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)),
+    C("t", "=", dt.datetime(2024, 1, 1, tzinfo=dt.UTC)),
     In("x", (1,)),
     In("x", (1, 2, 3)),
     In("s", ("a", "it's", "")),

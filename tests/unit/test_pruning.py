@@ -6,15 +6,15 @@ import json
 
 import pytest
 
-from lakeio.frame import ScanPlan
 from lakeio.predicate import parse_filter
-from lakeio.pruning import applies, helper_predicate
+from lakeio.requests import ResolvedDataset, ScanPlan
+from lakeio.spark.pruning import applies, helper_predicate
 from lakeio.storage import Location
 
 
 def plan(fmt: str = "parquet", partition_by=("year", "month"), where: str | None = "year = 2013") -> ScanPlan:
-    return ScanPlan(dataset="flights", env="local", format=fmt, location=Location("file", "/data/flights"),
-                    partition_by=tuple(partition_by), predicate=parse_filter(where))
+    target = ResolvedDataset("flights", "local", fmt, Location("file", "/data/flights"), tuple(partition_by))
+    return ScanPlan(target, predicate=parse_filter(where))
 
 
 @pytest.mark.parametrize("kwargs, helped", [

@@ -1,94 +1,152 @@
-"""The engines that move data: ``arrow`` (in-process) and ``spark`` (at scale).
+"""The engines that move data, behind one declared contract.
 
-Both take the same :class:`~lakeio.frame.ScanPlan` for reads and :class:`WriteRequest` for writes.
+Every engine satisfies :class:`Engine`: it reads a :class:`~lakeio.requests.ScanPlan` to Arrow
+(whole, streamed, counted, its schema, its pruning), writes a :class:`~lakeio.requests.WriteRequest`,
+merges a :class:`~lakeio.requests.MergeRequest`, and says whether a dataset exists. What only some
+engines do is a capability, a protocol of its own (:class:`SparkCapable`: a Spark DataFrame of a
+read, a session for Spark-side validation). Engines are made by name from one registry
+(:func:`create_engine`); a new engine mode is a new class registered here, with no edits elsewhere.
+
+Built in: ``arrow`` (:mod:`lakeio.engines.arrow`, in-process, no JVM) and ``spark``
+(:mod:`lakeio.spark.engine`). Modules are imported only when an engine is made, so
+``import lakeio`` stays light.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+import importlib
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from lakeio.config import Options
-from lakeio.metrics import IORecord
-from lakeio.predicate import Predicate, columns_of, to_sql
-from lakeio.storage import Location
+from lakeio.errors import EngineUnavailableError, InvalidArgumentError
 
-# overwrite_partitions replaces only the partitions present in the data; overwrite with
-# replace_where replaces only the rows (Delta) or partitions (plain files) matching a predicate.
-WRITE_MODES = ("error", "append", "overwrite", "overwrite_partitions")
+if TYPE_CHECKING:
+    import pyarrow as pa
+    from pyspark.sql import DataFrame, SparkSession
+
+    from lakeio.config import EnvironmentSettings
+    from lakeio.engines.arrow import Scan
+    from lakeio.metrics import IORecord
+    from lakeio.requests import MergeRequest, ScanPlan, WriteRequest
+    from lakeio.storage import Location, Storage
 
 
-@dataclass(frozen=True)
-class WriteRequest:
-    dataset: str
-    env: str
-    format: str
-    location: Location
-    partition_by: tuple[str, ...]
-    mode: str
-    data: Any
-    options: Options = Options()
-    replace_where: Predicate | None = None
+@runtime_checkable
+class Engine(Protocol):
+    """What every engine does.
 
-    def record(self, engine: str, reason: str) -> IORecord:
-        return IORecord(operation="write", dataset=self.dataset, env=self.env, engine=engine,
-                        engine_reason=reason, format=self.format, uri=self.location.uri, mode=self.mode)
+    ``scan`` arguments are the plan's files as opened earlier by :meth:`open_scan` (to choose the
+    engine by size, ``engine: auto``); an engine reads them while they are current, else opens anew.
+    """
 
-    def describe(self) -> str:
-        return f"dataset {self.dataset!r} [{self.env}] at {self.location.uri}"
+    name: str
 
-    def already_exists(self):
-        """The error for mode='error' on a dataset that has data."""
-        from lakeio.errors import StorageError
+    def exists(self, location: Location, format: str) -> bool:
+        """True when ``location`` holds a table of ``format``."""
+        ...
 
-        return StorageError(f"{self.describe()} already exists; write with mode='append' or 'overwrite'")
+    def open_scan(self, plan: ScanPlan) -> Scan:
+        """The plan's data opened once, its files pruned by the plan's filter."""
+        ...
 
-    def check_partition_columns(self, columns: list[str]) -> None:
-        """Refuses data that lacks a partition column of the dataset."""
-        from lakeio.errors import SchemaMismatchError
+    def read_arrow(self, plan: ScanPlan, record: IORecord, scan: Scan | None = None) -> pa.Table:
+        """The plan's rows in this process."""
+        ...
 
-        missing = [c for c in self.partition_by if c not in columns]
-        if missing:
-            raise SchemaMismatchError(f"{self.describe()}: data has no partition column(s) {missing}")
+    def read_batches(self, plan: ScanPlan, record: IORecord,
+                     scan: Scan | None = None) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+        """The plan's schema, and its rows streamed, never all in memory."""
+        ...
 
-    def check_arguments(self) -> None:
-        """Refuses combinations of mode, predicate, options and layout that cannot mean anything."""
-        from lakeio.errors import InvalidArgumentError
+    def count(self, plan: ScanPlan, record: IORecord, scan: Scan | None = None) -> int:
+        """The plan's number of rows, read from as little data as the engine can."""
+        ...
 
-        problems = []
-        if self.replace_where is not None:
-            if self.mode != "overwrite":
-                problems.append(f"replace_where needs mode='overwrite', not {self.mode!r}")
-            outside = sorted(columns_of(self.replace_where) - set(self.partition_by))
-            if self.format != "delta" and outside:
-                problems.append(f"replace_where on {self.format} data may use partition columns only "
-                                f"({', '.join(self.partition_by) or 'none'}), not {', '.join(outside)}")
-        if self.mode == "overwrite_partitions" and not self.partition_by:
-            problems.append("mode='overwrite_partitions' needs a partitioned dataset (partition_by)")
-        if self.options.schema_mode == "merge" and self.format != "delta":
-            problems.append(f"schema_mode='merge' needs Delta: plain {self.format} files have no table schema to evolve")
-        if self.options.schema_mode == "overwrite" and (self.mode != "overwrite" or self.replace_where is not None):
-            problems.append("schema_mode='overwrite' replaces the whole table: use it with mode='overwrite' "
-                            "and no replace_where")
-        if problems:
-            raise InvalidArgumentError(f"{self.describe()}: {'; '.join(problems)}")
+    def schema(self, plan: ScanPlan, scan: Scan | None = None) -> pa.Schema:
+        """The Arrow schema of the plan's result."""
+        ...
 
-    def check_replace_where(self, table) -> None:
-        """Refuses a replace_where write whose data has rows outside the predicate (they would
-        land where the predicate says nothing is replaced)."""
-        if self.replace_where is None:
-            return
-        import pyarrow.dataset as ds
+    def file_counts(self, plan: ScanPlan, scan: Scan | None = None) -> tuple[int | None, int | None]:
+        """(files scanned, files in the table), or (None, None) where the engine cannot tell."""
+        ...
 
-        from lakeio.errors import InvalidArgumentError
-        from lakeio.predicate import to_arrow
+    def partition_counts(self, plan: ScanPlan) -> tuple[int, int] | None:
+        """(partitions listed, partitions in the table) for an engine that lists them itself, else None."""
+        ...
 
-        matching = ds.dataset(table).count_rows(filter=to_arrow(self.replace_where))
-        if matching != table.num_rows:
-            raise InvalidArgumentError(
-                f"{self.describe()}: {table.num_rows - matching} of {table.num_rows} rows do not match "
-                f"replace_where {to_sql(self.replace_where)}; nothing was written"
-            )
+    def write(self, request: WriteRequest, record: IORecord) -> None:
+        """Writes the request's data; a failed or refused write leaves the previous data as it was."""
+        ...
+
+    def merge(self, request: MergeRequest, record: IORecord) -> None:
+        """Upserts the request's data into its Delta table."""
+        ...
+
+
+@runtime_checkable
+class SparkCapable(Protocol):
+    """The capability of engines that run on Spark: reads as Spark DataFrames, and a session
+    (for Spark-side validation and for callers who want Spark itself)."""
+
+    def session(self) -> SparkSession:
+        """The SparkSession the engine runs on."""
+        ...
+
+    def read_dataframe(self, plan: ScanPlan, record: IORecord | None = None) -> DataFrame:
+        """The plan as a lazy Spark DataFrame."""
+        ...
+
+
+EngineFactory = Callable[["EnvironmentSettings", "Storage"], Engine]
+
+# Built-in engines by name, as "module:class", imported when first made.
+_REGISTRY: dict[str, str | EngineFactory] = {
+    "arrow": "lakeio.engines.arrow:ArrowEngine",
+    "spark": "lakeio.spark.engine:SparkEngine",
+}
+
+
+def register_engine(name: str, factory: str | EngineFactory) -> None:
+    """Registers an engine mode: ``factory(settings, storage)`` makes it (or ``"module:class"``).
+
+    Example:
+        >>> register_engine("arrow", "lakeio.engines.arrow:ArrowEngine")
+        >>> "arrow" in engine_names()
+        True
+    """
+    _REGISTRY[name] = factory
+
+
+def engine_names() -> list[str]:
+    """The names engines can be made by."""
+    return sorted(_REGISTRY)
+
+
+def create_engine(name: str, settings: EnvironmentSettings, storage: Storage) -> Engine:
+    """Makes the engine registered as ``name`` for an environment's settings and storage.
+
+    Raises:
+        InvalidArgumentError: no engine has that name.
+        EngineUnavailableError: the engine's module cannot be imported here.
+
+    Example:
+        >>> from lakeio.config import EnvironmentSettings
+        >>> from lakeio.storage import Storage
+        >>> settings = EnvironmentSettings()
+        >>> engine = create_engine("arrow", settings, Storage(settings.s3))
+        >>> engine.name, isinstance(engine, Engine)
+        ('arrow', True)
+    """
+    if name not in _REGISTRY:
+        raise InvalidArgumentError(f"no engine {name!r}; engines: {', '.join(engine_names())}")
+    factory = _REGISTRY[name]
+    if isinstance(factory, str):
+        module, _, attribute = factory.partition(":")
+        try:
+            factory = getattr(importlib.import_module(module), attribute)
+        except ImportError as error:
+            raise EngineUnavailableError(f"the {name} engine cannot be imported here: {error}") from error
+    return factory(settings, storage)
 
 
 def counted(schema, batches, record: IORecord, on_end=None):
@@ -107,106 +165,6 @@ def counted(schema, batches, record: IORecord, on_end=None):
             on_end()
 
     return pa.RecordBatchReader.from_batches(schema, passing())
-
-
-MERGE_WHEN_MATCHED = ("update", "ignore")
-MERGE_WHEN_NOT_MATCHED = ("insert", "ignore")
-
-
-@dataclass(frozen=True)
-class MergeRequest:
-    """A Delta upsert: rows of ``data`` matched to the table's rows on the ``on`` key columns.
-
-    Matched rows are updated (``when_matched="update"``) or left alone (``"ignore"``); unmatched
-    source rows are inserted (``when_not_matched="insert"``) or dropped (``"ignore"``). Source rows
-    matching ``delete_when`` delete their matched target row and are never inserted.
-    """
-
-    dataset: str
-    env: str
-    format: str
-    location: Location
-    partition_by: tuple[str, ...]
-    data: Any
-    on: tuple[str, ...]
-    when_matched: str = "update"
-    when_not_matched: str = "insert"
-    delete_when: Predicate | None = None
-    options: Options = Options()
-
-    def record(self, engine: str, reason: str) -> IORecord:
-        return IORecord(operation="merge", dataset=self.dataset, env=self.env, engine=engine,
-                        engine_reason=reason, format=self.format, uri=self.location.uri, mode="merge")
-
-    def describe(self) -> str:
-        return f"dataset {self.dataset!r} [{self.env}] at {self.location.uri}"
-
-    def check_arguments(self) -> None:
-        from lakeio.errors import InvalidArgumentError
-
-        problems = []
-        if self.format != "delta":
-            problems.append(f"merge needs a Delta table, this dataset is {self.format}")
-        if not self.on or not all(isinstance(c, str) and c for c in self.on):
-            problems.append(f"on= must name the key column(s), got {self.on!r}")
-        if self.when_matched not in MERGE_WHEN_MATCHED:
-            problems.append(f"when_matched={self.when_matched!r} is not one of {', '.join(MERGE_WHEN_MATCHED)}")
-        if self.when_not_matched not in MERGE_WHEN_NOT_MATCHED:
-            problems.append(f"when_not_matched={self.when_not_matched!r} is not one of "
-                            f"{', '.join(MERGE_WHEN_NOT_MATCHED)}")
-        if self.options.schema_mode == "overwrite":
-            problems.append("schema_mode='overwrite' replaces a table; a merge can only add columns (schema_mode='merge')")
-        if problems:
-            raise InvalidArgumentError(f"{self.describe()}: {'; '.join(problems)}")
-
-    def check_columns(self, target: list[str], source: list[str]) -> None:
-        """The keys and ``delete_when`` columns must be in the data, and the data's columns must be
-        the table's (new ones only with ``schema_mode='merge'``)."""
-        from lakeio.errors import SchemaMismatchError
-
-        problems = [f"data has no key column {c!r}" for c in self.on if c not in source]
-        problems += [f"table has no key column {c!r}" for c in self.on if c not in target]
-        problems += [f"delete_when uses {c!r}, which the data lacks"
-                     for c in sorted(columns_of(self.delete_when)) if c not in source]
-        problems += [f"data lacks the table's column {c!r}" for c in target if c not in source]
-        if self.options.schema_mode != "merge":
-            problems += [f"data has column {c!r}, which the table lacks (schema_mode='merge' adds it)"
-                         for c in source if c not in target]
-        if problems:
-            raise SchemaMismatchError(f"{self.describe()}: cannot merge: {'; '.join(problems)}")
-
-    def check_unique_keys(self, table) -> None:
-        """Refuses data (a pyarrow Table) with two rows for one key: which would win is undefined."""
-        import pyarrow.compute as pc
-
-        from lakeio.errors import InvalidArgumentError
-
-        if not set(self.on) <= set(table.column_names):
-            return  # check_columns names the missing key
-        counts = table.group_by(list(self.on), use_threads=False).aggregate([([], "count_all")])
-        repeated = counts.filter(pc.greater(counts["count_all"], 1))
-        if repeated.num_rows:
-            examples = repeated.drop_columns(["count_all"]).slice(0, 3).to_pylist()
-            raise InvalidArgumentError(f"{self.describe()}: {repeated.num_rows} key(s) appear more than once "
-                                       f"in the data, e.g. {examples}; nothing was merged")
-
-    def condition(self) -> str:
-        """The SQL join condition of source and target rows."""
-        return " AND ".join(f"target.{_quoted(c)} = source.{_quoted(c)}" for c in self.on)
-
-    def delete_condition(self) -> str | None:
-        return None if self.delete_when is None else to_sql(self.delete_when, "source")
-
-    def insert_condition(self) -> str | None:
-        """Source rows that ``delete_when`` marks are not inserted (a null verdict is not a mark)."""
-        return None if self.delete_when is None else f"NOT coalesce(({self.delete_condition()}), false)"
-
-    def set_counts(self, record: IORecord, inserted: int, updated: int, deleted: int) -> None:
-        record.extra.update(rows_inserted=int(inserted), rows_updated=int(updated), rows_deleted=int(deleted))
-
-
-def _quoted(name: str) -> str:
-    return "`" + name.replace("`", "``") + "`"
 
 
 def is_spark_dataframe(data: Any) -> bool:

@@ -11,35 +11,33 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import itertools
-import json
-import logging
 import posixpath
 import threading
-import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING
 
-from lakeio.engines import MergeRequest, WriteRequest, counted, text, to_arrow_data
-from lakeio.errors import InvalidArgumentError, SchemaMismatchError, StorageError
+from lakeio import files
+from lakeio.engines import counted, text, to_arrow_data
+from lakeio.errors import InvalidArgumentError, SchemaMismatchError, StorageError, storage_error
 from lakeio.metrics import IORecord
-from lakeio.predicate import And, Compare, IsNull, Or, Predicate, columns_of, to_arrow, to_sql
+from lakeio.predicate import columns_of, to_arrow, to_sql
+from lakeio.requests import MergeRequest, WriteRequest
 from lakeio.storage import Location, Storage
 
 if TYPE_CHECKING:
     import pyarrow as pa
     import pyarrow.dataset as ds
 
-    from lakeio.config import Options
-    from lakeio.frame import ScanPlan
-
-# Rows of the data written to memory to learn its size per row on disk (for target_file_size).
-SIZE_SAMPLE_ROWS = 50_000
-
+    from lakeio.config import EnvironmentSettings
+    from lakeio.requests import ScanPlan
 
 class ArrowEngine:
+    """The in-process engine (see the module's docstring); satisfies :class:`lakeio.engines.Engine`."""
+
     name = "arrow"
 
-    def __init__(self, storage: Storage):
+    def __init__(self, settings: EnvironmentSettings | None, storage: Storage):
         self.storage = storage
 
     def exists(self, location: Location, format: str) -> bool:
@@ -48,13 +46,11 @@ class ArrowEngine:
             from deltalake import DeltaTable
 
             return DeltaTable.is_deltatable(location.uri, storage_options=self.storage.delta_options(location))
-        from pyarrow import fs as pafs
-
-        return self.storage.filesystem(location).get_file_info(location.path).type != pafs.FileType.NotFound
+        return files.exists(self.storage.filesystem(location), location)
 
     # -- reads --------------------------------------------------------------------------------
 
-    def _delta_table(self, plan: "ScanPlan"):
+    def _delta_table(self, plan: ScanPlan):
         """The Delta table of the plan, at the version or timestamp it asks for."""
         from deltalake import DeltaTable
 
@@ -74,70 +70,44 @@ class ArrowEngine:
         wanted = plan.timestamp.timestamp() * 1000
         before = [version for version, millis in commits if millis <= wanted]
         if not before:
-            first = dt.datetime.fromtimestamp(commits[0][1] / 1000, dt.timezone.utc)
+            first = dt.datetime.fromtimestamp(commits[0][1] / 1000, dt.UTC)
             raise InvalidArgumentError(f"{what}: timestamp {plan.timestamp.isoformat()} is before the first "
                                        f"commit ({first.isoformat()})")
         table.load_as_version(before[-1])
         return table
 
-    def _file_dataset(self, location: Location, format: str, partitioned: bool, options: "Options",
-                      column_types: tuple[tuple[str, str], ...] = ()) -> "ds.Dataset":
-        import pyarrow as pa
-        import pyarrow.dataset as ds
-
-        file_format = _file_format(format, options, column_types)
-
-        def open_(schema=None):
-            return ds.dataset(location.path, filesystem=self.storage.filesystem(location), schema=schema,
-                              format=file_format, partitioning="hive" if partitioned else None)
-
-        dataset = open_()
-        if format == "parquet":
-            return dataset
-        # Text files are typed by inference, file by file: a column all null in the first file must
-        # not make the dataset's column null-typed, so every file's inferred schema is unified. The
-        # contract's types win (pyarrow's JSON inference does not apply them): the scan converts.
-        declared = _declared_types(column_types)
-
-        def typed(schema: "pa.Schema") -> "pa.Schema":
-            return pa.schema([field.with_type(declared.get(field.name, field.type)) for field in schema])
-
-        physical = [typed(fragment.physical_schema) for fragment in dataset.get_fragments()]
-        unified = text.held_by_both(pa.unify_schemas([typed(dataset.schema), *physical], promote_options="permissive"))
-        return dataset if unified == dataset.schema else open_(unified)
-
-    def _open(self, plan: "ScanPlan") -> tuple["ds.Dataset", object]:
+    def _open(self, plan: ScanPlan) -> tuple[ds.Dataset, object]:
         """The plan's data as a pyarrow dataset, and its DeltaTable (None for plain files)."""
         try:
             if plan.format == "delta":
                 table = self._delta_table(plan)
                 return table.to_pyarrow_dataset(), table  # delta-rs's fragments carry partitions and statistics
-            return self._file_dataset(plan.location, plan.format, bool(plan.partition_by), plan.options,
-                                      plan.column_types), None
+            return files.open_dataset(self.storage.filesystem(plan.location), plan.location, plan.format,
+                                      bool(plan.partition_by), plan.options, plan.column_types), None
         except Exception as error:
             if plan.format in text.TEXT_FORMATS and text.is_conversion_error(error):
                 # A value of a file's first rows that does not read as the contract's type.
                 found = text.bad_value_error(plan, error, (), self.storage.filesystem(plan.location),
-                                             _declared_types(plan.column_types))
+                                             files.declared_types(plan.column_types))
                 if found is not None:
                     raise found from error
-            raise _storage_error(f"dataset {plan.dataset!r} [{plan.env}]: cannot open {plan.format} data at "
-                                 f"{plan.location.uri}", error)
+            raise storage_error(f"dataset {plan.dataset!r} [{plan.env}]: cannot open {plan.format} data at "
+                                 f"{plan.location.uri}", error) from error
 
-    def text_schema(self, plan: "ScanPlan") -> "pa.Schema":
+    def text_schema(self, plan: ScanPlan) -> pa.Schema:
         """The Arrow schema the plan's CSV or JSON files are read as, by this engine and by Spark:
         the contract's types for the columns it declares, pyarrow's inference for the others."""
         return self._open(plan)[0].schema
 
-    def open_scan(self, plan: "ScanPlan") -> "Scan":
+    def open_scan(self, plan: ScanPlan) -> Scan:
         """Opens the plan's data and prunes its files; a scan opened once serves both a size
         estimate (:meth:`Scan.files`) and the reads of the frame planned with it (``scan=``
         of the read methods), for as long as it is current (see :meth:`Scan.is_current`)."""
         dataset, table = self._open(plan)
         return self.scan(plan, dataset, table)
 
-    def scan(self, plan: "ScanPlan", dataset: "ds.Dataset", table=None,
-             sizes: dict[str, int] | None = None) -> "Scan":
+    def scan(self, plan: ScanPlan, dataset: ds.Dataset, table=None,
+             sizes: dict[str, int] | None = None) -> Scan:
         """The scan of ``plan`` over an opened ``dataset``: its columns checked, its files pruned by
         the plan's filter. ``sizes``: the files' sizes, for a dataset of files selected elsewhere."""
         plan.check_columns(dataset.schema.names)
@@ -147,7 +117,7 @@ class ArrowEngine:
             kept = list(dataset.get_fragments(filter=expression))
         return Scan(plan, dataset, table, expression, kept, sizes, None if table is None else table.version())
 
-    def current_scan(self, plan: "ScanPlan", scan: "Scan | None") -> "Scan":
+    def current_scan(self, plan: ScanPlan, scan: Scan | None) -> Scan:
         """``scan`` (opened earlier for ``plan``) if reading it now reads what opening the plan now
         would, else a newly opened scan."""
         if scan is not None:
@@ -159,7 +129,7 @@ class ArrowEngine:
         return self.open_scan(plan)
 
     @contextlib.contextmanager
-    def _scanning(self, plan: "ScanPlan", record: IORecord | None, scan: "Scan") -> Iterator["ds.Scanner"]:
+    def _scanning(self, plan: ScanPlan, record: IORecord | None, scan: Scan) -> Iterator[ds.Scanner]:
         """A scanner of ``scan``, as it is."""
         if record is not None:
             record.files_total = scan.total_files()
@@ -176,22 +146,22 @@ class ArrowEngine:
         with _filter_errors(plan, dataset.schema, scan.expression, scan):
             yield dataset.scanner(columns=None if plan.columns is None else list(plan.columns), filter=scan.expression)
 
-    def read_arrow(self, plan: "ScanPlan", record: IORecord, scan: "Scan | None" = None) -> "pa.Table":
+    def read_arrow(self, plan: ScanPlan, record: IORecord, scan: Scan | None = None) -> pa.Table:
         """The plan's rows; ``scan``: the plan opened earlier, read if still current."""
         return self.read_scan(plan, record, self.current_scan(plan, scan))
 
-    def read_scan(self, plan: "ScanPlan", record: IORecord, scan: "Scan") -> "pa.Table":
+    def read_scan(self, plan: ScanPlan, record: IORecord, scan: Scan) -> pa.Table:
         """The rows of ``scan``, opened for this read."""
         with self._scanning(plan, record, scan) as scanner:
             return scanner.to_table()
 
-    def read_batches(self, plan: "ScanPlan", record: IORecord,
-                     scan: "Scan | None" = None) -> tuple["pa.Schema", Iterator["pa.RecordBatch"]]:
+    def read_batches(self, plan: ScanPlan, record: IORecord,
+                     scan: Scan | None = None) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
         """The plan's schema, and its batches streamed from the files, never all in memory."""
         return self.scan_batches(plan, record, self.current_scan(plan, scan))
 
-    def scan_batches(self, plan: "ScanPlan", record: IORecord,
-                     scan: "Scan") -> tuple["pa.Schema", Iterator["pa.RecordBatch"]]:
+    def scan_batches(self, plan: ScanPlan, record: IORecord,
+                     scan: Scan) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
         """The schema and streamed batches of ``scan``, opened for this read."""
         scope = self._scanning(plan, record, scan)
         scanner = scope.__enter__()
@@ -203,20 +173,20 @@ class ArrowEngine:
 
         return scanner.projected_schema, batches()
 
-    def count(self, plan: "ScanPlan", record: IORecord, scan: "Scan | None" = None) -> int:
+    def count(self, plan: ScanPlan, record: IORecord, scan: Scan | None = None) -> int:
         with self._scanning(plan, record, self.current_scan(plan, scan)) as scanner:
             return scanner.count_rows()
 
-    def schema(self, plan: "ScanPlan", scan: "Scan | None" = None) -> "pa.Schema":
+    def schema(self, plan: ScanPlan, scan: Scan | None = None) -> pa.Schema:
         with self._scanning(plan, None, self.current_scan(plan, scan)) as scanner:
             return scanner.projected_schema
 
-    def file_counts(self, plan: "ScanPlan", scan: "Scan | None" = None) -> tuple[int, int]:
+    def file_counts(self, plan: ScanPlan, scan: Scan | None = None) -> tuple[int, int]:
         record = plan.record("explain", self.name, "")
         with self._scanning(plan, record, self.current_scan(plan, scan)):
             return record.files_scanned, record.files_total
 
-    def partition_counts(self, plan: "ScanPlan") -> None:
+    def partition_counts(self, plan: ScanPlan) -> None:
         """None: the Arrow engine lists no partitions of its own; its pruning shows in file counts."""
         return None
 
@@ -239,7 +209,7 @@ class ArrowEngine:
         else:
             self._write_files(request, data, sample, record)
 
-    def _write_delta(self, request: WriteRequest, data, sample: "pa.Table", record: IORecord) -> None:
+    def _write_delta(self, request: WriteRequest, data, sample: pa.Table, record: IORecord) -> None:
         from deltalake import DeltaTable, WriterProperties, write_deltalake
         from deltalake.exceptions import SchemaMismatchError as DeltaSchemaMismatch
 
@@ -250,13 +220,13 @@ class ArrowEngine:
             raise request.already_exists()
         if exists and options.schema_mode != "overwrite":
             table_schema = DeltaTable(location.uri, storage_options=storage_options).to_pyarrow_dataset().schema
-            _check_schema(request, table_schema, sample)
+            files.check_schema(request, table_schema, sample)
         if sample.num_rows == 0 and exists and request.mode in ("append", "overwrite_partitions"):
             record.rows, record.files_written = 0, 0  # no rows: no commit
             return
         mode, predicate = request.mode, request.replace_where
         if mode == "overwrite_partitions":
-            predicate = _partitions_of(data, request.partition_by)
+            predicate = files.partitions_of(data, request.partition_by)
             mode = "overwrite"
         try:
             write_deltalake(
@@ -274,51 +244,22 @@ class ArrowEngine:
                 raise SchemaMismatchError(f"{request.describe()}: data does not match the table's schema: {error}") from error
             if request.mode == "error" and "already exists" in str(error).lower():
                 raise request.already_exists() from error
-            raise _storage_error(f"{request.describe()}: Delta write failed", error)
+            raise storage_error(f"{request.describe()}: Delta write failed", error) from error
         metrics = DeltaTable(location.uri, storage_options=storage_options).history(1)[0].get("operationMetrics", {})
         record.files_written = metrics.get("num_added_files")
 
-    def _write_files(self, request: WriteRequest, data, sample: "pa.Table", record: IORecord) -> None:
-        """``sample``: the first rows of ``data`` (all of it for a table; a stream's first batch)."""
-        from pyarrow import fs as pafs
+    def _write_files(self, request: WriteRequest, data, sample: pa.Table, record: IORecord) -> None:
+        """Plain files by :func:`lakeio.files.write`; ``sample``: the first rows of ``data`` (all of
+        it for a table; a stream's first batch)."""
+        filled = files.partition_dirs(data, request.partition_by) \
+            if request.partition_by and request.mode != "append" and hasattr(data, "num_rows") else []
 
-        location = request.location
-        filesystem = self.storage.filesystem(location)
-        exists = filesystem.get_file_info(location.path).type != pafs.FileType.NotFound
-        if exists and request.mode == "error":
-            raise request.already_exists()
-        existing = self._file_dataset(location, request.format, bool(request.partition_by), request.options) \
-            if exists else None
-        if existing is not None and request.options.schema_mode != "overwrite":
-            _check_schema(request, existing.schema, sample)
-        if sample.num_rows == 0 and exists and request.mode in ("append", "overwrite_partitions"):
-            record.rows, record.files_written = 0, 0  # no rows: no partition to add or replace
-            return
-        replaced: list[str] | None  # folders (relative to the root) whose contents the write replaces
-        if request.mode == "append":
-            replaced = None
-        elif request.replace_where is not None:
-            matching = existing.get_fragments(filter=to_arrow(request.replace_where)) if existing else ()
-            replaced = sorted({_relative_dir(location.path, f.path) for f in matching}
-                              | set(_partition_dirs(data, request.partition_by)))
-        elif request.mode == "overwrite_partitions":
-            replaced = _partition_dirs(data, request.partition_by)
-        else:
-            replaced = [""]
+        def stage(staging: str, token: str) -> tuple[list[str], list[str]]:
+            filesystem = self.storage.filesystem(request.location)
+            return _write_file_dataset(request, data, sample, filesystem, staging, token), filled
 
-        token = uuid.uuid4().hex[:12]
-        staging = f"{location.path}.lakeio-staging-{token}"
-        try:
-            written = _write_file_dataset(request, data, sample, filesystem, staging, token)
-            _commit(filesystem, location, staging, replaced, token)
-        except BaseException as error:
-            with contextlib.suppress(Exception):
-                filesystem.delete_dir(staging)
-            if isinstance(error, Exception):
-                raise _storage_error(f"{request.describe()}: {request.format} write failed", error) from error
-            raise
-        record.files_written = len(written)
-
+        files.write(request, self.storage.filesystem(request.location), sample, stage, record,
+                    empty=sample.num_rows == 0)
 
     # -- merge --------------------------------------------------------------------------------
 
@@ -351,7 +292,7 @@ class ArrowEngine:
         except Exception as error:
             if "cast" in str(error).lower():
                 raise SchemaMismatchError(f"{request.describe()}: data does not match the table's schema: {error}") from error
-            raise _storage_error(f"{request.describe()}: Delta merge failed", error)
+            raise storage_error(f"{request.describe()}: Delta merge failed", error) from error
         request.set_counts(record, metrics["num_target_rows_inserted"], metrics["num_target_rows_updated"],
                            metrics["num_target_rows_deleted"])
         record.files_written = metrics.get("num_target_files_added")
@@ -377,8 +318,8 @@ def native_parquet_fragments(files: list[tuple[str, object, int | None]], filesy
 class Scan:
     """A plan's data, opened, with the files its scan keeps after pruning."""
 
-    plan: "ScanPlan"
-    dataset: "ds.Dataset"
+    plan: ScanPlan
+    dataset: ds.Dataset
     table: object  # the DeltaTable of a Delta scan, else None
     expression: object  # the plan's filter as a pyarrow expression, or None
     kept: list
@@ -433,7 +374,7 @@ class Scan:
 
 
 @contextlib.contextmanager
-def _filter_errors(plan: "ScanPlan", schema: "pa.Schema", expression, scan: "Scan | None" = None) -> Iterator[None]:
+def _filter_errors(plan: ScanPlan, schema: pa.Schema, expression, scan: Scan | None = None) -> Iterator[None]:
     """Arrow's errors while filtering or reading (``scan``): a value of a text file that does not
     read as its column's type is the data's fault, a filter that does not fit the column types
     the caller's mistake, anything else a storage error."""
@@ -449,7 +390,7 @@ def _filter_errors(plan: "ScanPlan", schema: "pa.Schema", expression, scan: "Sca
             if found is not None:
                 raise found from error
         if expression is None:
-            raise _storage_error(f"dataset {plan.dataset!r} [{plan.env}]: cannot read {plan.format} data "
+            raise storage_error(f"dataset {plan.dataset!r} [{plan.env}]: cannot read {plan.format} data "
                                  f"at {plan.location.uri}", error) from error
         raise InvalidArgumentError(
             f"dataset {plan.dataset!r}: filter {to_sql(plan.predicate)} does not fit the column types "
@@ -457,36 +398,14 @@ def _filter_errors(plan: "ScanPlan", schema: "pa.Schema", expression, scan: "Sca
         ) from error
 
 
-def _declared_types(column_types: tuple[tuple[str, str], ...]) -> dict[str, "pa.DataType"]:
-    """The Arrow types of a contract's columns (``ScanPlan.column_types``)."""
-    if not column_types:
-        return {}
-    from lakeio.validation.arrow_backend import arrow_type
-    from lakeio.validation.contract import LogicalType
-
-    return {name: arrow_type(LogicalType.parse(logical)) for name, logical in column_types}
-
-
-def _file_format(format: str, options: "Options", column_types: tuple[tuple[str, str], ...] = ()):
-    """The pyarrow.dataset file format for reading, with the dataset's options; text formats read
-    the columns a contract declares as its types, and infer the others."""
-    import pyarrow.dataset as ds
-
-    if format == "csv":
-        return ds.CsvFileFormat(**text.csv_options(options, _declared_types(column_types)))
-    if format == "json":
-        return ds.JsonFileFormat(parse_options=text.json_options(_declared_types(column_types)))
-    return ds.ParquetFileFormat()
-
-
-def _write_file_dataset(request: WriteRequest, data, sample: "pa.Table", filesystem, target: str,
+def _write_file_dataset(request: WriteRequest, data, sample: pa.Table, filesystem, target: str,
                         token: str) -> list[str]:
     """Writes ``data`` as hive-partitioned files under ``target``; returns the files' paths. No rows
     make one file of no rows, so the dataset keeps its columns."""
     import pyarrow.dataset as ds
 
     options = request.options
-    rows_per_file = _rows_per_file(sample, request.format, options)
+    rows_per_file = files.rows_per_file(sample, request.format, options)
     partition_by = list(request.partition_by) or None
     if sample.num_rows == 0:
         filesystem.create_dir(target, recursive=True)
@@ -494,7 +413,7 @@ def _write_file_dataset(request: WriteRequest, data, sample: "pa.Table", filesys
             return []
         path = f"{target}/part-{token}-0.{request.format}"
         with filesystem.open_output_stream(path) as out:
-            out.write(_encoded(sample, request.format, options))
+            out.write(files.encoded(sample, request.format, options))
         return [path]
     if request.format == "json":
         return _write_json_lines(data, filesystem, target, partition_by, token, rows_per_file)
@@ -502,7 +421,7 @@ def _write_file_dataset(request: WriteRequest, data, sample: "pa.Table", filesys
     # Microsecond timestamps: Spark cannot read Parquet's nanosecond ones.
     write_options = file_format.make_write_options(compression=options.compression, coerce_timestamps="us",
                                                    allow_truncated_timestamps=True) if request.format == "parquet" \
-        else file_format.make_write_options(**_csv_write_options(options))
+        else file_format.make_write_options(**files.csv_write_options(options))
     written: list[str] = []
     ds.write_dataset(
         data, target, filesystem=filesystem, format=file_format, file_options=write_options,
@@ -515,12 +434,7 @@ def _write_file_dataset(request: WriteRequest, data, sample: "pa.Table", filesys
     return written
 
 
-def _csv_write_options(options: "Options") -> dict:
-    # Quotes only where a value needs them, as pandas and Spark write CSV.
-    return {"include_header": options.header, "delimiter": options.delimiter, "quoting_style": "needed"}
-
-
-def _peeked(data) -> tuple[object, "pa.Table"]:
+def _peeked(data) -> tuple[object, pa.Table]:
     """``data`` and its first rows: all of a table; a stream's first batch, put back in the stream."""
     import pyarrow as pa
 
@@ -535,35 +449,7 @@ def _peeked(data) -> tuple[object, "pa.Table"]:
     return stream, pa.Table.from_batches(seen[-1:], schema=data.schema)
 
 
-def _rows_per_file(sample: "pa.Table", format: str, options: "Options") -> int:
-    """Rows per file that make files of about ``target_file_size`` on disk, learnt by writing a
-    sample of the data to memory in the target format (compression makes memory size useless)."""
-    sample = sample.slice(0, SIZE_SAMPLE_ROWS)
-    if sample.num_rows == 0:
-        return 1 << 20
-    bytes_per_row = max(len(_encoded(sample, format, options)) / sample.num_rows, 1e-3)
-    return max(1, int(int(options.target_file_size) / bytes_per_row))
-
-
-def _encoded(table: "pa.Table", format: str, options: "Options") -> bytes:
-    """``table`` as the bytes of one file of ``format``."""
-    import pyarrow as pa
-
-    if format == "json":
-        return _json_lines(table)
-    sink = pa.BufferOutputStream()
-    if format == "parquet":
-        import pyarrow.parquet as pq
-
-        pq.write_table(table, sink, compression=options.compression)
-    else:
-        import pyarrow.csv as pcsv
-
-        pcsv.write_csv(table, sink, pcsv.WriteOptions(**_csv_write_options(options)))
-    return sink.getvalue().to_pybytes()
-
-
-def _write_json_lines(table: "pa.Table", filesystem, target: str, partition_by: list[str] | None,
+def _write_json_lines(table: pa.Table, filesystem, target: str, partition_by: list[str] | None,
                       token: str, rows_per_file: int) -> list[str]:
     """JSON lines, one object per row, hive-partitioned like pyarrow's own writers (pyarrow has a
     JSON reader but no writer)."""
@@ -573,8 +459,8 @@ def _write_json_lines(table: "pa.Table", filesystem, target: str, partition_by: 
     if partition_by:
         partitioning = ds.partitioning(table.select(partition_by).schema, flavor="hive")
         groups = []
-        for key in _partition_keys(table, partition_by):
-            condition = _partition_predicate(key)
+        for key in files.partition_keys(table, partition_by):
+            condition = files.partition_predicate(key)
             folder, _ = partitioning.format(to_arrow(condition))
             groups.append((folder, ds.dataset(table).to_table(filter=to_arrow(condition)).drop_columns(partition_by)))
     written = []
@@ -584,174 +470,8 @@ def _write_json_lines(table: "pa.Table", filesystem, target: str, partition_by: 
         for index, start in enumerate(range(0, max(rows.num_rows, 1), rows_per_file)):
             path = f"{directory}/part-{token}-{index}.json"
             with filesystem.open_output_stream(path) as out:
-                out.write(_json_lines(rows.slice(start, rows_per_file)))
+                out.write(files.json_lines(rows.slice(start, rows_per_file)))
             written.append(path)
     return written
 
 
-def _json_lines(table: "pa.Table") -> bytes:
-    def default(value):
-        if isinstance(value, (dt.date, dt.datetime, dt.time)):
-            return value.isoformat()
-        if isinstance(value, bytes):
-            import base64
-
-            return base64.b64encode(value).decode()
-        if isinstance(value, dt.timedelta):
-            return value.total_seconds()
-        return float(value)  # Decimal: a JSON number, as Spark writes it
-
-    return "".join(json.dumps(row, default=default, ensure_ascii=False) + "\n"
-                   for row in table.to_pylist()).encode()
-
-
-def _partition_predicate(key: dict) -> Predicate:
-    """``year = 2013 AND month = 1`` for one partition's values (IS NULL for a null one)."""
-    parts = tuple(IsNull(c) if v is None else Compare(c, "=", v) for c, v in key.items())
-    return parts[0] if len(parts) == 1 else And(parts)
-
-
-def _partition_keys(data: "pa.Table", partition_by) -> list[dict]:
-    """The distinct partition values present in ``data``, one dict per partition."""
-    columns = list(partition_by)
-    return data.select(columns).group_by(columns, use_threads=False).aggregate([]).to_pylist()
-
-
-def _partitions_of(data: "pa.Table", partition_by: tuple[str, ...]) -> Predicate:
-    """A predicate matching exactly the partitions present in ``data``."""
-    predicates = tuple(_partition_predicate(key) for key in _partition_keys(data, partition_by))
-    return predicates[0] if len(predicates) == 1 else Or(predicates)
-
-
-def _partition_dirs(data: "pa.Table", partition_by: tuple[str, ...]) -> list[str]:
-    """The hive folders (``year=2013/month=1``) of the partitions present in ``data``."""
-    import pyarrow.dataset as ds
-
-    partitioning = ds.partitioning(data.select(list(partition_by)).schema, flavor="hive")
-    return sorted(partitioning.format(to_arrow(_partition_predicate(key)))[0]
-                  for key in _partition_keys(data, partition_by))
-
-
-def _relative_dir(root: str, path: str) -> str:
-    return posixpath.dirname(path)[len(root):].strip("/")
-
-
-def _check_schema(request: WriteRequest, existing: "pa.Schema", sample: "pa.Table") -> None:
-    """Refuses a write whose columns or types differ from the dataset's, naming each difference.
-
-    Parquet types must be equal (partition columns excepted: their folders type them); Delta types
-    must be of one kind (delta-rs casts int32 to int64, nanoseconds to microseconds); CSV and JSON
-    carry no types, so their columns are compared as the reader will type them, and a column read
-    as all-null matches any type. ``schema_mode='merge'`` (Delta) accepts new and missing columns.
-    """
-    import pyarrow as pa
-
-    incoming = _as_read_schema(sample, request.format, request.options) if request.format in ("csv", "json") \
-        else sample.schema
-    have = {f.name: f.type for f in existing}
-    new = {f.name: f.type for f in incoming}
-    same = _same_kind if request.format == "delta" else (lambda a, b: a == b)
-    problems = [] if request.options.schema_mode == "merge" else \
-        [f"missing column {n!r}" for n in have if n not in new] + [f"unknown column {n!r}" for n in new if n not in have]
-    problems += [f"column {n!r} is {new[n]}, the dataset has {have[n]}" for n in new
-                 if n in have and n not in request.partition_by and not same(new[n], have[n])
-                 and not (pa.types.is_null(new[n]) or pa.types.is_null(have[n]))]
-    if problems:
-        raise SchemaMismatchError(f"{request.describe()}: cannot {request.mode}: {'; '.join(problems)} "
-                                  "(schema_mode='overwrite' with mode='overwrite' replaces the schema"
-                                  f"{'; merge adds columns' if request.format == 'delta' else ''})")
-
-
-def _same_kind(new: "pa.DataType", have: "pa.DataType") -> bool:
-    """True when a column of type ``new`` can be written into one of type ``have`` without loss
-    of meaning: the same kind of value, or integers into floats."""
-    import pyarrow.types as t
-
-    kinds = (t.is_integer, t.is_floating, t.is_decimal, t.is_boolean, t.is_timestamp, t.is_date,
-             lambda x: t.is_string(x) or t.is_large_string(x) or t.is_string_view(x),
-             lambda x: t.is_binary(x) or t.is_large_binary(x) or t.is_binary_view(x))
-    return new == have or (t.is_integer(new) and t.is_floating(have)) or \
-        any(kind(new) and kind(have) for kind in kinds)
-
-
-def _as_read_schema(sample: "pa.Table", format: str, options: "Options") -> "pa.Schema":
-    """The schema a text format's reader gives ``sample`` once written."""
-    import pyarrow as pa
-
-    sample = sample.slice(0, 1000)
-    if sample.num_rows == 0:  # no values to type: any type matches
-        return pa.schema([pa.field(name, pa.null()) for name in sample.schema.names])
-    return text.held_by_both(_file_format(format, options).inspect(pa.BufferReader(_encoded(sample, format, options))))
-
-
-def _commit(filesystem, location: Location, staging: str, replaced: list[str] | None, token: str) -> None:
-    """Moves the staged files into the dataset. ``replaced`` lists the folders (relative to the
-    root, ``""`` for the root itself) whose old contents the staged ones replace; None adds files.
-    If a move fails, the moves already made are undone, so the old data stays as it was.
-
-    Locally each replaced folder is swapped with two renames, so readers see its old or its new
-    contents. S3 has no rename: the new objects move in first (under names no old object has), then
-    the replaced folders' old objects move aside to ``<root>.lakeio-retired-*`` and are deleted once
-    all are aside; until then every step can be undone.
-    """
-    from pyarrow import fs as pafs
-
-    def exists(path: str) -> bool:
-        return filesystem.get_file_info(path).type != pafs.FileType.NotFound
-
-    def files_under(folder: str) -> list[str]:
-        if not exists(folder):
-            return []
-        return [info.path for info in filesystem.get_file_info(pafs.FileSelector(folder, recursive=True))
-                if info.type == pafs.FileType.File]
-
-    def move(source: str, target: str) -> None:
-        filesystem.create_dir(posixpath.dirname(target), recursive=True)
-        filesystem.move(source, target)
-        done.append((target, source))
-
-    root, retired, done = location.path, f"{location.path}.lakeio-retired-{token}", []
-    try:
-        if location.scheme == "file" and replaced is not None:
-            for folder in replaced:
-                if exists(_joined(root, folder)):
-                    move(_joined(root, folder), _joined(retired, folder))
-                if exists(_joined(staging, folder)):
-                    move(_joined(staging, folder), _joined(root, folder))
-        else:
-            for path in files_under(staging):
-                move(path, root + path[len(staging):])
-            new = {target for target, _ in done}
-            for folder in replaced or ():  # S3: the old objects step aside, where an undo finds them
-                for path in files_under(_joined(root, folder)):
-                    if path not in new:
-                        move(path, retired + path[len(root):])
-    except BaseException:
-        for target, source in reversed(done):
-            filesystem.move(target, source)
-        _remove_quietly(filesystem, retired)  # the empty folders the undone moves leave
-        raise
-    # Committed: what is left over is litter, not a reason to call the write failed.
-    for leftover in (staging, retired):
-        _remove_quietly(filesystem, leftover)
-
-
-def _remove_quietly(filesystem, folder: str) -> None:
-    """Deletes ``folder`` if it is there; a failure is logged (the data is already right)."""
-    from pyarrow import fs as pafs
-
-    try:
-        if filesystem.get_file_info(folder).type != pafs.FileType.NotFound:
-            filesystem.delete_dir(folder)
-    except Exception as error:  # noqa: BLE001 - any failure here leaves litter only
-        logging.getLogger(__name__).warning("lakeio: could not remove %s (%s); it holds no live data", folder, error)
-
-
-def _joined(root: str, folder: str) -> str:
-    return posixpath.join(root, folder) if folder else root
-
-
-def _storage_error(message: str, error: Exception) -> Exception:
-    if isinstance(error, (InvalidArgumentError, StorageError, SchemaMismatchError)):
-        return error
-    return StorageError(f"{message}: {type(error).__name__}: {error}")

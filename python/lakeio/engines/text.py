@@ -13,7 +13,8 @@ from __future__ import annotations
 import io
 import json
 import re
-from typing import TYPE_CHECKING, Any, Iterable
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 from lakeio.errors import SchemaMismatchError
 
@@ -30,12 +31,12 @@ DOES_NOT_READ_AS = "does not read as"
 _CONVERSION_ERRORS = ("In CSV column #", "Failed to convert JSON", "changed from")
 
 
-def held_by_both(schema: "pa.Schema") -> "pa.Schema":
+def held_by_both(schema: pa.Schema) -> pa.Schema:
     """``schema`` with the types pyarrow infers from text that Spark cannot hold replaced: timestamps
     in microseconds (inference gives seconds; nothing is lost), times of day as strings."""
     import pyarrow as pa
 
-    def held(data_type: "pa.DataType") -> "pa.DataType":
+    def held(data_type: pa.DataType) -> pa.DataType:
         if pa.types.is_timestamp(data_type) and data_type.unit != "us":
             return pa.timestamp("us", data_type.tz)
         if pa.types.is_time(data_type):
@@ -45,7 +46,7 @@ def held_by_both(schema: "pa.Schema") -> "pa.Schema":
     return pa.schema([field.with_type(held(field.type)) for field in schema], metadata=schema.metadata)
 
 
-def csv_options(options: "Options", types: dict[str, "pa.DataType"],
+def csv_options(options: Options, types: dict[str, pa.DataType],
                 columns: Iterable[str] | None = None) -> dict[str, Any]:
     """pyarrow's CSV parse, read and convert options for a dataset's options: ``types`` for the
     columns named there, inference for the others; ``columns``: read only these."""
@@ -60,7 +61,7 @@ def csv_options(options: "Options", types: dict[str, "pa.DataType"],
     }
 
 
-def json_options(types: dict[str, "pa.DataType"], others: str = "infer"):
+def json_options(types: dict[str, pa.DataType], others: str = "infer"):
     """pyarrow's JSON parse options: ``types`` for the fields named there; ``others``: what other
     fields get (``"infer"``, or ``"ignore"`` to read only those)."""
     import pyarrow as pa
@@ -69,7 +70,7 @@ def json_options(types: dict[str, "pa.DataType"], others: str = "infer"):
     return pjson.ParseOptions(explicit_schema=pa.schema(types) if types else None, unexpected_field_behavior=others)
 
 
-def bad_value_message(plan: "ScanPlan", file: Any, column: str, value: Any, data_type: "pa.DataType") -> list:
+def bad_value_message(plan: ScanPlan, file: Any, column: str, value: Any, data_type: pa.DataType) -> list:
     """The error message for a ``value`` of ``column`` in ``file`` that does not read as ``data_type``,
     in pieces: ``file`` and ``value`` are strings, or the Spark columns that give them row by row
     (the Spark engine raises it from inside its job)."""
@@ -85,8 +86,8 @@ def is_conversion_error(error: BaseException) -> bool:
     return any(words in str(error) for words in _CONVERSION_ERRORS)
 
 
-def bad_value_error(plan: "ScanPlan", error: BaseException, paths: Iterable[str], filesystem,
-                    types: dict[str, "pa.DataType"]) -> SchemaMismatchError | None:
+def bad_value_error(plan: ScanPlan, error: BaseException, paths: Iterable[str], filesystem,
+                    types: dict[str, pa.DataType]) -> SchemaMismatchError | None:
     """The error naming the file, column and value behind pyarrow's conversion ``error`` (which names
     at most two of them), found by reading the file again; None when no one value is at fault.
 
@@ -107,8 +108,8 @@ def bad_value_error(plan: "ScanPlan", error: BaseException, paths: Iterable[str]
     return None
 
 
-def find_bad_value(data: bytes, format: str, options: "Options",
-                   types: dict[str, "pa.DataType"]) -> tuple[str, str] | None:
+def find_bad_value(data: bytes, format: str, options: Options,
+                   types: dict[str, pa.DataType]) -> tuple[str, str] | None:
     """The column and text of the first value of a text file (``data``, one record per line) that
     does not read as its column's type in ``types``, or None when the file reads, or when no one
     value is at fault (a malformed line).
@@ -122,7 +123,7 @@ def find_bad_value(data: bytes, format: str, options: "Options",
     head = lines[:1] if format == "csv" and options.header else []
     body = lines[len(head):]
 
-    def reads(part: list[bytes], columns: dict[str, "pa.DataType"], only: bool = False) -> bool:
+    def reads(part: list[bytes], columns: dict[str, pa.DataType], only: bool = False) -> bool:
         try:
             _read(b"".join(head + part), format, options, columns, only)
         except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
@@ -142,7 +143,7 @@ def find_bad_value(data: bytes, format: str, options: "Options",
     return None
 
 
-def _read(data: bytes, format: str, options: "Options", types: dict[str, "pa.DataType"], only: bool) -> "pa.Table":
+def _read(data: bytes, format: str, options: Options, types: dict[str, pa.DataType], only: bool) -> pa.Table:
     """``data`` read as one CSV or JSON-lines file with ``types``; ``only``: those columns alone."""
     import pyarrow.csv as pcsv
     import pyarrow.json as pjson
@@ -152,7 +153,7 @@ def _read(data: bytes, format: str, options: "Options", types: dict[str, "pa.Dat
     return pjson.read_json(io.BytesIO(data), parse_options=json_options(types, "ignore" if only else "infer"))
 
 
-def _text_of(lines: list[bytes], format: str, options: "Options", column: str) -> str:
+def _text_of(lines: list[bytes], format: str, options: Options, column: str) -> str:
     """The value of ``column`` in a one-record file, as written: CSV text, or the JSON value (a
     string's contents, a number's digits)."""
     import pyarrow as pa

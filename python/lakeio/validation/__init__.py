@@ -3,7 +3,7 @@
 The catalog binds each dataset that names a contract (``schema:`` in its resource) to a
 :class:`ContractBinding`; reads and writes call it. A run checks the schema first (types, missing
 and extra columns, allowed casts), then computes every measure the contract needs in one pass
-(:mod:`~lakeio.validation.arrow_backend` or :mod:`~lakeio.validation.spark_backend`), turns them
+(:mod:`~lakeio.validation.arrow_backend` or :mod:`~lakeio.spark.validation`), turns them
 into verdicts and metrics (:mod:`~lakeio.validation.semantics`), sends the metrics to the sink,
 logs warnings, and raises :class:`~lakeio.errors.DataQualityError` if any error-level check failed.
 """
@@ -14,9 +14,10 @@ import logging
 import tempfile
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any
 
 from lakeio.errors import ConfigError, DataQualityError
 from lakeio.validation.contract import Contract, LogicalType, load_contract
@@ -28,9 +29,9 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
     from lakeio.config import Resource
-    from lakeio.engines import WriteRequest
-    from lakeio.frame import ScanPlan
+    from lakeio.engines import Engine
     from lakeio.metrics import IORecord
+    from lakeio.requests import ScanPlan, WriteRequest
 
 __all__ = ["CheckResult", "Contract", "ContractBinding", "LogicalType", "MetricValue", "MetricsSink", "SkippedCheck",
            "ValidationReport", "load_contracts"]
@@ -38,7 +39,7 @@ __all__ = ["CheckResult", "Contract", "ContractBinding", "LogicalType", "MetricV
 logger = logging.getLogger("lakeio.validation")
 
 
-def load_contracts(resources: Mapping[str, "Resource"], origins: Mapping[str, Path]) -> dict[str, Contract]:
+def load_contracts(resources: Mapping[str, Resource], origins: Mapping[str, Path]) -> dict[str, Contract]:
     """Loads the contract each resource names (its ``schema:``, relative to the resource file).
 
     Raises:
@@ -83,7 +84,7 @@ class ContractBinding:
 
     # -- the hooks of reads and writes ------------------------------------------------------------
 
-    def check_read(self, plan: "ScanPlan", data: Any, record: "IORecord | None" = None) -> Any:
+    def check_read(self, plan: ScanPlan, data: Any, record: IORecord | None = None) -> Any:
         """Validates what a read materialised (an Arrow table or a Spark DataFrame); returns it, cast
         where the contract allows. Column-subset reads check the columns read; filtered reads skip
         the checks about the whole dataset.
@@ -101,8 +102,8 @@ class ContractBinding:
         self.conclude(report, record)
         return data
 
-    def check_write(self, request: "WriteRequest", engine: str,
-                    record: "IORecord | None" = None) -> "WriteRequest":
+    def check_write(self, request: WriteRequest, engine: str,
+                    record: IORecord | None = None) -> WriteRequest:
         """Validates the data of a write before anything is written; returns the request with the
         data to write (cast where the contract allows). A RecordBatchReader is spilled to a temporary
         Arrow file as it is validated, so it is read once and never held in memory.
@@ -119,25 +120,26 @@ class ContractBinding:
         self.conclude(report, record)
         return replace(request, data=data)
 
-    def validate(self, data: Any, engine_name: str, engine: Any, stored: "ScanPlan") -> ValidationReport:
+    def validate(self, data: Any, engine: Engine, stored: ScanPlan) -> ValidationReport:
         """Runs the contract on ``data``, or, when it is None, on the stored dataset (``stored``, read
-        by ``engine``: streamed batch by batch on Arrow, one aggregate job on Spark). Failures are
-        returned in the report, not raised."""
-        from lakeio.engines import is_spark_dataframe, to_arrow_data
+        by ``engine``: one aggregate job on an engine that runs on Spark, else streamed batch by
+        batch). Failures are returned in the report, not raised."""
+        from lakeio.engines import SparkCapable, is_spark_dataframe, to_arrow_data
 
-        if data is None and engine_name == "spark":
+        on_spark = isinstance(engine, SparkCapable)
+        if data is None and on_spark:
             report, _ = self.run_spark(engine.read_dataframe(stored), "validate")
         elif data is None:
             schema, batches = engine.read_batches(stored, stored.record("validate", engine.name, ""))
             report, _ = self.run_arrow(batches, "validate", schema=schema)
-        elif engine_name == "spark" and is_spark_dataframe(data):
+        elif on_spark and is_spark_dataframe(data):
             report, _ = self.run_spark(data, "validate")
         else:
             report, _ = self.run_arrow(to_arrow_data(data), "validate")
         self.conclude(report, raise_errors=False)
         return report
 
-    def conclude(self, report: ValidationReport, record: "IORecord | None" = None, *,
+    def conclude(self, report: ValidationReport, record: IORecord | None = None, *,
                  raise_errors: bool = True) -> None:
         """Emits the metrics, logs warnings, notes the run on the I/O record, raises on errors."""
         self.sink.emit(report)
@@ -152,7 +154,7 @@ class ContractBinding:
     # -- the two backends ---------------------------------------------------------------------------
 
     def run_arrow(self, data: Any, operation: str, *, partial: bool = False, filtered: bool = False,
-                  spill: bool = False, schema: "pa.Schema | None" = None) -> tuple[ValidationReport, Any]:
+                  spill: bool = False, schema: pa.Schema | None = None) -> tuple[ValidationReport, Any]:
         """Runs the contract on an Arrow Table, a RecordBatchReader or (with ``schema``) an iterable
         of record batches. Returns the report and the data, cast where the contract allows (a
         reader's batches come back from the spill file when ``spill`` is set)."""
@@ -194,7 +196,7 @@ class ContractBinding:
                   filtered: bool = False) -> tuple[ValidationReport, Any]:
         """Runs the contract on a Spark DataFrame (one aggregate job, plus one for label counts).
         Returns the report and the frame, cast where the contract allows (lazily)."""
-        from lakeio.validation import spark_backend
+        from lakeio.spark import validation as spark_backend
 
         started = time.perf_counter()
         outcome = check_schema(self.contract, spark_backend.logical_schema(frame), partial=partial)

@@ -16,12 +16,27 @@ from __future__ import annotations
 import concurrent.futures
 import functools
 import os
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from lakeio.validation.contract import LogicalType
 from lakeio.validation.semantics import (
-    CastFailures, Compare, Distinct, Failing, FailingValues, Labels, Matches, Member, Nulls, Plan, Present, Range,
-    Rows, Stat, label_text, merge_moments,
+    CastFailures,
+    Compare,
+    Distinct,
+    Failing,
+    FailingValues,
+    Labels,
+    Matches,
+    Member,
+    Nulls,
+    Plan,
+    Present,
+    Range,
+    Rows,
+    Stat,
+    label_text,
+    merge_moments,
 )
 
 if TYPE_CHECKING:
@@ -30,12 +45,12 @@ if TYPE_CHECKING:
 _COMPARE = {">": "greater", ">=": "greater_equal", "<": "less", "<=": "less_equal"}
 
 
-def logical_schema(schema: "pa.Schema") -> dict[str, LogicalType | str]:
+def logical_schema(schema: pa.Schema) -> dict[str, LogicalType | str]:
     """Each column's logical type, or the Arrow type's text when lakeio has no logical name for it."""
     return {field.name: logical_type(field.type) for field in schema}
 
 
-def logical_type(arrow_type: "pa.DataType") -> LogicalType | str:
+def logical_type(arrow_type: pa.DataType) -> LogicalType | str:
     import pyarrow as pa
     import pyarrow.types as t
 
@@ -57,7 +72,7 @@ def logical_type(arrow_type: "pa.DataType") -> LogicalType | str:
     return str(arrow_type)
 
 
-def arrow_type(logical: LogicalType) -> "pa.DataType":
+def arrow_type(logical: LogicalType) -> pa.DataType:
     """The Arrow type of a logical type: what numeric casts go to, and what text formats (CSV,
     JSON) are read as when a contract declares their columns."""
     import pyarrow as pa
@@ -69,8 +84,8 @@ def arrow_type(logical: LogicalType) -> "pa.DataType":
     return special.get(logical.name) or pa.type_for_alias(logical.name)
 
 
-def measure(batches: Iterable["pa.RecordBatch"], plan: Plan, casts: Mapping[str, LogicalType],
-            on_batch: Callable[["pa.RecordBatch"], None] | None = None) -> dict:
+def measure(batches: Iterable[pa.RecordBatch], plan: Plan, casts: Mapping[str, LogicalType],
+            on_batch: Callable[[pa.RecordBatch], None] | None = None) -> dict:
     """Computes ``plan.measures`` in one pass over ``batches``.
 
     Args:
@@ -89,7 +104,7 @@ def measure(batches: Iterable["pa.RecordBatch"], plan: Plan, casts: Mapping[str,
             on_batch(batch)
         columns = {name: _decoded(batch.column(i)) for i, name in enumerate(batch.schema.names)
                    if name in plan.types}
-        list(pool.map(lambda acc: acc.update(batch.num_rows, columns), accumulators))
+        list(pool.map(lambda acc: acc.update(batch.num_rows, columns), accumulators))  # noqa: B023 - run here, in the loop
     measured = dict(zip((acc.measure for acc in accumulators), pool.map(lambda acc: acc.result(), accumulators)))
     measured.update({CastFailures(column, target): cast_failures[column] for column, target in casts.items()})
     return measured

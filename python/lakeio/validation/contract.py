@@ -19,13 +19,14 @@ import decimal
 import difflib
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Literal, Mapping
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
-from lakeio.config import _Model, _read_yaml, _validate
+from lakeio.config import FrozenModel, read_yaml, validate_model
 from lakeio.errors import ConfigError
 
 Severity = Literal["error", "warning"]
@@ -58,7 +59,7 @@ class LogicalType:
     scale: int | None = None
 
     @classmethod
-    def parse(cls, text: str) -> "LogicalType":
+    def parse(cls, text: str) -> LogicalType:
         """Parses a type name; raises ``ValueError`` naming the closest valid one."""
         text = str(text).strip().lower()
         if text in SIMPLE_TYPES:
@@ -164,7 +165,7 @@ def _parse_iso(text: str, parse) -> Any:
 
 # -- checks --------------------------------------------------------------------------------------
 
-class Check(_Model):
+class Check(FrozenModel):
     """One check of a contract. ``severity: warning`` logs a failure instead of raising."""
 
     severity: Severity = "error"
@@ -326,7 +327,7 @@ class Contract:
     extra_columns: Literal["error", "warning", "allow"]
 
 
-class _ColumnSpec(_Model):
+class _ColumnSpec(FrozenModel):
     type: str
     nullable: bool = True
     cast: bool = False
@@ -335,7 +336,7 @@ class _ColumnSpec(_Model):
     metrics: list[Any] = Field(default_factory=list)  # checked one by one, next to the checks
 
 
-class _ContractSpec(_Model):
+class _ContractSpec(FrozenModel):
     description: str = ""
     extra_columns: Literal["error", "warning", "allow"] = "error"
     columns: dict[str, Any]  # each validated on its own, so one bad column hides nothing else
@@ -350,20 +351,20 @@ def load_contract(path: Path, problems: list[str]) -> Contract | None:
     """
     before = len(problems)
     try:
-        document = _read_yaml(path)
+        document = read_yaml(path)
     except ConfigError as error:
         problems.append(str(error))
         return None
     except OSError as error:
         problems.append(f"{path}: cannot read the contract: {error.strerror or error}")
         return None
-    spec = _validate(_ContractSpec, document, path, (), problems)
+    spec = validate_model(_ContractSpec, document, path, (), problems)
     if spec is None:
         return None
     columns: dict[str, ColumnContract] = {}
     for column, raw in spec.columns.items():
         where = ("columns", column)
-        body = _validate(_ColumnSpec, raw, path, where, problems)
+        body = validate_model(_ColumnSpec, raw, path, where, problems)
         if body is None:
             continue
         try:
@@ -443,7 +444,7 @@ def _parse_checks(entries: list[Any], registry: Mapping[str, type[Check]], path:
                 problems.append(f"{path}: {_key(where + (name,))}: takes a mapping of parameters, got {params!r}")
                 continue
             params = {model.shorthand: params}
-        check = _validate(model, params, path, where + (name,), problems)
+        check = validate_model(model, params, path, where + (name,), problems)
         if check is not None:
             yield index, check
 

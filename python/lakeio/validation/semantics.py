@@ -17,12 +17,23 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import math
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from lakeio.validation.contract import (
-    Between, Check, Comparison, Contract, InSet, LogicalType, MaxNullFraction, NotNull, Pattern, RowCount,
-    Unique, UniqueKey,
+    Between,
+    Check,
+    Comparison,
+    Contract,
+    InSet,
+    LogicalType,
+    MaxNullFraction,
+    NotNull,
+    Pattern,
+    RowCount,
+    Unique,
+    UniqueKey,
 )
 from lakeio.validation.report import CheckResult, MetricValue, SkippedCheck
 
@@ -378,7 +389,7 @@ def plain(value: Any) -> Any:
         return float(value)
     if isinstance(value, dt.datetime):
         if value.tzinfo is not None:
-            value = value.astimezone(dt.timezone.utc)
+            value = value.astimezone(dt.UTC)
         return value.isoformat()
     if isinstance(value, dt.date):
         return value.isoformat()

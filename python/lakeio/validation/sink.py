@@ -39,7 +39,7 @@ class MetricsSink:
 
     def records(self, report: ValidationReport) -> list[dict]:
         """One plain-JSON record per metric of the report."""
-        at = dt.datetime.now(dt.timezone.utc).isoformat()
+        at = dt.datetime.now(dt.UTC).isoformat()
         return [{"run_id": report.run_id, "dataset": report.dataset, "env": report.env,
                  "operation": report.operation, "column": m.column, "metric": m.metric, "label": m.label,
                  "value": m.value, "filtered": report.filtered, "time": at} for m in report.metrics]
@@ -50,7 +50,7 @@ class MetricsSink:
             for record in records:
                 logger.info(json.dumps(record, default=str), extra={"lakeio": record})
             return
-        stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+        stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
         folder = f"{self._location.path}/dataset={report.dataset}"
         path = f"{folder}/{stamp}-{report.run_id}.jsonl"
         text = "".join(json.dumps(record, default=str) + "\n" for record in records)

@@ -20,7 +20,8 @@ import operator
 import os
 import posixpath
 import uuid
-from typing import TYPE_CHECKING, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from lakeio.errors import ResultTooLargeError
 
@@ -30,8 +31,8 @@ if TYPE_CHECKING:
     from pyspark.sql import DataFrame
 
     from lakeio.engines.arrow import Scan
-    from lakeio.frame import ScanPlan
-    from lakeio.pruning import PartitionSelection
+    from lakeio.requests import ScanPlan
+    from lakeio.spark.pruning import PartitionSelection
     from lakeio.storage import Location, Storage
 
 PLAIN_SCAN_FORMATS = ("parquet", "delta")
@@ -42,15 +43,15 @@ _FOOTER_SAMPLE = 4
 _MEMORY_MARGIN = 1.25
 
 
-def is_plain_scan(plan: "ScanPlan") -> bool:
+def is_plain_scan(plan: ScanPlan) -> bool:
     """True when the plan is a filter and projection over Parquet or Delta files, so Arrow can read
     its files directly (CSV and JSON are parsed by Spark, in parallel, into the types the Arrow
     engine gives them)."""
     return plan.format in PLAIN_SCAN_FORMATS
 
 
-def selected_files_dataset(plan: "ScanPlan", selection: "PartitionSelection",
-                           filesystem) -> tuple["ds.Dataset", dict[str, int]]:
+def selected_files_dataset(plan: ScanPlan, selection: PartitionSelection,
+                           filesystem) -> tuple[ds.Dataset, dict[str, int]]:
     """The files of the partitions the helper selected for ``plan`` (a
     :attr:`~lakeio.pruning.PartitionSelection.listed` selection) as an Arrow dataset that lists and
     infers nothing, and each file's size by path.
@@ -66,8 +67,8 @@ def selected_files_dataset(plan: "ScanPlan", selection: "PartitionSelection",
     import pyarrow.dataset as ds
     from pyspark.sql.pandas.types import to_arrow_schema
 
-    from lakeio import pruning
     from lakeio.engines.arrow import native_parquet_fragments
+    from lakeio.spark import pruning
 
     spark_schema = to_arrow_schema(pruning.table_schema(selection, plan.partition_by))
     partition_types = {c: spark_schema.field(c).type for c in plan.partition_by}
@@ -101,7 +102,7 @@ def _arrow_path(hadoop_path: str) -> str:
     return hadoop_path
 
 
-def spark_arrow_schema(schema: "pa.Schema") -> "pa.Schema":
+def spark_arrow_schema(schema: pa.Schema) -> pa.Schema:
     """The Arrow schema Spark gives columns of these Arrow types, by pyspark's own type mapping
     (e.g. nanosecond timestamps become microseconds, large strings become strings)."""
     import pyarrow as pa
@@ -111,13 +112,13 @@ def spark_arrow_schema(schema: "pa.Schema") -> "pa.Schema":
                       for field in schema], metadata=schema.metadata)
 
 
-def as_spark_types(table: "pa.Table") -> "pa.Table":
+def as_spark_types(table: pa.Table) -> pa.Table:
     """``table`` cast to :func:`spark_arrow_schema` (no copy when the types already agree)."""
     wanted = spark_arrow_schema(table.schema)
     return table if wanted.equals(table.schema) else table.cast(wanted, safe=False)
 
 
-def estimated_memory(scan: "Scan", columns: Sequence[str] | None) -> int:
+def estimated_memory(scan: Scan, columns: Sequence[str] | None) -> int:
     """Bytes the Arrow table of a Parquet ``scan`` will take.
 
     The footers of a few of its largest files give the ratio of the wanted columns' uncompressed size
@@ -163,7 +164,7 @@ def available_memory() -> int:
     return available
 
 
-def check_fits_in_memory(plan: "ScanPlan", needed: int, available: int | None = None) -> None:
+def check_fits_in_memory(plan: ScanPlan, needed: int, available: int | None = None) -> None:
     """Raises :class:`ResultTooLargeError` when ``needed`` bytes (with a margin) exceed what is left."""
     available = available_memory() if available is None else available
     if needed * _MEMORY_MARGIN > available:
@@ -174,7 +175,7 @@ def check_fits_in_memory(plan: "ScanPlan", needed: int, available: int | None = 
         )
 
 
-def spark_frame_to_arrow(frame: "DataFrame", scratch: "Location", storage: "Storage") -> "pa.Table":
+def spark_frame_to_arrow(frame: DataFrame, scratch: Location, storage: Storage) -> pa.Table:
     """A Spark-computed DataFrame as an Arrow table, without collecting it through the driver.
 
     Spark writes the frame as Parquet to a scratch folder (``scratch``, on storage every executor

@@ -16,12 +16,26 @@ with the same semantics where Deequ documents them.
 from __future__ import annotations
 
 import datetime as dt
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
+from lakeio.predicate import quote_name
 from lakeio.validation.contract import LogicalType
 from lakeio.validation.semantics import (
-    CastFailures, Compare, Distinct, Failing, FailingValues, Labels, Matches, Member, Nulls, Plan, Present, Range,
-    Rows, Stat,
+    CastFailures,
+    Compare,
+    Distinct,
+    Failing,
+    FailingValues,
+    Labels,
+    Matches,
+    Member,
+    Nulls,
+    Plan,
+    Present,
+    Range,
+    Rows,
+    Stat,
 )
 
 if TYPE_CHECKING:
@@ -30,11 +44,11 @@ if TYPE_CHECKING:
 _SPARK_NAMES = {"string": "string", "boolean": "boolean", "int8": "tinyint", "int16": "smallint", "int32": "int",
                 "int64": "bigint", "float32": "float", "float64": "double", "date": "date",
                 "timestamp": "timestamp", "timestamp_ntz": "timestamp_ntz"}
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _NTZ_FORMAT = "yyyy-MM-dd'T'HH:mm:ss.SSSSSS"
 
 
-def logical_schema(frame: "DataFrame") -> dict[str, LogicalType | str]:
+def logical_schema(frame: DataFrame) -> dict[str, LogicalType | str]:
     """Each column's logical type, or the Spark type's text when lakeio has no logical name for it."""
     from pyspark.sql import types as T
 
@@ -58,25 +72,22 @@ def spark_type(logical: LogicalType) -> str:
     return str(logical) if logical.name == "decimal" else _SPARK_NAMES[logical.name]
 
 
-def _quoted(name: str) -> str:
-    return "`" + name.replace("`", "``") + "`"
 
-
-def cast_frame(frame: "DataFrame", casts: Mapping[str, LogicalType]) -> "DataFrame":
+def cast_frame(frame: DataFrame, casts: Mapping[str, LogicalType]) -> DataFrame:
     """The frame with columns cast to the contract's types (lazy; nothing runs)."""
     from pyspark.sql import functions as F
 
     if not casts:
         return frame
-    return frame.withColumns({name: F.col(_quoted(name)).try_cast(spark_type(t)) for name, t in casts.items()})
+    return frame.withColumns({name: F.col(quote_name(name)).try_cast(spark_type(t)) for name, t in casts.items()})
 
 
-def measure(frame: "DataFrame", plan: Plan, casts: Mapping[str, LogicalType]) -> dict:
+def measure(frame: DataFrame, plan: Plan, casts: Mapping[str, LogicalType]) -> dict:
     """Computes ``plan.measures``: one ``agg`` job, plus one job when there are label counts."""
     from pyspark.sql import functions as F
 
-    def column(name: str) -> "Column":
-        source = F.col(_quoted(name))
+    def column(name: str) -> Column:
+        source = F.col(quote_name(name))
         return source.try_cast(spark_type(casts[name])) if name in casts else source
 
     expressions: list = []
@@ -99,7 +110,7 @@ def measure(frame: "DataFrame", plan: Plan, casts: Mapping[str, LogicalType]) ->
     return measured
 
 
-def _expressions(item, column: Callable[[str], "Column"], types: Mapping[str, LogicalType],
+def _expressions(item, column: Callable[[str], Column], types: Mapping[str, LogicalType],
                  source_types: Mapping[str, str]):
     """The aggregate expressions of one measure and how to read their values back."""
     from pyspark.sql import functions as F
@@ -109,7 +120,7 @@ def _expressions(item, column: Callable[[str], "Column"], types: Mapping[str, Lo
     if isinstance(item, Nulls):
         return [F.count_if(column(item.column).isNull())], lambda v: v[0]
     if isinstance(item, CastFailures):
-        source = F.col(_quoted(item.column))
+        source = F.col(quote_name(item.column))
         cast = source.try_cast(spark_type(item.target))
         lost = cast.isNull() | (cast.cast(source_types[item.column]) != source)  # the round trip must hold
         return [F.count_if(source.isNotNull() & lost)], lambda v: v[0]
@@ -145,7 +156,7 @@ def _expressions(item, column: Callable[[str], "Column"], types: Mapping[str, Lo
     raise TypeError(f"no Spark expression for {item!r}")
 
 
-def _failing(item: Failing, column: Callable[[str], "Column"], logical: LogicalType) -> "Column":
+def _failing(item: Failing, column: Callable[[str], Column], logical: LogicalType) -> Column:
     value = column(item.column)
     return value.isNotNull() & ~_passing(value, item.rule, logical)
 
@@ -169,7 +180,7 @@ def _failing_extremes(frame, failed: list, column, types, measured) -> dict:
     return found
 
 
-def _passing(value: "Column", rule, logical: LogicalType) -> "Column":
+def _passing(value: Column, rule, logical: LogicalType) -> Column:
     """True where a non-null value satisfies the rule; NaN never does (Spark orders NaN above all)."""
     from pyspark.sql import functions as F
 
@@ -189,17 +200,17 @@ def _passing(value: "Column", rule, logical: LogicalType) -> "Column":
     return passing & ~F.isnan(value) if logical.is_float else passing
 
 
-def _literal(value: Any, logical: LogicalType) -> "Column":
+def _literal(value: Any, logical: LogicalType) -> Column:
     from pyspark.sql import functions as F
 
     if logical.name == "timestamp":
-        return F.lit(value.astimezone(dt.timezone.utc).isoformat()).cast("timestamp")
+        return F.lit(value.astimezone(dt.UTC).isoformat()).cast("timestamp")
     if logical.name == "timestamp_ntz":
         return F.lit(value.isoformat()).cast("timestamp_ntz")
     return F.lit(value)
 
 
-def _out(value: "Column", logical: LogicalType) -> "Column":
+def _out(value: Column, logical: LogicalType) -> Column:
     """Timestamps leave the JVM as numbers or text: a collected TimestampType would be turned into a
     naive datetime in the Python process's local time zone."""
     from pyspark.sql import functions as F
@@ -219,7 +230,7 @@ def _reader(logical: LogicalType) -> Callable[[Any], Any]:
     return lambda v: v
 
 
-def _label_counts(frame: "DataFrame", labels: list[Labels], column: Callable[[str], "Column"]) -> dict:
+def _label_counts(frame: DataFrame, labels: list[Labels], column: Callable[[str], Column]) -> dict:
     """All ``counts_per_label`` in one groupBy job: (column, label as text) -> count."""
     from pyspark.sql import functions as F
 

@@ -20,7 +20,7 @@ _SETUP_HINT = "run `make setup` in the lakeio checkout, or point LAKEIO_JARS_DIR
 def jars_dir() -> Path:
     """Where the helper and third-party jars are: ``$LAKEIO_JARS_DIR``, else the checkout's build/jars."""
     configured = os.environ.get("LAKEIO_JARS_DIR")
-    return Path(configured) if configured else Path(__file__).resolve().parents[2] / "build" / "jars"
+    return Path(configured) if configured else Path(__file__).resolve().parents[3] / "build" / "jars"
 
 
 def jar_paths() -> list[str]:
@@ -39,7 +39,7 @@ def jar_paths() -> list[str]:
     return [str(helper)] + third_party
 
 
-def _helper(spark: "SparkSession"):
+def _helper(spark: SparkSession):
     from py4j.java_gateway import JavaClass
 
     if not hasattr(spark, "_jvm") or spark.__class__.__module__.startswith("pyspark.sql.connect"):
@@ -58,18 +58,18 @@ def _helper(spark: "SparkSession"):
     return target
 
 
-def call(spark: "SparkSession", entry_point: str, payload: dict | None = None) -> dict:
+def call(spark: SparkSession, entry_point: str, payload: dict | None = None) -> dict:
     """Calls a helper entry point with a JSON payload and decodes its JSON answer."""
     return json.loads(call_object(spark, entry_point, payload))
 
 
-def call_object(spark: "SparkSession", entry_point: str, payload: dict | None = None):
+def call_object(spark: SparkSession, entry_point: str, payload: dict | None = None):
     """Calls a helper entry point with a JSON payload; its answer as py4j gives it (a JVM object)."""
     method = getattr(_helper(spark), entry_point)
     return method() if payload is None else method(json.dumps(payload))
 
 
-def check_helper(spark: "SparkSession") -> dict:
+def check_helper(spark: SparkSession) -> dict:
     """Fails fast unless the helper on the classpath was built for this lakeio and this Spark."""
     from lakeio import __version__
 
@@ -80,3 +80,10 @@ def check_helper(spark: "SparkSession") -> dict:
             f"running lakeio {__version__} on Spark {spark.version}; rebuild it: {_SETUP_HINT}"
         )
     return versions
+
+
+def set_hadoop_conf(spark: "SparkSession", conf: dict[str, str]) -> None:
+    """Sets keys of the running session's Hadoop configuration (what s3a reads)."""
+    hadoop = spark.sparkContext._jsc.hadoopConfiguration()
+    for key, value in conf.items():
+        hadoop.set(key, value)

@@ -24,15 +24,15 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from lakeio import jvm
 from lakeio.errors import LakeioError, StorageError
 from lakeio.predicate import And, Compare, In, IsNull, Literal, Not, Predicate
+from lakeio.spark import jvm
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
     from pyspark.sql.types import StructType
 
-    from lakeio.frame import ScanPlan
+    from lakeio.requests import ScanPlan
 
 
 TUNING = ("threads", "sampleSize", "maxCandidates")
@@ -73,14 +73,14 @@ class PartitionSelection:
                 and all(self.types.values()))
 
 
-def applies(plan: "ScanPlan") -> bool:
+def applies(plan: ScanPlan) -> bool:
     """True when a Spark read of ``plan`` goes through the helper: every read of a partitioned Parquet
     table, filtered on its partition columns (pruned) or not (the helper then lists the whole table
     in one recursive listing off the local disk, and Spark lists nothing again)."""
     return plan.format == "parquet" and bool(plan.partition_by)
 
 
-def select_partitions(spark: "SparkSession", plan: "ScanPlan", *, prune: bool = True,
+def select_partitions(spark: SparkSession, plan: ScanPlan, *, prune: bool = True,
                       files: bool = False) -> PartitionSelection:
     """Asks the helper which partition directories ``plan`` needs.
 
@@ -122,7 +122,7 @@ def select_partitions(spark: "SparkSession", plan: "ScanPlan", *, prune: bool = 
                               partitions=tuple(answer.get("partitions", ())))
 
 
-def read(spark: "SparkSession", plan: "ScanPlan", selection: PartitionSelection) -> "DataFrame":
+def read(spark: SparkSession, plan: ScanPlan, selection: PartitionSelection) -> DataFrame:
     """Reads the selected partitions (unfiltered) with the table root as ``basePath``.
 
     A :attr:`~PartitionSelection.listed` selection becomes Spark's file index as it is: Spark lists,
@@ -184,7 +184,7 @@ def _helper_literal(value: Literal) -> dict:
     return {"string": str(value)}
 
 
-def table_schema(selection: PartitionSelection, partition_by: tuple[str, ...]) -> "StructType":
+def table_schema(selection: PartitionSelection, partition_by: tuple[str, ...]) -> StructType:
     """The data schema plus every partition column whose type the helper knows (Spark infers the rest)."""
     from pyspark.sql.types import StructField, StructType
 
@@ -194,7 +194,7 @@ def table_schema(selection: PartitionSelection, partition_by: tuple[str, ...]) -
     return StructType(fields)
 
 
-def _with_partition_types(schema: "StructType", types: dict[str, str | None]) -> "StructType | None":
+def _with_partition_types(schema: StructType, types: dict[str, str | None]) -> StructType | None:
     """``schema`` with the helper's partition types where Spark inferred others, else None."""
     from pyspark.sql.types import StructField, StructType
 

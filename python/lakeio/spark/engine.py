@@ -2,126 +2,68 @@
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import math
-import os
 import posixpath
-import re
-import shutil
-import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING
 
-from lakeio import jvm, pruning
+from lakeio import files
 from lakeio.config import EnvironmentSettings
-from lakeio.engines import MergeRequest, WriteRequest, _quoted, handoff, is_spark_dataframe, text, to_arrow_data
-from lakeio.errors import EngineUnavailableError, InvalidArgumentError, SchemaMismatchError, StorageError
+from lakeio.engines import is_spark_dataframe, text, to_arrow_data
+from lakeio.engines.arrow import ArrowEngine
+from lakeio.errors import InvalidArgumentError, StorageError
 from lakeio.metrics import IORecord
-from lakeio.predicate import to_arrow, to_sql
+from lakeio.predicate import quote_name, to_sql
+from lakeio.requests import MergeRequest, WriteRequest
+from lakeio.spark import handoff, pruning
+from lakeio.spark.errors import SPARK_PATH, translated
+from lakeio.spark.session import spark_session
 from lakeio.storage import Location, Storage, resolve_location
 
 if TYPE_CHECKING:
     import pyarrow as pa
-    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql import Column, DataFrame, SparkSession
 
     from lakeio.engines.arrow import Scan
-    from lakeio.frame import ScanPlan
+    from lakeio.requests import ScanPlan
 
-DELTA_EXTENSION = "io.delta.sql.DeltaSparkSessionExtension"
-DELTA_CATALOG = "org.apache.spark.sql.delta.catalog.DeltaCatalog"
 _ROWS_PER_BATCH = 65_536
-# Spark's default INT96 timestamps read back in Arrow as naive nanoseconds; microseconds marked as
-# UTC read back as the same instants in every engine.
-PARQUET_CONF = {"spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS"}
-
-
-def spark_session(settings: EnvironmentSettings, storage: Storage) -> "SparkSession":
-    """The active classic SparkSession, or a new one built from the environment's settings.
-
-    A new session gets Delta's extension and catalog, lakeio's helper and third-party jars, s3a
-    pointed at the environment's S3, and Arrow for pandas conversion; ``spark.conf`` in the
-    environment's settings overrides any of these. An active session (spark-submit, the Spark
-    operator, a notebook) is reused: it must already have Delta, and gets the s3a settings.
-
-    Raises:
-        EngineUnavailableError: no pyspark, no Java, a missing jar, or a session lakeio cannot use.
-
-    Example:
-        >>> from lakeio.config import EnvironmentSettings, SparkSettings
-        >>> settings = EnvironmentSettings(spark=SparkSettings(master="local[2]"))
-        >>> spark = spark_session(settings, Storage(settings.s3))        # doctest: +SKIP
-    """
-    try:
-        from pyspark.sql import SparkSession
-    except ImportError as error:
-        raise EngineUnavailableError("the Spark engine needs pyspark: pip install 'lakeio[spark]'") from error
-
-    active = SparkSession.getActiveSession()
-    if active is None and os.environ.get("PYSPARK_GATEWAY_PORT"):
-        # Launched by spark-submit: its JVM is already up with --master, --jars and --conf, which
-        # a builder's settings would override; take its session as is.
-        active = SparkSession.builder.getOrCreate()
-    if active is not None:
-        jvm.check_helper(active)
-        extensions = active.conf.get("spark.sql.extensions", "") or ""
-        if DELTA_EXTENSION not in extensions:
-            raise EngineUnavailableError(
-                f"the active SparkSession lacks Delta: set spark.sql.extensions={DELTA_EXTENSION} and "
-                f"spark.sql.catalog.spark_catalog={DELTA_CATALOG} when starting Spark"
-            )
-        hadoop = active.sparkContext._jsc.hadoopConfiguration()
-        for key, value in storage.hadoop_conf().items():
-            hadoop.set(key.removeprefix("spark.hadoop."), value)
-        for key, value in PARQUET_CONF.items():
-            active.conf.set(key, value)
-        return active
-
-    if not (os.environ.get("JAVA_HOME") or shutil.which("java")):
-        raise EngineUnavailableError("the Spark engine needs Java 17: install it or set JAVA_HOME")
-    conf = {
-        "spark.jars": ",".join(jvm.jar_paths()),
-        "spark.sql.extensions": DELTA_EXTENSION,
-        "spark.sql.catalog.spark_catalog": DELTA_CATALOG,
-        "spark.sql.execution.arrow.pyspark.enabled": "true",
-        "spark.sql.session.timeZone": "UTC",
-        **PARQUET_CONF,
-        **storage.hadoop_conf(),
-        **settings.spark.conf,
-    }
-    builder = SparkSession.builder.master(settings.spark.master).appName(settings.spark.app_name)
-    for key, value in conf.items():
-        builder = builder.config(key, value)
-    session = builder.getOrCreate()
-    jvm.check_helper(session)
-    return session
 
 
 class SparkEngine:
-    """Reads and writes through Spark. A plain scan's result asked for in this process
+    """Reads and writes through Spark; satisfies :class:`lakeio.engines.Engine` and
+    :class:`lakeio.engines.SparkCapable`. A plain scan's result asked for in this process
     (``to_arrow``, ``to_pandas``, ``to_batches``) is read from its files by the Arrow engine,
-    never collected through the driver (see :mod:`lakeio.engines.handoff`)."""
+    never collected through the driver (see :mod:`lakeio.spark.handoff`)."""
 
     name = "spark"
 
     def __init__(self, settings: EnvironmentSettings, storage: Storage):
-        from lakeio.engines.arrow import ArrowEngine
-
         self.settings, self.storage = settings, storage
-        self._arrow = ArrowEngine(storage)
+        self._arrow = ArrowEngine(settings, storage)  # the hand-off: plain scans read by Arrow
 
-    def session(self) -> "SparkSession":
+    def exists(self, location: Location, format: str) -> bool:
+        return self._arrow.exists(location, format)
+
+    def open_scan(self, plan: ScanPlan) -> Scan:
+        """The plan's files, opened by the hand-off's Arrow engine (reads reuse it while current)."""
+        return self._arrow.open_scan(plan)
+
+    def session(self) -> SparkSession:
+        """The SparkSession this engine runs on (see :func:`lakeio.spark.session.spark_session`)."""
         return spark_session(self.settings, self.storage)
 
     # -- reads --------------------------------------------------------------------------------
 
-    def read_dataframe(self, plan: "ScanPlan", record: IORecord | None = None) -> "DataFrame":
+    def read_dataframe(self, plan: ScanPlan, record: IORecord | None = None) -> DataFrame:
         """The plan as a lazy Spark DataFrame; a read of a partitioned Parquet table reads only the
         partitions the helper selects (see :mod:`lakeio.pruning`), and says how many on ``record``."""
         return self._read(plan, record)[0]
 
-    def _read(self, plan: "ScanPlan", record: IORecord | None = None,
-              selection: "pruning.PartitionSelection | None" = None) -> tuple["DataFrame", "pa.Schema | None"]:
+    def _read(self, plan: ScanPlan, record: IORecord | None = None,
+              selection: pruning.PartitionSelection | None = None) -> tuple[DataFrame, pa.Schema | None]:
         """The plan as a lazy Spark DataFrame and, for CSV and JSON, the Arrow schema of its
         columns: the Arrow engine's, which this engine's Arrow results take too. ``selection``: the
         helper's partitions, when they are selected already."""
@@ -130,7 +72,7 @@ class SparkEngine:
 
         spark = self.session()
         schema = None
-        with _translated(_describe(plan)):
+        with translated(plan.describe()):
             if pruning.applies(plan):
                 frame = pruning.read(spark, plan, selection or self._selection(plan, record))
             elif plan.format in text.TEXT_FORMATS:
@@ -142,19 +84,19 @@ class SparkEngine:
         if plan.predicate is not None:
             frame = frame.where(to_sql(plan.predicate))
         if plan.columns is not None:
-            frame = frame.select(*[F.col(_quoted(c)) for c in plan.columns])
+            frame = frame.select(*[F.col(quote_name(c)) for c in plan.columns])
             schema = None if schema is None else pa.schema([schema.field(c) for c in plan.columns])
         return frame, schema
 
-    def _selection(self, plan: "ScanPlan", record: IORecord | None) -> "pruning.PartitionSelection":
+    def _selection(self, plan: ScanPlan, record: IORecord | None) -> pruning.PartitionSelection:
         """The partitions (and their files) the helper selects for a pruned read, counted on ``record``."""
         selection = pruning.select_partitions(self.session(), plan, files=True)
         if record is not None:
             record.partitions_listed, record.partitions_total = len(selection.paths), selection.total
         return selection
 
-    def _direct_scan(self, plan: "ScanPlan", record: IORecord,
-                     planned: "Scan | None") -> tuple["Scan | None", "pruning.PartitionSelection | None"]:
+    def _direct_scan(self, plan: ScanPlan, record: IORecord,
+                     planned: Scan | None) -> tuple[Scan | None, pruning.PartitionSelection | None]:
         """The Arrow scan that reads a plain scan straight from its files (None when Spark reads
         it), and the helper's selection of a partitioned Parquet table's partitions (else None).
 
@@ -173,7 +115,7 @@ class SparkEngine:
         except InvalidArgumentError:
             return None, selection
 
-    def read_arrow(self, plan: "ScanPlan", record: IORecord, scan: "Scan | None" = None) -> "pa.Table":
+    def read_arrow(self, plan: ScanPlan, record: IORecord, scan: Scan | None = None) -> pa.Table:
         """The plan's rows in this process; ``scan``: the plan's files as opened for choosing the
         engine, reused for a plain scan while current."""
         direct, selection = self._direct_scan(plan, record, scan)
@@ -183,12 +125,12 @@ class SparkEngine:
             return handoff.as_spark_types(self._arrow.read_scan(plan, record, direct))
         record.extra["path"] = "spark: parquet hand-off"
         frame, schema = self._read(plan, record, selection)
-        with _translated(_describe(plan), read=(plan, schema)):
+        with translated(plan.describe(), read=(plan, schema)):
             table = handoff.spark_frame_to_arrow(frame, self.scratch(), self.storage)
         return table if schema is None else table.select(schema.names).cast(schema)
 
-    def read_batches(self, plan: "ScanPlan", record: IORecord,
-                     scan: "Scan | None" = None) -> tuple["pa.Schema", Iterator["pa.RecordBatch"]]:
+    def read_batches(self, plan: ScanPlan, record: IORecord,
+                     scan: Scan | None = None) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
         """The plan's schema, and its rows streamed: from the files by Arrow for a plain scan
         (of ``scan`` while current), else from Spark partition by partition."""
         import pyarrow as pa
@@ -203,7 +145,7 @@ class SparkEngine:
         schema = text_schema or to_arrow_schema(frame.schema)
 
         def batches():
-            with _translated(_describe(plan), read=(plan, text_schema)):
+            with translated(plan.describe(), read=(plan, text_schema)):
                 rows = frame.toLocalIterator(prefetchPartitions=True)
                 while chunk := list(itertools.islice(rows, _ROWS_PER_BATCH)):
                     yield pa.RecordBatch.from_pylist([row.asDict(recursive=True) for row in chunk], schema=schema)
@@ -212,21 +154,21 @@ class SparkEngine:
 
     # Counts, schemas and file counts come from Spark's own plan: an opened Arrow scan is not used.
 
-    def count(self, plan: "ScanPlan", record: IORecord, scan: "Scan | None" = None) -> int:
+    def count(self, plan: ScanPlan, record: IORecord, scan: Scan | None = None) -> int:
         frame, schema = self._read(plan, record)
-        with _translated(_describe(plan), read=(plan, schema)):
+        with translated(plan.describe(), read=(plan, schema)):
             return frame.count()
 
-    def schema(self, plan: "ScanPlan", scan: "Scan | None" = None) -> "pa.Schema":
+    def schema(self, plan: ScanPlan, scan: Scan | None = None) -> pa.Schema:
         from pyspark.sql.pandas.types import to_arrow_schema
 
         frame, schema = self._read(plan)
         return schema or to_arrow_schema(frame.schema)
 
-    def file_counts(self, plan: "ScanPlan", scan: "Scan | None" = None) -> tuple[None, None]:
+    def file_counts(self, plan: ScanPlan, scan: Scan | None = None) -> tuple[None, None]:
         return None, None
 
-    def partition_counts(self, plan: "ScanPlan") -> tuple[int, int] | None:
+    def partition_counts(self, plan: ScanPlan) -> tuple[int, int] | None:
         """Partitions the read lists versus the table's total, or None for a read that is not pruned.
 
         Reads never count the total when it takes listing the whole table; this does.
@@ -240,7 +182,7 @@ class SparkEngine:
             total = len(pruning.select_partitions(spark, plan, prune=False).paths)
         return len(selection.paths), total
 
-    def scratch(self) -> "Location":
+    def scratch(self) -> Location:
         """Where Spark stages results handed to Arrow: the environment's ``spark.scratch_uri``, else
         a local temporary folder when Spark runs locally."""
         uri = self.settings.spark.scratch_uri
@@ -257,8 +199,6 @@ class SparkEngine:
     # -- writes -------------------------------------------------------------------------------
 
     def write(self, request: WriteRequest, record: IORecord) -> None:
-        from lakeio.engines.arrow import SIZE_SAMPLE_ROWS
-
         request.check_arguments()
         frame, table = self._spark_data(request.data, record, request.check_replace_where)
         request.check_partition_columns(frame.columns)
@@ -267,14 +207,14 @@ class SparkEngine:
             if outside:
                 raise InvalidArgumentError(f"{request.describe()}: the data has rows that do not match "
                                            f"replace_where {to_sql(request.replace_where)}; nothing was written")
-        sample = frame.limit(SIZE_SAMPLE_ROWS).toArrow() if table is None else table.slice(0, SIZE_SAMPLE_ROWS)
+        sample = frame.limit(files.SIZE_SAMPLE_ROWS).toArrow() if table is None else table.slice(0, files.SIZE_SAMPLE_ROWS)
         frame, rows_per_file = _spread_for_file_size(request, frame, sample, None if table is None else table.num_rows)
         if request.format == "delta":
             self._write_delta(request, frame, rows_per_file, record)
         else:
             self._write_files(request, frame, sample, rows_per_file, record)
 
-    def _spark_data(self, data, record: IORecord, check=None) -> tuple["DataFrame", "pa.Table | None"]:
+    def _spark_data(self, data, record: IORecord, check=None) -> tuple[DataFrame, pa.Table | None]:
         """``data`` as a Spark DataFrame, and as the Arrow table it came from (None for Spark data).
         Arrow and pandas data keep their types (naive timestamps stay TIMESTAMP_NTZ) and are
         counted on the record, after ``check(table)``."""
@@ -290,12 +230,12 @@ class SparkEngine:
         schema = from_arrow_schema(table.schema, prefer_timestamp_ntz=True)
         return self.session().createDataFrame(table, schema=schema), table
 
-    def _write_delta(self, request: WriteRequest, frame: "DataFrame", rows_per_file: int, record: IORecord) -> None:
+    def _write_delta(self, request: WriteRequest, frame: DataFrame, rows_per_file: int, record: IORecord) -> None:
         writer = frame.write.format("delta").options(**_write_options(request, rows_per_file))
         writer = writer.mode({"error": "errorifexists", "overwrite_partitions": "overwrite"}.get(request.mode, request.mode))
         if request.partition_by:
             writer = writer.partitionBy(*request.partition_by)
-        with _translated(request.describe(), exists=request.already_exists):
+        with translated(request.describe(), exists=request.already_exists):
             writer.save(request.location.spark_path)
         metrics = self._last_commit_metrics(request.location)
         record.rows = int(metrics.get("numOutputRows", record.rows or 0))
@@ -307,54 +247,29 @@ class SparkEngine:
         history = DeltaTable.forPath(self.session(), location.spark_path).history(1).collect()[0]
         return history["operationMetrics"] or {}
 
-    def _write_files(self, request: WriteRequest, frame: "DataFrame", sample: "pa.Table", rows_per_file: int,
+    def _write_files(self, request: WriteRequest, frame: DataFrame, sample: pa.Table, rows_per_file: int,
                      record: IORecord) -> None:
-        """Plain files, staged as the Arrow engine stages them: Spark writes the whole result beside
-        the dataset, then the Arrow engine's commit moves it in, so a failed write leaves the old
-        data as it was and every mode (replace_where included) means what it means on Arrow.
-        ``sample``: the first rows of the data, as Arrow."""
+        """Plain files by :func:`lakeio.files.write`: Spark writes the whole result to the staging
+        folder, then the protocol's commit moves it in. ``sample``: the first rows, as Arrow (text
+        formats are checked as the reader will type them; Parquet by Spark's schema)."""
         from pyarrow import fs as pafs
         from pyspark.sql.pandas.types import to_arrow_schema
 
-        from lakeio.engines.arrow import _check_schema, _commit, _relative_dir
+        filesystem = self.storage.filesystem(request.location)
+        incoming = sample if request.format in text.TEXT_FORMATS else to_arrow_schema(frame.schema).empty_table()
 
-        location = request.location
-        filesystem = self.storage.filesystem(location)
-        exists = filesystem.get_file_info(location.path).type != pafs.FileType.NotFound
-        if exists and request.mode == "error":
-            raise request.already_exists()
-        existing = self._arrow._file_dataset(location, request.format, bool(request.partition_by), request.options) \
-            if exists else None
-        if existing is not None and request.options.schema_mode == "enforce":
-            incoming = sample if request.format in ("csv", "json") else to_arrow_schema(frame.schema).empty_table()
-            _check_schema(request, existing.schema, incoming)
-
-        token = uuid.uuid4().hex[:12]
-        staging = Location(location.scheme, f"{location.path}.lakeio-staging-{token}")
-        writer = frame.write.format(request.format).options(**_write_options(request, rows_per_file)).mode("errorifexists")
-        if request.partition_by:
-            writer = writer.partitionBy(*request.partition_by)
-        try:
-            with _translated(request.describe()):
-                writer.save(staging.spark_path)
-            staged = [info.path for info in filesystem.get_file_info(pafs.FileSelector(staging.path, recursive=True))
+        def stage(staging: str, token: str) -> tuple[list[str], list[str]]:
+            writer = frame.write.format(request.format).options(**_write_options(request, rows_per_file)) \
+                .mode("errorifexists")
+            if request.partition_by:
+                writer = writer.partitionBy(*request.partition_by)
+            with translated(request.describe()):
+                writer.save(Location(request.location.scheme, staging).spark_path)
+            staged = [info.path for info in filesystem.get_file_info(pafs.FileSelector(staging, recursive=True))
                       if info.type == pafs.FileType.File and _is_data_file(info.path)]
-            staged_dirs = sorted({_relative_dir(staging.path, path) for path in staged})
-            if request.mode == "append":
-                replaced = None
-            elif request.replace_where is not None:
-                matching = existing.get_fragments(filter=to_arrow(request.replace_where)) if existing else ()
-                replaced = sorted({_relative_dir(location.path, f.path) for f in matching} | set(staged_dirs))
-            elif request.mode == "overwrite_partitions":
-                replaced = staged_dirs
-            else:
-                replaced = [""]
-            _commit(filesystem, location, staging.path, replaced, token)
-        except BaseException:
-            with contextlib.suppress(Exception):
-                filesystem.delete_dir(staging.path)
-            raise
-        record.files_written = len(staged)
+            return staged, sorted({files.relative_dir(staging, path) for path in staged})
+
+        files.write(request, filesystem, incoming, stage, record, empty=sample.num_rows == 0)
 
     # -- merge --------------------------------------------------------------------------------
 
@@ -369,7 +284,7 @@ class SparkEngine:
             if repeated:
                 raise InvalidArgumentError(f"{request.describe()}: keys appear more than once in the data, e.g. "
                                            f"{[row.asDict() for row in repeated]}; nothing was merged")
-        with _translated(request.describe()):
+        with translated(request.describe()):
             if not DeltaTable.isDeltaTable(spark, request.location.spark_path):
                 raise StorageError(f"{request.describe()}: no Delta table to merge into; create it with lake.write()")
             table = DeltaTable.forPath(spark, request.location.spark_path)
@@ -395,7 +310,7 @@ def _is_data_file(path: str) -> bool:
     return not name.startswith(("_", "."))
 
 
-def _read_options(plan: "ScanPlan") -> dict[str, str]:
+def _read_options(plan: ScanPlan) -> dict[str, str]:
     """Spark reader options for the plan's format, options and time travel. Text formats fail on
     a malformed record instead of reading it as nulls; CSV quotes are escaped by doubling them, as
     pyarrow (and RFC 4180) does, and with a header each file's column names are checked against
@@ -413,8 +328,8 @@ def _read_options(plan: "ScanPlan") -> dict[str, str]:
     return {}
 
 
-def _spread_for_file_size(request: WriteRequest, frame: "DataFrame", sample: "pa.Table",
-                          rows: int | None) -> tuple["DataFrame", int]:
+def _spread_for_file_size(request: WriteRequest, frame: DataFrame, sample: pa.Table,
+                          rows: int | None) -> tuple[DataFrame, int]:
     """``frame`` spread over Spark's tasks so that its files come out at about the request's
     ``target_file_size``, and the rows per file to cap each file at (``maxRecordsPerFile``).
 
@@ -427,30 +342,18 @@ def _spread_for_file_size(request: WriteRequest, frame: "DataFrame", sample: "pa
     """
     from pyspark.sql import functions as F
 
-    from lakeio.engines.arrow import _rows_per_file
-
-    rows_per_file = _rows_per_file(sample, "parquet" if request.format == "delta" else request.format,
+    rows_per_file = files.rows_per_file(sample, "parquet" if request.format == "delta" else request.format,
                                    request.options)
     if request.partition_by:
-        return frame.repartition(*[F.col(_quoted(c)) for c in request.partition_by]), rows_per_file
+        return frame.repartition(*[F.col(quote_name(c)) for c in request.partition_by]), rows_per_file
     rows = frame.count() if rows is None else rows
     return frame.repartition(max(1, math.ceil(rows / rows_per_file))), rows_per_file
 
 
-def _describe(plan: "ScanPlan") -> str:
-    return f"dataset {plan.dataset!r} [{plan.env}] at {plan.location.uri}"
 
 
-# How Spark reports a value of a text file that is not of its column's type: lakeio's own message
-# (raised from the job by _read_text's conversions), between Spark's error class and SQL state; or
-# Spark's JSON parser's words for the field and value, with the file in the enclosing read error.
-_RAISED_BAD_VALUE = re.compile(r"\[USER_RAISED_EXCEPTION\] (.*" + text.DOES_NOT_READ_AS + r".*?) SQLSTATE")
-_JSON_BAD_VALUE = re.compile(r"Cannot parse the field name '(.*?)' and the value (.*?) of the JSON token type")
-_FAILED_FILE = re.compile(r"Encountered error while reading file (\S+?)\.?\s")
-_SPARK_PATH = r"^(file:(//)?|s3a://)"  # Spark's path of a file -> pyarrow's
 
-
-def _read_text(spark: "SparkSession", plan: "ScanPlan", schema: "pa.Schema") -> "DataFrame":
+def _read_text(spark: SparkSession, plan: ScanPlan, schema: pa.Schema) -> DataFrame:
     """CSV or JSON files read by Spark as ``schema`` (the Arrow engine's), value for value as the
     Arrow engine reads them. CSV values are read as text and converted as pyarrow's CSV reader
     converts them (:func:`_converted`, with the dataset's null values); JSON values by Spark's JSON
@@ -464,7 +367,7 @@ def _read_text(spark: "SparkSession", plan: "ScanPlan", schema: "pa.Schema") -> 
     from pyspark.sql import types as T
     from pyspark.sql.pandas.types import from_arrow_type
 
-    def spark_type(data_type: "pa.DataType"):
+    def spark_type(data_type: pa.DataType):
         return from_arrow_type(data_type, prefer_timestamp_ntz=True)
 
     as_text = {field.name for field in schema if field.name not in plan.partition_by
@@ -473,10 +376,10 @@ def _read_text(spark: "SparkSession", plan: "ScanPlan", schema: "pa.Schema") -> 
                                 for f in schema])
     frame = spark.read.format(plan.format).options(**_read_options(plan)).schema(read_schema) \
         .load(plan.location.spark_path)
-    file = F.regexp_replace(F.col("_metadata.file_path"), _SPARK_PATH, "")
+    file = F.regexp_replace(F.col("_metadata.file_path"), SPARK_PATH, "")
     columns = []
     for field in schema:
-        column = F.col(_quoted(field.name))
+        column = F.col(quote_name(field.name))
         if field.name not in as_text:
             columns.append(column)
             continue
@@ -493,7 +396,7 @@ def _read_text(spark: "SparkSession", plan: "ScanPlan", schema: "pa.Schema") -> 
     return frame.select(*columns)
 
 
-def _converted(raw: "Column", data_type: "pa.DataType", format: str) -> tuple["Column", "Column"]:
+def _converted(raw: Column, data_type: pa.DataType, format: str) -> tuple[Column, Column]:
     """``raw`` (text, not null) as ``data_type``, and whether it converts, as pyarrow's CSV reader
     converts text (its JSON reader, for JSON timestamps). Spark's casts accept more than pyarrow
     does (``+1`` or `` 1`` as an integer, ``2024-1-1`` as a date, a rounded decimal, a timestamp
@@ -557,47 +460,3 @@ def _write_options(request: WriteRequest, rows_per_file: int) -> dict[str, str]:
     return result
 
 
-@contextlib.contextmanager
-def _translated(what: str, exists=None, read: tuple["ScanPlan", "pa.Schema | None"] | None = None):
-    """Turns Spark's and Delta's errors into lakeio's, once, at this boundary.
-
-    ``exists`` makes the error for a write that found data where mode='error' wanted none.
-    ``read``: the plan and text schema of a read, whose bad values become the Arrow engine's error.
-    """
-    from py4j.protocol import Py4JJavaError
-    from pyspark.errors import PySparkException
-
-    try:
-        yield
-    except (PySparkException, Py4JJavaError) as error:
-        if read is not None:
-            _raise_bad_value(error, *read)
-        if isinstance(error, Py4JJavaError):  # a Java error pyspark has no class for (a failed task)
-            first = str(error.java_exception).splitlines()[0]
-            raise StorageError(f"{what}: Spark failed: {first}") from error
-        condition = (error.getCondition() or "") if hasattr(error, "getCondition") else ""
-        said = f"{condition} {error}"
-        if "PATH_NOT_FOUND" in said or "DELTA_MISSING_DELTA_TABLE" in said or "is not a Delta table" in said:
-            raise StorageError(f"{what}: no data there ({condition or type(error).__name__})") from error
-        if exists is not None and ("ALREADY_EXISTS" in said or "PATH_EXISTS" in said or "already exists" in said):
-            raise exists() from error
-        if "SCHEMA" in condition or "MERGE_FIELDS" in condition or "METADATA_MISMATCH" in condition:
-            raise SchemaMismatchError(f"{what}: {error}") from error
-        if "UNRESOLVED_COLUMN" in condition:
-            raise InvalidArgumentError(f"{what}: {error}") from error
-        raise StorageError(f"{what}: Spark failed: {condition or type(error).__name__}: {error}") from error
-
-
-def _raise_bad_value(error: Exception, plan: "ScanPlan", schema: "pa.Schema | None") -> None:
-    """Raises the error for a value of a text file not of its column's type, if ``error`` (Spark's,
-    with its causes) is about one; returns otherwise."""
-    message = str(error)  # with the Java stack trace and its causes
-    raised = _RAISED_BAD_VALUE.search(message)
-    if raised:
-        raise SchemaMismatchError(raised.group(1)) from error
-    parsed, failed = _JSON_BAD_VALUE.search(message), _FAILED_FILE.search(message)
-    if parsed and failed and schema is not None and parsed.group(1) in schema.names:
-        column, value = parsed.groups()
-        file = re.sub(_SPARK_PATH, "", failed.group(1))
-        raise SchemaMismatchError("".join(text.bad_value_message(plan, file, column, value,
-                                                                 schema.field(column).type))) from error

@@ -1,0 +1,70 @@
+"""The one place Spark's, Delta's and py4j's errors become lakeio's."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from typing import TYPE_CHECKING
+
+from lakeio.engines import text
+from lakeio.errors import InvalidArgumentError, SchemaMismatchError, StorageError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from lakeio.requests import ScanPlan
+
+# How Spark reports a value of a text file that is not of its column's type: lakeio's own message
+# (raised from the job by _read_text's conversions), between Spark's error class and SQL state; or
+# Spark's JSON parser's words for the field and value, with the file in the enclosing read error.
+_RAISED_BAD_VALUE = re.compile(r"\[USER_RAISED_EXCEPTION\] (.*" + text.DOES_NOT_READ_AS + r".*?) SQLSTATE")
+_JSON_BAD_VALUE = re.compile(r"Cannot parse the field name '(.*?)' and the value (.*?) of the JSON token type")
+_FAILED_FILE = re.compile(r"Encountered error while reading file (\S+?)\.?\s")
+SPARK_PATH = r"^(file:(//)?|s3a://)"  # Spark's path of a file -> pyarrow's
+
+
+@contextlib.contextmanager
+def translated(what: str, exists=None, read: tuple[ScanPlan, pa.Schema | None] | None = None):
+    """Turns Spark's and Delta's errors into lakeio's, once, at this boundary.
+
+    ``exists`` makes the error for a write that found data where mode='error' wanted none.
+    ``read``: the plan and text schema of a read, whose bad values become the Arrow engine's error.
+    """
+    from py4j.protocol import Py4JJavaError
+    from pyspark.errors import PySparkException
+
+    try:
+        yield
+    except (PySparkException, Py4JJavaError) as error:
+        if read is not None:
+            _raise_bad_value(error, *read)
+        if isinstance(error, Py4JJavaError):  # a Java error pyspark has no class for (a failed task)
+            first = str(error.java_exception).splitlines()[0]
+            raise StorageError(f"{what}: Spark failed: {first}") from error
+        condition = (error.getCondition() or "") if hasattr(error, "getCondition") else ""
+        said = f"{condition} {error}"
+        if "PATH_NOT_FOUND" in said or "DELTA_MISSING_DELTA_TABLE" in said or "is not a Delta table" in said:
+            raise StorageError(f"{what}: no data there ({condition or type(error).__name__})") from error
+        if exists is not None and ("ALREADY_EXISTS" in said or "PATH_EXISTS" in said or "already exists" in said):
+            raise exists() from error
+        if "SCHEMA" in condition or "MERGE_FIELDS" in condition or "METADATA_MISMATCH" in condition:
+            raise SchemaMismatchError(f"{what}: {error}") from error
+        if "UNRESOLVED_COLUMN" in condition:
+            raise InvalidArgumentError(f"{what}: {error}") from error
+        raise StorageError(f"{what}: Spark failed: {condition or type(error).__name__}: {error}") from error
+
+
+def _raise_bad_value(error: Exception, plan: ScanPlan, schema: pa.Schema | None) -> None:
+    """Raises the error for a value of a text file not of its column's type, if ``error`` (Spark's,
+    with its causes) is about one; returns otherwise."""
+    message = str(error)  # with the Java stack trace and its causes
+    raised = _RAISED_BAD_VALUE.search(message)
+    if raised:
+        raise SchemaMismatchError(raised.group(1)) from error
+    parsed, failed = _JSON_BAD_VALUE.search(message), _FAILED_FILE.search(message)
+    if parsed and failed and schema is not None and parsed.group(1) in schema.names:
+        column, value = parsed.groups()
+        file = re.sub(SPARK_PATH, "", failed.group(1))
+        raise SchemaMismatchError("".join(text.bad_value_message(plan, file, column, value,
+                                                                 schema.field(column).type))) from error
+
