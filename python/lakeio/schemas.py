@@ -17,11 +17,12 @@ the catalog loads. They are written as JSON Schema draft-07, the draft editors' 
 Regenerate the checked-in copies with ``python -m lakeio.schemas --write schemas``;
 ``tests/unit/test_schemas.py`` fails when they are stale.
 
-Example:
+Examples:
     >>> from lakeio.schemas import schemas
     >>> sorted(schemas())
     ['contract.schema.json', 'lakeio.schema.json', 'resources.schema.json']
-    >>> schemas()["contract.schema.json"]["required"]
+    >>> contract = schemas()["contract.schema.json"]
+    >>> contract["required"]
     ['columns']
 """
 
