@@ -1,30 +1,68 @@
 # The two commands of the README, and the set-up they share. Each step reruns only when its inputs change.
 #   make demo   the demo pipeline on the embedded default (local files, no cluster)
-#   make test   the whole test suite: the Scala helper's tests, Python unit tests, then integration tests
-#               (real Spark, Delta, S3 server)
+#   make test   the whole test suite on the 4.1 line (the Scala helper's tests, Python unit tests, then
+#               integration tests: real Spark, Delta, S3 server), the Spark integration tests on the 3.5
+#               line (real Deequ), and the unit tests on Python 3.13
+#
+# Two Spark lines, each pinned in constraints/spark-<line>.txt: 4.1 (the default: .venv, build/jars)
+# and 3.5 (`make setup SPARK_LINE=3.5`: .venv-3.5, build/jars-3.5).
 
-PYTHON ?= python3
+PYTHON     ?= python3
+PYTHON313  ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.13*/bin/python) $(shell command -v python3.13))
+SPARK_LINE ?= 4.1
+ifeq ($(SPARK_LINE),4.1)
 VENV   := .venv
-PY     := $(VENV)/bin/python
 JARS   := build/jars
+EXTRAS := dev
+else
+VENV   := .venv-$(SPARK_LINE)
+JARS   := build/jars-$(SPARK_LINE)
+EXTRAS := dev,deequ
+endif
+CONSTRAINTS := constraints/spark-$(SPARK_LINE).txt
+PY     := $(VENV)/bin/python
 SCALA  := $(shell find jvm/src/main -name '*.scala' 2>/dev/null)
-GRADLE  = gradle --no-daemon --console=plain -q \
+GRADLE  = gradle --no-daemon --console=plain -q -PjarsDir="$(abspath $(JARS))" \
 	  -PsparkJars="$$($(PY) -c 'import os, pyspark; print(os.path.join(os.path.dirname(pyspark.__file__), "jars"))')" \
 	  -PdeltaVersion="$$($(PY) -c 'import importlib.metadata as m; print(m.version("delta-spark"))')"
+# The Spark integration tests every line runs (the 4.1 line runs all of tests/integration).
+SPARK_TESTS := tests/integration/test_parity.py tests/integration/test_validation_parity.py \
+	       tests/integration/test_validation_spark.py tests/integration/test_pruning.py \
+	       tests/integration/test_spark_submit.py tests/integration/test_spark_stack.py
 
-.PHONY: demo test unit integration jvm-test setup clean
+.PHONY: demo test unit unit-3.13 integration spark-integration test-spark-3.5 jvm-test setup clean
 
 demo: setup
 	$(PY) -m lakeio.demo
 
 test: setup jvm-test
-	$(PY) -m pytest tests/unit tests/integration
+	LAKEIO_JARS_DIR=$(abspath $(JARS)) $(PY) -m pytest tests/unit tests/integration
+	$(MAKE) test-spark-3.5
+	$(MAKE) unit-3.13
 
 unit: $(VENV)/.installed
 	$(PY) -m pytest tests/unit
 
 integration: setup
-	$(PY) -m pytest tests/integration
+	LAKEIO_JARS_DIR=$(abspath $(JARS)) $(PY) -m pytest tests/integration
+
+# The Spark integration tests (and the Scala helper's tests) on the line SPARK_LINE names.
+spark-integration: setup jvm-test
+	LAKEIO_JARS_DIR=$(abspath $(JARS)) $(PY) -m pytest $(SPARK_TESTS)
+
+test-spark-3.5:
+	$(MAKE) SPARK_LINE=3.5 spark-integration
+
+# The unit tests on Python 3.13, in a venv holding the unit tests' dependencies only.
+unit-3.13: .venv-3.13/.installed
+	.venv-3.13/bin/python -m pytest tests/unit
+
+.venv-3.13/.installed: pyproject.toml
+	@test -n "$(PYTHON313)" || { echo "no Python 3.13 found: set PYTHON313=/path/to/python3.13"; exit 1; }
+	$(PYTHON313) -m venv .venv-3.13
+	.venv-3.13/bin/python -m pip install -q --upgrade pip setuptools
+	.venv-3.13/bin/python -m pip install -q -e '.[unit]'
+	touch $@
 
 # The Scala helper's unit tests (ScalaTest, run by Gradle against pyspark's own jars).
 jvm-test: setup
@@ -32,10 +70,11 @@ jvm-test: setup
 
 setup: $(VENV)/.installed $(JARS)/.built
 
-$(VENV)/.installed: pyproject.toml
+# pip and setuptools first: an old venv setuptools cannot build this project (it needs >= 77).
+$(VENV)/.installed: pyproject.toml $(CONSTRAINTS)
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q --upgrade pip setuptools
+	$(PY) -m pip install -q -c $(CONSTRAINTS) -e '.[$(EXTRAS)]'
 	touch $@
 
 # Java 17 and Gradle come from Debian's packages when the machine lacks them.
@@ -46,4 +85,4 @@ $(JARS)/.built: build.gradle python/lakeio/__init__.py $(SCALA) $(VENV)/.install
 	touch $@
 
 clean:
-	rm -rf build .gradle $(VENV)
+	rm -rf build .gradle .venv .venv-*

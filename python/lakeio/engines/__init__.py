@@ -182,7 +182,9 @@ def to_arrow_data(data: Any):
     if isinstance(data, (pa.Table, pa.RecordBatchReader)):
         return data
     if is_spark_dataframe(data):
-        return data.toArrow()
+        from lakeio.spark import compat
+
+        return compat.to_arrow(data)
     if isinstance(data, pa.RecordBatch):
         return pa.Table.from_batches([data])
     if type(data).__module__.startswith("pandas") and type(data).__name__ == "DataFrame":

@@ -17,7 +17,7 @@ from lakeio.errors import InvalidArgumentError, StorageError
 from lakeio.metrics import IORecord
 from lakeio.predicate import quote_name, to_sql
 from lakeio.requests import MergeRequest, WriteRequest
-from lakeio.spark import handoff, pruning
+from lakeio.spark import compat, handoff, pruning
 from lakeio.spark.errors import SPARK_PATH, translated
 from lakeio.spark.session import spark_session
 from lakeio.storage import Location, Storage, resolve_location
@@ -207,7 +207,7 @@ class SparkEngine:
             if outside:
                 raise InvalidArgumentError(f"{request.describe()}: the data has rows that do not match "
                                            f"replace_where {to_sql(request.replace_where)}; nothing was written")
-        sample = frame.limit(files.SIZE_SAMPLE_ROWS).toArrow() if table is None else table.slice(0, files.SIZE_SAMPLE_ROWS)
+        sample = compat.to_arrow(frame.limit(files.SIZE_SAMPLE_ROWS)) if table is None else table.slice(0, files.SIZE_SAMPLE_ROWS)
         frame, rows_per_file = _spread_for_file_size(request, frame, sample, None if table is None else table.num_rows)
         if request.format == "delta":
             self._write_delta(request, frame, rows_per_file, record)
@@ -418,22 +418,22 @@ def _converted(raw: Column, data_type: pa.DataType, format: str) -> tuple[Column
     if types.is_timestamp(data_type):
         zoned = raw.rlike(r"[T ]\d{2}:\d{2}(:\d{2}(\.\d*)?)?(Z|[+-]\d{2}(:?\d{2})?)$")
         if format == "json":  # pyarrow's JSON reader: a value without a zone is UTC, a zoned value is kept in UTC
-            instant = F.when(zoned, raw.try_cast("timestamp")).otherwise(
-                F.convert_timezone(F.lit("UTC"), F.current_timezone(), raw.try_cast("timestamp_ntz")).cast("timestamp"))
+            instant = F.when(zoned, compat.try_cast(raw, "timestamp")).otherwise(
+                F.convert_timezone(F.lit("UTC"), F.current_timezone(), compat.try_cast(raw, "timestamp_ntz")).cast("timestamp"))
             value = instant if data_type.tz else F.convert_timezone(F.current_timezone(), F.lit("UTC"),
                                                                     instant.cast("timestamp_ntz"))
             return value, value.isNotNull()
         # pyarrow's CSV reader: a zoned column takes zoned values only, a naive column naive ones only
-        value = raw.try_cast(target)
+        value = compat.try_cast(raw, target)
         return value, (zoned if data_type.tz else ~zoned) & value.isNotNull()
-    value = F.trim(raw).try_cast(target)
+    value = compat.try_cast(F.trim(raw), target)
     if types.is_integer(data_type):
         return value, raw.rlike(r"^\s*-?\d+\s*$") & value.isNotNull()
     if types.is_decimal(data_type):  # pyarrow refuses a value with more decimals; Spark rounds it
-        exact = F.trim(raw).try_cast(f"decimal(38,{38 - data_type.precision + data_type.scale})")
+        exact = compat.try_cast(F.trim(raw), f"decimal(38,{38 - data_type.precision + data_type.scale})")
         return value, value.isNotNull() & (value == exact)
     if types.is_date(data_type):
-        value = raw.try_cast(target)
+        value = compat.try_cast(raw, target)
         return value, raw.rlike(r"^\d{4}-\d{2}-\d{2}$") & value.isNotNull()
     return value, value.isNotNull()
 

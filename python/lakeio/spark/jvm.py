@@ -11,16 +11,35 @@ from typing import TYPE_CHECKING
 from lakeio.errors import EngineUnavailableError
 
 if TYPE_CHECKING:
-    from pyspark.sql import SparkSession
+    from pyspark.sql import Column, SparkSession
 
 HELPER_CLASS = "lakeio.helper.Helper"
-_SETUP_HINT = "run `make setup` in the lakeio checkout, or point LAKEIO_JARS_DIR at a folder holding the jars"
+# The supported Spark lines (major.minor) and the checkout folder each line's jars are built into.
+SPARK_LINES = {"4.1": "jars", "3.5": "jars-3.5"}
+_SETUP_HINT = ("run `make setup` (or `make setup SPARK_LINE=3.5`) in the lakeio checkout, or point "
+               "LAKEIO_JARS_DIR at a folder holding the jars")
+
+
+def spark_line(version: str) -> str:
+    """The supported line (``"4.1"``, ``"3.5"``) of a Spark version, or a clear error naming the lines."""
+    line = ".".join(version.split(".")[:2])
+    if line not in SPARK_LINES:
+        raise EngineUnavailableError(
+            f"Spark {version} is not a line lakeio supports; supported lines: "
+            f"{', '.join(f'{known}.x' for known in SPARK_LINES)} (constraints/spark-<line>.txt pins each)"
+        )
+    return line
 
 
 def jars_dir() -> Path:
-    """Where the helper and third-party jars are: ``$LAKEIO_JARS_DIR``, else the checkout's build/jars."""
+    """Where the helper and third-party jars are: ``$LAKEIO_JARS_DIR``, else the checkout's folder for
+    the installed pyspark's line (build/jars, build/jars-3.5)."""
     configured = os.environ.get("LAKEIO_JARS_DIR")
-    return Path(configured) if configured else Path(__file__).resolve().parents[3] / "build" / "jars"
+    if configured:
+        return Path(configured)
+    import pyspark
+
+    return Path(__file__).resolve().parents[3] / "build" / SPARK_LINES[spark_line(pyspark.__version__)]
 
 
 def jar_paths() -> list[str]:
@@ -73,6 +92,7 @@ def check_helper(spark: SparkSession) -> dict:
     """Fails fast unless the helper on the classpath was built for this lakeio and this Spark."""
     from lakeio import __version__
 
+    spark_line(spark.version)
     versions = call(spark, "version")
     if versions.get("helper") != __version__ or versions.get("spark") != spark.version:
         raise EngineUnavailableError(
@@ -82,8 +102,22 @@ def check_helper(spark: SparkSession) -> dict:
     return versions
 
 
-def set_hadoop_conf(spark: "SparkSession", conf: dict[str, str]) -> None:
+def set_hadoop_conf(spark: SparkSession, conf: dict[str, str]) -> None:
     """Sets keys of the running session's Hadoop configuration (what s3a reads)."""
     hadoop = spark.sparkContext._jsc.hadoopConfiguration()
     for key, value in conf.items():
         hadoop.set(key, value)
+
+
+def try_cast_column(value: Column, type_name: str) -> Column:
+    """Spark 3.5's missing ``Column.try_cast``: Catalyst's ``Cast`` in TRY mode over the column's
+    expression (what ``try_cast`` in SQL and ``Column.try_cast`` on Spark 4 build)."""
+    from pyspark import SparkContext
+    from pyspark.sql import Column
+
+    gateway = SparkContext._jvm
+    expressions = gateway.org.apache.spark.sql.catalyst.expressions
+    try_mode = getattr(getattr(expressions, "EvalMode$"), "MODULE$").TRY()
+    data_type = gateway.org.apache.spark.sql.types.DataType.fromDDL(type_name)
+    cast = expressions.Cast(value._jc.expr(), data_type, gateway.scala.Option.empty(), try_mode)
+    return Column(gateway.org.apache.spark.sql.Column(cast))

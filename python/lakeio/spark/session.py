@@ -39,9 +39,11 @@ def spark_session(settings: EnvironmentSettings, storage: Storage) -> SparkSessi
         >>> spark = spark_session(settings, Storage(settings.s3))        # doctest: +SKIP
     """
     try:
+        import pyspark
         from pyspark.sql import SparkSession
     except ImportError as error:
         raise EngineUnavailableError("the Spark engine needs pyspark: pip install 'lakeio[spark]'") from error
+    jvm.spark_line(pyspark.__version__)
 
     active = SparkSession.getActiveSession()
     if active is None and os.environ.get("PYSPARK_GATEWAY_PORT"):

@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from lakeio.predicate import quote_name
+from lakeio.spark import compat
 from lakeio.validation.contract import LogicalType
 from lakeio.validation.semantics import (
     CastFailures,
@@ -79,7 +80,7 @@ def cast_frame(frame: DataFrame, casts: Mapping[str, LogicalType]) -> DataFrame:
 
     if not casts:
         return frame
-    return frame.withColumns({name: F.col(quote_name(name)).try_cast(spark_type(t)) for name, t in casts.items()})
+    return frame.withColumns({name: compat.try_cast(F.col(quote_name(name)), spark_type(t)) for name, t in casts.items()})
 
 
 def measure(frame: DataFrame, plan: Plan, casts: Mapping[str, LogicalType]) -> dict:
@@ -88,7 +89,7 @@ def measure(frame: DataFrame, plan: Plan, casts: Mapping[str, LogicalType]) -> d
 
     def column(name: str) -> Column:
         source = F.col(quote_name(name))
-        return source.try_cast(spark_type(casts[name])) if name in casts else source
+        return compat.try_cast(source, spark_type(casts[name])) if name in casts else source
 
     expressions: list = []
     decoders: list[tuple[Any, int, int, Callable[[list], Any]]] = []
@@ -121,7 +122,7 @@ def _expressions(item, column: Callable[[str], Column], types: Mapping[str, Logi
         return [F.count_if(column(item.column).isNull())], lambda v: v[0]
     if isinstance(item, CastFailures):
         source = F.col(quote_name(item.column))
-        cast = source.try_cast(spark_type(item.target))
+        cast = compat.try_cast(source, spark_type(item.target))
         lost = cast.isNull() | (cast.cast(source_types[item.column]) != source)  # the round trip must hold
         return [F.count_if(source.isNotNull() & lost)], lambda v: v[0]
     logical = types[getattr(item, "column", None) or item.columns[0]]

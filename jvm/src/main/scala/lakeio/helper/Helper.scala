@@ -14,9 +14,8 @@ import org.apache.hadoop.conf.Configuration
 import org.apache.hadoop.fs.{FileStatus, Path}
 import org.apache.parquet.hadoop.{Footer, ParquetFileReader}
 import org.apache.parquet.hadoop.util.HadoopInputFile
-import org.apache.spark.sql.Row
+import org.apache.spark.sql.{Dataset, Row}
 import org.apache.spark.sql.catalyst.InternalRow
-import org.apache.spark.sql.classic.{Dataset, SparkSession}
 import org.apache.spark.sql.execution.datasources.{FileStatusCache, HadoopFsRelation, InMemoryFileIndex, PartitionPath, PartitionSpec}
 import org.apache.spark.sql.execution.datasources.parquet.{ParquetFileFormat, ParquetToSparkSchemaConverter}
 import org.apache.spark.sql.types.{DataType, DateType, IntegerType, LongType, StringType, StructType}
@@ -51,7 +50,7 @@ object Helper {
     * schema inference reads it, so the read can skip that inference's Spark job.
     */
   def selectPartitions(request: String): String = answer {
-    val session = SparkSession.getActiveSession
+    val session = SparkLine.activeOption
     val conf = session.map(_.sessionState.newHadoopConf()).getOrElse(new Configuration())
     val parsed = json.readTree(request)
     val (result, selection) = selectPartitions(parsed, conf)
@@ -65,7 +64,7 @@ object Helper {
     * already when files were asked for), else of its first partition or the one named for the schema.
     */
   private def firstFile(selection: Selection, conf: Configuration): Option[FileStatus] =
-    selection.partitions.iterator.flatMap(_.files.getOrElse(Nil)).nextOption().orElse {
+    selection.partitions.iterator.flatMap(_.files.getOrElse(Nil)).take(1).toList.headOption.orElse {
       selection.paths.headOption.orElse(selection.schemaPath).flatMap { dir =>
         dir.getFileSystem(conf).listStatus(dir).find(PartitionValues.isDataFile)
       }
@@ -74,7 +73,7 @@ object Helper {
   /** The schema Spark infers for a data file's directory (schema merging off): the file's footer,
     * converted by Spark's own Parquet reader; None when it cannot be read.
     */
-  private def dataSchema(file: FileStatus, conf: Configuration, session: SparkSession): Option[String] =
+  private def dataSchema(file: FileStatus, conf: Configuration, session: SparkLine.Session): Option[String] =
     // An unreadable footer is left to Spark's own inference, which reports it.
     Try(Using.resource(ParquetFileReader.open(HadoopInputFile.fromStatus(file, conf)))(_.getFooter)).toOption.map {
       footer =>
@@ -127,7 +126,7 @@ object Helper {
     * inferring them; refreshing it keeps them.
     */
   def prelistedFrame(request: String): Dataset[Row] = {
-    val session = SparkSession.active
+    val session = SparkLine.active
     val parsed = json.readTree(request)
     val root = field(parsed, "root").asText
     val schema = DataType.fromJson(field(parsed, "schema").toString).asInstanceOf[StructType]
