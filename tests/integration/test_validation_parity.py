@@ -13,10 +13,12 @@ import pyarrow as pa
 import pytest
 
 from lakeio.config import S3Settings
+from lakeio.spark import compat, jvm
 from lakeio.storage import Storage
 from lakeio.validation import ContractBinding, MetricsSink
 from lakeio.validation.contract import load_contract
 
+DEEQU_LINES = ("3.5",)  # the Spark lines with a Deequ build (build.gradle puts its jars on the classpath)
 REL_TOL = 1e-9  # the stated float tolerance between backends (both compute in float64)
 NAN = float("nan")
 NY = ZoneInfo("America/New_York")
@@ -200,7 +202,7 @@ def _spark_frame(spark, table: pa.Table):
     naive = [f.name for f in table.schema if pa.types.is_timestamp(f.type) and f.type.tz is None]
     for name in naive:
         table = table.set_column(table.schema.get_field_index(name), name, table[name].cast(pa.string()))
-    frame = spark.createDataFrame(table)
+    frame = compat.create_frame(spark, table)
     return frame.withColumns({name: F.col(name).cast("timestamp_ntz") for name in naive}) if naive else frame
 
 
@@ -216,9 +218,17 @@ def test_both_backends_give_the_expected_verdicts_and_metrics(case, spark, tmp_p
     binding = _binding(tmp_path, contract_text)
 
     arrow, _ = binding.run_arrow(table, "validate")
-    spark_report, _ = binding.run_spark(_spark_frame(spark, table), "validate")
+    frame = _spark_frame(spark, table)
+    spark_report, _ = binding.run_spark(frame, "validate", deequ=False)
+    reports = [arrow, spark_report]
+    if jvm.spark_line(spark.version) in DEEQU_LINES:  # Deequ, the oracle, where the line has it
+        deequ_report, _ = binding.run_spark(frame, "validate")
+        assert deequ_report.backend == "deequ"
+        assert spark.sparkContext._gateway._callback_server is None  # no py4j callback server started
+        reports.append(deequ_report)
+    assert [r.backend for r in reports[:2]] == ["arrow", "spark"]
 
-    for report in (arrow, spark_report):
+    for report in reports:
         found: dict = {}
         for r in report.results:
             found.setdefault((r.check, r.column), []).append((r.passed, r.observed))
@@ -232,10 +242,11 @@ def test_both_backends_give_the_expected_verdicts_and_metrics(case, spark, tmp_p
         for key, expected in metrics.items():
             assert _same(values[key], expected), f"{report.backend} {key}: got {values[key]!r}, expected {expected!r}"
         assert report.rows == table.num_rows
-    # Beyond the listed expectations, the two reports agree on everything.
-    assert [(r.check, r.column, r.severity, r.passed, r.observed) for r in arrow.results] == \
-           [(r.check, r.column, r.severity, r.passed, r.observed) for r in spark_report.results]
-    assert [(m.column, m.metric, m.label) for m in arrow.metrics] == \
-           [(m.column, m.metric, m.label) for m in spark_report.metrics]
-    for a, s in zip(arrow.metrics, spark_report.metrics):
-        assert _same(a.value, s.value), (a, s)
+    # Beyond the listed expectations, the reports agree on everything.
+    for other in reports[1:]:
+        assert [(r.check, r.column, r.severity, r.passed, r.observed) for r in arrow.results] == \
+               [(r.check, r.column, r.severity, r.passed, r.observed) for r in other.results], other.backend
+        assert [(m.column, m.metric, m.label) for m in arrow.metrics] == \
+               [(m.column, m.metric, m.label) for m in other.metrics], other.backend
+        for a, s in zip(arrow.metrics, other.metrics):
+            assert _same(a.value, s.value), (other.backend, a, s)

@@ -1,7 +1,8 @@
 """The one place where lakeio's Spark code meets the differences between its Spark lines (3.5, 4.1).
 
-Spark 4.0 added ``Column.try_cast`` and ``DataFrame.toArrow``; on 3.5 the same results are built
-here from what 3.5 has (Catalyst's ``Cast`` in its TRY mode; Arrow batches collected by pyspark).
+Spark 4.0 added ``Column.try_cast``, ``DataFrame.toArrow`` and ``createDataFrame`` of an Arrow table;
+on 3.5 the same results are built here from what 3.5 has (Catalyst's ``Cast`` in its TRY mode; Arrow
+batches collected by pyspark; pandas).
 """
 
 from __future__ import annotations
@@ -10,8 +11,8 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import pyarrow as pa
-    from pyspark.sql import Column, DataFrame
-    from pyspark.sql.types import DataType
+    from pyspark.sql import Column, DataFrame, SparkSession
+    from pyspark.sql.types import DataType, StructType
 
 
 def _spark4() -> bool:
@@ -38,3 +39,19 @@ def to_arrow(frame: DataFrame) -> pa.Table:
 
     batches = frame._collect_as_arrow()
     return pa.Table.from_batches(batches) if batches else to_arrow_schema(frame.schema).empty_table()
+
+
+def create_frame(spark: SparkSession, table: pa.Table, schema: StructType | None = None) -> DataFrame:
+    """An Arrow table as a Spark DataFrame of ``schema`` (the table's own types by default).
+
+    Spark 4 takes the table as is. Spark 3.5 takes pandas, whose conversion turns NaN into null (it
+    masks every ``isnull()``), so the table goes in as Python rows instead: exact (NaN stays a value,
+    integers with nulls stay integers) but slower, which is fine for the test- and sample-sized data
+    lakeio hands to Spark from Arrow.
+    """
+    if _spark4():
+        return spark.createDataFrame(table, schema=schema)
+    from pyspark.sql.pandas.types import from_arrow_schema
+
+    schema = schema if schema is not None else from_arrow_schema(table.schema)
+    return spark.createDataFrame([tuple(row.values()) for row in table.to_pylist()], schema=schema)

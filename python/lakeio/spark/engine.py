@@ -228,7 +228,7 @@ class SparkEngine:
             check(table)
         record.rows, record.bytes = table.num_rows, table.nbytes
         schema = from_arrow_schema(table.schema, prefer_timestamp_ntz=True)
-        return self.session().createDataFrame(table, schema=schema), table
+        return compat.create_frame(self.session(), table, schema), table
 
     def _write_delta(self, request: WriteRequest, frame: DataFrame, rows_per_file: int, record: IORecord) -> None:
         writer = frame.write.format("delta").options(**_write_options(request, rows_per_file))

@@ -58,23 +58,37 @@ def jar_paths() -> list[str]:
     return [str(helper)] + third_party
 
 
-def _helper(spark: SparkSession):
+def has_class(spark: SparkSession, name: str) -> bool:
+    """True when the session's classpath has the JVM class ``name`` (e.g. Deequ's)."""
     from py4j.java_gateway import JavaClass
 
+    return isinstance(_java(spark, name), JavaClass)
+
+
+def _java(spark: SparkSession, name: str):
+    target = spark._jvm
+    for part in name.split("."):
+        target = getattr(target, part)
+    return target
+
+
+def column_sql(value: Column) -> str:
+    """A Column as Spark SQL text (what SQL-only APIs such as Deequ's Compliance take)."""
+    return value._jc.expr().sql()
+
+
+def _helper(spark: SparkSession):
     if not hasattr(spark, "_jvm") or spark.__class__.__module__.startswith("pyspark.sql.connect"):
         raise EngineUnavailableError(
             "lakeio's Spark engine needs a classic SparkSession (py4j); this is a Spark Connect session. "
             "Start Spark without SPARK_REMOTE / spark.remote, or use engine='arrow'."
         )
-    target = spark._jvm
-    for part in HELPER_CLASS.split("."):
-        target = getattr(target, part)
-    if not isinstance(target, JavaClass):
+    if not has_class(spark, HELPER_CLASS):
         raise EngineUnavailableError(
             f"{HELPER_CLASS} is not on this Spark session's classpath; add lakeio-helper-*.jar to "
             f"spark.jars (or --jars for spark-submit); {_SETUP_HINT}"
         )
-    return target
+    return _java(spark, HELPER_CLASS)
 
 
 def call(spark: SparkSession, entry_point: str, payload: dict | None = None) -> dict:

@@ -105,7 +105,7 @@ def measure(frame: DataFrame, plan: Plan, casts: Mapping[str, LogicalType]) -> d
     measured = {item: decode(list(row[start:start + size])) for item, start, size, decode in decoders}
     failed = [m for m in plan.measures if isinstance(m, Failing) and measured[m].count]
     if failed:
-        measured.update(_failing_extremes(frame, failed, column, plan.types, measured))
+        measured.update(failing_extremes(frame, failed, column, plan.types, measured))
     if labels:
         measured.update(_label_counts(frame, labels, column))
     return measured
@@ -127,7 +127,7 @@ def _expressions(item, column: Callable[[str], Column], types: Mapping[str, Logi
         return [F.count_if(source.isNotNull() & lost)], lambda v: v[0]
     logical = types[getattr(item, "column", None) or item.columns[0]]
     if isinstance(item, Failing):
-        return [F.count_if(_failing(item, column, logical))], lambda v: FailingValues(v[0])
+        return [F.count_if(failing(item, column, logical))], lambda v: FailingValues(v[0])
     if isinstance(item, Present):
         value = column(item.column)
         read = _reader(logical)
@@ -157,12 +157,13 @@ def _expressions(item, column: Callable[[str], Column], types: Mapping[str, Logi
     raise TypeError(f"no Spark expression for {item!r}")
 
 
-def _failing(item: Failing, column: Callable[[str], Column], logical: LogicalType) -> Column:
+def failing(item: Failing, column: Callable[[str], Column], logical: LogicalType) -> Column:
+    """True where a row's value is non-null and breaks the measure's rule."""
     value = column(item.column)
     return value.isNotNull() & ~_passing(value, item.rule, logical)
 
 
-def _failing_extremes(frame, failed: list, column, types, measured) -> dict:
+def failing_extremes(frame, failed: list, column, types, measured) -> dict:
     """The smallest and largest failing value of each failed value check, in one more job: only
     when a check failed, so valid data costs one aggregate job with no extra buffers."""
     from pyspark.sql import functions as F
@@ -170,8 +171,8 @@ def _failing_extremes(frame, failed: list, column, types, measured) -> dict:
     expressions = []
     for item in failed:
         logical, value = types[item.column], column(item.column)
-        failing = _failing(item, column, logical)
-        number = failing & ~F.isnan(value) if logical.is_float else failing
+        broken = failing(item, column, logical)
+        number = broken & ~F.isnan(value) if logical.is_float else broken
         expressions += [_out(F.min(F.when(number, value)), logical), _out(F.max(F.when(number, value)), logical)]
     row = frame.agg(*[e.alias(f"x{i}") for i, e in enumerate(expressions)]).collect()[0]
     found = {}

@@ -192,17 +192,22 @@ class ContractBinding:
         spill.seek(0)
         return measured, pa.ipc.open_stream(pa.PythonFile(spill, mode="r"))
 
-    def run_spark(self, frame, operation: str, *, partial: bool = False,
-                  filtered: bool = False) -> tuple[ValidationReport, Any]:
-        """Runs the contract on a Spark DataFrame (one aggregate job, plus one for label counts).
-        Returns the report and the frame, cast where the contract allows (lazily)."""
+    def run_spark(self, frame, operation: str, *, partial: bool = False, filtered: bool = False,
+                  deequ: bool | None = None) -> tuple[ValidationReport, Any]:
+        """Runs the contract on a Spark DataFrame: by one Deequ run when the session has Deequ (or
+        ``deequ`` says so), else by lakeio's one-job backend (one aggregate job, plus one for label
+        counts). Returns the report (its ``backend`` says which ran) and the frame, cast where the
+        contract allows (lazily)."""
+        from lakeio.spark import deequ as deequ_backend
         from lakeio.spark import validation as spark_backend
 
         started = time.perf_counter()
         outcome = check_schema(self.contract, spark_backend.logical_schema(frame), partial=partial)
         chosen = plan(self.contract, outcome, filtered=filtered)
-        measured = spark_backend.measure(frame, chosen, outcome.casts)
-        report = self._report(operation, "spark", chosen, outcome, measured, filtered, started)
+        use_deequ = deequ_backend.available(frame.sparkSession) if deequ is None else deequ
+        backend = deequ_backend if use_deequ else spark_backend
+        measured = backend.measure(frame, chosen, outcome.casts)
+        report = self._report(operation, "deequ" if use_deequ else "spark", chosen, outcome, measured, filtered, started)
         return report, spark_backend.cast_frame(frame, outcome.casts)
 
     def _report(self, operation, backend, chosen, outcome, measured, filtered, started) -> ValidationReport:
