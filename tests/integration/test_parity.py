@@ -18,6 +18,7 @@ import pytest
 from pandas.testing import assert_frame_equal
 
 import lakeio
+from lakeio.spark import compat
 
 ENGINES = ["arrow", "spark"]
 STORAGES = ["local", "s3"]
@@ -297,7 +298,7 @@ def data_file_sizes(lake: lakeio.Catalog, name: str) -> dict[str, list[int]]:
 def test_target_file_size_gives_files_near_the_target(lake, engine, spark, name):
     data = sized_table()
     if name.endswith("_parts"):  # Spark data over many tasks, each with rows of both partitions
-        data = spark.createDataFrame(data).repartition(8)
+        data = compat.create_frame(spark, data).repartition(8)
     else:
         data = data.drop_columns(["part"])
 

@@ -51,7 +51,24 @@ def create_frame(spark: SparkSession, table: pa.Table, schema: StructType | None
     """
     if _spark4():
         return spark.createDataFrame(table, schema=schema)
+    import pyarrow as pa
     from pyspark.sql.pandas.types import from_arrow_schema
 
     schema = schema if schema is not None else from_arrow_schema(table.schema)
+    # Nanosecond timestamps would come out as pandas Timestamps, which Spark 3.5 refuses: Spark holds
+    # microseconds anyway.
+    for index, field in enumerate(table.schema):
+        if pa.types.is_timestamp(field.type) and field.type.unit == "ns":
+            table = table.set_column(index, field.name, table[field.name].cast(pa.timestamp("us", field.type.tz),
+                                                                               safe=False))
     return spark.createDataFrame([tuple(row.values()) for row in table.to_pylist()], schema=schema)
+
+
+def merge_counts(result: DataFrame | None, commit_metrics: dict) -> dict:
+    """A Delta merge's row counts: the frame ``execute()`` returns (Delta 4), or, where it returns
+    None (Delta 3.x, the 3.5 line), the merge commit's operation metrics."""
+    if result is not None:
+        return result.collect()[0].asDict()
+    return {"num_inserted_rows": int(commit_metrics.get("numTargetRowsInserted", 0)),
+            "num_updated_rows": int(commit_metrics.get("numTargetRowsUpdated", 0)),
+            "num_deleted_rows": int(commit_metrics.get("numTargetRowsDeleted", 0))}

@@ -298,10 +298,12 @@ class SparkEngine:
                 builder = builder.whenMatchedUpdateAll()
             if request.when_not_matched == "insert":
                 builder = builder.whenNotMatchedInsertAll(condition=request.insert_condition())
-            counts = builder.execute().collect()[0].asDict()
+            result = builder.execute()
+        metrics = self._last_commit_metrics(request.location)
+        counts = compat.merge_counts(result, metrics)
         request.set_counts(record, counts.get("num_inserted_rows", 0), counts.get("num_updated_rows", 0),
                            counts.get("num_deleted_rows", 0))
-        record.files_written = int(self._last_commit_metrics(request.location).get("numTargetFilesAdded", 0))
+        record.files_written = int(metrics.get("numTargetFilesAdded", 0))
 
 
 def _is_data_file(path: str) -> bool:

@@ -17,7 +17,9 @@ if TYPE_CHECKING:
 # How Spark reports a value of a text file that is not of its column's type: lakeio's own message
 # (raised from the job by _read_text's conversions), between Spark's error class and SQL state; or
 # Spark's JSON parser's words for the field and value, with the file in the enclosing read error.
-_RAISED_BAD_VALUE = re.compile(r"\[USER_RAISED_EXCEPTION\] (.*" + text.DOES_NOT_READ_AS + r".*?) SQLSTATE")
+# Spark 4 names the error class; Spark 3.5 shows the RuntimeException raise_error throws.
+_RAISED_BAD_VALUE = re.compile(r"(?:\[USER_RAISED_EXCEPTION\] |java\.lang\.RuntimeException: )(.*"
+                               + text.DOES_NOT_READ_AS + r".*?)(?: SQLSTATE|$)", re.MULTILINE)
 _JSON_BAD_VALUE = re.compile(r"Cannot parse the field name '(.*?)' and the value (.*?) of the JSON token type")
 _FAILED_FILE = re.compile(r"Encountered error while reading file (\S+?)\.?\s")
 SPARK_PATH = r"^(file:(//)?|s3a://)"  # Spark's path of a file -> pyarrow's
