@@ -82,7 +82,7 @@ def check_helper(spark: SparkSession) -> dict:
     return versions
 
 
-def set_hadoop_conf(spark: "SparkSession", conf: dict[str, str]) -> None:
+def set_hadoop_conf(spark: SparkSession, conf: dict[str, str]) -> None:
     """Sets keys of the running session's Hadoop configuration (what s3a reads)."""
     hadoop = spark.sparkContext._jsc.hadoopConfiguration()
     for key, value in conf.items():

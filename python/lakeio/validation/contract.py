@@ -327,7 +327,7 @@ class Contract:
     extra_columns: Literal["error", "warning", "allow"]
 
 
-class _ColumnSpec(FrozenModel):
+class ColumnSpec(FrozenModel):
     type: str
     nullable: bool = True
     cast: bool = False
@@ -336,7 +336,7 @@ class _ColumnSpec(FrozenModel):
     metrics: list[Any] = Field(default_factory=list)  # checked one by one, next to the checks
 
 
-class _ContractSpec(FrozenModel):
+class ContractSpec(FrozenModel):
     description: str = ""
     extra_columns: Literal["error", "warning", "allow"] = "error"
     columns: dict[str, Any]  # each validated on its own, so one bad column hides nothing else
@@ -358,13 +358,13 @@ def load_contract(path: Path, problems: list[str]) -> Contract | None:
     except OSError as error:
         problems.append(f"{path}: cannot read the contract: {error.strerror or error}")
         return None
-    spec = validate_model(_ContractSpec, document, path, (), problems)
+    spec = validate_model(ContractSpec, document, path, (), problems)
     if spec is None:
         return None
     columns: dict[str, ColumnContract] = {}
     for column, raw in spec.columns.items():
         where = ("columns", column)
-        body = validate_model(_ColumnSpec, raw, path, where, problems)
+        body = validate_model(ColumnSpec, raw, path, where, problems)
         if body is None:
             continue
         try:
