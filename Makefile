@@ -1,7 +1,9 @@
 # The two commands of the README, and the set-up they share. Each step reruns only when its inputs change.
-#   make demo   the demo pipeline on the embedded default (local files, no cluster)
-#   make test   the whole test suite: the Scala helper's tests, Python unit tests, then integration tests
-#               (real Spark, Delta, S3 server)
+#   make demo   the demo pipeline on the embedded default (local files, no cluster, no Java: it needs
+#               only the virtualenv with the demo extras)
+#   make test   the whole test suite: lint and types (ruff, mypy), the Scala helper's tests, Python unit
+#               tests (with the docs' and docstrings' examples, and the strict docs build), then
+#               integration tests (real Spark, Delta, S3 server)
 
 PYTHON ?= python3
 VENV   := .venv
@@ -12,13 +14,17 @@ GRADLE  = gradle --no-daemon --console=plain -q \
 	  -PsparkJars="$$($(PY) -c 'import os, pyspark; print(os.path.join(os.path.dirname(pyspark.__file__), "jars"))')" \
 	  -PdeltaVersion="$$($(PY) -c 'import importlib.metadata as m; print(m.version("delta-spark"))')"
 
-.PHONY: demo test unit integration jvm-test setup clean
+.PHONY: demo test lint unit integration jvm-test setup clean
 
-demo: setup
+demo: $(VENV)/.demo
 	$(PY) -m lakeio.demo
 
-test: setup jvm-test
+test: setup lint jvm-test
 	$(PY) -m pytest tests/unit tests/integration
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check python tests
+	$(VENV)/bin/mypy
 
 unit: $(VENV)/.installed
 	$(PY) -m pytest tests/unit
@@ -32,9 +38,17 @@ jvm-test: setup
 
 setup: $(VENV)/.installed $(JARS)/.built
 
-$(VENV)/.installed: pyproject.toml
+# pip and setuptools upgraded first: a venv's bundled setuptools may predate the >=77 the build needs.
+$(VENV)/.venv:
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q --upgrade pip 'setuptools>=77'
+	touch $@
+
+$(VENV)/.demo: pyproject.toml $(VENV)/.venv
+	$(PY) -m pip install -q -e '.[demo]'
+	touch $@
+
+$(VENV)/.installed: pyproject.toml $(VENV)/.venv
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $@
 

@@ -13,6 +13,7 @@ import time
 from typing import TYPE_CHECKING
 
 from lakeio import Catalog
+from lakeio.requests import EngineChoice
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -37,7 +38,7 @@ def delay_by_carrier(month: pd.DataFrame) -> pd.DataFrame:
     return summary
 
 
-def run_pipeline(lake: Catalog, *, year: int = 2013, month: int = 1, engine: str | None = None,
+def run_pipeline(lake: Catalog, *, year: int = 2013, month: int = 1, engine: EngineChoice | None = None,
                  refresh: bool = False) -> pd.DataFrame:
     """Ingests the flights once, reads one month, models it and writes the result.
 

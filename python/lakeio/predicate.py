@@ -16,7 +16,7 @@ import datetime as dt
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 from lakeio.errors import InvalidArgumentError
 
@@ -180,8 +180,9 @@ def _from_dnf(spec: list[Any]) -> Predicate | None:
     if all(isinstance(item, tuple) for item in spec):
         return _conjunction([_from_tuple(item) for item in spec])
     if all(isinstance(item, list) for item in spec):
-        branches = [_from_dnf(item) for item in spec]
-        if any(branch is None for branch in branches):
+        found = [_from_dnf(item) for item in spec]
+        branches = [branch for branch in found if branch is not None]
+        if len(branches) < len(found):
             return None  # an empty AND branch is always true, and so is the OR around it
         return branches[0] if len(branches) == 1 else Or(tuple(branches))
     raise InvalidArgumentError(
@@ -249,7 +250,7 @@ class _Parser:
             if pos == len(text):
                 break
             match = _TOKEN.match(text, pos)
-            if not match:
+            if match is None:
                 self._fail(pos, "unexpected character")
             kind = match.lastgroup or ""
             self.tokens.append((kind, match.group(kind), match.start(kind)))
@@ -262,7 +263,7 @@ class _Parser:
             self._fail(self.tokens[self.index][2], "unexpected text")
         return predicate
 
-    def _fail(self, pos: int, why: str):
+    def _fail(self, pos: int, why: str) -> NoReturn:
         raise InvalidArgumentError(f"filter {self.text!r}: {why} at position {pos}: {self.text[pos:pos + 20]!r}")
 
     def _peek_word(self, *words: str) -> bool:

@@ -120,7 +120,7 @@ _FIELD_DOCS: dict[type[BaseModel], dict[str, str]] = {
 _BOUND = {"type": ["string", "number"]}
 _MEMBER = {"type": ["string", "number", "boolean"]}
 # Checks whose parameters must name at least one of these keys (the loader says "give min, max or both").
-_ONE_OF_REQUIRED = {_contract.RowCount: ("min", "max")}
+_ONE_OF_REQUIRED: dict[type[_contract.Check], tuple[str, ...]] = {_contract.RowCount: ("min", "max")}
 
 
 def schemas() -> dict[str, dict[str, Any]]:
@@ -208,8 +208,8 @@ def _definitions(model: type[BaseModel]) -> dict[str, Any]:
     definitions = schema.pop("$defs", {})
     definitions[model.__name__] = schema
     for name, body in definitions.items():
-        owner = next((m for m in _FIELD_DOCS if m.__name__ == name), None)
-        for field, text in _FIELD_DOCS.get(owner, {}).items():
+        documented = [fields for m, fields in _FIELD_DOCS.items() if m.__name__ == name]
+        for field, text in (documented[0] if documented else {}).items():
             body["properties"][field]["description"] = text  # KeyError: the model lost a documented field
         body.pop("title", None)
         for field in body.get("properties", {}).values():

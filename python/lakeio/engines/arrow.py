@@ -15,7 +15,7 @@ import posixpath
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Literal
 
 from lakeio import files
 from lakeio.engines import counted, text, to_arrow_data
@@ -31,6 +31,11 @@ if TYPE_CHECKING:
 
     from lakeio.config import EnvironmentSettings
     from lakeio.requests import ScanPlan
+
+# lakeio's compression names -> delta-rs's.
+DELTA_COMPRESSION: dict[str, Literal["SNAPPY", "ZSTD", "GZIP", "UNCOMPRESSED"]] = {
+    "snappy": "SNAPPY", "zstd": "ZSTD", "gzip": "GZIP", "none": "UNCOMPRESSED"}
+
 
 class ArrowEngine:
     """The in-process engine (see the module's docstring); satisfies :class:`lakeio.engines.Engine`."""
@@ -67,6 +72,7 @@ class ArrowEngine:
             return table
         # The version current at the timestamp: the last one committed at or before it.
         commits = sorted((c["version"], c["timestamp"]) for c in table.history())
+        assert plan.timestamp is not None  # no version asked for: a timestamp is
         wanted = plan.timestamp.timestamp() * 1000
         before = [version for version, millis in commits if millis <= wanted]
         if not before:
@@ -181,7 +187,7 @@ class ArrowEngine:
         with self._scanning(plan, None, self.current_scan(plan, scan)) as scanner:
             return scanner.projected_schema
 
-    def file_counts(self, plan: ScanPlan, scan: Scan | None = None) -> tuple[int, int]:
+    def file_counts(self, plan: ScanPlan, scan: Scan | None = None) -> tuple[int | None, int | None]:
         record = plan.record("explain", self.name, "")
         with self._scanning(plan, record, self.current_scan(plan, scan)):
             return record.files_scanned, record.files_total
@@ -224,18 +230,18 @@ class ArrowEngine:
         if sample.num_rows == 0 and exists and request.mode in ("append", "overwrite_partitions"):
             record.rows, record.files_written = 0, 0  # no rows: no commit
             return
-        mode, predicate = request.mode, request.replace_where
-        if mode == "overwrite_partitions":
-            predicate = files.partitions_of(data, request.partition_by)
-            mode = "overwrite"
+        mode: Literal["error", "append", "overwrite"]
+        mode, predicate = ("overwrite", files.partitions_of(data, request.partition_by)) \
+            if request.mode == "overwrite_partitions" else (request.mode, request.replace_where)
         try:
+            # delta-rs's overloads tie predicate= to mode="overwrite"; it is None in the other modes.
             write_deltalake(
-                location.uri, data, mode=mode, storage_options=storage_options,
+                location.uri, data, mode=mode, storage_options=storage_options,  # type: ignore[arg-type]
                 partition_by=list(request.partition_by) or None,
                 predicate=to_sql(predicate) if predicate is not None and exists else None,
                 schema_mode=None if options.schema_mode == "enforce" else options.schema_mode,
                 target_file_size=int(options.target_file_size),
-                writer_properties=WriterProperties(compression=options.compression.upper().replace("NONE", "UNCOMPRESSED")),
+                writer_properties=WriterProperties(compression=DELTA_COMPRESSION[options.compression]),
             )
         except DeltaSchemaMismatch as error:
             raise SchemaMismatchError(f"{request.describe()}: {error} (schema_mode='merge' adds new columns)") from error
@@ -320,7 +326,7 @@ class Scan:
 
     plan: ScanPlan
     dataset: ds.Dataset
-    table: object  # the DeltaTable of a Delta scan, else None
+    table: Any  # the DeltaTable of a Delta scan, else None
     expression: object  # the plan's filter as a pyarrow expression, or None
     kept: list
     # For a dataset of files already selected elsewhere (the partitions Spark's helper chose): their
@@ -392,8 +398,9 @@ def _filter_errors(plan: ScanPlan, schema: pa.Schema, expression, scan: Scan | N
         if expression is None:
             raise storage_error(f"dataset {plan.dataset!r} [{plan.env}]: cannot read {plan.format} data "
                                  f"at {plan.location.uri}", error) from error
+        shown = to_sql(plan.predicate) if plan.predicate else "none"
         raise InvalidArgumentError(
-            f"dataset {plan.dataset!r}: filter {to_sql(plan.predicate)} does not fit the column types "
+            f"dataset {plan.dataset!r}: filter {shown} does not fit the column types "
             f"({', '.join(f'{f.name}: {f.type}' for f in schema if f.name in columns_of(plan.predicate))}): {error}"
         ) from error
 

@@ -144,13 +144,13 @@ class SparkEngine:
         frame, text_schema = self._read(plan, record, selection)
         schema = text_schema or to_arrow_schema(frame.schema)
 
-        def batches():
+        def collected() -> Iterator[pa.RecordBatch]:
             with translated(plan.describe(), read=(plan, text_schema)):
                 rows = frame.toLocalIterator(prefetchPartitions=True)
                 while chunk := list(itertools.islice(rows, _ROWS_PER_BATCH)):
                     yield pa.RecordBatch.from_pylist([row.asDict(recursive=True) for row in chunk], schema=schema)
 
-        return schema, batches()
+        return schema, collected()
 
     # Counts, schemas and file counts come from Spark's own plan: an opened Arrow scan is not used.
 
@@ -187,7 +187,7 @@ class SparkEngine:
         a local temporary folder when Spark runs locally."""
         uri = self.settings.spark.scratch_uri
         if uri is None:
-            master = self.session().sparkContext.master
+            master = self.session().sparkContext.master or ""
             if not master.startswith("local"):
                 raise InvalidArgumentError(
                     f"Spark runs on {master}: set spark.scratch_uri in lakeio.yaml to a folder every executor "

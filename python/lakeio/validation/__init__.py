@@ -58,8 +58,9 @@ def load_contracts(resources: Mapping[str, Resource], origins: Mapping[str, Path
             continue
         if path not in loaded:
             loaded[path] = load_contract(path, problems)
-        if loaded[path] is not None:
-            contracts[name] = loaded[path]
+        contract = loaded[path]
+        if contract is not None:
+            contracts[name] = contract
     if problems:
         raise ConfigError("invalid contract:\n  " + "\n  ".join(problems))
     return contracts
@@ -127,7 +128,7 @@ class ContractBinding:
         from lakeio.engines import SparkCapable, is_spark_dataframe, to_arrow_data
 
         on_spark = isinstance(engine, SparkCapable)
-        if data is None and on_spark:
+        if data is None and isinstance(engine, SparkCapable):
             report, _ = self.run_spark(engine.read_dataframe(stored), "validate")
         elif data is None:
             schema, batches = engine.read_batches(stored, stored.record("validate", engine.name, ""))
