@@ -20,14 +20,14 @@ demo: $(VENV)/.demo
 	$(PY) -m lakeio.demo
 
 test: setup lint jvm-test
-	$(PY) -m pytest tests/unit tests/integration
+	$(PY) -m pytest tests/unit python/lakeio tests/integration
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check python tests
 	$(VENV)/bin/mypy
 
 unit: $(VENV)/.installed
-	$(PY) -m pytest tests/unit
+	$(PY) -m pytest tests/unit python/lakeio
 
 integration: setup
 	$(PY) -m pytest tests/integration

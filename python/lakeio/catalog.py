@@ -53,10 +53,11 @@ class Catalog:
 
     Example:
         >>> import lakeio
-        >>> lake = lakeio.Catalog.load("conf", env="local")                       # doctest: +SKIP
-        >>> jan = lake.read("flights", where="year = 2013 AND month = 1",
-        ...                 columns=["carrier", "dep_delay"])                    # doctest: +SKIP
-        >>> lake.write("delay_by_carrier", jan.to_pandas(), mode="overwrite")    # doctest: +SKIP
+        >>> lake = lakeio.Catalog.load("conf", env="sample")
+        >>> jan = lake.read("flights", where="year = 2013 AND month = 1", columns=["carrier", "dep_delay"])
+        >>> record = lake.write("delay_by_carrier", jan.to_pandas(), mode="overwrite", period="2013-01")
+        >>> record.operation, record.rows, record.format
+        ('write', 224, 'parquet')
     """
 
     def __init__(self, env: str, settings: EnvironmentSettings, resources: dict[str, Resource],
@@ -149,7 +150,7 @@ class Catalog:
         shares the one this builds.
 
         Example:
-            >>> lake = Catalog.load(CONF, env="sample")
+            >>> lake = Catalog.load("conf", env="sample")
             >>> target = lake.resolve("delay_by_carrier", period="2013-01")
             >>> target.format, target.location.path.endswith("sample-output/delay_by_carrier/2013-01")
             ('parquet', True)
@@ -188,10 +189,10 @@ class Catalog:
             **placeholders: values for ``{placeholders}`` in the dataset's URI.
 
         Example:
-            >>> lake = Catalog.load(CONF, env="sample")
+            >>> lake = Catalog.load("conf", env="sample")
             >>> jan = lake.read("flights", where="month = 1", columns=["carrier", "dep_delay"])
             >>> jan.engine, jan.to_pandas().shape
-            ('arrow', (215, 2))
+            ('arrow', (224, 2))
         """
         engine = engine_argument(engine)
         target = self.resolve(name, options=options, **placeholders)
@@ -271,7 +272,16 @@ class Catalog:
             ``rows_deleted``.
 
         Example:
-            >>> lake.merge("customers", changes, on="customer_id", delete_when="op = 'D'")  # doctest: +SKIP
+            >>> import pyarrow as pa
+            >>> lake = Catalog.load("conf")  # env local: flights is a Delta table under data/
+            >>> sample = Catalog.load("conf", env="sample").read("flights").to_arrow()
+            >>> _ = lake.write("flights", sample, mode="overwrite")
+            >>> late = sample.filter(pa.compute.greater(sample["dep_delay"], 300))
+            >>> changes = late.set_column(late.schema.get_field_index("dep_delay"), "dep_delay",
+            ...                           pa.array([299.0] * late.num_rows))
+            >>> record = lake.merge("flights", changes, on=["year", "month", "day", "flight", "carrier"])
+            >>> record.extra["rows_updated"] == late.num_rows, record.extra["rows_inserted"]
+            (True, 0)
         """
         target = self.resolve(name, options=options, **placeholders)
         chosen, reason = choose_engine(engine_argument(engine), target.engine, self._settings.engine, data)
@@ -297,8 +307,9 @@ class Catalog:
         returned in the report, not raised.
 
         Example:
-            >>> report = lake.validate("flights")                               # doctest: +SKIP
-            >>> report.passed, len(report.errors)                               # doctest: +SKIP
+            >>> lake = Catalog.load("conf", env="sample")
+            >>> report = lake.validate("flights")
+            >>> report.passed, len(report.errors)
             (True, 0)
         """
         self.resource(name)

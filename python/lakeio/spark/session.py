@@ -32,11 +32,6 @@ def spark_session(settings: EnvironmentSettings, storage: Storage) -> SparkSessi
 
     Raises:
         EngineUnavailableError: no pyspark, no Java, a missing jar, or a session lakeio cannot use.
-
-    Example:
-        >>> from lakeio.config import EnvironmentSettings, SparkSettings
-        >>> settings = EnvironmentSettings(spark=SparkSettings(master="local[2]"))
-        >>> spark = spark_session(settings, Storage(settings.s3))        # doctest: +SKIP
     """
     try:
         from pyspark.sql import SparkSession
