@@ -269,11 +269,12 @@ class MergeRequest(_OnDataset):
                                        f"in the data, e.g. {examples}; nothing was merged")
 
     def condition(self) -> str:
-        """The SQL join condition of source and target rows."""
+        """The join condition of source and target rows, in delta-rs's SQL."""
         return " AND ".join(f"target.{quote_name(c)} = source.{quote_name(c)}" for c in self.on)
 
     def delete_condition(self) -> str | None:
-        return None if self.delete_when is None else to_sql(self.delete_when, "source")
+        """``delete_when`` on the source rows, in delta-rs's SQL."""
+        return None if self.delete_when is None else to_sql(self.delete_when, "source", dialect="delta")
 
     def insert_condition(self) -> str | None:
         """Source rows that ``delete_when`` marks are not inserted (a null verdict is not a mark)."""

@@ -238,7 +238,7 @@ class ArrowEngine:
             write_deltalake(
                 location.uri, data, mode=mode, storage_options=storage_options,  # type: ignore[arg-type]
                 partition_by=list(request.partition_by) or None,
-                predicate=to_sql(predicate) if predicate is not None and exists else None,
+                predicate=to_sql(predicate, dialect="delta") if predicate is not None and exists else None,
                 schema_mode=None if options.schema_mode == "enforce" else options.schema_mode,
                 target_file_size=int(options.target_file_size),
                 writer_properties=WriterProperties(compression=DELTA_COMPRESSION[options.compression]),
