@@ -113,6 +113,11 @@ class Catalog:
         return self._env
 
     @property
+    def settings(self) -> EnvironmentSettings:
+        """This environment's settings (engine, S3, Spark), from ``lakeio.yaml``."""
+        return self._settings
+
+    @property
     def names(self) -> list[str]:
         """The dataset names, sorted."""
         return sorted(self._resources)
@@ -128,6 +133,10 @@ class Catalog:
     def location(self, name: str, **placeholders: Any) -> Location:
         """Where dataset ``name`` lives in this environment, with ``{placeholders}`` filled."""
         return self.resolve(name, **placeholders).location
+
+    def binding(self, name: str) -> Binding:
+        """Dataset ``name``'s binding in this environment (its URI template, engine, format, options)."""
+        return self._binding(name)
 
     def format(self, name: str) -> str:
         """The format of dataset ``name`` in this environment (a binding may have its own)."""
