@@ -227,7 +227,7 @@ class Catalog:
 
     def write(self, name: str, data: Any, *, mode: WriteMode = "error", replace_where: FilterSpec = None,
               options: Mapping[str, Any] | None = None, engine: EngineChoice | None = None, validate: bool = True,
-              **placeholders: Any) -> IORecord:
+              idempotency_key: str | None = None, **placeholders: Any) -> IORecord:
         """Writes pandas, Arrow or Spark data to dataset ``name``.
 
         Args:
@@ -241,6 +241,9 @@ class Catalog:
             options: overrides of the dataset's options for this write (e.g.
                 ``{"schema_mode": "merge"}`` to add new columns to a Delta table).
             validate: run the dataset's contract before anything is written.
+            idempotency_key: with ``mode="append"`` on Delta, e.g. the run id of the task: the append
+                commits once per key; a retry with the same key writes nothing and its record says
+                ``extra["idempotent_skip"] = True`` (see :class:`~lakeio.requests.WriteRequest`).
 
         Raises:
             DataQualityError: the data failed an error-level check of the contract; nothing was written.
@@ -252,7 +255,8 @@ class Catalog:
             raise InvalidArgumentError(f"write mode {mode!r} is not one of {', '.join(WRITE_MODES)}")
         target = self.resolve(name, options=options, **placeholders)
         chosen, reason = choose_engine(engine_argument(engine), target.engine, self._settings.engine, data)
-        request = WriteRequest(target, mode=mode, data=data, replace_where=parse_filter(replace_where))
+        request = WriteRequest(target, mode=mode, data=data, replace_where=parse_filter(replace_where),
+                               idempotency_key=idempotency_key)
         request.check_arguments()
         with Timer(request.record(chosen, reason)) as record:
             if validate and target.contract is not None:

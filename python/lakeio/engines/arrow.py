@@ -22,7 +22,7 @@ from lakeio.engines import counted, text, to_arrow_data
 from lakeio.errors import InvalidArgumentError, SchemaMismatchError, StorageError, storage_error
 from lakeio.metrics import IORecord
 from lakeio.predicate import columns_of, to_arrow, to_sql
-from lakeio.requests import MergeRequest, WriteRequest
+from lakeio.requests import TRANSACTION_VERSION, MergeRequest, WriteRequest
 from lakeio.storage import Location, Storage
 
 if TYPE_CHECKING:
@@ -210,7 +210,7 @@ class ArrowEngine:
             self._write_files(request, data, sample, record)
 
     def _write_delta(self, request: WriteRequest, data, sample: pa.Table, record: IORecord) -> None:
-        from deltalake import DeltaTable, WriterProperties, write_deltalake
+        from deltalake import CommitProperties, DeltaTable, Transaction, WriterProperties, write_deltalake
         from deltalake.exceptions import SchemaMismatchError as DeltaSchemaMismatch
 
         location, options = request.location, request.options
@@ -221,6 +221,9 @@ class ArrowEngine:
         if exists and options.schema_mode != "overwrite":
             table_schema = DeltaTable(location.uri, storage_options=storage_options).to_pyarrow_dataset().schema
             files.check_schema(request, table_schema, sample)
+        if exists and self.transaction_committed(request):
+            request.skipped_as_repeat(record)
+            return
         if sample.num_rows == 0 and exists and request.mode in ("append", "overwrite_partitions"):
             record.rows, record.files_written = 0, 0  # no rows: no commit
             return
@@ -236,6 +239,8 @@ class ArrowEngine:
                 schema_mode=None if options.schema_mode == "enforce" else options.schema_mode,
                 target_file_size=int(options.target_file_size),
                 writer_properties=WriterProperties(compression=options.compression.upper().replace("NONE", "UNCOMPRESSED")),
+                commit_properties=None if request.transaction_app_id is None else CommitProperties(
+                    app_transactions=[Transaction(request.transaction_app_id, TRANSACTION_VERSION)]),
             )
         except DeltaSchemaMismatch as error:
             raise SchemaMismatchError(f"{request.describe()}: {error} (schema_mode='merge' adds new columns)") from error
@@ -247,6 +252,17 @@ class ArrowEngine:
             raise storage_error(f"{request.describe()}: Delta write failed", error) from error
         metrics = DeltaTable(location.uri, storage_options=storage_options).history(1)[0].get("operationMetrics", {})
         record.files_written = metrics.get("num_added_files")
+
+    def transaction_committed(self, request: WriteRequest) -> bool:
+        """True when the request's Delta table already holds the commit of its idempotency key
+        (its ``txn`` app id at :data:`~lakeio.requests.TRANSACTION_VERSION` or later); False without a key."""
+        from deltalake import DeltaTable
+
+        if request.transaction_app_id is None:
+            return False
+        table = DeltaTable(request.location.uri, storage_options=self.storage.delta_options(request.location))
+        committed = table.transaction_version(request.transaction_app_id)
+        return committed is not None and committed >= TRANSACTION_VERSION
 
     def _write_files(self, request: WriteRequest, data, sample: pa.Table, record: IORecord) -> None:
         """Plain files by :func:`lakeio.files.write`; ``sample``: the first rows of ``data`` (all of

@@ -16,7 +16,7 @@ from lakeio.engines.arrow import ArrowEngine
 from lakeio.errors import InvalidArgumentError, StorageError
 from lakeio.metrics import IORecord
 from lakeio.predicate import quote_name, to_sql
-from lakeio.requests import MergeRequest, WriteRequest
+from lakeio.requests import TRANSACTION_VERSION, MergeRequest, WriteRequest
 from lakeio.spark import handoff, pruning
 from lakeio.spark.errors import SPARK_PATH, translated
 from lakeio.spark.session import spark_session
@@ -231,6 +231,10 @@ class SparkEngine:
         return self.session().createDataFrame(table, schema=schema), table
 
     def _write_delta(self, request: WriteRequest, frame: DataFrame, rows_per_file: int, record: IORecord) -> None:
+        # Delta itself skips a repeated txnAppId/txnVersion (the writer options); asking first says so on the record.
+        if self._arrow.exists(request.location, "delta") and self._arrow.transaction_committed(request):
+            request.skipped_as_repeat(record)
+            return
         writer = frame.write.format("delta").options(**_write_options(request, rows_per_file))
         writer = writer.mode({"error": "errorifexists", "overwrite_partitions": "overwrite"}.get(request.mode, request.mode))
         if request.partition_by:
@@ -457,6 +461,8 @@ def _write_options(request: WriteRequest, rows_per_file: int) -> dict[str, str]:
         result["mergeSchema"] = "true"
     if options.schema_mode == "overwrite":
         result["overwriteSchema"] = "true"
+    if request.transaction_app_id is not None:  # Delta's idempotent write (see WriteRequest)
+        result.update(txnAppId=request.transaction_app_id, txnVersion=str(TRANSACTION_VERSION))
     return result
 
 
