@@ -38,7 +38,10 @@ class ArrowEngine:
     name = "arrow"
 
     def __init__(self, settings: EnvironmentSettings | None, storage: Storage):
-        self.storage = storage
+        from lakeio.config import EnvironmentSettings
+
+        # the settings: a Spark DataFrame written here is staged in the environment's scratch folder
+        self.settings, self.storage = settings or EnvironmentSettings(), storage
 
     def exists(self, location: Location, format: str) -> bool:
         """True when ``location`` holds a table of ``format`` (for plain files: anything at all)."""
@@ -194,7 +197,7 @@ class ArrowEngine:
 
     def write(self, request: WriteRequest, record: IORecord) -> None:
         request.check_arguments()
-        data = to_arrow_data(request.data)
+        data = to_arrow_data(request.data, self.settings, self.storage)
         request.check_partition_columns(data.schema.names)
         if request.replace_where is not None or request.mode == "overwrite_partitions" or request.format == "json":
             data = data.read_all() if hasattr(data, "read_all") else data  # these need every row at once
@@ -284,7 +287,7 @@ class ArrowEngine:
         from deltalake.exceptions import SchemaMismatchError as DeltaSchemaMismatch
 
         request.check_arguments()
-        data = to_arrow_data(request.data)
+        data = to_arrow_data(request.data, self.settings, self.storage)
         data = data.read_all() if hasattr(data, "read_all") else data
         request.check_unique_keys(data)
         record.rows, record.bytes = data.num_rows, data.nbytes

@@ -6,7 +6,6 @@ import itertools
 import math
 import posixpath
 from collections.abc import Iterator
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lakeio import files
@@ -20,7 +19,7 @@ from lakeio.requests import TRANSACTION_VERSION, MergeRequest, WriteRequest
 from lakeio.spark import handoff, pruning
 from lakeio.spark.errors import SPARK_PATH, translated
 from lakeio.spark.session import spark_session
-from lakeio.storage import Location, Storage, resolve_location
+from lakeio.storage import Location, Storage
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -184,17 +183,8 @@ class SparkEngine:
 
     def scratch(self) -> Location:
         """Where Spark stages results handed to Arrow: the environment's ``spark.scratch_uri``, else
-        a local temporary folder when Spark runs locally."""
-        uri = self.settings.spark.scratch_uri
-        if uri is None:
-            master = self.session().sparkContext.master
-            if not master.startswith("local"):
-                raise InvalidArgumentError(
-                    f"Spark runs on {master}: set spark.scratch_uri in lakeio.yaml to a folder every executor "
-                    "and this process can reach (e.g. s3://bucket/tmp), where results computed by Spark are "
-                    "staged for Arrow")
-            uri = handoff.default_scratch()
-        return resolve_location(uri, Path.cwd())
+        a local temporary folder when Spark runs locally (:func:`lakeio.spark.handoff.scratch_location`)."""
+        return handoff.scratch_location(self.settings, self.session())
 
     # -- writes -------------------------------------------------------------------------------
 
