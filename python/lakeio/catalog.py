@@ -114,6 +114,11 @@ class Catalog:
         return self._env
 
     @property
+    def settings(self) -> EnvironmentSettings:
+        """This environment's settings (engine, S3, Spark), from ``lakeio.yaml``."""
+        return self._settings
+
+    @property
     def names(self) -> list[str]:
         """The dataset names, sorted."""
         return sorted(self._resources)
@@ -129,6 +134,10 @@ class Catalog:
     def location(self, name: str, **placeholders: Any) -> Location:
         """Where dataset ``name`` lives in this environment, with ``{placeholders}`` filled."""
         return self.resolve(name, **placeholders).location
+
+    def binding(self, name: str) -> Binding:
+        """Dataset ``name``'s binding in this environment (its URI template, engine, format, options)."""
+        return self._binding(name)
 
     def format(self, name: str) -> str:
         """The format of dataset ``name`` in this environment (a binding may have its own)."""
@@ -219,7 +228,7 @@ class Catalog:
 
     def write(self, name: str, data: Any, *, mode: WriteMode = "error", replace_where: FilterSpec = None,
               options: Mapping[str, Any] | None = None, engine: EngineChoice | None = None, validate: bool = True,
-              **placeholders: Any) -> IORecord:
+              idempotency_key: str | None = None, **placeholders: Any) -> IORecord:
         """Writes pandas, Arrow or Spark data to dataset ``name``.
 
         Args:
@@ -233,6 +242,9 @@ class Catalog:
             options: overrides of the dataset's options for this write (e.g.
                 ``{"schema_mode": "merge"}`` to add new columns to a Delta table).
             validate: run the dataset's contract before anything is written.
+            idempotency_key: with ``mode="append"`` on Delta, e.g. the run id of the task: the append
+                commits once per key; a retry with the same key writes nothing and its record says
+                ``extra["idempotent_skip"] = True`` (see :class:`~lakeio.requests.WriteRequest`).
 
         Raises:
             DataQualityError: the data failed an error-level check of the contract; nothing was written.
@@ -244,7 +256,8 @@ class Catalog:
             raise InvalidArgumentError(f"write mode {mode!r} is not one of {', '.join(WRITE_MODES)}")
         target = self.resolve(name, options=options, **placeholders)
         chosen, reason = choose_engine(engine_argument(engine), target.engine, self._settings.engine, data)
-        request = WriteRequest(target, mode=mode, data=data, replace_where=parse_filter(replace_where))
+        request = WriteRequest(target, mode=mode, data=data, replace_where=parse_filter(replace_where),
+                               idempotency_key=idempotency_key)
         request.check_arguments()
         with Timer(request.record(chosen, reason)) as record:
             if validate and target.contract is not None:

@@ -7,7 +7,6 @@ import itertools
 import math
 import posixpath
 from collections.abc import Iterator
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lakeio import files
@@ -17,11 +16,11 @@ from lakeio.engines.arrow import ArrowEngine
 from lakeio.errors import InvalidArgumentError, StorageError
 from lakeio.metrics import IORecord
 from lakeio.predicate import And, Compare, In, IsNull, Not, Predicate, quote_name, to_sql
-from lakeio.requests import MergeRequest, WriteRequest
+from lakeio.requests import TRANSACTION_VERSION, MergeRequest, WriteRequest
 from lakeio.spark import handoff, pruning
 from lakeio.spark.errors import SPARK_PATH, translated
 from lakeio.spark.session import spark_session
-from lakeio.storage import Location, Storage, resolve_location
+from lakeio.storage import Location, Storage
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -185,17 +184,8 @@ class SparkEngine:
 
     def scratch(self) -> Location:
         """Where Spark stages results handed to Arrow: the environment's ``spark.scratch_uri``, else
-        a local temporary folder when Spark runs locally."""
-        uri = self.settings.spark.scratch_uri
-        if uri is None:
-            master = self.session().sparkContext.master or ""
-            if not master.startswith("local"):
-                raise InvalidArgumentError(
-                    f"Spark runs on {master}: set spark.scratch_uri in lakeio.yaml to a folder every executor "
-                    "and this process can reach (e.g. s3://bucket/tmp), where results computed by Spark are "
-                    "staged for Arrow")
-            uri = handoff.default_scratch()
-        return resolve_location(uri, Path.cwd())
+        a local temporary folder when Spark runs locally (:func:`lakeio.spark.handoff.scratch_location`)."""
+        return handoff.scratch_location(self.settings, self.session())
 
     # -- writes -------------------------------------------------------------------------------
 
@@ -232,6 +222,10 @@ class SparkEngine:
         return self.session().createDataFrame(table, schema=schema), table
 
     def _write_delta(self, request: WriteRequest, frame: DataFrame, rows_per_file: int, record: IORecord) -> None:
+        # Delta itself skips a repeated txnAppId/txnVersion (the writer options); asking first says so on the record.
+        if self._arrow.exists(request.location, "delta") and self._arrow.transaction_committed(request):
+            request.skipped_as_repeat(record)
+            return
         writer = frame.write.format("delta").options(**_write_options(request, rows_per_file))
         writer = writer.mode({"error": "errorifexists", "overwrite_partitions": "overwrite"}.get(request.mode, request.mode))
         if request.partition_by:
@@ -507,6 +501,8 @@ def _write_options(request: WriteRequest, rows_per_file: int) -> dict[str, str]:
         result["mergeSchema"] = "true"
     if options.schema_mode == "overwrite":
         result["overwriteSchema"] = "true"
+    if request.transaction_app_id is not None:  # Delta's idempotent write (see WriteRequest)
+        result.update(txnAppId=request.transaction_app_id, txnVersion=str(TRANSACTION_VERSION))
     return result
 
 

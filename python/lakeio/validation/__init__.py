@@ -114,7 +114,7 @@ class ContractBinding:
         """
         from lakeio.engines import is_spark_dataframe, to_arrow_data
 
-        if engine == "spark" and is_spark_dataframe(request.data):
+        if is_spark_dataframe(request.data):  # on Spark, whichever engine writes it: never through the driver
             report, data = self.run_spark(request.data, "write")
         else:
             report, data = self.run_arrow(to_arrow_data(request.data), "write", spill=True)
@@ -127,13 +127,12 @@ class ContractBinding:
         batch). Failures are returned in the report, not raised."""
         from lakeio.engines import SparkCapable, is_spark_dataframe, to_arrow_data
 
-        on_spark = isinstance(engine, SparkCapable)
         if data is None and isinstance(engine, SparkCapable):
             report, _ = self.run_spark(engine.read_dataframe(stored), "validate")
         elif data is None:
             schema, batches = engine.read_batches(stored, stored.record("validate", engine.name, ""))
             report, _ = self.run_arrow(batches, "validate", schema=schema)
-        elif on_spark and is_spark_dataframe(data):
+        elif is_spark_dataframe(data):
             report, _ = self.run_spark(data, "validate")
         else:
             report, _ = self.run_arrow(to_arrow_data(data), "validate")
