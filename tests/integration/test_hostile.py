@@ -4,8 +4,6 @@ engines, locally and on the S3 server: a write that replaces one partition leave
 
 from __future__ import annotations
 
-import uuid
-
 import pyarrow as pa
 import pytest
 
@@ -16,16 +14,9 @@ HOSTILE = ["' OR TRUE --", "O'Brien", "back\\slash", "a\\'b", "-- x", "ZÃ¼rich æ
 
 
 @pytest.fixture(params=["local", "s3"])
-def lake(request, tmp_path, spark, s3_endpoint) -> lakeio.Catalog:
-    storage = request.param
-    root = str(tmp_path / "data") if storage == "local" else f"s3://lakeio-test/hostile/{uuid.uuid4().hex[:10]}"
-    conf = tmp_path / "conf"
-    conf.mkdir()
-    (conf / "lakeio.yaml").write_text(f"environments: {{{storage}: {{engine: auto}}}}\n")
-    (conf / "hostile.yaml").write_text(
-        f"people: {{format: delta, partition_by: [p], environments: {{{storage}: {{uri: '{root}/people'}}}}}}\n"
-        f"plain: {{format: delta, environments: {{{storage}: {{uri: '{root}/plain'}}}}}}\n")
-    return lakeio.Catalog.load(conf, env=storage)
+def lake(request, spark, catalog_on) -> lakeio.Catalog:
+    return catalog_on(request.param, "hostile", people={"format": "delta", "partition_by": ["p"]},
+                      plain={"format": "delta"})
 
 
 def rows(ids: list[int], value: str, p: str) -> pa.Table:

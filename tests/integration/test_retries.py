@@ -4,8 +4,6 @@ engines); overwrite, replace_where and merge re-runs give the same table as one 
 
 from __future__ import annotations
 
-import uuid
-
 import pyarrow as pa
 import pytest
 from deltalake import DeltaTable
@@ -32,16 +30,9 @@ def airflow(task, attempts: int = 2) -> None:
 
 
 @pytest.fixture(params=["local", "s3"])
-def lake(request, tmp_path, s3_endpoint) -> lakeio.Catalog:
-    storage = request.param
-    root = str(tmp_path / "data") if storage == "local" else f"s3://lakeio-test/retries/{uuid.uuid4().hex[:10]}"
-    conf = tmp_path / "conf"
-    conf.mkdir()
-    (conf / "lakeio.yaml").write_text(f"environments: {{{storage}: {{engine: auto}}}}\n")
-    (conf / "retries.yaml").write_text(
-        f"events: {{format: delta, partition_by: [day], environments: {{{storage}: {{uri: '{root}/events'}}}}}}\n"
-        f"files: {{format: parquet, environments: {{{storage}: {{uri: '{root}/files'}}}}}}\n")
-    return lakeio.Catalog.load(conf, env=storage)
+def lake(request, catalog_on) -> lakeio.Catalog:
+    return catalog_on(request.param, "retries", events={"format": "delta", "partition_by": ["day"]},
+                      files={"format": "parquet"})
 
 
 @pytest.fixture(params=ENGINES)
