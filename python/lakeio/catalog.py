@@ -53,10 +53,11 @@ class Catalog:
 
     Example:
         >>> import lakeio
-        >>> lake = lakeio.Catalog.load("conf", env="local")                       # doctest: +SKIP
-        >>> jan = lake.read("flights", where="year = 2013 AND month = 1",
-        ...                 columns=["carrier", "dep_delay"])                    # doctest: +SKIP
-        >>> lake.write("delay_by_carrier", jan.to_pandas(), mode="overwrite")    # doctest: +SKIP
+        >>> lake = lakeio.Catalog.load("conf", env="sample")
+        >>> jan = lake.read("flights", where="year = 2013 AND month = 1", columns=["carrier", "dep_delay"])
+        >>> record = lake.write("delay_by_carrier", jan.to_pandas(), mode="overwrite", period="2013-01")
+        >>> record.operation, record.rows, record.format
+        ('write', 224, 'parquet')
     """
 
     def __init__(self, env: str, settings: EnvironmentSettings, resources: dict[str, Resource],
@@ -113,6 +114,11 @@ class Catalog:
         return self._env
 
     @property
+    def settings(self) -> EnvironmentSettings:
+        """This environment's settings (engine, S3, Spark), from ``lakeio.yaml``."""
+        return self._settings
+
+    @property
     def names(self) -> list[str]:
         """The dataset names, sorted."""
         return sorted(self._resources)
@@ -128,6 +134,10 @@ class Catalog:
     def location(self, name: str, **placeholders: Any) -> Location:
         """Where dataset ``name`` lives in this environment, with ``{placeholders}`` filled."""
         return self.resolve(name, **placeholders).location
+
+    def binding(self, name: str) -> Binding:
+        """Dataset ``name``'s binding in this environment (its URI template, engine, format, options)."""
+        return self._binding(name)
 
     def format(self, name: str) -> str:
         """The format of dataset ``name`` in this environment (a binding may have its own)."""
@@ -149,7 +159,7 @@ class Catalog:
         shares the one this builds.
 
         Example:
-            >>> lake = Catalog.load(CONF, env="sample")
+            >>> lake = Catalog.load("conf", env="sample")
             >>> target = lake.resolve("delay_by_carrier", period="2013-01")
             >>> target.format, target.location.path.endswith("sample-output/delay_by_carrier/2013-01")
             ('parquet', True)
@@ -188,10 +198,10 @@ class Catalog:
             **placeholders: values for ``{placeholders}`` in the dataset's URI.
 
         Example:
-            >>> lake = Catalog.load(CONF, env="sample")
+            >>> lake = Catalog.load("conf", env="sample")
             >>> jan = lake.read("flights", where="month = 1", columns=["carrier", "dep_delay"])
             >>> jan.engine, jan.to_pandas().shape
-            ('arrow', (215, 2))
+            ('arrow', (224, 2))
         """
         engine = engine_argument(engine)
         target = self.resolve(name, options=options, **placeholders)
@@ -218,7 +228,7 @@ class Catalog:
 
     def write(self, name: str, data: Any, *, mode: WriteMode = "error", replace_where: FilterSpec = None,
               options: Mapping[str, Any] | None = None, engine: EngineChoice | None = None, validate: bool = True,
-              **placeholders: Any) -> IORecord:
+              idempotency_key: str | None = None, **placeholders: Any) -> IORecord:
         """Writes pandas, Arrow or Spark data to dataset ``name``.
 
         Args:
@@ -232,6 +242,9 @@ class Catalog:
             options: overrides of the dataset's options for this write (e.g.
                 ``{"schema_mode": "merge"}`` to add new columns to a Delta table).
             validate: run the dataset's contract before anything is written.
+            idempotency_key: with ``mode="append"`` on Delta, e.g. the run id of the task: the append
+                commits once per key; a retry with the same key writes nothing and its record says
+                ``extra["idempotent_skip"] = True`` (see :class:`~lakeio.requests.WriteRequest`).
 
         Raises:
             DataQualityError: the data failed an error-level check of the contract; nothing was written.
@@ -243,7 +256,8 @@ class Catalog:
             raise InvalidArgumentError(f"write mode {mode!r} is not one of {', '.join(WRITE_MODES)}")
         target = self.resolve(name, options=options, **placeholders)
         chosen, reason = choose_engine(engine_argument(engine), target.engine, self._settings.engine, data)
-        request = WriteRequest(target, mode=mode, data=data, replace_where=parse_filter(replace_where))
+        request = WriteRequest(target, mode=mode, data=data, replace_where=parse_filter(replace_where),
+                               idempotency_key=idempotency_key)
         request.check_arguments()
         with Timer(request.record(chosen, reason)) as record:
             if validate and target.contract is not None:
@@ -271,7 +285,16 @@ class Catalog:
             ``rows_deleted``.
 
         Example:
-            >>> lake.merge("customers", changes, on="customer_id", delete_when="op = 'D'")  # doctest: +SKIP
+            >>> import pyarrow as pa
+            >>> lake = Catalog.load("conf")  # env local: flights is a Delta table under data/
+            >>> sample = Catalog.load("conf", env="sample").read("flights").to_arrow()
+            >>> _ = lake.write("flights", sample, mode="overwrite")
+            >>> late = sample.filter(pa.compute.greater(sample["dep_delay"], 300))
+            >>> changes = late.set_column(late.schema.get_field_index("dep_delay"), "dep_delay",
+            ...                           pa.array([299.0] * late.num_rows))
+            >>> record = lake.merge("flights", changes, on=["year", "month", "day", "flight", "carrier"])
+            >>> record.extra["rows_updated"] == late.num_rows, record.extra["rows_inserted"]
+            (True, 0)
         """
         target = self.resolve(name, options=options, **placeholders)
         chosen, reason = choose_engine(engine_argument(engine), target.engine, self._settings.engine, data)
@@ -297,8 +320,9 @@ class Catalog:
         returned in the report, not raised.
 
         Example:
-            >>> report = lake.validate("flights")                               # doctest: +SKIP
-            >>> report.passed, len(report.errors)                               # doctest: +SKIP
+            >>> lake = Catalog.load("conf", env="sample")
+            >>> report = lake.validate("flights")
+            >>> report.passed, len(report.errors)
             (True, 0)
         """
         self.resource(name)

@@ -72,7 +72,8 @@ def _number_blocks(arrays: list, dtypes: list, rows: int, releaser: _Releaser) -
     import numpy as np
     import pyarrow as pa
 
-    blocks, copies = [], []
+    blocks: list = []
+    copies: list[tuple[list, Any]] = []  # (a column's chunks, its row of the block)
     for dtype in dict.fromkeys(dtype for dtype in dtypes if dtype is not None):  # each once, in order
         positions = [position for position, other in enumerate(dtypes) if other is not None and other == dtype]
         values = np.empty((len(positions), rows), dtype)
@@ -81,7 +82,7 @@ def _number_blocks(arrays: list, dtypes: list, rows: int, releaser: _Releaser) -
             copies.append((chunks, row))
         blocks.append((values, positions))
     with ThreadPoolExecutor(pa.cpu_count()) as threads:
-        list(threads.map(lambda copy: _copy_chunks(*copy, releaser), copies))  # list(): raise what failed
+        list(threads.map(lambda copy: _copy_chunks(copy[0], copy[1], releaser), copies))  # list(): raise what failed
     return blocks
 
 

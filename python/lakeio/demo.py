@@ -13,6 +13,7 @@ import time
 from typing import TYPE_CHECKING
 
 from lakeio import Catalog
+from lakeio.requests import EngineChoice
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -37,7 +38,7 @@ def delay_by_carrier(month: pd.DataFrame) -> pd.DataFrame:
     return summary
 
 
-def run_pipeline(lake: Catalog, *, year: int = 2013, month: int = 1, engine: str | None = None,
+def run_pipeline(lake: Catalog, *, year: int = 2013, month: int = 1, engine: EngineChoice | None = None,
                  refresh: bool = False) -> pd.DataFrame:
     """Ingests the flights once, reads one month, models it and writes the result.
 
@@ -50,7 +51,9 @@ def run_pipeline(lake: Catalog, *, year: int = 2013, month: int = 1, engine: str
         The model output, as written to ``delay_by_carrier``.
 
     Example:
-        >>> summary = run_pipeline(Catalog.load("conf", env="local"))   # doctest: +SKIP
+        >>> summary = run_pipeline(Catalog.load("conf", env="sample"))
+        >>> summary.columns.tolist(), len(summary)
+        (['carrier', 'flights', 'mean_dep_delay', 'mean_arr_delay'], 12)
     """
     if refresh or not lake.exists("flights"):
         lake.write("flights", load_flights(), mode="overwrite", engine=engine)

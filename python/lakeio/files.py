@@ -312,7 +312,8 @@ def commit(filesystem, location: Location, staging: str, replaced: list[str] | N
         filesystem.move(source, target)
         done.append((target, source))
 
-    root, retired, done = location.path, f"{location.path}.lakeio-retired-{token}", []
+    root, retired = location.path, f"{location.path}.lakeio-retired-{token}"
+    done: list[tuple[str, str]] = []  # (moved to, moved from), to undo in reverse
     try:
         if location.scheme == "file" and replaced is not None:
             for folder in replaced:

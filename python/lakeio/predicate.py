@@ -13,16 +13,20 @@ names or ``backquoted``.
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 from lakeio.errors import InvalidArgumentError
 
 Literal = int | float | str | bool | dt.date | dt.datetime
 
 COMPARISONS = ("=", "!=", "<", "<=", ">", ">=")
+MAX_DEPTH = 100  # nesting of NOT, AND/OR and parentheses a filter may have
+INT64 = (-(2**63), 2**63 - 1)  # the integers every engine holds as a literal
+Dialect = str  # "spark" (Spark SQL) or "delta" (delta-rs's DataFusion SQL)
 
 
 @dataclass(frozen=True)
@@ -81,10 +85,46 @@ def parse_filter(spec: FilterSpec) -> Predicate | None:
     if spec is None:
         return None
     if isinstance(spec, (Compare, In, IsNull, Not, And, Or)):
+        _check_tree(spec)
         return spec
     if isinstance(spec, str):
         return _Parser(spec).parse() if spec.strip() else None
     return _from_dnf(list(spec))
+
+
+def _check_tree(predicate: Predicate) -> None:
+    """Refuses a built predicate nested deeper than ``MAX_DEPTH`` or holding a literal no engine
+    reads (walked without recursion, so a hostile tree cannot exhaust the stack here)."""
+    pending = [(predicate, 1)]
+    while pending:
+        node, depth = pending.pop()
+        if depth > MAX_DEPTH:
+            raise InvalidArgumentError(f"filter is nested more than {MAX_DEPTH} levels deep; simplify it")
+        if isinstance(node, Compare):
+            check_literal(node.value, f"filter on {node.column!r}")
+        elif isinstance(node, In):
+            for value in node.values:
+                check_literal(value, f"filter on {node.column!r}")
+        elif isinstance(node, Not):
+            pending.append((node.operand, depth + 1))
+        elif isinstance(node, (And, Or)):
+            pending.extend((operand, depth + 1) for operand in node.operands)
+
+
+def check_literal(value: Any, where: str) -> None:
+    """Refuses a literal no engine compares faithfully: a non-finite float or an integer outside int64.
+
+    Raises:
+        InvalidArgumentError: naming ``where`` and the value.
+    """
+    if isinstance(value, float) and not math.isfinite(value):
+        raise InvalidArgumentError(f"{where}: {value!r} is not a finite number; filter with a finite bound")
+    if isinstance(value, int) and not isinstance(value, bool) and not INT64[0] <= value <= INT64[1]:
+        raise InvalidArgumentError(f"{where}: the integer {_short(str(value))} is outside the 64-bit range")
+
+
+def _short(text: str, limit: int = 40) -> str:
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
 
 
 def columns_of(predicate: Predicate | None) -> set[str]:
@@ -98,21 +138,34 @@ def columns_of(predicate: Predicate | None) -> set[str]:
     return set().union(*(columns_of(p) for p in predicate.operands))
 
 
-def to_sql(predicate: Predicate, table: str | None = None) -> str:
-    """Renders a predicate as Spark SQL, quoting every name and literal; ``table`` qualifies each
-    column (``source.`op```), as a MERGE condition needs."""
+def to_sql(predicate: Predicate, table: str | None = None, dialect: Dialect = "spark") -> str:
+    """Renders a predicate as SQL text, quoting every name and literal; ``table`` qualifies each
+    column (``source.`op```), as a MERGE condition needs.
+
+    ``dialect`` picks the reader's quoting: ``"spark"`` (Spark SQL: a quote or backslash in a string
+    is backslash-escaped, and ``$`` is written ``\\u0024`` so Spark's ``${...}`` variable
+    substitution finds nothing to replace) or ``"delta"`` (delta-rs's DataFusion SQL: a quote is
+    doubled, a backslash is an ordinary character).
+
+    Raises:
+        InvalidArgumentError: a column name Spark would substitute into (one holding ``${``).
+    """
     prefix = f"{table}." if table else ""
+    column = getattr(predicate, "column", "")
+    name = quote_name(column)
+    if dialect == "spark" and "${" in name:
+        raise InvalidArgumentError(f"column {column!r}: Spark would substitute the '${{...}}' in its name")
     if isinstance(predicate, Compare):
-        return f"{prefix}{quote_name(predicate.column)} {predicate.op} {_sql_literal(predicate.value)}"
+        return f"{prefix}{name} {predicate.op} {_sql_literal(predicate.value, dialect)}"
     if isinstance(predicate, In):
-        values = ", ".join(_sql_literal(v) for v in predicate.values)
-        return f"{prefix}{quote_name(predicate.column)} IN ({values})"
+        values = ", ".join(_sql_literal(v, dialect) for v in predicate.values)
+        return f"{prefix}{name} IN ({values})"
     if isinstance(predicate, IsNull):
-        return f"{prefix}{quote_name(predicate.column)} IS NULL"
+        return f"{prefix}{name} IS NULL"
     if isinstance(predicate, Not):
-        return f"NOT ({to_sql(predicate.operand, table)})"
+        return f"NOT ({to_sql(predicate.operand, table, dialect)})"
     joiner = " AND " if isinstance(predicate, And) else " OR "
-    return joiner.join(f"({to_sql(p, table)})" for p in predicate.operands)
+    return joiner.join(f"({to_sql(p, table, dialect)})" for p in predicate.operands)
 
 
 def to_arrow(predicate: Predicate):
@@ -159,16 +212,19 @@ def quote_name(name: str) -> str:
     return "`" + name.replace("`", "``") + "`"
 
 
-def _sql_literal(value: Literal) -> str:
+def _sql_literal(value: Literal, dialect: Dialect) -> str:
     if isinstance(value, bool):
         return "TRUE" if value else "FALSE"
     if isinstance(value, (int, float)):
+        check_literal(value, "filter")
         return repr(value)
     if isinstance(value, dt.datetime):
         return f"TIMESTAMP '{value.isoformat(sep=' ')}'"
     if isinstance(value, dt.date):
         return f"DATE '{value.isoformat()}'"
-    return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
+    if dialect == "delta":
+        return "'" + str(value).replace("'", "''") + "'"
+    return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'").replace("$", "\\u0024") + "'"
 
 
 _OPS = {"=": "=", "==": "=", "!=": "!=", "<>": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
@@ -180,8 +236,9 @@ def _from_dnf(spec: list[Any]) -> Predicate | None:
     if all(isinstance(item, tuple) for item in spec):
         return _conjunction([_from_tuple(item) for item in spec])
     if all(isinstance(item, list) for item in spec):
-        branches = [_from_dnf(item) for item in spec]
-        if any(branch is None for branch in branches):
+        found = [_from_dnf(item) for item in spec]
+        branches = [branch for branch in found if branch is not None]
+        if len(branches) < len(found):
             return None  # an empty AND branch is always true, and so is the OR around it
         return branches[0] if len(branches) == 1 else Or(tuple(branches))
     raise InvalidArgumentError(
@@ -216,6 +273,7 @@ def _checked_value(value: Any, item: tuple) -> Literal:
         raise InvalidArgumentError(
             f"structured filter {item!r}: None is not a value; filter nulls with the string form 'column IS NULL'"
         )
+    check_literal(value, f"structured filter on {item[0]!r}")
     return value
 
 
@@ -249,12 +307,13 @@ class _Parser:
             if pos == len(text):
                 break
             match = _TOKEN.match(text, pos)
-            if not match:
+            if match is None:
                 self._fail(pos, "unexpected character")
             kind = match.lastgroup or ""
             self.tokens.append((kind, match.group(kind), match.start(kind)))
             pos = match.end()
         self.index = 0
+        self.depth = 0
 
     def parse(self) -> Predicate:
         predicate = self._or()
@@ -262,8 +321,9 @@ class _Parser:
             self._fail(self.tokens[self.index][2], "unexpected text")
         return predicate
 
-    def _fail(self, pos: int, why: str):
-        raise InvalidArgumentError(f"filter {self.text!r}: {why} at position {pos}: {self.text[pos:pos + 20]!r}")
+    def _fail(self, pos: int, why: str) -> NoReturn:
+        raise InvalidArgumentError(f"filter {_short(self.text, 200)!r}: {why} at position {pos}: "
+                                   f"{self.text[pos:pos + 20]!r}")
 
     def _peek_word(self, *words: str) -> bool:
         if self.index < len(self.tokens):
@@ -297,19 +357,30 @@ class _Parser:
             items.append(self._not())
         return _conjunction(items)
 
+    def _nested(self, pos: int) -> None:
+        """Counts one more level of NOT or parentheses, refusing more than ``MAX_DEPTH``."""
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            self._fail(pos, f"more than {MAX_DEPTH} nested NOTs or parentheses")
+
     def _not(self) -> Predicate:
         if self._peek_word("NOT"):
+            self._nested(self.tokens[self.index][2])
             self.index += 1
-            return Not(self._not())
+            predicate = Not(self._not())
+            self.depth -= 1
+            return predicate
         return self._atom()
 
     def _atom(self) -> Predicate:
         kind, value, pos = self._next("a column or '('")
         if kind == "punct" and value == "(":
+            self._nested(pos)
             inner = self._or()
             kind, value, pos = self._next("')'")
             if value != ")":
                 self._fail(pos, "expected ')'")
+            self.depth -= 1
             return inner
         if kind == "quoted":
             column = value[1:-1].replace("``", "`")
@@ -359,7 +430,14 @@ class _Parser:
     def _literal(self) -> Literal:
         kind, value, pos = self._next("a value")
         if kind == "number":
-            return float(value) if any(c in value for c in ".eE") else int(value)
+            if any(c in value for c in ".eE"):
+                number = float(value)
+                if not math.isfinite(number):
+                    self._fail(pos, "number out of range (not a finite double)")
+                return number
+            if len(value.lstrip("-")) > 19 or not INT64[0] <= int(value) <= INT64[1]:
+                self._fail(pos, "integer outside the 64-bit range")
+            return int(value)
         if kind == "string":
             return _unquote(value)
         if kind == "word" and value.upper() in ("TRUE", "FALSE"):
@@ -378,4 +456,5 @@ class _Parser:
 
 
 def _unquote(token: str) -> str:
-    return re.sub(r"\\(.)|''", lambda m: m.group(1) or "'", token[1:-1])
+    return re.sub(r"\\u([0-9a-fA-F]{4})|\\(.)|''",
+                  lambda m: chr(int(m.group(1), 16)) if m.group(1) else m.group(2) or "'", token[1:-1])

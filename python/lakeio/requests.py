@@ -147,17 +147,42 @@ class ScanPlan(_OnDataset):
                 )
 
 
+# Delta's txnVersion of an idempotent append: one app id per key, so every key's one commit is version 0.
+TRANSACTION_VERSION = 0
+
+
 @dataclass(frozen=True)
 class WriteRequest(_OnDataset):
     """A write of ``data`` to a dataset, in one of :data:`WRITE_MODES`.
 
     ``overwrite_partitions`` replaces only the partitions present in the data; ``overwrite`` with
     ``replace_where`` replaces only the rows (Delta) or partitions (plain files) matching it.
+
+    ``idempotency_key`` (an append to Delta only) commits the append at most once per key, so a
+    retried task does not write its rows twice. It uses Delta's idempotent-write transaction ids
+    (a ``txn`` action of ``appId`` and ``version``): Delta skips a write whose version is <= the
+    last one recorded for its app id. Run ids have no order, so no key can map to a monotonic
+    version (a hash would skip a later run whose hash is smaller): each key gets an app id of its
+    own, :attr:`transaction_app_id`, committed with version 0; any repeat of it is skipped. The
+    table's state keeps one small ``txn`` entry per key (Delta expires them only when
+    ``delta.setTransactionRetentionDuration`` is set on the table). Plain files have no
+    transaction log: the key is refused there rather than promised and not kept.
     """
 
     mode: WriteMode
     data: Any
     replace_where: Predicate | None = None
+    idempotency_key: str | None = None
+
+    @property
+    def transaction_app_id(self) -> str | None:
+        """Delta's ``txnAppId`` of this write: the dataset and the idempotency key; None without a key."""
+        return None if self.idempotency_key is None else f"lakeio:{self.dataset}:{self.idempotency_key}"
+
+    def skipped_as_repeat(self, record: IORecord) -> None:
+        """Marks ``record`` as the repeat of an append already committed under its key: nothing written."""
+        record.rows, record.files_written = 0, 0
+        record.extra.update(idempotent_skip=True, idempotency_key=self.idempotency_key)
 
     def record(self, engine: str, reason: str) -> IORecord:
         return self.target.record("write", engine, reason, mode=self.mode)
@@ -182,6 +207,15 @@ class WriteRequest(_OnDataset):
             if self.format != "delta" and outside:
                 problems.append(f"replace_where on {self.format} data may use partition columns only "
                                 f"({', '.join(self.partition_by) or 'none'}), not {', '.join(outside)}")
+        if self.idempotency_key is not None:
+            if not isinstance(self.idempotency_key, str) or not self.idempotency_key.strip():
+                problems.append(f"idempotency_key must be a non-empty string, got {self.idempotency_key!r}")
+            if self.mode != "append":
+                problems.append(f"idempotency_key needs mode='append', not {self.mode!r} (overwrite, "
+                                "overwrite_partitions and replace_where writes give the same table when repeated)")
+            if self.format != "delta":
+                problems.append(f"idempotency_key needs Delta's transaction log: plain {self.format} files "
+                                "cannot tell a repeated append from a new one")
         if self.mode == "overwrite_partitions" and not self.partition_by:
             problems.append("mode='overwrite_partitions' needs a partitioned dataset (partition_by)")
         if self.options.schema_mode == "merge" and self.format != "delta":
@@ -269,11 +303,12 @@ class MergeRequest(_OnDataset):
                                        f"in the data, e.g. {examples}; nothing was merged")
 
     def condition(self) -> str:
-        """The SQL join condition of source and target rows."""
+        """The join condition of source and target rows, in delta-rs's SQL."""
         return " AND ".join(f"target.{quote_name(c)} = source.{quote_name(c)}" for c in self.on)
 
     def delete_condition(self) -> str | None:
-        return None if self.delete_when is None else to_sql(self.delete_when, "source")
+        """``delete_when`` on the source rows, in delta-rs's SQL."""
+        return None if self.delete_when is None else to_sql(self.delete_when, "source", dialect="delta")
 
     def insert_condition(self) -> str | None:
         """Source rows that ``delete_when`` marks are not inserted (a null verdict is not a mark)."""

@@ -99,13 +99,13 @@ _FIELD_DOCS: dict[type[BaseModel], dict[str, str]] = {
         "scratch_uri": "Where results computed by Spark are staged as Parquet for Arrow to read: a folder the "
                        "driver and every executor reach (default: a local temporary folder).",
     },
-    _contract._ContractSpec: {
+    _contract.ContractSpec: {
         "description": "What the dataset holds, for people.",
         "extra_columns": "A column the contract does not list: error (fails the contract), warning, or allow.",
         "columns": "Every column, by name, with its type, nullability, checks and metrics.",
         "checks": "Table checks: row_count and compound unique.",
     },
-    _contract._ColumnSpec: {
+    _contract.ColumnSpec: {
         "type": "The logical type: string, boolean, int8..int64, float32, float64, decimal(p,s), date, timestamp "
                 "(an instant, with a time zone) or timestamp_ntz (a wall-clock time).",
         "nullable": "false adds a not_null check (severity error).",
@@ -120,7 +120,7 @@ _FIELD_DOCS: dict[type[BaseModel], dict[str, str]] = {
 _BOUND = {"type": ["string", "number"]}
 _MEMBER = {"type": ["string", "number", "boolean"]}
 # Checks whose parameters must name at least one of these keys (the loader says "give min, max or both").
-_ONE_OF_REQUIRED = {_contract.RowCount: ("min", "max")}
+_ONE_OF_REQUIRED: dict[type[_contract.Check], tuple[str, ...]] = {_contract.RowCount: ("min", "max")}
 
 
 def schemas() -> dict[str, dict[str, Any]]:
@@ -152,9 +152,9 @@ def settings_schema() -> dict[str, Any]:
 
 def contract_schema() -> dict[str, Any]:
     """The schema of a validation contract, with the check vocabulary of the check registry."""
-    definitions = {**_definitions(_contract._ContractSpec), **_definitions(_contract._ColumnSpec)}
-    definitions["Column"] = definitions.pop("_ColumnSpec")
-    body = definitions.pop("_ContractSpec")
+    definitions = {**_definitions(_contract.ContractSpec), **_definitions(_contract.ColumnSpec)}
+    definitions["Column"] = definitions.pop("ColumnSpec")
+    body = definitions.pop("ContractSpec")
     body["properties"]["columns"].update(additionalProperties={"$ref": "#/definitions/Column"})
     body["properties"]["checks"]["items"] = _checks(_contract.TABLE_CHECKS)
     column = definitions["Column"]["properties"]
@@ -208,8 +208,8 @@ def _definitions(model: type[BaseModel]) -> dict[str, Any]:
     definitions = schema.pop("$defs", {})
     definitions[model.__name__] = schema
     for name, body in definitions.items():
-        owner = next((m for m in _FIELD_DOCS if m.__name__ == name), None)
-        for field, text in _FIELD_DOCS.get(owner, {}).items():
+        documented = [fields for m, fields in _FIELD_DOCS.items() if m.__name__ == name]
+        for field, text in (documented[0] if documented else {}).items():
             body["properties"][field]["description"] = text  # KeyError: the model lost a documented field
         body.pop("title", None)
         for field in body.get("properties", {}).values():

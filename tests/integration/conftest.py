@@ -67,6 +67,28 @@ def spark(s3_endpoint):
 
 
 @pytest.fixture
+def catalog_on(tmp_path, s3_endpoint):
+    """Makes a catalog whose one environment (``"local"`` or ``"s3"``) holds ``datasets`` under a
+    fresh root: ``catalog_on("s3", "retries", events={"format": "delta", "partition_by": ["day"]})``."""
+    import uuid
+
+    import yaml
+
+    import lakeio
+
+    def make(storage: str, prefix: str, **datasets: dict) -> lakeio.Catalog:
+        root = str(tmp_path / "data") if storage == "local" else f"s3://{TEST_BUCKET}/{prefix}/{uuid.uuid4().hex[:10]}"
+        conf = tmp_path / "conf"
+        conf.mkdir()
+        (conf / "lakeio.yaml").write_text(yaml.safe_dump({"environments": {storage: {"engine": "auto"}}}))
+        (conf / f"{prefix}.yaml").write_text(yaml.safe_dump(
+            {name: {**spec, "environments": {storage: {"uri": f"{root}/{name}"}}} for name, spec in datasets.items()}))
+        return lakeio.Catalog.load(conf, env=storage)
+
+    return make
+
+
+@pytest.fixture
 def conf() -> Path:
     """The repository's own configuration folder, the one the demo uses."""
     return CONF

@@ -116,3 +116,10 @@ def test_a_read_resolves_its_dataset_once(tmp_path, monkeypatch):
     monkeypatch.setattr(catalog, "resolve_location", lambda *a: calls.append(a) or original(*a))
     frame = lake.read("flights", where="month = 1")
     assert len(calls) == 1 and frame.plan.target.name == "flights" and frame.plan.format == "csv"
+
+
+def test_docstring_examples_run_and_none_is_skipped():
+    # python/conftest.py runs them in a copy of conf/; pytest collects them with --doctest-modules.
+    skipped = [str(path.relative_to(PACKAGE)) for path in PACKAGE.rglob("*.py") if "+SKIP" in path.read_text()]
+    assert skipped == []
+    assert "--doctest-modules" in (PACKAGE.parents[1] / "pyproject.toml").read_text()

@@ -60,12 +60,21 @@ def workdir(tmp_path, monkeypatch):
     return tmp_path
 
 
-@pytest.mark.parametrize("page", PAGES, ids=page_id)
+def page_doctest(page: Path) -> doctest.DocTest:
+    return doctest.DocTestParser().get_doctest(doctest_text(page), {"__name__": "__docs__"}, page_id(page), str(page), 0)
+
+
+# Pages with Python examples; the others show YAML or shell only (test_no_untested_python_blocks checks that).
+EXAMPLE_PAGES = [page for page in PAGES if page_doctest(page).examples]
+
+
+def test_the_guide_has_examples_to_run():
+    assert len(EXAMPLE_PAGES) >= 5
+
+
+@pytest.mark.parametrize("page", EXAMPLE_PAGES, ids=page_id)
 def test_examples_run(page, workdir):
-    text = doctest_text(page)
-    test = doctest.DocTestParser().get_doctest(text, {"__name__": "__docs__"}, page_id(page), str(page), 0)
-    if not test.examples:
-        pytest.skip("no Python examples on this page")
+    test = page_doctest(page)
     runner = doctest.DocTestRunner(optionflags=FLAGS)
     output: list[str] = []
     runner.run(test, out=output.append)

@@ -425,3 +425,65 @@ def test_dnf_none_value_is_rejected():
 def test_dnf_empty_in_list_is_rejected():
     with pytest.raises(InvalidArgumentError):
         parse_filter([("x", "in", [])])
+
+
+# -- hostile filters -----------------------------------------------------------------------------
+
+HOSTILE_VALUES = ["' OR TRUE --", "O'Brien", "back\\slash", "a\\'b", "-- x", "Zürich 日本", "line\nbreak",
+                  "${spark.app.name}", "$", "''"]
+
+
+@pytest.mark.parametrize("value", HOSTILE_VALUES)
+def test_hostile_strings_render_as_one_literal_for_each_reader(value):
+    predicate = C("p", "=", value)
+    assert parse_filter(to_sql(predicate)) == predicate
+    assert "${" not in to_sql(predicate), "Spark would substitute a ${...} in SQL text"
+    delta = to_sql(predicate, dialect="delta")
+    assert delta == "`p` = '" + value.replace("'", "''") + "'"  # DataFusion: quotes doubled, backslash plain
+
+
+def test_spark_sql_refuses_a_column_name_it_would_substitute():
+    with pytest.raises(InvalidArgumentError, match="substitute"):
+        to_sql(C("${env:HOME}", "=", 1))
+
+
+@pytest.mark.parametrize("text", ["NOT " * 2000 + "x = 1", "(" * 2000 + "x = 1" + ")" * 2000,
+                                  "x = 1 AND " + "NOT (" * 600 + "x = 1" + ")" * 600])
+def test_deep_nesting_is_refused_clearly(text):
+    with pytest.raises(InvalidArgumentError, match="more than 100 nested") as error:
+        parse_filter(text)
+    assert len(str(error.value)) < 400
+
+
+def test_deep_built_predicates_are_refused_without_recursion():
+    predicate = C("x", "=", 1)
+    for _ in range(5000):
+        predicate = Not(predicate)
+    with pytest.raises(InvalidArgumentError, match="nested more than 100"):
+        parse_filter(predicate)
+
+
+@pytest.mark.parametrize("text, fragment", [
+    ("x = " + "9" * 5000, "outside the 64-bit range"),
+    ("x = 9223372036854775808", "outside the 64-bit range"),
+    ("x < 1e999", "not a finite double"),
+    ("x > -1e999", "not a finite double"),
+])
+def test_out_of_range_numbers_are_refused(text, fragment):
+    with pytest.raises(InvalidArgumentError, match=fragment) as error:
+        parse_filter(text)
+    assert len(str(error.value)) < 400
+
+
+def test_edge_of_range_numbers_are_kept():
+    assert parse_filter("x = 9223372036854775807") == C("x", "=", 2**63 - 1)
+    assert parse_filter("x = -9223372036854775808") == C("x", "=", -(2**63))
+    assert parse_filter("x < 1.5e308") == C("x", "<", 1.5e308)
+
+
+@pytest.mark.parametrize("value", [float("inf"), float("-inf"), float("nan"), 2**64, -(2**63) - 1])
+def test_structured_non_finite_and_huge_values_are_refused(value):
+    with pytest.raises(InvalidArgumentError, match="structured filter on 'x'"):
+        parse_filter([("x", "<", value)])
+    with pytest.raises(InvalidArgumentError, match="filter on 'x'"):
+        parse_filter(C("x", "<", value))

@@ -173,8 +173,13 @@ def is_spark_dataframe(data: Any) -> bool:
                for cls in type(data).__mro__)
 
 
-def to_arrow_data(data: Any):
-    """pandas, Arrow tables, batches and readers -> a pyarrow Table or RecordBatchReader."""
+def to_arrow_data(data: Any, settings: EnvironmentSettings | None = None, storage: Storage | None = None):
+    """pandas, Arrow tables, batches and readers -> a pyarrow Table or RecordBatchReader.
+
+    A Spark DataFrame (with the environment's ``settings`` and ``storage``, for its scratch folder)
+    is streamed from the Parquet files Spark writes there (:func:`lakeio.spark.handoff.spark_frame_batches`),
+    never collected through the driver.
+    """
     import pyarrow as pa
 
     from lakeio.errors import InvalidArgumentError
@@ -182,9 +187,12 @@ def to_arrow_data(data: Any):
     if isinstance(data, (pa.Table, pa.RecordBatchReader)):
         return data
     if is_spark_dataframe(data):
-        from lakeio.spark import compat
+        if settings is None or storage is None:
+            raise InvalidArgumentError("a Spark DataFrame becomes Arrow data through the environment's scratch "
+                                       "folder: pass its settings and storage")
+        from lakeio.spark.handoff import spark_frame_batches
 
-        return compat.to_arrow(data)
+        return spark_frame_batches(data, settings, storage)
     if isinstance(data, pa.RecordBatch):
         return pa.Table.from_batches([data])
     if type(data).__module__.startswith("pandas") and type(data).__name__ == "DataFrame":

@@ -15,14 +15,14 @@ import posixpath
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Literal
 
 from lakeio import files
 from lakeio.engines import counted, text, to_arrow_data
 from lakeio.errors import InvalidArgumentError, SchemaMismatchError, StorageError, storage_error
 from lakeio.metrics import IORecord
 from lakeio.predicate import columns_of, to_arrow, to_sql
-from lakeio.requests import MergeRequest, WriteRequest
+from lakeio.requests import TRANSACTION_VERSION, MergeRequest, WriteRequest
 from lakeio.storage import Location, Storage
 
 if TYPE_CHECKING:
@@ -32,13 +32,21 @@ if TYPE_CHECKING:
     from lakeio.config import EnvironmentSettings
     from lakeio.requests import ScanPlan
 
+# lakeio's compression names -> delta-rs's.
+DELTA_COMPRESSION: dict[str, Literal["SNAPPY", "ZSTD", "GZIP", "UNCOMPRESSED"]] = {
+    "snappy": "SNAPPY", "zstd": "ZSTD", "gzip": "GZIP", "none": "UNCOMPRESSED"}
+
+
 class ArrowEngine:
     """The in-process engine (see the module's docstring); satisfies :class:`lakeio.engines.Engine`."""
 
     name = "arrow"
 
     def __init__(self, settings: EnvironmentSettings | None, storage: Storage):
-        self.storage = storage
+        from lakeio.config import EnvironmentSettings
+
+        # the settings: a Spark DataFrame written here is staged in the environment's scratch folder
+        self.settings, self.storage = settings or EnvironmentSettings(), storage
 
     def exists(self, location: Location, format: str) -> bool:
         """True when ``location`` holds a table of ``format`` (for plain files: anything at all)."""
@@ -67,6 +75,7 @@ class ArrowEngine:
             return table
         # The version current at the timestamp: the last one committed at or before it.
         commits = sorted((c["version"], c["timestamp"]) for c in table.history())
+        assert plan.timestamp is not None  # no version asked for: a timestamp is
         wanted = plan.timestamp.timestamp() * 1000
         before = [version for version, millis in commits if millis <= wanted]
         if not before:
@@ -181,7 +190,7 @@ class ArrowEngine:
         with self._scanning(plan, None, self.current_scan(plan, scan)) as scanner:
             return scanner.projected_schema
 
-    def file_counts(self, plan: ScanPlan, scan: Scan | None = None) -> tuple[int, int]:
+    def file_counts(self, plan: ScanPlan, scan: Scan | None = None) -> tuple[int | None, int | None]:
         record = plan.record("explain", self.name, "")
         with self._scanning(plan, record, self.current_scan(plan, scan)):
             return record.files_scanned, record.files_total
@@ -194,7 +203,7 @@ class ArrowEngine:
 
     def write(self, request: WriteRequest, record: IORecord) -> None:
         request.check_arguments()
-        data = to_arrow_data(request.data)
+        data = to_arrow_data(request.data, self.settings, self.storage)
         request.check_partition_columns(data.schema.names)
         if request.replace_where is not None or request.mode == "overwrite_partitions" or request.format == "json":
             data = data.read_all() if hasattr(data, "read_all") else data  # these need every row at once
@@ -210,7 +219,7 @@ class ArrowEngine:
             self._write_files(request, data, sample, record)
 
     def _write_delta(self, request: WriteRequest, data, sample: pa.Table, record: IORecord) -> None:
-        from deltalake import DeltaTable, WriterProperties, write_deltalake
+        from deltalake import CommitProperties, DeltaTable, Transaction, WriterProperties, write_deltalake
         from deltalake.exceptions import SchemaMismatchError as DeltaSchemaMismatch
 
         location, options = request.location, request.options
@@ -221,21 +230,27 @@ class ArrowEngine:
         if exists and options.schema_mode != "overwrite":
             table_schema = DeltaTable(location.uri, storage_options=storage_options).to_pyarrow_dataset().schema
             files.check_schema(request, table_schema, sample)
+        if exists and self.transaction_committed(request):
+            request.skipped_as_repeat(record)
+            return
         if sample.num_rows == 0 and exists and request.mode in ("append", "overwrite_partitions"):
             record.rows, record.files_written = 0, 0  # no rows: no commit
             return
-        mode, predicate = request.mode, request.replace_where
-        if mode == "overwrite_partitions":
-            predicate = files.partitions_of(data, request.partition_by)
-            mode = "overwrite"
+        mode: Literal["error", "append", "overwrite"]
+        mode, predicate = ("overwrite", files.partitions_of(data, request.partition_by)) \
+            if request.mode == "overwrite_partitions" else (request.mode, request.replace_where)
         try:
-            write_deltalake(
-                location.uri, data, mode=mode, storage_options=storage_options,
+            # delta-rs's overloads tie predicate= to mode="overwrite" (it is None in the other modes), and
+            # mypy gives up matching their unions.
+            write_deltalake(  # type: ignore[misc]
+                location.uri, data, mode=mode, storage_options=storage_options,  # type: ignore[arg-type]
                 partition_by=list(request.partition_by) or None,
-                predicate=to_sql(predicate) if predicate is not None and exists else None,
+                predicate=to_sql(predicate, dialect="delta") if predicate is not None and exists else None,
                 schema_mode=None if options.schema_mode == "enforce" else options.schema_mode,
                 target_file_size=int(options.target_file_size),
-                writer_properties=WriterProperties(compression=options.compression.upper().replace("NONE", "UNCOMPRESSED")),
+                writer_properties=WriterProperties(compression=DELTA_COMPRESSION[options.compression]),
+                commit_properties=None if request.transaction_app_id is None else CommitProperties(
+                    app_transactions=[Transaction(request.transaction_app_id, TRANSACTION_VERSION)]),
             )
         except DeltaSchemaMismatch as error:
             raise SchemaMismatchError(f"{request.describe()}: {error} (schema_mode='merge' adds new columns)") from error
@@ -247,6 +262,17 @@ class ArrowEngine:
             raise storage_error(f"{request.describe()}: Delta write failed", error) from error
         metrics = DeltaTable(location.uri, storage_options=storage_options).history(1)[0].get("operationMetrics", {})
         record.files_written = metrics.get("num_added_files")
+
+    def transaction_committed(self, request: WriteRequest) -> bool:
+        """True when the request's Delta table already holds the commit of its idempotency key
+        (its ``txn`` app id at :data:`~lakeio.requests.TRANSACTION_VERSION` or later); False without a key."""
+        from deltalake import DeltaTable
+
+        if request.transaction_app_id is None:
+            return False
+        table = DeltaTable(request.location.uri, storage_options=self.storage.delta_options(request.location))
+        committed = table.transaction_version(request.transaction_app_id)
+        return committed is not None and committed >= TRANSACTION_VERSION
 
     def _write_files(self, request: WriteRequest, data, sample: pa.Table, record: IORecord) -> None:
         """Plain files by :func:`lakeio.files.write`; ``sample``: the first rows of ``data`` (all of
@@ -268,7 +294,7 @@ class ArrowEngine:
         from deltalake.exceptions import SchemaMismatchError as DeltaSchemaMismatch
 
         request.check_arguments()
-        data = to_arrow_data(request.data)
+        data = to_arrow_data(request.data, self.settings, self.storage)
         data = data.read_all() if hasattr(data, "read_all") else data
         request.check_unique_keys(data)
         record.rows, record.bytes = data.num_rows, data.nbytes
@@ -320,7 +346,7 @@ class Scan:
 
     plan: ScanPlan
     dataset: ds.Dataset
-    table: object  # the DeltaTable of a Delta scan, else None
+    table: Any  # the DeltaTable of a Delta scan, else None
     expression: object  # the plan's filter as a pyarrow expression, or None
     kept: list
     # For a dataset of files already selected elsewhere (the partitions Spark's helper chose): their
@@ -392,8 +418,9 @@ def _filter_errors(plan: ScanPlan, schema: pa.Schema, expression, scan: Scan | N
         if expression is None:
             raise storage_error(f"dataset {plan.dataset!r} [{plan.env}]: cannot read {plan.format} data "
                                  f"at {plan.location.uri}", error) from error
+        shown = to_sql(plan.predicate) if plan.predicate else "none"
         raise InvalidArgumentError(
-            f"dataset {plan.dataset!r}: filter {to_sql(plan.predicate)} does not fit the column types "
+            f"dataset {plan.dataset!r}: filter {shown} does not fit the column types "
             f"({', '.join(f'{f.name}: {f.type}' for f in schema if f.name in columns_of(plan.predicate))}): {error}"
         ) from error
 

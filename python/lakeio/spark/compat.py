@@ -7,7 +7,7 @@ batches collected by pyspark; pandas).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -37,12 +37,12 @@ def to_arrow(frame: DataFrame) -> pa.Table:
     import pyarrow as pa
     from pyspark.sql.pandas.types import to_arrow_schema
 
-    batches = frame._collect_as_arrow()
+    batches = cast(Any, frame)._collect_as_arrow()  # Spark 3.5's own Arrow collection
     return pa.Table.from_batches(batches) if batches else to_arrow_schema(frame.schema).empty_table()
 
 
-def create_frame(spark: SparkSession, table: pa.Table, schema: StructType | None = None) -> DataFrame:
-    """An Arrow table as a Spark DataFrame of ``schema`` (the table's own types by default).
+def create_frame(spark: SparkSession, table: pa.Table, schema: StructType) -> DataFrame:
+    """An Arrow table as a Spark DataFrame of ``schema``.
 
     Spark 4 takes the table as is. Spark 3.5 takes pandas, whose conversion turns NaN into null (it
     masks every ``isnull()``), so the table goes in as Python rows instead: exact (NaN stays a value,
@@ -52,9 +52,7 @@ def create_frame(spark: SparkSession, table: pa.Table, schema: StructType | None
     if _spark4():
         return spark.createDataFrame(table, schema=schema)
     import pyarrow as pa
-    from pyspark.sql.pandas.types import from_arrow_schema
 
-    schema = schema if schema is not None else from_arrow_schema(table.schema)
     # Nanosecond timestamps would come out as pandas Timestamps, which Spark 3.5 refuses: Spark holds
     # microseconds anyway.
     for index, field in enumerate(table.schema):

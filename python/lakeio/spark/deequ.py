@@ -103,7 +103,7 @@ def measure(frame: DataFrame, plan: Plan, casts: Mapping[str, LogicalType]) -> d
         runner = runner.addAnalyzer(analyzer)
     context = runner.run()
     rows = A.AnalyzerContext.successMetricsAsDataFrame(spark, context).collect()
-    metrics = {(row["instance"], row["name"]): row["value"] for row in rows}
+    metrics: dict[Any, Any] = {(row["instance"], row["name"]): row["value"] for row in rows}
     metrics["rows"] = metrics.get(("*", "Size"), 0)
     measured = {item: read(metrics) for item, read in readers.items()}
     if rest:

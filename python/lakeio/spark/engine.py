@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 import math
 import posixpath
 from collections.abc import Iterator
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lakeio import files
@@ -15,12 +15,12 @@ from lakeio.engines import is_spark_dataframe, text, to_arrow_data
 from lakeio.engines.arrow import ArrowEngine
 from lakeio.errors import InvalidArgumentError, StorageError
 from lakeio.metrics import IORecord
-from lakeio.predicate import quote_name, to_sql
-from lakeio.requests import MergeRequest, WriteRequest
+from lakeio.predicate import And, Compare, In, IsNull, Not, Predicate, quote_name, to_sql
+from lakeio.requests import TRANSACTION_VERSION, MergeRequest, WriteRequest
 from lakeio.spark import compat, handoff, pruning
 from lakeio.spark.errors import SPARK_PATH, translated
 from lakeio.spark.session import spark_session
-from lakeio.storage import Location, Storage, resolve_location
+from lakeio.storage import Location, Storage
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -82,7 +82,7 @@ class SparkEngine:
                 frame = spark.read.format(plan.format).options(**_read_options(plan)).load(plan.location.spark_path)
         plan.check_columns(frame.columns)
         if plan.predicate is not None:
-            frame = frame.where(to_sql(plan.predicate))
+            frame = frame.where(to_column(plan.predicate))
         if plan.columns is not None:
             frame = frame.select(*[F.col(quote_name(c)) for c in plan.columns])
             schema = None if schema is None else pa.schema([schema.field(c) for c in plan.columns])
@@ -144,13 +144,13 @@ class SparkEngine:
         frame, text_schema = self._read(plan, record, selection)
         schema = text_schema or to_arrow_schema(frame.schema)
 
-        def batches():
+        def collected() -> Iterator[pa.RecordBatch]:
             with translated(plan.describe(), read=(plan, text_schema)):
                 rows = frame.toLocalIterator(prefetchPartitions=True)
                 while chunk := list(itertools.islice(rows, _ROWS_PER_BATCH)):
                     yield pa.RecordBatch.from_pylist([row.asDict(recursive=True) for row in chunk], schema=schema)
 
-        return schema, batches()
+        return schema, collected()
 
     # Counts, schemas and file counts come from Spark's own plan: an opened Arrow scan is not used.
 
@@ -184,17 +184,8 @@ class SparkEngine:
 
     def scratch(self) -> Location:
         """Where Spark stages results handed to Arrow: the environment's ``spark.scratch_uri``, else
-        a local temporary folder when Spark runs locally."""
-        uri = self.settings.spark.scratch_uri
-        if uri is None:
-            master = self.session().sparkContext.master
-            if not master.startswith("local"):
-                raise InvalidArgumentError(
-                    f"Spark runs on {master}: set spark.scratch_uri in lakeio.yaml to a folder every executor "
-                    "and this process can reach (e.g. s3://bucket/tmp), where results computed by Spark are "
-                    "staged for Arrow")
-            uri = handoff.default_scratch()
-        return resolve_location(uri, Path.cwd())
+        a local temporary folder when Spark runs locally (:func:`lakeio.spark.handoff.scratch_location`)."""
+        return handoff.scratch_location(self.settings, self.session())
 
     # -- writes -------------------------------------------------------------------------------
 
@@ -203,7 +194,7 @@ class SparkEngine:
         frame, table = self._spark_data(request.data, record, request.check_replace_where)
         request.check_partition_columns(frame.columns)
         if request.replace_where is not None and table is None:
-            outside = frame.where(f"NOT coalesce(({to_sql(request.replace_where)}), false)").limit(1).count()
+            outside = frame.where(_is_not_true(to_column(request.replace_where))).limit(1).count()
             if outside:
                 raise InvalidArgumentError(f"{request.describe()}: the data has rows that do not match "
                                            f"replace_where {to_sql(request.replace_where)}; nothing was written")
@@ -231,6 +222,10 @@ class SparkEngine:
         return compat.create_frame(self.session(), table, schema), table
 
     def _write_delta(self, request: WriteRequest, frame: DataFrame, rows_per_file: int, record: IORecord) -> None:
+        # Delta itself skips a repeated txnAppId/txnVersion (the writer options); asking first says so on the record.
+        if self._arrow.exists(request.location, "delta") and self._arrow.transaction_committed(request):
+            request.skipped_as_repeat(record)
+            return
         writer = frame.write.format("delta").options(**_write_options(request, rows_per_file))
         writer = writer.mode({"error": "errorifexists", "overwrite_partitions": "overwrite"}.get(request.mode, request.mode))
         if request.partition_by:
@@ -289,21 +284,70 @@ class SparkEngine:
                 raise StorageError(f"{request.describe()}: no Delta table to merge into; create it with lake.write()")
             table = DeltaTable.forPath(spark, request.location.spark_path)
             request.check_columns(table.toDF().columns, frame.columns)
-            builder = table.alias("target").merge(frame.alias("source"), request.condition())
+            builder = table.alias("target").merge(frame.alias("source"), _merge_condition(request))
             if request.options.schema_mode == "merge":
                 builder = builder.withSchemaEvolution()
             if request.delete_when is not None:
-                builder = builder.whenMatchedDelete(condition=request.delete_condition())
+                builder = builder.whenMatchedDelete(condition=to_column(request.delete_when, "source"))
             if request.when_matched == "update":
                 builder = builder.whenMatchedUpdateAll()
             if request.when_not_matched == "insert":
-                builder = builder.whenNotMatchedInsertAll(condition=request.insert_condition())
+                builder = builder.whenNotMatchedInsertAll(
+                    condition=None if request.delete_when is None else _is_not_true(to_column(request.delete_when, "source")))
             result = builder.execute()
         metrics = self._last_commit_metrics(request.location)
         counts = compat.merge_counts(result, metrics)
         request.set_counts(record, counts.get("num_inserted_rows", 0), counts.get("num_updated_rows", 0),
                            counts.get("num_deleted_rows", 0))
         record.files_written = int(metrics.get("numTargetFilesAdded", 0))
+
+
+def to_column(predicate: Predicate, table: str | None = None) -> Column:
+    """A predicate as a Spark Column of ``F.col`` and ``F.lit``: values reach Spark as values, never
+    as SQL text it parses (or substitutes ``${...}`` into). ``table`` qualifies each column
+    (``source.`op```), as a MERGE condition needs."""
+    import functools
+    import operator
+
+    from pyspark.sql import functions as F
+
+    def literal(value):
+        if isinstance(value, dt.datetime):  # as the SQL literal TIMESTAMP '...' reads: in the session's zone
+            return F.lit(value.isoformat(sep=" ")).cast("timestamp")
+        return F.lit(value)
+
+    if isinstance(predicate, (Compare, In, IsNull)):
+        column = F.col(f"{table}.{quote_name(predicate.column)}" if table else quote_name(predicate.column))
+    if isinstance(predicate, Compare):
+        compare = {"=": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le,
+                   ">": operator.gt, ">=": operator.ge}[predicate.op]
+        return compare(column, literal(predicate.value))
+    if isinstance(predicate, In):
+        return column.isin(*[literal(value) for value in predicate.values])
+    if isinstance(predicate, IsNull):
+        return column.isNull()
+    if isinstance(predicate, Not):
+        return ~to_column(predicate.operand, table)
+    combine = operator.and_ if isinstance(predicate, And) else operator.or_
+    return functools.reduce(combine, [to_column(p, table) for p in predicate.operands])
+
+
+def _is_not_true(condition: Column) -> Column:
+    """Rows where ``condition`` is false or null (SQL's ``NOT coalesce(condition, false)``)."""
+    from pyspark.sql import functions as F
+
+    return ~F.coalesce(condition, F.lit(False))
+
+
+def _merge_condition(request: MergeRequest) -> Column:
+    """The join of target and source rows on the request's key columns, as a Column."""
+    import functools
+    import operator
+
+    from pyspark.sql import functions as F
+
+    return functools.reduce(operator.and_, [F.col(f"target.{quote_name(c)}") == F.col(f"source.{quote_name(c)}")
+                                            for c in request.on])
 
 
 def _is_data_file(path: str) -> bool:
@@ -459,6 +503,8 @@ def _write_options(request: WriteRequest, rows_per_file: int) -> dict[str, str]:
         result["mergeSchema"] = "true"
     if options.schema_mode == "overwrite":
         result["overwriteSchema"] = "true"
+    if request.transaction_app_id is not None:  # Delta's idempotent write (see WriteRequest)
+        result.update(txnAppId=request.transaction_app_id, txnVersion=str(TRANSACTION_VERSION))
     return result
 
 

@@ -20,16 +20,17 @@ import operator
 import os
 import posixpath
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from lakeio.errors import ResultTooLargeError
+from lakeio.errors import InvalidArgumentError, ResultTooLargeError
 
 if TYPE_CHECKING:
     import pyarrow as pa
     import pyarrow.dataset as ds
-    from pyspark.sql import DataFrame
+    from pyspark.sql import DataFrame, SparkSession
 
+    from lakeio.config import EnvironmentSettings
     from lakeio.engines.arrow import Scan
     from lakeio.requests import ScanPlan
     from lakeio.spark.pruning import PartitionSelection
@@ -182,17 +183,74 @@ def spark_frame_to_arrow(frame: DataFrame, scratch: Location, storage: Storage) 
     and this process can reach), Arrow reads the files in parallel, and the folder is removed. This
     is never limited by ``spark.driver.maxResultSize``, unlike ``toArrow()``.
     """
+    dataset, remove = _staged(frame, scratch, storage)
+    try:
+        return as_spark_types(dataset.to_table())
+    finally:
+        remove()
+
+
+def spark_frame_batches(frame: DataFrame, settings: EnvironmentSettings, storage: Storage) -> pa.RecordBatchReader:
+    """A Spark DataFrame as a stream of Arrow batches, without the driver: what a write of Spark
+    data on the Arrow engine takes. Spark writes Parquet to the environment's scratch folder
+    (:func:`scratch_location`); the reader streams the files and removes them once exhausted or closed."""
+    import pyarrow as pa
+
+    dataset, remove = _staged(frame, scratch_location(settings, frame.sparkSession), storage)
+    schema = spark_arrow_schema(dataset.schema)
+
+    def batches():
+        try:
+            for batch in dataset.to_batches():
+                yield batch if batch.schema.equals(schema) else batch.cast(schema, safe=False)
+        finally:
+            remove()
+
+    return pa.RecordBatchReader.from_batches(schema, batches())
+
+
+def _staged(frame: DataFrame, scratch: Location, storage: Storage) -> tuple[ds.Dataset, Callable[[], None]]:
+    """``frame`` written by Spark as Parquet under a new folder of ``scratch``: the Arrow dataset
+    of its files, and the function that removes the folder."""
     import pyarrow.dataset as ds
 
     folder = posixpath.join(scratch.path, f"lakeio-handoff-{uuid.uuid4().hex[:12]}")
     spark_path = f"file:{folder}" if scratch.scheme == "file" else f"s3a://{folder}"
     filesystem = storage.filesystem(scratch)
-    frame.write.mode("errorifexists").parquet(spark_path)
-    try:
-        return as_spark_types(ds.dataset(folder, filesystem=filesystem, format="parquet").to_table())
-    finally:
+
+    def remove() -> None:
         with contextlib.suppress(OSError):
             filesystem.delete_dir(folder)
+
+    frame.write.mode("errorifexists").parquet(spark_path)
+    try:
+        return ds.dataset(folder, filesystem=filesystem, format="parquet"), remove
+    except BaseException:
+        remove()
+        raise
+
+
+def scratch_location(settings: EnvironmentSettings, spark: SparkSession) -> Location:
+    """Where Spark stages results handed to Arrow: the environment's ``spark.scratch_uri``, else a
+    local temporary folder when Spark runs locally (a cluster's executors do not share this disk).
+
+    Raises:
+        InvalidArgumentError: Spark runs on a cluster and no scratch URI is set.
+    """
+    from pathlib import Path
+
+    from lakeio.storage import resolve_location
+
+    uri = settings.spark.scratch_uri
+    if uri is None:
+        master = spark.sparkContext.master or ""
+        if not master.startswith("local"):
+            raise InvalidArgumentError(
+                f"Spark runs on {master}: set spark.scratch_uri in lakeio.yaml to a folder every executor "
+                "and this process can reach (e.g. s3://bucket/tmp), where results computed by Spark are "
+                "staged for Arrow")
+        uri = default_scratch()
+    return resolve_location(uri, Path.cwd())
 
 
 def default_scratch() -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from lakeio.errors import EngineUnavailableError
 
@@ -74,7 +74,8 @@ def _java(spark: SparkSession, name: str):
 
 def column_sql(value: Column) -> str:
     """A Column as Spark SQL text (what SQL-only APIs such as Deequ's Compliance take)."""
-    return value._jc.expr().sql()
+    java_column: Any = value._jc
+    return java_column.expr().sql()
 
 
 def _helper(spark: SparkSession):
@@ -129,9 +130,10 @@ def try_cast_column(value: Column, type_name: str) -> Column:
     from pyspark import SparkContext
     from pyspark.sql import Column
 
-    gateway = SparkContext._jvm
+    gateway: Any = SparkContext._jvm
+    java_column: Any = value._jc
     expressions = gateway.org.apache.spark.sql.catalyst.expressions
     try_mode = getattr(getattr(expressions, "EvalMode$"), "MODULE$").TRY()
     data_type = gateway.org.apache.spark.sql.types.DataType.fromDDL(type_name)
-    cast = expressions.Cast(value._jc.expr(), data_type, gateway.scala.Option.empty(), try_mode)
+    cast = expressions.Cast(java_column.expr(), data_type, gateway.scala.Option.empty(), try_mode)
     return Column(gateway.org.apache.spark.sql.Column(cast))

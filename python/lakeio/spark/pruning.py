@@ -22,7 +22,7 @@ import datetime as dt
 import json
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from lakeio.errors import LakeioError, StorageError
 from lakeio.predicate import And, Compare, In, IsNull, Literal, Not, Predicate
@@ -95,12 +95,12 @@ def select_partitions(spark: SparkSession, plan: ScanPlan, *, prune: bool = True
             or the storage failed; the message names the dataset and the path.
     """
     partition_columns = set(plan.partition_by)
-    request = {
+    request: dict[str, Any] = {
         "root": plan.location.spark_path,
         "columns": list(plan.partition_by),
         "predicate": helper_predicate(plan.predicate, partition_columns) if prune and plan.predicate else None,
         # Merged schemas need every footer: Spark's inference does that.
-        "dataSchema": spark.conf.get("spark.sql.parquet.mergeSchema", "false").lower() != "true",
+        "dataSchema": (spark.conf.get("spark.sql.parquet.mergeSchema", "false") or "").lower() != "true",
         "files": files,
     }
     for option in TUNING:
@@ -188,9 +188,12 @@ def table_schema(selection: PartitionSelection, partition_by: tuple[str, ...]) -
     """The data schema plus every partition column whose type the helper knows (Spark infers the rest)."""
     from pyspark.sql.types import StructField, StructType
 
+    if selection.data_schema is None:
+        raise LakeioError("lakeio bug: table_schema() needs the selection's data schema")
     data = StructType.fromJson(json.loads(selection.data_schema))
+    known = {c: t for c, t in selection.types.items() if t}
     fields = [f for f in data.fields if f.name not in partition_by]
-    fields += [StructField(c, _spark_type(selection.types[c]), True) for c in partition_by if selection.types.get(c)]
+    fields += [StructField(c, _spark_type(known[c]), True) for c in partition_by if c in known]
     return StructType(fields)
 
 
@@ -198,9 +201,10 @@ def _with_partition_types(schema: StructType, types: dict[str, str | None]) -> S
     """``schema`` with the helper's partition types where Spark inferred others, else None."""
     from pyspark.sql.types import StructField, StructType
 
+    known = {c: t for c, t in types.items() if t}
     fields = [
-        StructField(f.name, _spark_type(types[f.name]), f.nullable, f.metadata)
-        if types.get(f.name) and f.dataType.simpleString() != types[f.name] else f
+        StructField(f.name, _spark_type(known[f.name]), f.nullable, f.metadata)
+        if f.name in known and f.dataType.simpleString() != known[f.name] else f
         for f in schema.fields
     ]
     return StructType(fields) if fields != schema.fields else None

@@ -32,11 +32,6 @@ def spark_session(settings: EnvironmentSettings, storage: Storage) -> SparkSessi
 
     Raises:
         EngineUnavailableError: no pyspark, no Java, a missing jar, or a session lakeio cannot use.
-
-    Example:
-        >>> from lakeio.config import EnvironmentSettings, SparkSettings
-        >>> settings = EnvironmentSettings(spark=SparkSettings(master="local[2]"))
-        >>> spark = spark_session(settings, Storage(settings.s3))        # doctest: +SKIP
     """
     try:
         import pyspark
@@ -66,8 +61,21 @@ def spark_session(settings: EnvironmentSettings, storage: Storage) -> SparkSessi
 
     if not (os.environ.get("JAVA_HOME") or shutil.which("java")):
         raise EngineUnavailableError("the Spark engine needs Java 17: install it or set JAVA_HOME")
-    conf = {
-        "spark.jars": ",".join(jvm.jar_paths()),
+    conf = {"spark.jars": ",".join(jvm.jar_paths()), **session_conf(settings, storage)}
+    builder = SparkSession.builder.master(settings.spark.master).appName(settings.spark.app_name)
+    for key, value in conf.items():
+        builder = builder.config(key, value)
+    session = builder.getOrCreate()
+    jvm.check_helper(session)
+    return session
+
+
+
+def session_conf(settings: EnvironmentSettings, storage: Storage) -> dict[str, str]:
+    """The Spark conf lakeio starts a session with (all but ``spark.jars``): Delta, UTC, Arrow,
+    Parquet timestamps, s3a for the environment's S3, then the environment's ``spark.conf``.
+    ``lakeio submit`` passes the same keys to spark-submit."""
+    return {
         "spark.sql.extensions": DELTA_EXTENSION,
         "spark.sql.catalog.spark_catalog": DELTA_CATALOG,
         "spark.sql.execution.arrow.pyspark.enabled": "true",
@@ -76,10 +84,3 @@ def spark_session(settings: EnvironmentSettings, storage: Storage) -> SparkSessi
         **storage.hadoop_conf(),
         **settings.spark.conf,
     }
-    builder = SparkSession.builder.master(settings.spark.master).appName(settings.spark.app_name)
-    for key, value in conf.items():
-        builder = builder.config(key, value)
-    session = builder.getOrCreate()
-    jvm.check_helper(session)
-    return session
-

@@ -78,6 +78,7 @@ def arrow_type(logical: LogicalType) -> pa.DataType:
     import pyarrow as pa
 
     if logical.name == "decimal":
+        assert logical.precision is not None and logical.scale is not None  # a decimal type has both
         return pa.decimal128(logical.precision, logical.scale) if logical.precision <= 38 else \
             pa.decimal256(logical.precision, logical.scale)
     special = {"date": pa.date32(), "timestamp": pa.timestamp("us", tz="UTC"), "timestamp_ntz": pa.timestamp("us")}

@@ -7,9 +7,9 @@ valid name) into one :class:`~lakeio.errors.ConfigError`; nothing is left to fai
 Example:
     >>> from pathlib import Path
     >>> problems = []
-    >>> contract = load_contract(Path("conf/schemas/flights.yaml"), problems)   # doctest: +SKIP
-    >>> [check.name for check in contract.columns["carrier"].checks]           # doctest: +SKIP
-    ['not_null', 'in_set']
+    >>> contract = load_contract(Path("conf/schemas/flights.yaml"), problems)
+    >>> ", ".join(check.name for check in contract.columns["carrier"].checks)
+    'not_null, pattern, in_set'
 """
 
 from __future__ import annotations
@@ -124,9 +124,12 @@ class LogicalType:
                 raise ValueError(f"{value!r} is not a number") from None
             if not number.is_finite():
                 raise ValueError(f"{value!r} is not a finite number")
-            if -number.as_tuple().exponent > self.scale:
+            exponent = number.as_tuple().exponent
+            assert isinstance(exponent, int)  # a finite Decimal's exponent is a whole number
+            if self.scale is not None and -exponent > self.scale:
                 raise ValueError(f"{value} has more than {self.scale} decimal places")
-            if len(number.quantize(decimal.Decimal(1).scaleb(-self.scale)).as_tuple().digits) > self.precision:
+            if self.scale is not None and self.precision is not None and \
+                    len(number.quantize(decimal.Decimal(1).scaleb(-self.scale)).as_tuple().digits) > self.precision:
                 raise ValueError(f"{value} does not fit {self}")
             return number
         if self.name == "string":
@@ -327,7 +330,7 @@ class Contract:
     extra_columns: Literal["error", "warning", "allow"]
 
 
-class _ColumnSpec(FrozenModel):
+class ColumnSpec(FrozenModel):
     type: str
     nullable: bool = True
     cast: bool = False
@@ -336,7 +339,7 @@ class _ColumnSpec(FrozenModel):
     metrics: list[Any] = Field(default_factory=list)  # checked one by one, next to the checks
 
 
-class _ContractSpec(FrozenModel):
+class ContractSpec(FrozenModel):
     description: str = ""
     extra_columns: Literal["error", "warning", "allow"] = "error"
     columns: dict[str, Any]  # each validated on its own, so one bad column hides nothing else
@@ -358,13 +361,13 @@ def load_contract(path: Path, problems: list[str]) -> Contract | None:
     except OSError as error:
         problems.append(f"{path}: cannot read the contract: {error.strerror or error}")
         return None
-    spec = validate_model(_ContractSpec, document, path, (), problems)
+    spec = validate_model(ContractSpec, document, path, (), problems)
     if spec is None:
         return None
     columns: dict[str, ColumnContract] = {}
     for column, raw in spec.columns.items():
         where = ("columns", column)
-        body = validate_model(_ColumnSpec, raw, path, where, problems)
+        body = validate_model(ColumnSpec, raw, path, where, problems)
         if body is None:
             continue
         try:
@@ -372,7 +375,7 @@ def load_contract(path: Path, problems: list[str]) -> Contract | None:
         except ValueError as error:
             problems.append(f"{path}: {_key(where + ('type',))}: {error}")
             continue
-        checks = [NotNull()] if not body.nullable else []
+        checks: list[Check] = [NotNull()] if not body.nullable else []
         for index, check in _parse_checks(body.checks, COLUMN_CHECKS, path, where + ("checks",), problems):
             key = where + ("checks", index, check.name)
             if isinstance(check, NotNull) and not body.nullable:
@@ -382,35 +385,35 @@ def load_contract(path: Path, problems: list[str]) -> Contract | None:
             if checked is not None:
                 checks.append(checked)
         for index, metric in enumerate(body.metrics):
-            key = _key(where + ("metrics", index))
+            metric_key = _key(where + ("metrics", index))
             if metric not in METRICS:
                 hint = difflib.get_close_matches(str(metric), METRICS, n=1)
                 suggestion = f"; did you mean {hint[0]!r}?" if hint else ""
-                problems.append(f"{path}: {key}: unknown metric {metric!r}{suggestion} (metrics: {', '.join(METRICS)})")
+                problems.append(f"{path}: {metric_key}: unknown metric {metric!r}{suggestion} (metrics: {', '.join(METRICS)})")
             elif metric in NUMERIC_METRICS and not logical.is_numeric:
-                problems.append(f"{path}: {key}: {metric} needs a numeric column; {column!r} is {logical}")
+                problems.append(f"{path}: {metric_key}: {metric} needs a numeric column; {column!r} is {logical}")
             elif metric == "counts_per_label" and not logical.is_label:
-                problems.append(f"{path}: {key}: counts_per_label needs a string, integer, boolean or date "
+                problems.append(f"{path}: {metric_key}: counts_per_label needs a string, integer, boolean or date "
                                 f"column; {column!r} is {logical}")
         if len(set(body.metrics)) != len(body.metrics):
             problems.append(f"{path}: {_key(where + ('metrics',))}: a metric is listed twice")
         columns[column] = ColumnContract(column, logical, body.nullable, body.cast, tuple(checks), tuple(body.metrics))
     table_checks = []
     for index, check in _parse_checks(spec.checks, TABLE_CHECKS, path, ("checks",), problems):
-        key = _key(("checks", index, check.name))
+        table_key = _key(("checks", index, check.name))
         if isinstance(check, UniqueKey):
             unknown = [c for c in check.columns if c not in spec.columns]
             for name in unknown:
                 hint = difflib.get_close_matches(name, list(spec.columns), n=1)
                 suggestion = f"; did you mean {hint[0]!r}?" if hint else ""
-                problems.append(f"{path}: {key}.columns: {name!r} is not a column of the contract{suggestion}")
+                problems.append(f"{path}: {table_key}.columns: {name!r} is not a column of the contract{suggestion}")
             if len(set(check.columns)) != len(check.columns):
-                problems.append(f"{path}: {key}.columns: a column is listed twice")
+                problems.append(f"{path}: {table_key}.columns: a column is listed twice")
         if isinstance(check, RowCount):
             if check.min is None and check.max is None:
-                problems.append(f"{path}: {key}: give min, max or both")
+                problems.append(f"{path}: {table_key}: give min, max or both")
             elif check.min is not None and check.max is not None and check.min > check.max:
-                problems.append(f"{path}: {key}: min {check.min} is above max {check.max}")
+                problems.append(f"{path}: {table_key}: min {check.min} is above max {check.max}")
         table_checks.append(check)
     if len(problems) > before:
         return None
@@ -422,6 +425,7 @@ def _parse_checks(entries: list[Any], registry: Mapping[str, type[Check]], path:
     """Yields (index, check) for each valid entry: ``name`` or ``{name: parameters}``."""
     for index, entry in enumerate(entries):
         where = prefix + (index,)
+        params: Any
         if isinstance(entry, str):
             name, params = entry, {}
         elif isinstance(entry, dict) and len(entry) == 1:
@@ -460,7 +464,8 @@ def _typed(check: Check, logical: LogicalType, path: Path, key: tuple, problems:
             problems.append(f"{where}: needs a string column; {key[1]!r} is {logical}")
             return None
         return check if _check_regex(check.regex, f"{where}.regex", problems) else None
-    update, failed = {}, False
+    update: dict[str, Any] = {}
+    failed = False
     for field in ("value", "min", "max", "values"):
         if field not in type(check).model_fields:
             continue

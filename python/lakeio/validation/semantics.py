@@ -34,6 +34,7 @@ from lakeio.validation.contract import (
     RowCount,
     Unique,
     UniqueKey,
+    ValueCheck,
 )
 from lakeio.validation.report import CheckResult, MetricValue, SkippedCheck
 
@@ -230,7 +231,9 @@ def plan(contract: Contract, schema: SchemaOutcome, *, filtered: bool) -> Plan:
     On a filtered read, checks about the whole dataset (row_count, max_null_fraction,
     in_set with all_present) are skipped: a part cannot answer them.
     """
-    checks, skipped, metrics = [], [], []
+    checks: list[Planned] = []
+    skipped: list[SkippedCheck] = []
+    metrics: list[tuple[str, str]] = []
     measures: set = {Rows()}
     for name, column in contract.columns.items():
         if name not in schema.usable:
@@ -268,15 +271,19 @@ def _unread(name: str, schema: SchemaOutcome) -> bool:
 
 
 def _measures_of(check: Check, columns: tuple[str, ...]) -> list:
-    column = columns[0] if columns else None
-    if isinstance(check, (NotNull, MaxNullFraction)):
-        return [Nulls(column)]
     if isinstance(check, (Unique, UniqueKey)):
         return [Distinct(columns)]
-    if isinstance(check, InSet) and check.all_present:
-        return [Failing(column, rule_of(check)), Present(column, check.values)]
+    if not columns:  # row_count: the rows, always measured
+        return []
+    column = columns[0]
+    if isinstance(check, (NotNull, MaxNullFraction)):
+        return [Nulls(column)]
     rule = rule_of(check)
-    return [Failing(column, rule)] if rule is not None else []
+    if rule is None:
+        return []
+    if isinstance(check, InSet) and check.all_present:
+        return [Failing(column, rule), Present(column, check.values)]
+    return [Failing(column, rule)]
 
 
 def _metric_measures(column: str, metric: str) -> list:
@@ -325,6 +332,15 @@ def _verdict(planned: Planned, measured: Mapping, rows: int) -> CheckResult:
         return CheckResult(name, column if column is not None else _key_name(check), severity, passed,
                            observed, threshold, message)
 
+    if isinstance(check, RowCount):
+        bounds = f"{check.min if check.min is not None else 0}..{check.max if check.max is not None else 'any'}"
+        passed = (check.min is None or rows >= check.min) and (check.max is None or rows <= check.max)
+        return result(passed, rows, bounds, f"{rows} rows (expected {bounds})")
+    if isinstance(check, UniqueKey):
+        return _uniqueness(result, check.columns, measured)
+    assert column is not None, "every other check is a column's"
+    if isinstance(check, Unique):
+        return _uniqueness(result, (column,), measured)
     if isinstance(check, NotNull):
         nulls = measured[Nulls(column)]
         return result(nulls == 0, nulls, 0, f"{nulls} null value(s) of {rows} rows")
@@ -332,22 +348,12 @@ def _verdict(planned: Planned, measured: Mapping, rows: int) -> CheckResult:
         fraction = measured[Nulls(column)] / rows if rows else 0.0
         return result(fraction <= check.fraction, fraction, check.fraction,
                       f"null fraction {fraction:.6g} (at most {check.fraction:g} allowed)")
-    if isinstance(check, (Unique, UniqueKey)):
-        columns = (column,) if isinstance(check, Unique) else check.columns
-        keyed, distinct = measured[Distinct(columns)]
-        duplicates = keyed - distinct
-        what = "value" if len(columns) == 1 else f"key ({', '.join(columns)})"
-        return result(duplicates == 0, duplicates, 0,
-                      f"{duplicates} row(s) repeat a {what} seen before ({distinct} distinct of {keyed})"
-                      if duplicates else f"{distinct} distinct of {keyed}, none repeated")
-    if isinstance(check, RowCount):
-        bounds = f"{check.min if check.min is not None else 0}..{check.max if check.max is not None else 'any'}"
-        passed = (check.min is None or rows >= check.min) and (check.max is None or rows <= check.max)
-        return result(passed, rows, bounds, f"{rows} rows (expected {bounds})")
-    failing: FailingValues = measured[Failing(column, rule_of(check))]
+    rule = rule_of(check)
+    assert isinstance(check, ValueCheck) and rule is not None, "the rest are value checks"
+    failing: FailingValues = measured[Failing(column, rule)]
     allowed = math.floor(check.tolerance * rows + 1e-9)
     passed = failing.count <= allowed
-    message = f"{failing.count} of {rows} rows {_describe_rule(rule_of(check))} fail"
+    message = f"{failing.count} of {rows} rows {_describe_rule(rule)} fail"
     if failing.count:
         message += f" (failing values from {_show(failing.lowest)} to {_show(failing.highest)})"
     if check.tolerance:
@@ -360,6 +366,15 @@ def _verdict(planned: Planned, measured: Mapping, rows: int) -> CheckResult:
             message += f"; listed values that never occur: {', '.join(_show(v) for v in absent)}"
             observed = {"failing_rows": failing.count, "absent_values": [plain(v) for v in absent]}
     return result(passed, observed, allowed, message)
+
+
+def _uniqueness(result, columns: tuple[str, ...], measured: Mapping) -> CheckResult:
+    keyed, distinct = measured[Distinct(columns)]
+    duplicates = keyed - distinct
+    what = "value" if len(columns) == 1 else f"key ({', '.join(columns)})"
+    return result(duplicates == 0, duplicates, 0,
+                  f"{duplicates} row(s) repeat a {what} seen before ({distinct} distinct of {keyed})"
+                  if duplicates else f"{distinct} distinct of {keyed}, none repeated")
 
 
 def _key_name(check: Check) -> str | None:

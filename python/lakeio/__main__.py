@@ -1,0 +1,5 @@
+"""``python -m lakeio``: the ``lakeio`` command."""
+
+from lakeio.cli import main
+
+main()
