@@ -59,15 +59,16 @@ spark-integration: setup jvm-test
 test-spark-3.5:
 	$(MAKE) SPARK_LINE=3.5 spark-integration
 
-# The unit tests on Python 3.13, in a venv holding the unit tests' dependencies only.
+# The unit tests (and docstring examples) on Python 3.13: the unit tests' dependencies and the 4.1
+# line's pyspark (`lakeio submit` finds spark-submit in it), no JVM.
 unit-3.13: .venv-3.13/.installed
 	.venv-3.13/bin/python -m pytest tests/unit python/lakeio
 
-.venv-3.13/.installed: pyproject.toml
+.venv-3.13/.installed: pyproject.toml constraints/spark-4.1.txt
 	@test -n "$(PYTHON313)" || { echo "no Python 3.13 found: set PYTHON313=/path/to/python3.13"; exit 1; }
 	$(PYTHON313) -m venv .venv-3.13
 	.venv-3.13/bin/python -m pip install -q --upgrade pip
-	.venv-3.13/bin/python -m pip install -q -e '.[unit]'
+	.venv-3.13/bin/python -m pip install -q -c constraints/spark-4.1.txt -e '.[unit,spark]'
 	touch $@
 
 # The Scala helper's unit tests (ScalaTest, run by Gradle against pyspark's own jars).

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import inspect
 import json
 import re
 import sys
@@ -267,7 +268,7 @@ def _checks(registry: dict[str, type[_contract.Check]]) -> dict[str, Any]:
         if not needs_some:
             bare.append(name)
             accepted.append({"type": "null"})
-        forms[name] = {"description": (check.__doc__ or "").strip(), "anyOf": accepted}
+        forms[name] = {"description": inspect.cleandoc(check.__doc__ or ""), "anyOf": accepted}  # 3.13 dedents __doc__ itself
     mapping = {"type": "object", "minProperties": 1, "maxProperties": 1,
                "propertyNames": {"enum": list(registry)}, "properties": forms}
     return {"anyOf": [{"enum": bare}, mapping]} if bare else mapping
