@@ -12,9 +12,11 @@ build/bench-venvs/ and run there on the same rows as a pandas DataFrame, through
 the validation alone (data already in memory, or, for Spark, read from the same Parquet file).
 Progress goes to stderr; the last line of stdout is one JSON object.
 
-``deequ_over_hand_spark`` is null: no Deequ build for Spark 4 / Scala 2.13 is on the Maven Central
-reachable here, so lakeio's Spark backend (one aggregate job per contract) stands where Deequ would
-and is measured as ``spark_backend_over_hand_spark``.
+On a Spark line with Deequ (the 3.5 line: run it with .venv-3.5 and LAKEIO_JARS_DIR=build/jars-3.5)
+Deequ's run of the same contract is timed too, interleaved with the others: ``deequ_over_hand_spark``
+(Deequ against the aggregates by hand) and ``native_over_deequ`` (lakeio's one-job backend against
+Deequ). On the 4.1 line both are null: no Deequ build for Spark 4 / Scala 2.13 is on the Maven Central
+reachable here.
 """
 
 from __future__ import annotations
@@ -215,14 +217,23 @@ def main(argv: list[str] | None = None) -> int:
         "spark.ui.showConsoleProgress": "false", "spark.log.level": "ERROR"}))
     spark = spark_session(settings, Storage(settings.s3))
     frame = spark.read.parquet(data.as_uri())
-    hand_spark(frame)  # warm-up: JIT and file listing, for both
-    spark_seconds = hand_seconds = float("inf")
-    for _ in range(REPEATS):  # interleaved, so load from other processes falls on both alike
-        seconds, (spark_report, _) = best_of(lambda: binding.run_spark(frame, "validate"), 1)
+    from lakeio.spark import deequ, jvm
+
+    with_deequ = deequ.available(spark)
+    hand_spark(frame)  # warm-up: JIT and file listing, for all
+    spark_seconds = hand_seconds = deequ_seconds = float("inf")
+    for _ in range(REPEATS):  # interleaved, so load from other processes falls on all alike
+        seconds, (spark_report, _) = best_of(lambda: binding.run_spark(frame, "validate", deequ=False), 1)
         spark_seconds = min(spark_seconds, seconds)
         hand_seconds = min(hand_seconds, best_of(lambda: hand_spark(frame), 1)[0])
-    log(f"  backend {spark_seconds:.3f} s (passed={spark_report.passed}), by hand {hand_seconds:.3f} s")
+        if with_deequ:
+            seconds, (deequ_report, _) = best_of(lambda: binding.run_spark(frame, "validate", deequ=True), 1)
+            deequ_seconds = min(deequ_seconds, seconds)
+            assert deequ_report.backend == "deequ" and deequ_report.passed == spark_report.passed
+    log(f"  backend {spark_seconds:.3f} s (passed={spark_report.passed}), by hand {hand_seconds:.3f} s"
+        + (f", Deequ {deequ_seconds:.3f} s" if with_deequ else ""))
     assert spark._sc._gateway._callback_server is None
+    spark_version = spark.version
     spark.stop()
 
     print(json.dumps({
@@ -235,9 +246,11 @@ def main(argv: list[str] | None = None) -> int:
         "spark_backend_seconds": round(spark_seconds, 3),
         "hand_spark_seconds": round(hand_seconds, 3),
         "spark_backend_over_hand_spark": round(spark_seconds / hand_seconds, 2),
-        "deequ_over_hand_spark": None,
-        "deequ_note": "no Deequ build for Spark 4 / Scala 2.13 on the reachable Maven Central; "
-                      "lakeio's own one-job Spark backend is measured instead",
+        "spark_line": jvm.spark_line(spark_version),
+        "deequ_seconds": round(deequ_seconds, 3) if with_deequ else None,
+        "deequ_over_hand_spark": round(deequ_seconds / hand_seconds, 2) if with_deequ else None,
+        "native_over_deequ": round(spark_seconds / deequ_seconds, 2) if with_deequ else None,
+        **({} if with_deequ else {"deequ_note": "no Deequ build for Spark 4 / Scala 2.13 on the reachable Maven Central"}),
     }))
     return 0
 

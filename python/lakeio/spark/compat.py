@@ -41,8 +41,8 @@ def to_arrow(frame: DataFrame) -> pa.Table:
     return pa.Table.from_batches(batches) if batches else to_arrow_schema(frame.schema).empty_table()
 
 
-def create_frame(spark: SparkSession, table: pa.Table, schema: StructType) -> DataFrame:
-    """An Arrow table as a Spark DataFrame of ``schema``.
+def create_frame(spark: SparkSession, table: pa.Table, schema: StructType | None = None) -> DataFrame:
+    """An Arrow table as a Spark DataFrame of ``schema`` (the table's own types by default).
 
     Spark 4 takes the table as is. Spark 3.5 takes pandas, whose conversion turns NaN into null (it
     masks every ``isnull()``), so the table goes in as Python rows instead: exact (NaN stays a value,
@@ -50,9 +50,11 @@ def create_frame(spark: SparkSession, table: pa.Table, schema: StructType) -> Da
     lakeio hands to Spark from Arrow.
     """
     if _spark4():
-        return spark.createDataFrame(table, schema=schema)
+        return spark.createDataFrame(table) if schema is None else spark.createDataFrame(table, schema=schema)
     import pyarrow as pa
+    from pyspark.sql.pandas.types import from_arrow_schema
 
+    schema = schema if schema is not None else from_arrow_schema(table.schema)
     # Nanosecond timestamps would come out as pandas Timestamps, which Spark 3.5 refuses: Spark holds
     # microseconds anyway.
     for index, field in enumerate(table.schema):

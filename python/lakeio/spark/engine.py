@@ -6,7 +6,7 @@ import datetime as dt
 import itertools
 import math
 import posixpath
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 from lakeio import files
@@ -125,7 +125,7 @@ class SparkEngine:
             return handoff.as_spark_types(self._arrow.read_scan(plan, record, direct))
         record.extra["path"] = "spark: parquet hand-off"
         frame, schema = self._read(plan, record, selection)
-        with translated(plan.describe(), read=(plan, schema)):
+        with translated(plan.describe(), read=(plan, schema), read_on_arrow=self._read_on_arrow(plan)):
             table = handoff.spark_frame_to_arrow(frame, self.scratch(), self.storage)
         return table if schema is None else table.select(schema.names).cast(schema)
 
@@ -145,18 +145,22 @@ class SparkEngine:
         schema = text_schema or to_arrow_schema(frame.schema)
 
         def collected() -> Iterator[pa.RecordBatch]:
-            with translated(plan.describe(), read=(plan, text_schema)):
+            with translated(plan.describe(), read=(plan, text_schema), read_on_arrow=self._read_on_arrow(plan)):
                 rows = frame.toLocalIterator(prefetchPartitions=True)
                 while chunk := list(itertools.islice(rows, _ROWS_PER_BATCH)):
                     yield pa.RecordBatch.from_pylist([row.asDict(recursive=True) for row in chunk], schema=schema)
 
         return schema, collected()
 
+    def _read_on_arrow(self, plan: ScanPlan) -> Callable[[], object]:
+        """Reads ``plan`` on the Arrow engine: on the error path only, to name the file of a bad value."""
+        return lambda: self._arrow.read_arrow(plan, plan.record("read", "arrow", "naming the file of a bad value"))
+
     # Counts, schemas and file counts come from Spark's own plan: an opened Arrow scan is not used.
 
     def count(self, plan: ScanPlan, record: IORecord, scan: Scan | None = None) -> int:
         frame, schema = self._read(plan, record)
-        with translated(plan.describe(), read=(plan, schema)):
+        with translated(plan.describe(), read=(plan, schema), read_on_arrow=self._read_on_arrow(plan)):
             return frame.count()
 
     def schema(self, plan: ScanPlan, scan: Scan | None = None) -> pa.Schema:

@@ -10,6 +10,8 @@ from lakeio.engines import text
 from lakeio.errors import InvalidArgumentError, SchemaMismatchError, StorageError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import pyarrow as pa
 
     from lakeio.requests import ScanPlan
@@ -26,11 +28,14 @@ SPARK_PATH = r"^(file:(//)?|s3a://)"  # Spark's path of a file -> pyarrow's
 
 
 @contextlib.contextmanager
-def translated(what: str, exists=None, read: tuple[ScanPlan, pa.Schema | None] | None = None):
+def translated(what: str, exists=None, read: tuple[ScanPlan, pa.Schema | None] | None = None,
+               read_on_arrow: Callable[[], object] | None = None):
     """Turns Spark's and Delta's errors into lakeio's, once, at this boundary.
 
     ``exists`` makes the error for a write that found data where mode='error' wanted none.
     ``read``: the plan and text schema of a read, whose bad values become the Arrow engine's error.
+    ``read_on_arrow``: reads the plan on the Arrow engine, whose error names the file of a bad value
+    where Spark's does not (Spark 3.5's JSON parser names the field and value, not the file).
     """
     from py4j.protocol import Py4JJavaError
     from pyspark.errors import PySparkException
@@ -39,24 +44,29 @@ def translated(what: str, exists=None, read: tuple[ScanPlan, pa.Schema | None] |
         yield
     except (PySparkException, Py4JJavaError) as error:
         if read is not None:
-            _raise_bad_value(error, *read)
+            _raise_bad_value(error, *read, read_on_arrow)
         if isinstance(error, Py4JJavaError):  # a Java error pyspark has no class for (a failed task)
             first = str(error.java_exception).splitlines()[0]
             raise StorageError(f"{what}: Spark failed: {first}") from error
-        condition = (error.getCondition() or "") if hasattr(error, "getCondition") else ""
+        # The error's class: getCondition on Spark 4, getErrorClass on 3.5.
+        condition_of = getattr(error, "getCondition", None) or getattr(error, "getErrorClass", None)
+        condition = (condition_of() or "") if condition_of is not None else ""
         said = f"{condition} {error}"
         if "PATH_NOT_FOUND" in said or "DELTA_MISSING_DELTA_TABLE" in said or "is not a Delta table" in said:
             raise StorageError(f"{what}: no data there ({condition or type(error).__name__})") from error
         if exists is not None and ("ALREADY_EXISTS" in said or "PATH_EXISTS" in said or "already exists" in said):
             raise exists() from error
-        if "SCHEMA" in condition or "MERGE_FIELDS" in condition or "METADATA_MISMATCH" in condition:
+        # Delta 3.x (the 3.5 line) reports a write's schema mismatch under a legacy error class.
+        if ("SCHEMA" in condition or "MERGE_FIELDS" in condition or "METADATA_MISMATCH" in condition
+                or condition == "_LEGACY_ERROR_TEMP_DELTA_0007"):
             raise SchemaMismatchError(f"{what}: {error}") from error
         if "UNRESOLVED_COLUMN" in condition:
             raise InvalidArgumentError(f"{what}: {error}") from error
         raise StorageError(f"{what}: Spark failed: {condition or type(error).__name__}: {error}") from error
 
 
-def _raise_bad_value(error: Exception, plan: ScanPlan, schema: pa.Schema | None) -> None:
+def _raise_bad_value(error: Exception, plan: ScanPlan, schema: pa.Schema | None,
+                     read_on_arrow: Callable[[], object] | None = None) -> None:
     """Raises the error for a value of a text file not of its column's type, if ``error`` (Spark's,
     with its causes) is about one; returns otherwise."""
     message = str(error)  # with the Java stack trace and its causes
@@ -69,4 +79,9 @@ def _raise_bad_value(error: Exception, plan: ScanPlan, schema: pa.Schema | None)
         file = re.sub(SPARK_PATH, "", failed.group(1))
         raise SchemaMismatchError("".join(text.bad_value_message(plan, file, column, value,
                                                                  schema.field(column).type))) from error
+    if parsed and read_on_arrow is not None:  # a bad value in a file Spark does not name
+        try:
+            read_on_arrow()
+        except SchemaMismatchError as named:
+            raise named from error
 

@@ -183,9 +183,9 @@ def spark_frame_to_arrow(frame: DataFrame, scratch: Location, storage: Storage) 
     and this process can reach), Arrow reads the files in parallel, and the folder is removed. This
     is never limited by ``spark.driver.maxResultSize``, unlike ``toArrow()``.
     """
-    dataset, remove = _staged(frame, scratch, storage)
+    dataset, remove, void = _staged(frame, scratch, storage)
     try:
-        return as_spark_types(dataset.to_table())
+        return _with_nulls(as_spark_types(dataset.to_table()), void)
     finally:
         remove()
 
@@ -196,23 +196,28 @@ def spark_frame_batches(frame: DataFrame, settings: EnvironmentSettings, storage
     (:func:`scratch_location`); the reader streams the files and removes them once exhausted or closed."""
     import pyarrow as pa
 
-    dataset, remove = _staged(frame, scratch_location(settings, frame.sparkSession), storage)
+    dataset, remove, void = _staged(frame, scratch_location(settings, frame.sparkSession), storage)
     schema = spark_arrow_schema(dataset.schema)
 
     def batches():
         try:
             for batch in dataset.to_batches():
-                yield batch if batch.schema.equals(schema) else batch.cast(schema, safe=False)
+                yield _with_nulls(batch if batch.schema.equals(schema) else batch.cast(schema, safe=False), void)
         finally:
             remove()
 
-    return pa.RecordBatchReader.from_batches(schema, batches())
+    return pa.RecordBatchReader.from_batches(_with_nulls(schema.empty_table(), void).schema, batches())
 
 
-def _staged(frame: DataFrame, scratch: Location, storage: Storage) -> tuple[ds.Dataset, Callable[[], None]]:
+def _staged(frame: DataFrame, scratch: Location, storage: Storage
+            ) -> tuple[ds.Dataset, Callable[[], None], list[tuple[int, str]]]:
     """``frame`` written by Spark as Parquet under a new folder of ``scratch``: the Arrow dataset
-    of its files, and the function that removes the folder."""
+    of its files, the function that removes the folder, and the positions and names of the frame's
+    VOID (all-null, e.g. a partition column holding only nulls) columns, which Parquet cannot hold
+    (Spark 3.5 refuses them): they are left out of the files and come back as Arrow nulls
+    (:func:`_with_nulls`)."""
     import pyarrow.dataset as ds
+    from pyspark.sql.types import NullType
 
     folder = posixpath.join(scratch.path, f"lakeio-handoff-{uuid.uuid4().hex[:12]}")
     spark_path = f"file:{folder}" if scratch.scheme == "file" else f"s3a://{folder}"
@@ -222,12 +227,24 @@ def _staged(frame: DataFrame, scratch: Location, storage: Storage) -> tuple[ds.D
         with contextlib.suppress(OSError):
             filesystem.delete_dir(folder)
 
+    void = [(index, field.name) for index, field in enumerate(frame.schema.fields) if isinstance(field.dataType, NullType)]
+    if void:
+        frame = frame.drop(*[name for _, name in void])
     frame.write.mode("errorifexists").parquet(spark_path)
     try:
-        return ds.dataset(folder, filesystem=filesystem, format="parquet"), remove
+        return ds.dataset(folder, filesystem=filesystem, format="parquet"), remove, void
     except BaseException:
         remove()
         raise
+
+
+def _with_nulls(data, void: list[tuple[int, str]]):
+    """A table or batch with the VOID columns :func:`_staged` left out put back, as Arrow nulls."""
+    import pyarrow as pa
+
+    for index, name in void:
+        data = data.add_column(index, pa.field(name, pa.null()), pa.nulls(data.num_rows))
+    return data
 
 
 def scratch_location(settings: EnvironmentSettings, spark: SparkSession) -> Location:
