@@ -28,6 +28,7 @@ Format = Literal["delta", "parquet", "csv", "json"]
 EngineName = Literal["auto", "arrow", "spark"]
 SchemaMode = Literal["enforce", "merge", "overwrite"]
 Compression = Literal["snappy", "zstd", "gzip", "none"]
+DeltaCommits = Literal["conditional_put", "single_writer"]
 SETTINGS_FILE = "lakeio.yaml"
 
 
@@ -45,6 +46,12 @@ class S3Settings(FrozenModel):
     access_key_id: str | None = None
     secret_access_key: str | None = None
     session_token: str | None = None
+    # How the writers of one Delta table here agree on each commit. conditional_put: every writer
+    # (delta-rs, and Spark through lakeio's log store) creates _delta_log/N.json only if it is absent,
+    # so racing writers of either engine never overwrite each other's commit; a writer that would not
+    # take part is refused. single_writer: Delta's default s3a log store, for a store without
+    # conditional writes or Hadoop before 3.4.2: safe only while one writer at a time writes a table.
+    delta_commits: DeltaCommits = "conditional_put"
 
 
 class SparkSettings(FrozenModel):

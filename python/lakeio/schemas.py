@@ -91,6 +91,10 @@ _FIELD_DOCS: dict[type[BaseModel], dict[str, str]] = {
         "access_key_id": "Default: $AWS_ACCESS_KEY_ID.",
         "secret_access_key": "Default: $AWS_SECRET_ACCESS_KEY.",
         "session_token": "Default: $AWS_SESSION_TOKEN.",
+        "delta_commits": "How writers of one Delta table agree on each commit: conditional_put (default: every "
+                         "writer, Arrow or Spark, creates the commit file only if absent, so racing writers lose "
+                         "nothing; writers that would not take part are refused) or single_writer (a store "
+                         "without conditional writes: one writer at a time).",
     },
     SparkSettings: {
         "master": "The master of a session lakeio starts itself.",

@@ -19,7 +19,7 @@ from lakeio.predicate import And, Compare, In, IsNull, Not, Predicate, quote_nam
 from lakeio.requests import TRANSACTION_VERSION, MergeRequest, WriteRequest
 from lakeio.spark import handoff, pruning
 from lakeio.spark.errors import SPARK_PATH, translated
-from lakeio.spark.session import spark_session
+from lakeio.spark.session import check_delta_commits, spark_session
 from lakeio.storage import Location, Storage
 
 if TYPE_CHECKING:
@@ -226,6 +226,7 @@ class SparkEngine:
         if self._arrow.exists(request.location, "delta") and self._arrow.transaction_committed(request):
             request.skipped_as_repeat(record)
             return
+        check_delta_commits(self.session(), self.storage, request.location)
         writer = frame.write.format("delta").options(**_write_options(request, rows_per_file))
         writer = writer.mode({"error": "errorifexists", "overwrite_partitions": "overwrite"}.get(request.mode, request.mode))
         if request.partition_by:
@@ -273,6 +274,7 @@ class SparkEngine:
 
         request.check_arguments()
         spark = self.session()
+        check_delta_commits(spark, self.storage, request.location)
         frame, table = self._spark_data(request.data, record, request.check_unique_keys)
         if table is None:
             repeated = frame.groupBy(*request.on).count().where("count > 1").limit(3).collect()
