@@ -4,8 +4,6 @@ import java.io.IOException
 import java.nio.charset.StandardCharsets.UTF_8
 import java.nio.file.FileAlreadyExistsException
 
-import scala.util.Using
-
 import io.delta.storage.HadoopFileSystemLogStore
 import org.apache.hadoop.conf.Configuration
 import org.apache.hadoop.fs.{FSDataOutputStream, Path}
@@ -32,9 +30,9 @@ class S3ConditionalPutLogStore(initHadoopConf: Configuration) extends HadoopFile
       if (overwrite) fs.createFile(path).overwrite(true).build()
       else fs.createFile(path).overwrite(false).must(S3ConditionalPutLogStore.ConditionalCreate, true).build()
     try {
-      Using.resource(create()) { out =>
-        while (actions.hasNext) out.write((actions.next() + "\n").getBytes(UTF_8))
-      }
+      val out = create()
+      try while (actions.hasNext) out.write((actions.next() + "\n").getBytes(UTF_8))
+      finally out.close()  // the PUT, and its precondition, happen here
     } catch {
       case error: IOException if !overwrite && S3ConditionalPutLogStore.lostTheRace(error) =>
         val lost = new FileAlreadyExistsException(path.toString, null, "another writer committed this version first")
