@@ -60,10 +60,10 @@ def main(argv: list[str]) -> int:
     conf, env, dataset, writer, engine, start_file, *operations = argv
     lake = lakeio.Catalog.load(conf, env=env)
     print(json.dumps({"ready": True}), flush=True)
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 600
     while not Path(start_file).exists():
         if time.monotonic() > deadline:
-            raise SystemExit(f"no start signal {start_file} within 120 s")
+            raise SystemExit(f"no start signal {start_file} within 600 s")
         time.sleep(0.02)
     for n, operation in enumerate(operations):
         print(json.dumps(run(lake, dataset, int(writer), engine, operation, n)), flush=True)

@@ -34,6 +34,7 @@ def lake(catalog_on, spark):
 
 def race(lake, tmp_path: Path, arrow_operations: list[str], spark_operations: list[str]) -> list[dict]:
     """Every writer runs its operations at once; the outcome of each operation."""
+    lake.read("events", engine="spark").count()  # Spark warmed up, so that its writes overlap the others'
     start = tmp_path / f"start-{uuid.uuid4().hex[:6]}"
     environment = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[2] / "python"),
                                                                 os.environ.get("PYTHONPATH", "")])}
@@ -44,7 +45,6 @@ def race(lake, tmp_path: Path, arrow_operations: list[str], spark_operations: li
     try:
         for writer in writers:
             assert json.loads(writer.stdout.readline() or "{}") == {"ready": True}, writer.stderr.read()
-        lake.read("events", engine="spark").count()  # Spark warmed up, so that its writes overlap the others'
         start.touch()
         outcomes = [run(lake, "events", SPARK_WRITER, "spark", operation, n) for n, operation in enumerate(spark_operations)]
         for writer in writers:
