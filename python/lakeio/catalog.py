@@ -261,13 +261,13 @@ class Catalog:
         request.check_arguments()
         with Timer(request.record(chosen, reason)) as record:
             if validate and target.contract is not None:
-                request = target.contract.check_write(request, chosen, record)
+                request = target.contract.check_write(request, self._table_reader(data), record)
             self._engine(chosen).write(request, record)
         return record
 
     def merge(self, name: str, data: Any, *, on: str | Iterable[str], when_matched: MergeMatched = "update",
               when_not_matched: MergeNotMatched = "insert", delete_when: FilterSpec = None,
-              options: Mapping[str, Any] | None = None, engine: EngineChoice | None = None,
+              options: Mapping[str, Any] | None = None, engine: EngineChoice | None = None, validate: bool = True,
               **placeholders: Any) -> IORecord:
         """Upserts ``data`` into Delta dataset ``name``, matching rows on the key columns ``on``.
 
@@ -279,6 +279,11 @@ class Catalog:
             delete_when: a filter on the data's columns (e.g. ``"op = 'D'"``): matching data rows
                 delete the table's row with their key, and are never inserted.
             options: e.g. ``{"schema_mode": "merge"}`` to add the data's new columns to the table.
+            validate: run the dataset's contract before the merge: row checks on the source rows
+                it may write, table checks on the table as the merge leaves it.
+
+        Raises:
+            DataQualityError: the data failed an error-level check of the contract; nothing was merged.
 
         Returns:
             The I/O record, with ``extra`` holding ``rows_inserted``, ``rows_updated`` and
@@ -303,8 +308,17 @@ class Catalog:
                                delete_when=parse_filter(delete_when))
         request.check_arguments()
         with Timer(request.record(chosen, reason)) as record:
+            if validate and target.contract is not None:
+                request = target.contract.check_merge(request, self._table_reader(data), record)
             self._engine(chosen).merge(request, record)
         return record
+
+    def _table_reader(self, data: Any) -> Engine:
+        """The engine that reads a dataset's current rows for the table checks of a write of
+        ``data``: Spark for Spark data (the checks run there, in one job), else Arrow (streamed)."""
+        from lakeio.engines import is_spark_dataframe
+
+        return self._engine("spark" if is_spark_dataframe(data) else "arrow")
 
     def dataset(self, name: str, **placeholders: Any) -> Dataset:
         """Dataset ``name`` as an object, with its ``{placeholders}`` filled once."""

@@ -95,20 +95,47 @@ def measure(batches: Iterable[pa.RecordBatch], plan: Plan, casts: Mapping[str, L
         casts: columns to cast to the contract's type before measuring.
         on_batch: receives each batch after the casts (for a write to pass the data on).
     """
-    accumulators = [_accumulator(m, plan.types) for m in plan.measures if not isinstance(m, CastFailures)]
-    cast_failures = {column: 0 for column in casts}
-    pool = _pool()
+    measurer = Measurer(plan, casts)
     for batch in batches:
-        if casts:
-            batch = _cast(batch, casts, cast_failures)
+        batch = measurer.add(batch)
         if on_batch is not None:
             on_batch(batch)
+    return measurer.result()
+
+
+class Measurer:
+    """The measures of ``plan``, taken batch by batch as the data passes (:meth:`add`)."""
+
+    def __init__(self, plan: Plan, casts: Mapping[str, LogicalType]):
+        self.plan, self.casts = plan, casts
+        self.accumulators = [_accumulator(m, plan.types) for m in plan.measures if not isinstance(m, CastFailures)]
+        self.cast_failures = {column: 0 for column in casts}
+
+    def add(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        """Measures one batch; returns it after the casts."""
+        if self.casts:
+            batch = _cast(batch, self.casts, self.cast_failures)
         columns = {name: _decoded(batch.column(i)) for i, name in enumerate(batch.schema.names)
-                   if name in plan.types}
-        list(pool.map(lambda acc: acc.update(batch.num_rows, columns), accumulators))  # noqa: B023 - run here, in the loop
-    measured = dict(zip((acc.measure for acc in accumulators), pool.map(lambda acc: acc.result(), accumulators)))
-    measured.update({CastFailures(column, target): cast_failures[column] for column, target in casts.items()})
-    return measured
+                   if name in self.plan.types}
+        list(_pool().map(lambda acc: acc.update(batch.num_rows, columns), self.accumulators))
+        return batch
+
+    def result(self) -> dict:
+        measured = dict(zip((acc.measure for acc in self.accumulators),
+                            _pool().map(lambda acc: acc.result(), self.accumulators)))
+        measured.update({CastFailures(column, target): self.cast_failures[column]
+                         for column, target in self.casts.items()})
+        return measured
+
+
+def cast_table(table: pa.Table, casts: Mapping[str, LogicalType]) -> pa.Table:
+    """``table`` with columns cast to the contract's types (values that do not fit become null)."""
+    import pyarrow as pa
+
+    failures = {column: 0 for column in casts}
+    batches = [_cast(batch, casts, failures) for batch in table.to_batches()]
+    schema = pa.schema([f.with_type(arrow_type(casts[f.name])) if f.name in casts else f for f in table.schema])
+    return pa.Table.from_batches(batches, schema=schema)
 
 
 @functools.cache
