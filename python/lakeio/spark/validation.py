@@ -286,3 +286,31 @@ def table_after(after: TableAfter, current: DataFrame | None, incoming: DataFram
             landing = landing.limit(0)
         current = current.join(affected.select(*keys).unionByName(deletes.select(*keys)), keys, "left_anti")
     return current.select(*picked).unionByName(landing.select(*picked))
+
+
+def split(frame: DataFrame, checks: tuple[tuple[str, Any], ...], types: Mapping[str, LogicalType], column: str,
+          run: tuple[str, str]) -> tuple[DataFrame, DataFrame, int]:
+    """The rows passing the quarantining ``checks``, the others with ``column`` (the checks each
+    failed) and the run column ``run`` (name, value), and how many those are (one job)."""
+    from pyspark.sql import functions as F
+
+    marked = frame.withColumn(column, failed_checks(checks, types))
+    failing = marked.where(F.size(column) > 0).withColumn(run[0], F.lit(run[1]))
+    return marked.where(F.size(column) == 0).drop(column), failing, failing.count()
+
+
+def failed_checks(checks: tuple[tuple[str, Any], ...], types: Mapping[str, LogicalType]) -> Column:
+    """For each row, the names (``between [v]``) of the row-level ``checks`` (column, check) it
+    fails, as an array<string> column: empty for a row that passes them all."""
+    from pyspark.sql import functions as F
+
+    from lakeio.validation.semantics import rule_of
+
+    names = []
+    for column, check in checks:
+        value = F.col(quote_name(column))
+        rule = rule_of(check)
+        fails = value.isNull() if rule is None else value.isNotNull() & ~F.coalesce(
+            _passing(value, rule, types[column]), F.lit(False))
+        names.append(F.when(fails, F.lit(f"{check.name} [{column}]")))
+    return F.filter(F.array(*names), lambda name: name.isNotNull())

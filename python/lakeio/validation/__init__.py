@@ -63,6 +63,9 @@ def load_contracts(resources: Mapping[str, Resource], origins: Mapping[str, Path
         contract = loaded[path]
         if contract is not None:
             contracts[name] = contract
+            if contract.quarantined and resources[name].quarantine is None:
+                problems.append(f"{origins[name]}: {name}: its contract {path} quarantines rows (on_fail: quarantine); "
+                                "give the resource a 'quarantine:' dataset for them")
     if problems:
         raise ConfigError("invalid contract:\n  " + "\n  ".join(problems))
     return contracts
@@ -105,13 +108,16 @@ class ContractBinding:
         self.conclude(report, record)
         return data
 
-    def check_write(self, request: WriteRequest, reader: Engine,
-                    record: IORecord | None = None) -> WriteRequest:
+    def check_write(self, request: WriteRequest, reader: Engine, record: IORecord | None = None, *,
+                    quarantined: int = 0) -> WriteRequest:
         """Validates the data of a write before anything is written; returns the request with the
         data to write (cast where the contract allows). Row checks judge the incoming rows; table
         checks the table as it will be after the write, its current rows read by ``reader`` (only
         the columns they need; :mod:`~lakeio.validation.after`). A RecordBatchReader is spilled to
         a temporary Arrow file as it is validated, so it is read once and never held in memory.
+
+        ``quarantined``: the rows of the write already split off to its quarantine dataset (the
+        report says how many).
 
         Raises:
             DataQualityError: an error-level check failed; nothing was written.
@@ -124,7 +130,7 @@ class ContractBinding:
             report, data = self.run_spark(request.data, "write", after=after)
         else:
             report, data = self.run_arrow(to_arrow_data(request.data), "write", spill=True, after=after)
-        self.conclude(report, record)
+        self.conclude(replace(report, quarantined=quarantined), record)
         return replace(request, data=data)
 
     def check_merge(self, request: MergeRequest, reader: Engine, record: IORecord | None = None) -> MergeRequest:
@@ -151,6 +157,32 @@ class ContractBinding:
             report, _ = self.run_arrow(offered, "merge", after=after, source=data)
         self.conclude(report, record)
         return replace(request, data=self.cast(data))
+
+    def split(self, data: Any, column: str, run_id: str) -> tuple[Any, Any, int]:
+        """Splits a write's data (pandas, Arrow or Spark) on the checks that quarantine: returns the
+        rows passing them all, the others with ``column`` (the names of the checks each failed) and
+        ``lakeio_run_id``, and how many those are (one Spark job to count them, none on Arrow)."""
+        from lakeio.config import QUARANTINE_RUN_COLUMN
+        from lakeio.engines import is_spark_dataframe, to_arrow_data
+
+        checks = tuple((name, check) for name, check in self.contract.quarantined)
+        if is_spark_dataframe(data):
+            from lakeio.spark import validation as spark_backend
+
+            types = {c.name: c.type for c in self.contract.columns.values()}
+            return spark_backend.split(data, checks, types, column, (QUARANTINE_RUN_COLUMN, run_id))
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        from lakeio.validation import arrow_backend
+
+        table = to_arrow_data(data)
+        table = table.read_all() if hasattr(table, "read_all") else table
+        failed = arrow_backend.failed_checks(table, checks)
+        quarantined = pc.greater(pc.list_value_length(failed), 0)
+        failing = table.append_column(column, failed).filter(quarantined)
+        failing = failing.append_column(QUARANTINE_RUN_COLUMN, pa.array([run_id] * failing.num_rows, pa.string()))
+        return table.filter(pc.invert(quarantined)), failing, failing.num_rows
 
     def cast(self, data: Any) -> Any:
         """``data`` (an Arrow table or a Spark DataFrame) with the casts the contract allows."""

@@ -473,3 +473,28 @@ def _min_value(array):
     import pyarrow.compute as pc
 
     return pc.min(array).as_py()
+
+
+def failed_checks(table: pa.Table, checks: tuple[tuple[str, Any], ...]) -> pa.Array:
+    """For each row, the names (``between [v]``) of the row-level ``checks`` (column, check) it
+    fails, as a list<string> array: empty for a row that passes them all."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from lakeio.validation.semantics import rule_of
+
+    masks = []
+    for column, check in checks:
+        array = _decoded(table[column].combine_chunks())
+        rule = rule_of(check)
+        if rule is None:  # not_null
+            fails = pc.is_null(array)
+        else:
+            fails = pc.and_(pc.is_valid(array), pc.invert(pc.fill_null(_passing(array, rule), False)))
+        masks.append(np.asarray(fails.to_numpy(zero_copy_only=False), dtype=bool))
+    labels = np.array([f"{check.name} [{column}]" for column, check in checks], dtype=object)
+    failing = np.stack(masks) if masks else np.zeros((0, table.num_rows), dtype=bool)
+    rows, which = np.nonzero(failing.T)  # row-major: each row's failed checks in the contract's order
+    offsets = np.concatenate([[0], np.cumsum(failing.sum(axis=0))]).astype(np.int32)
+    return pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), pa.array(labels[which].tolist(), pa.string()))
