@@ -121,6 +121,25 @@ class Binding(FrozenModel):
     options: Options = Options()
 
 
+QUARANTINE_RUN_COLUMN = "lakeio_run_id"
+
+
+class Quarantine(FrozenModel):
+    """Where a write puts the rows that fail a check with ``on_fail: quarantine``: a dataset of the
+    same format, ``name`` in the catalog, with its own binding per environment. Its rows are the
+    failing rows, ``column`` (the names of the checks each failed) and ``lakeio_run_id`` (the run
+    that wrote them, its partition column)."""
+
+    name: str = Field(min_length=1)
+    column: str = Field("lakeio_failed_checks", min_length=1)
+    environments: dict[str, Binding]
+
+    def resource(self, of: str, format: str) -> Resource:
+        """The quarantine dataset as a resource of the catalog."""
+        return Resource(format=format, partition_by=(QUARANTINE_RUN_COLUMN,), environments=self.environments,
+                        description=f"rows of {of!r} that failed its contract (on_fail: quarantine)")
+
+
 class Resource(FrozenModel):
     """A dataset as pipeline code names it, with every environment side by side."""
 
@@ -131,6 +150,7 @@ class Resource(FrozenModel):
     # The validation contract's file, relative to this resource file ("schema:" in YAML; see lakeio.validation).
     contract: str | None = Field(default=None, alias="schema")
     environments: dict[str, Binding]
+    quarantine: Quarantine | None = None
 
     @model_validator(mode="after")
     def _options_fit_formats(self) -> Resource:

@@ -194,7 +194,7 @@ class SparkEngine:
         frame, table = self._spark_data(request.data, record, request.check_replace_where)
         request.check_partition_columns(frame.columns)
         if request.replace_where is not None and table is None:
-            outside = frame.where(_is_not_true(to_column(request.replace_where))).limit(1).count()
+            outside = frame.where(is_not_true(to_column(request.replace_where))).limit(1).count()
             if outside:
                 raise InvalidArgumentError(f"{request.describe()}: the data has rows that do not match "
                                            f"replace_where {to_sql(request.replace_where)}; nothing was written")
@@ -295,7 +295,7 @@ class SparkEngine:
                 builder = builder.whenMatchedUpdateAll()
             if request.when_not_matched == "insert":
                 builder = builder.whenNotMatchedInsertAll(
-                    condition=None if request.delete_when is None else _is_not_true(to_column(request.delete_when, "source")))
+                    condition=None if request.delete_when is None else is_not_true(to_column(request.delete_when, "source")))
             counts = builder.execute().collect()[0].asDict()
         request.set_counts(record, counts.get("num_inserted_rows", 0), counts.get("num_updated_rows", 0),
                            counts.get("num_deleted_rows", 0))
@@ -332,7 +332,7 @@ def to_column(predicate: Predicate, table: str | None = None) -> Column:
     return functools.reduce(combine, [to_column(p, table) for p in predicate.operands])
 
 
-def _is_not_true(condition: Column) -> Column:
+def is_not_true(condition: Column) -> Column:
     """Rows where ``condition`` is false or null (SQL's ``NOT coalesce(condition, false)``)."""
     from pyspark.sql import functions as F
 
