@@ -306,6 +306,18 @@ class Catalog:
             self._engine(chosen).merge(request, record)
         return record
 
+    def recover(self, name: str, **placeholders: Any) -> bool:
+        """Finishes a commit of plain dataset ``name`` whose writer was stopped before it ended:
+        completed if all its files had moved, else rolled back (see docs/guide/reliability.md).
+        The next write does the same. False when there was none to finish (or its writer lives).
+        """
+        from lakeio import files
+
+        target = self.resolve(name, validate=False, **placeholders)
+        if target.format == "delta":
+            return False  # the Delta log commits at once
+        return files.CommitLog(self._storage, target.location, target.describe()).recover_abandoned()
+
     def dataset(self, name: str, **placeholders: Any) -> Dataset:
         """Dataset ``name`` as an object, with its ``{placeholders}`` filled once."""
         from lakeio.dataset import Dataset

@@ -37,6 +37,10 @@ DELTA_COMPRESSION: dict[str, Literal["SNAPPY", "ZSTD", "GZIP", "UNCOMPRESSED"]] 
     "snappy": "SNAPPY", "zstd": "ZSTD", "gzip": "GZIP", "none": "UNCOMPRESSED"}
 
 
+# Reads of plain files whose files a commit replaced mid-read, before that is an error.
+_READ_ATTEMPTS = 3
+
+
 class ArrowEngine:
     """The in-process engine (see the module's docstring); satisfies :class:`lakeio.engines.Engine`."""
 
@@ -91,8 +95,9 @@ class ArrowEngine:
             if plan.format == "delta":
                 table = self._delta_table(plan)
                 return table.to_pyarrow_dataset(), table  # delta-rs's fragments carry partitions and statistics
-            return files.open_dataset(self.storage.filesystem(plan.location), plan.location, plan.format,
-                                      bool(plan.partition_by), plan.options, plan.column_types), None
+            return files.read_consistently(self.storage, plan, lambda: files.open_dataset(
+                self.storage.filesystem(plan.location), plan.location, plan.format, bool(plan.partition_by),
+                plan.options, plan.column_types)), None
         except Exception as error:
             if plan.format in text.TEXT_FORMATS and text.is_conversion_error(error):
                 # A value of a file's first rows that does not read as the contract's type.
@@ -160,9 +165,19 @@ class ArrowEngine:
         return self.read_scan(plan, record, self.current_scan(plan, scan))
 
     def read_scan(self, plan: ScanPlan, record: IORecord, scan: Scan) -> pa.Table:
-        """The rows of ``scan``, opened for this read."""
-        with self._scanning(plan, record, scan) as scanner:
-            return scanner.to_table()
+        """The rows of ``scan``, opened for this read; opened again if a commit replaced its files
+        while they were read (plain files have no snapshot to hold on to)."""
+        for attempt in range(1, _READ_ATTEMPTS + 1):
+            try:
+                with self._scanning(plan, record, scan) as scanner:
+                    return scanner.to_table()
+            except OSError as error:
+                if plan.format == "delta" or not files.vanished(error):
+                    raise
+                if attempt == _READ_ATTEMPTS:
+                    raise files.replaced_while_read(plan, error) from error
+                scan = self.open_scan(plan)
+        raise AssertionError("unreachable")
 
     def read_batches(self, plan: ScanPlan, record: IORecord,
                      scan: Scan | None = None) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
@@ -178,7 +193,12 @@ class ArrowEngine:
         def batches():
             with contextlib.ExitStack() as stack:
                 stack.push(scope)
-                yield from scanner.to_batches()
+                try:
+                    yield from scanner.to_batches()
+                except OSError as error:  # batches already yielded: reading again would repeat them
+                    if plan.format == "delta" or not files.vanished(error):
+                        raise
+                    raise files.replaced_while_read(plan, error) from error
 
         return scanner.projected_schema, batches()
 
@@ -284,8 +304,7 @@ class ArrowEngine:
             filesystem = self.storage.filesystem(request.location)
             return _write_file_dataset(request, data, sample, filesystem, staging, token), filled
 
-        files.write(request, self.storage.filesystem(request.location), sample, stage, record,
-                    empty=sample.num_rows == 0)
+        files.write(request, self.storage, sample, stage, record, empty=sample.num_rows == 0)
 
     # -- merge --------------------------------------------------------------------------------
 

@@ -1,0 +1,114 @@
+"""The plain-file commit under kills, readers and racing writers, locally and on the S3 server.
+
+Each writer runs in its own process (``commit_writer.py``); a kill is a SIGKILL at one step of the
+commit, every step in turn. After it a read gives the old or the new rows, whole, or an error that
+names the one command that finishes the commit; the next write cleans up after it.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from pyarrow import fs as pafs
+
+import lakeio
+from lakeio.errors import StorageError
+from lakeio.storage import Storage
+
+WRITER = Path(__file__).with_name("commit_writer.py")
+SPEC = {"format": "parquet", "partition_by": ["part"]}
+LEFTOVER = (".lakeio-staging-", ".lakeio-retired-")
+
+
+def rows(ids, part: str) -> pa.Table:
+    return pa.table({"id": pa.array(list(ids), pa.int64()), "part": [part] * len(ids)})
+
+
+OLD = pa.concat_tables([rows(range(0, 3), "a"), rows(range(3, 6), "b")])
+NEW = pa.concat_tables([rows(range(100, 103), "b"), rows(range(103, 106), "c")])
+EXPECTED = {"overwrite": sorted(NEW["id"].to_pylist()),
+            "overwrite_partitions": sorted([0, 1, 2, *NEW["id"].to_pylist()])}
+
+
+def ids(lake: lakeio.Catalog, name: str = "events", engine: str = "arrow") -> list[int]:
+    return sorted(lake.read(name, engine=engine, validate=False).to_arrow()["id"].to_pylist())
+
+
+def leftovers(lake: lakeio.Catalog, name: str = "events") -> list[str]:
+    """What commits leave beside the dataset besides its marker: staging, retired, a commit log."""
+    location = lake.location(name)
+    filesystem = Storage(lake.settings.s3).filesystem(location)
+    parent, base = location.path.rsplit("/", 1)
+    names = [info.base_name for info in filesystem.get_file_info(pafs.FileSelector(parent))]
+    return sorted(n for n in names if n.startswith(base + ".") and
+                  (any(mark in n for mark in LEFTOVER) or n.endswith(".lakeio-commit")))
+
+
+def run_writer(lake_conf: Path, env: str, data: Path, mode: str, *, kill_at: str | None = None,
+               steps: Path | None = None, engine: str = "arrow") -> subprocess.CompletedProcess:
+    command = [sys.executable, str(WRITER), str(lake_conf), env, "events", mode, str(data), "--engine", engine]
+    command += ["--kill-at", kill_at] if kill_at else []
+    command += ["--steps", str(steps)] if steps else []
+    return subprocess.run(command, capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture
+def new_data(tmp_path) -> Path:
+    path = tmp_path / "new.parquet"
+    pq.write_table(NEW, path)
+    return path
+
+
+KILL_CASES = [("local", "overwrite"), ("local", "overwrite_partitions"), ("s3", "overwrite"), ("s3", "overwrite_partitions")]
+
+
+@pytest.mark.parametrize("storage, mode", KILL_CASES, ids=[f"{s}-{m}" for s, m in KILL_CASES])
+def test_a_writer_killed_at_any_step_of_its_commit_loses_nothing(catalog_on, tmp_path, new_data, storage, mode):
+    lake = catalog_on(storage, "kills", events=SPEC)
+    conf = tmp_path / "conf"
+    lake.write("events", OLD, mode="overwrite")
+    recorded = tmp_path / "steps.txt"
+    assert run_writer(conf, storage, new_data, mode, steps=recorded).returncode == 0
+    steps = recorded.read_text().split()
+    assert steps[:2] == ["staged", "locked"] and steps[-3:] == ["committed", "cleaned", "marked"]
+    assert any(s.startswith("moved-") for s in steps)
+    command = f"lakeio --env {storage} recover events"
+    outcomes = {"old": 0, "new": 0, "error naming the command": 0}
+    for step in steps:
+        lake.write("events", OLD, mode="overwrite")  # the next write: it finishes the killed commit and cleans up
+        assert ids(lake) == sorted(OLD["id"].to_pylist()) and leftovers(lake) == []
+        killed = run_writer(conf, storage, new_data, mode, kill_at=step)
+        assert killed.returncode == -9, (step, killed.stderr)
+        try:
+            seen = ids(lake)
+        except StorageError as error:
+            assert step.startswith("moved-") and command in str(error), (step, error)
+            outcomes["error naming the command"] += 1
+            assert lake.recover("events") is True
+            seen = ids(lake)
+            assert seen == sorted(OLD["id"].to_pylist()), step  # rolled back
+        else:
+            assert seen in (sorted(OLD["id"].to_pylist()), EXPECTED[mode]), (step, seen)
+            outcomes["old" if seen == sorted(OLD["id"].to_pylist()) else "new"] += 1
+            # after its last move the commit stands; before its first, it never happened
+            assert (seen == EXPECTED[mode]) == (step in ("committed", "cleaned", "marked")), step
+    lake.write("events", OLD, mode="overwrite")
+    assert leftovers(lake) == [] and ids(lake) == sorted(OLD["id"].to_pylist())
+    print(f"kills {storage} {mode}: {len(steps)} steps, {outcomes}")
+
+
+def test_a_spark_writer_killed_half_way_through_its_commit_on_s3_loses_nothing(catalog_on, tmp_path, new_data, spark):
+    lake = catalog_on("s3", "kills", events=SPEC)
+    lake.write("events", OLD, mode="overwrite")
+    killed = run_writer(tmp_path / "conf", "s3", new_data, "overwrite", kill_at="moved-2", engine="spark")
+    assert killed.returncode == -9, killed.stderr
+    with pytest.raises(StorageError, match="lakeio --env s3 recover events"):
+        lake.read("events", engine="spark").to_arrow()
+    lake.write("events", NEW, mode="overwrite", engine="spark")  # finishes (rolls back) the killed one, then commits
+    assert ids(lake, engine="spark") == EXPECTED["overwrite"] and leftovers(lake) == []
