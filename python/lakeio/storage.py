@@ -20,6 +20,14 @@ from lakeio.errors import ConfigError
 S3_ATTEMPTS = 10
 
 
+def transient(error: BaseException) -> bool:
+    """True when ``error`` (or what it wraps, as lakeio's errors say) is an S3 fault worth a
+    new try: throttling, a server error, a dropped or failed transfer."""
+    said = str(error)
+    return any(mark in said for mark in ("SlowDown", "SLOW_DOWN", "503", "INTERNAL_FAILURE", "NETWORK_CONNECTION",
+                                         "Failed to flush response stream", "ServiceUnavailable"))
+
+
 @dataclass(frozen=True)
 class Location:
     """A dataset's root. ``path`` is what pyarrow filesystems take: ``/abs/dir`` or ``bucket/key``."""

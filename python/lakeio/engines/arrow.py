@@ -13,9 +13,10 @@ import datetime as dt
 import itertools
 import posixpath
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from lakeio import files
 from lakeio.engines import counted, text, to_arrow_data
@@ -23,7 +24,7 @@ from lakeio.errors import InvalidArgumentError, SchemaMismatchError, StorageErro
 from lakeio.metrics import IORecord
 from lakeio.predicate import columns_of, to_arrow, to_sql
 from lakeio.requests import TRANSACTION_VERSION, MergeRequest, WriteRequest
-from lakeio.storage import Location, Storage
+from lakeio.storage import Location, Storage, transient
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -37,8 +38,24 @@ DELTA_COMPRESSION: dict[str, Literal["SNAPPY", "ZSTD", "GZIP", "UNCOMPRESSED"]] 
     "snappy": "SNAPPY", "zstd": "ZSTD", "gzip": "GZIP", "none": "UNCOMPRESSED"}
 
 
-# Reads of plain files whose files a commit replaced mid-read, before that is an error.
+T = TypeVar("T")
+
+# Reads of plain files whose files a commit replaced mid-read, before that is an error; and of
+# any data that met a fault the S3 client's own retries did not ride out.
 _READ_ATTEMPTS = 3
+
+
+def _again_if_transient(plan: ScanPlan, read: Callable[[], T]) -> T:
+    """``read()``, tried again (after a pause) when S3 answered it with a transient fault the
+    client's retries gave up on, or could not retry (a GetObject into a stream already written)."""
+    for attempt in range(1, _READ_ATTEMPTS + 1):
+        try:
+            return read()
+        except Exception as error:
+            if plan.location.scheme != "s3" or attempt == _READ_ATTEMPTS or not transient(error):
+                raise
+            time.sleep(0.2 * attempt)
+    raise AssertionError("unreachable")
 
 
 class ArrowEngine:
@@ -91,6 +108,9 @@ class ArrowEngine:
 
     def _open(self, plan: ScanPlan) -> tuple[ds.Dataset, object]:
         """The plan's data as a pyarrow dataset, and its DeltaTable (None for plain files)."""
+        return _again_if_transient(plan, lambda: self._open_once(plan))
+
+    def _open_once(self, plan: ScanPlan) -> tuple[ds.Dataset, object]:
         try:
             if plan.format == "delta":
                 table = self._delta_table(plan)
@@ -170,7 +190,7 @@ class ArrowEngine:
         for attempt in range(1, _READ_ATTEMPTS + 1):
             try:
                 with self._scanning(plan, record, scan) as scanner:
-                    return scanner.to_table()
+                    return _again_if_transient(plan, scanner.to_table)
             except OSError as error:
                 if plan.format == "delta" or not files.vanished(error):
                     raise
