@@ -8,6 +8,9 @@ A plain dataset has no log, so lakeio gives its writes one protocol, the same fo
    by :func:`rows_per_file` to about ``target_file_size``;
 3. :func:`commit` moves them in, replacing the folders the mode replaces (:func:`replaced_folders`),
    and undoes every move if one fails, so a failed or refused write leaves the old data as it was.
+   It runs under the dataset's :class:`CommitLog` (a lock and a journal of the planned moves), so
+   commits are serialised, readers see one commit's files, and a commit whose writer was killed is
+   completed or rolled back by the next write (docs/guide/reliability.md).
 
 Delta tables get the same guarantee from the Delta log and do not come here.
 """
