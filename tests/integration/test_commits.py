@@ -111,17 +111,6 @@ def test_a_writer_killed_at_any_step_of_its_commit_loses_nothing(catalog_on, tmp
     print(f"kills {storage} {mode}: {len(steps)} steps, {outcomes}")
 
 
-def test_a_spark_writer_killed_half_way_through_its_commit_on_s3_loses_nothing(catalog_on, tmp_path, new_data, spark):
-    lake = catalog_on("s3", "kills", events=SPEC)
-    lake.write("events", OLD, mode="overwrite")
-    killed = run_writer(tmp_path / "conf", "s3", new_data, "overwrite", kill_at="moved-2", engine="spark")
-    assert killed.returncode == -9, killed.stderr
-    with pytest.raises(StorageError, match="lakeio --env s3 recover events"):
-        lake.read("events", engine="spark").to_arrow()
-    lake.write("events", NEW, mode="overwrite", engine="spark")  # finishes (rolls back) the killed one, then commits
-    assert ids(lake, engine="spark") == EXPECTED["overwrite"] and leftovers(lake) == []
-
-
 @pytest.mark.parametrize("storage", ["local", "s3"])
 def test_readers_during_overwrites_see_one_whole_version_or_a_lakeio_error(catalog_on, tmp_path, new_data, storage):
     lake = catalog_on(storage, "readers", events=SPEC)
