@@ -196,7 +196,7 @@ def load_config(folder: str | os.PathLike) -> tuple[Settings, dict[str, Resource
             continue
         for name, body in document.items():
             if not isinstance(name, str):
-                problems.append(f"{path}: {name!r}: a dataset name is text, not {type(name).__name__} "
+                problems.append(f"{path}: {name}: a dataset name is text, not {type(name).__name__} "
                                 f"(quote it: '{name}':)")
                 continue
             if name in origins:
@@ -217,7 +217,9 @@ def expand_variables(model: FrozenModel, where: str, builtins: Mapping[str, str]
 
     def expand(value: Any, key: str) -> Any:
         if isinstance(value, str):
-            return _expand_string(value, key, variables)
+            return _expand_string(value, key, variables, uri=key.endswith(".uri"))
+        if isinstance(value, SecretStr):
+            return SecretStr(_expand_string(value.get_secret_value(), key, variables))
         if isinstance(value, BaseModel):  # only changed fields are updated: the others stay unset
             expanded = {k: expand(getattr(value, k), f"{key}.{k}") for k in type(value).model_fields}
             return value.model_copy(update={k: v for k, v in expanded.items() if v != getattr(value, k)})
@@ -231,12 +233,17 @@ def expand_variables(model: FrozenModel, where: str, builtins: Mapping[str, str]
 _VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
-def _expand_string(text: str, key: str, variables: Mapping[str, str]) -> str:
+def _expand_string(text: str, key: str, variables: Mapping[str, str], uri: bool = False) -> str:
     def replace(match: re.Match) -> str:
         name, default = match.group(1), match.group(2)
         value = variables.get(name, default)
         if value is None:
             raise ConfigError(f"{key}: environment variable {name} is not set (write ${{{name}:-default}} for a default)")
+        before, after = text[:match.start()], text[match.end():]
+        if uri and not value.strip("/") and (not before or before.endswith("/")) and (not after or after.startswith("/")):
+            raise ConfigError(f"{key}: environment variable {name} is empty, so the URI {text!r} would name the "
+                              "folder above the dataset (an overwrite there would replace the datasets beside it); "
+                              "set it, or give a default that is not empty")
         return value
 
     return _VARIABLE.sub(replace, text)
@@ -293,10 +300,10 @@ class _UniqueKeyLoader(yaml.SafeLoader):
                 hash(key)
             except TypeError:
                 raise ConfigError(f"line {key_node.start_mark.line + 1}: a key must be a plain value, "
-                                  f"not {_short(key)}") from None
+                                  f"not {short_repr(key)}") from None
             if key in seen:
                 raise ConfigError(
-                    f"key {_short(key)} appears twice (lines {seen[key]} and {key_node.start_mark.line + 1})"
+                    f"key {short_repr(key)} appears twice (lines {seen[key]} and {key_node.start_mark.line + 1})"
                 )
             seen[key] = key_node.start_mark.line + 1
         return super().construct_mapping(node, deep=deep)
@@ -321,7 +328,7 @@ def _expanded_size(root: yaml.Node) -> int:
     return sizes[id(root)]
 
 
-def _short(value: Any, limit: int = 80) -> str:
+def short_repr(value: Any, limit: int = 80) -> str:
     """``repr(value)``, cut to ``limit`` characters: a message shows the value, never megabytes of it."""
     text = repr(value)
     return text if len(text) <= limit else f"{text[:limit]}... ({len(text):,} characters)"
@@ -416,12 +423,12 @@ def _describe(model: type[FrozenModel], item: Mapping[str, Any]) -> str:
         choices = re.findall(r"'([^']*)'", item["ctx"]["expected"])
         hint = difflib.get_close_matches(str(item["input"]), choices, n=1)
         suggestion = f"; did you mean {hint[0]!r}?" if hint else ""
-        return f"{_short(item['input'])} is not one of {', '.join(choices)}{suggestion}"
+        return f"{short_repr(item['input'])} is not one of {', '.join(choices)}{suggestion}"
     if kind == "missing":
         return "required key is missing"
     if kind == "value_error":
         return str(item["ctx"]["error"])
-    return f"{item['msg']} (got {_short(item['input'])})"
+    return f"{item['msg']} (got {short_repr(item['input'])})"
 
 
 def _keys_at(model: type[FrozenModel], loc: tuple) -> list[str]:
