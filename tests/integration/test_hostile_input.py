@@ -12,9 +12,9 @@ import uuid
 import pyarrow as pa
 import pytest
 import yaml
-from conftest import TEST_BUCKET
 
 import lakeio
+from conftest import TEST_BUCKET
 
 ENGINES = ["arrow", "spark"]
 
@@ -151,3 +151,27 @@ def test_contract_values_reach_spark_as_values_and_nans_are_named(spark, catalog
     mixed = lake.validate("checked", pa.table({"s": ["${spark.app.name}"] * 3, "x": [math.nan, 12.0, -1.0]}),
                           engine=engine)
     assert "failing values from -1.0 to 12.0 and NaN (1)" in mixed.errors[0].message
+
+
+@pytest.mark.parametrize("regex", ["^..$", "^A.B$", r"^\s$", r"^[\s]+$", r"^\w+$", "B$"])
+def test_a_contract_regex_gives_one_verdict_on_both_engines(spark, catalog_on, tmp_path, regex):
+    (tmp_path / "pattern.contract.yaml").write_text(yaml.safe_dump(
+        {"columns": {"s": {"type": "string", "checks": [{"pattern": regex}]}}}))
+    lake = catalog_on("local", "regexes", texts={"format": "parquet", "schema": "../pattern.contract.yaml"})
+    values = ["AB", "AB\n", "A\rB", "A\nB", "\x0b", " ", "\r", "AÉB", "É", "a_1"]
+    verdicts = {}
+    for engine in ENGINES:
+        verdicts[engine] = [lake.validate("texts", pa.table({"s": [v]}), engine=engine).passed for v in values]
+    assert verdicts["arrow"] == verdicts["spark"], dict(zip(values, zip(*verdicts.values(), strict=True), strict=True))
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_missing_delta_version_is_one_error_on_both_engines(spark, catalog_on, storage, engine):
+    lake = catalog_on(storage, "versions", events={"format": "delta"})
+    lake.write("events", pa.table({"id": [1]}), engine=engine)
+    lake.write("events", pa.table({"id": [2]}), mode="append", engine=engine)
+    assert lake.read("events", version=0, engine=engine).to_arrow().column("id").to_pylist() == [1]
+    with pytest.raises(lakeio.InvalidArgumentError, match="has versions 0 to 1; there is no version 7"):
+        lake.read("events", version=7, engine=engine).to_arrow()
+    with pytest.raises(lakeio.InvalidArgumentError, match="is before the first commit"):
+        lake.read("events", timestamp="2000-01-01T00:00:00Z", engine=engine).to_arrow()

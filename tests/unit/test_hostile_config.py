@@ -206,3 +206,60 @@ def test_credentials_reach_a_new_jvm_through_its_environment_only_while_it_start
         assert (os.environ["AWS_ACCESS_KEY_ID"], os.environ["AWS_SECRET_ACCESS_KEY"],
                 os.environ["AWS_SESSION_TOKEN"]) == ("k", "inner", "tok")
     assert os.environ["AWS_SECRET_ACCESS_KEY"] == "outer" and "AWS_SESSION_TOKEN" not in os.environ
+
+
+# -- regexes of contracts ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("regex", ["[[:alpha:]]", "(?i)abc", "(?P<name>a)", "(?<name>a)", "(?=a)", "(?<!a)b",
+                                   r"(a)\1", r"\p{L}", r"\bword", "a++", "a{", "]", "(a", "a)", "*a", r"\A", r"\Z",
+                                   "[a&&b]", r"\Qx\E", "[a-z", "\\"])
+def test_regexes_outside_the_common_subset_are_refused_at_contract_load(tmp_path, regex):
+    from lakeio.validation.contract import load_contract
+
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump({"columns": {"s": {"type": "string", "checks": [{"pattern": regex}]}}}))
+    problems: list[str] = []
+    assert load_contract(path, problems) is None
+    assert len(problems) == 1 and "columns.s.checks.0.pattern.regex:" in problems[0], problems
+
+
+@pytest.mark.parametrize("regex, java", [
+    ("^[A-Z0-9]{2}$", r"^[A-Z0-9]{2}\z"), ("a.b", r"a[^\n]b"), (r"^\s+$", r"^[\t\n\f\r ]+\z"),
+    (r"[\s-]", r"[\t\n\f\r -]"), ("(?:ab)+?|x{2,3}", "(?:ab)+?|x{2,3}"), (r"\$\.\d\w\D\W\S", r"\$\.\d\w\D\W[^\t\n\f\r ]"),
+])
+def test_portable_regexes_are_spelled_for_java_with_re2s_meaning(regex, java):
+    from lakeio.validation.contract import portable_regex
+
+    assert portable_regex(regex) == java
+
+
+_ATOMS = st.sampled_from(["a", "b", "Z", "0", "-", " ", ".", r"\d", r"\w", r"\s", r"\.", "[a-c]", "[^b]", "[ab\\d]"])
+
+
+@st.composite
+def _bodies(draw, depth=0):
+    parts = []
+    for _ in range(draw(st.integers(1, 4))):
+        atom = f"(?:{draw(_bodies(depth + 1))})" if depth < 2 and draw(st.booleans()) else draw(_ATOMS)
+        parts.append(atom + draw(st.sampled_from(["", "*", "+", "?", "{1,2}", "*?"])))
+    return "".join(parts)
+
+
+@st.composite
+def _subset_regexes(draw):
+    return draw(st.sampled_from(["{}", "^{}", "{}$", "^{}$", "{}|b"])).format(draw(_bodies()))
+
+
+@settings(max_examples=200, deadline=None)
+@given(regex=_subset_regexes(), value=st.text(alphabet="abZ0- .\n\r\t\x0b", max_size=8))
+def test_the_java_form_matches_what_the_regex_matches(regex, value):
+    """Python's re (ASCII) stands in for both readers on the subset: the Java spelling, with Java's
+    \\z as Python's \\Z, matches exactly what the regex matches with RE2's meaning (its $ the end of
+    the value, its \\s without the vertical tab); Spark itself is tested in test_hostile_input."""
+    import re
+
+    from lakeio.validation.contract import portable_regex
+
+    java = portable_regex(regex).replace(r"\z", r"\Z")
+    re2_meaning = regex.replace("$", r"\Z").replace(r"\s", r"[\t\n\f\r ]")
+    assert bool(re.search(java, value, re.ASCII)) == bool(re.search(re2_meaning, value, re.ASCII))

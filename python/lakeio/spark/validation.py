@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from lakeio.predicate import quote_name
-from lakeio.validation.contract import LogicalType
+from lakeio.validation.contract import LogicalType, portable_regex
 from lakeio.validation.semantics import (
     CastFailures,
     Compare,
@@ -196,7 +196,7 @@ def _passing(value: Column, rule, logical: LogicalType) -> Column:
     elif isinstance(rule, Member):
         passing = value.isin(*[_literal(v, logical) for v in rule.values])
     elif isinstance(rule, Matches):
-        passing = value.rlike(rule.regex)
+        passing = value.rlike(portable_regex(rule.regex))  # RE2's meaning, as the Arrow backend reads it
     else:
         raise TypeError(f"unknown rule {rule!r}")
     return passing & ~F.isnan(value) if logical.is_float else passing
