@@ -175,3 +175,19 @@ def test_a_missing_delta_version_is_one_error_on_both_engines(spark, catalog_on,
         lake.read("events", version=7, engine=engine).to_arrow()
     with pytest.raises(lakeio.InvalidArgumentError, match="is before the first commit"):
         lake.read("events", timestamp="2000-01-01T00:00:00Z", engine=engine).to_arrow()
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_delta_append_missing_a_column_is_one_answer_on_both_engines(spark, catalog_on, storage, engine):
+    lake = catalog_on(storage, "missing", events={"format": "delta"})
+    lake.write("events", pa.table({"id": [1], "note": ["first"]}), engine=engine)
+    with pytest.raises(lakeio.SchemaMismatchError, match="cannot append: missing column 'note'"):
+        lake.write("events", pa.table({"id": [2]}), mode="append", engine=engine)
+    if engine == "spark":
+        with pytest.raises(lakeio.SchemaMismatchError, match="missing column 'note'"):
+            lake.write("events", spark.createDataFrame([(3,)], "id long"), mode="append", engine=engine)
+    assert lake.read("events", engine="arrow").to_arrow().to_pylist() == [{"id": 1, "note": "first"}]
+
+    lake.write("events", pa.table({"id": [2]}), mode="append", options={"schema_mode": "merge"}, engine=engine)
+    got = sorted(lake.read("events", engine="arrow").to_arrow().to_pylist(), key=lambda r: r["id"])
+    assert got == [{"id": 1, "note": "first"}, {"id": 2, "note": None}]
