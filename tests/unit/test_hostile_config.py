@@ -263,3 +263,14 @@ def test_the_java_form_matches_what_the_regex_matches(regex, value):
     java = portable_regex(regex).replace(r"\z", r"\Z")
     re2_meaning = regex.replace("$", r"\Z").replace(r"\s", r"[\t\n\f\r ]")
     assert bool(re.search(java, value, re.ASCII)) == bool(re.search(re2_meaning, value, re.ASCII))
+
+
+def test_the_spark_conf_lakeio_starts_a_session_with_holds_no_credential():
+    from lakeio.config import EnvironmentSettings
+    from lakeio.spark.session import session_conf
+
+    settings = EnvironmentSettings(s3=S3Settings(access_key_id="AKID", secret_access_key="s3cr3t", session_token="tok"))
+    conf = session_conf(settings, Storage(settings.s3))
+    assert conf["spark.hadoop.fs.s3a.aws.credentials.provider"].endswith("TemporaryAWSCredentialsProvider")
+    assert not {"s3cr3t", "tok", "AKID"} & set(conf.values())
+    assert not any(key.endswith(("secret.key", "session.token", "access.key")) for key in conf)
