@@ -191,3 +191,17 @@ def test_a_delta_append_missing_a_column_is_one_answer_on_both_engines(spark, ca
     lake.write("events", pa.table({"id": [2]}), mode="append", options={"schema_mode": "merge"}, engine=engine)
     got = sorted(lake.read("events", engine="arrow").to_arrow().to_pylist(), key=lambda r: r["id"])
     assert got == [{"id": 1, "note": "first"}, {"id": 2, "note": None}]
+
+
+@pytest.mark.parametrize("writer", ENGINES)
+def test_json_decimals_keep_every_digit_on_both_engines(spark, catalog_on, tmp_path, storage, writer):
+    import decimal
+
+    (tmp_path / "amounts.contract.yaml").write_text(yaml.safe_dump(
+        {"columns": {"id": {"type": "int64"}, "amount": {"type": "decimal(38,18)"}}}))
+    lake = catalog_on(storage, "decimals", amounts={"format": "json", "schema": "../amounts.contract.yaml"})
+    exact = [decimal.Decimal("12345678901234567.891234567890123456"), decimal.Decimal("-0.000000000000000001")]
+    lake.write("amounts", pa.table({"id": [1, 2], "amount": pa.array(exact, pa.decimal128(38, 18))}), engine=writer)
+    for engine in ENGINES:
+        got = lake.read("amounts", engine=engine).to_arrow().sort_by("id")
+        assert got.column("amount").to_pylist() == exact, engine
