@@ -274,3 +274,14 @@ def test_the_spark_conf_lakeio_starts_a_session_with_holds_no_credential():
     assert conf["spark.hadoop.fs.s3a.aws.credentials.provider"].endswith("TemporaryAWSCredentialsProvider")
     assert not {"s3cr3t", "tok", "AKID"} & set(conf.values())
     assert not any(key.endswith(("secret.key", "session.token", "access.key")) for key in conf)
+
+
+def test_result_too_large_says_sizes_a_person_reads(conf):
+    from lakeio import ResultTooLargeError
+    from lakeio.requests import ScanPlan
+    from lakeio.spark.handoff import check_fits_in_memory
+
+    (conf / "r.yaml").write_text(GOOD)
+    plan = ScanPlan(Catalog.load(conf, env="local").resolve("ok"))
+    with pytest.raises(ResultTooLargeError, match=r"about 50.0 MiB in memory and 40.0 MiB is available"):
+        check_fits_in_memory(plan, 50 * 2**20, 40 * 2**20)
