@@ -7,7 +7,7 @@ import re
 from typing import TYPE_CHECKING
 
 from lakeio.engines import text
-from lakeio.errors import InvalidArgumentError, SchemaMismatchError, StorageError
+from lakeio.errors import ConcurrentWriteError, InvalidArgumentError, SchemaMismatchError, StorageError
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -21,6 +21,8 @@ _RAISED_BAD_VALUE = re.compile(r"\[USER_RAISED_EXCEPTION\] (.*" + text.DOES_NOT_
 _JSON_BAD_VALUE = re.compile(r"Cannot parse the field name '(.*?)' and the value (.*?) of the JSON token type")
 _FAILED_FILE = re.compile(r"Encountered error while reading file (\S+?)\.?\s")
 _DELTA_VERSIONS = re.compile(r"to version (\d+)\. Available versions: \[(\d+), (\d+)\]")
+# Delta's error classes for a commit that lost to a concurrent one it conflicts with.
+_DELTA_CONFLICT = re.compile(r"DELTA_(CONCURRENT_[A-Z_]+|METADATA_CHANGED|PROTOCOL_CHANGED)")
 SPARK_PATH = r"^(file:(//)?|s3a://)"  # Spark's path of a file -> pyarrow's
 
 
@@ -39,6 +41,10 @@ def translated(what: str, exists=None, read: tuple[ScanPlan, pa.Schema | None] |
     except (PySparkException, Py4JJavaError) as error:
         if read is not None:
             _raise_bad_value(error, *read)
+        conflict = _DELTA_CONFLICT.search(str(error))
+        if conflict:
+            raise ConcurrentWriteError(f"{what}: another writer committed a conflicting change first "
+                                       f"({conflict.group(0)}); nothing was committed: retry the write") from error
         if isinstance(error, Py4JJavaError):  # a Java error pyspark has no class for (a failed task)
             first = str(error.java_exception).splitlines()[0]
             raise StorageError(f"{what}: Spark failed: {first}") from error
