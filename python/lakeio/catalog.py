@@ -6,6 +6,7 @@ import datetime as dt
 import difflib
 import importlib.util
 import os
+import re
 import string
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
@@ -21,6 +22,7 @@ from lakeio.config import (
     effective_options,
     expand_variables,
     load_config,
+    short_repr,
 )
 from lakeio.dispatch import choose_engine, explicit_engine
 from lakeio.engines import Engine, SparkCapable, create_engine
@@ -73,6 +75,9 @@ class Catalog:
         self._contracts = {name: ContractBinding(name, env, contract, sink)
                            for name, contract in (contracts or {}).items()}
 
+    def __repr__(self) -> str:
+        return f"Catalog(env={self._env!r}, datasets={self.names!r})"
+
     @classmethod
     def load(cls, folder: str | os.PathLike, env: str | None = None, *,
              base_dir: str | os.PathLike | None = None) -> Catalog:
@@ -114,9 +119,11 @@ class Catalog:
                                                   f"{origins[name]}: {name}.environments.{env}", builtins)
             except ConfigError as error:
                 problems.append(str(error))
+        base = Path(base_dir or os.getcwd()).resolve()
+        problems += nested_locations(bindings, origins, env, base)
         if problems:
             raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
-        return cls(env, env_settings, resources, bindings, origins, Path(base_dir or os.getcwd()).resolve(), contracts)
+        return cls(env, env_settings, resources, bindings, origins, base, contracts)
 
     @property
     def env(self) -> str:
@@ -445,6 +452,35 @@ class Catalog:
         return self._bindings[name]
 
 
+def nested_locations(bindings: Mapping[str, Binding], origins: Mapping[str, Path], env: str,
+                     base_dir: Path) -> list[str]:
+    """A problem for each dataset whose location is inside another's (an overwrite of the outer one
+    would delete it); a ``{placeholder}`` segment may be any folder. Two names of one location (a
+    checked view of the same files) are allowed."""
+    problems, roots = [], {}
+    for name, binding in bindings.items():
+        try:
+            location = resolve_location(binding.uri, base_dir)
+        except ConfigError as error:
+            problems.append(f"{origins[name]}: {name}.environments.{env}.uri: {error}")
+            continue
+        roots[name] = (location.scheme, location.path.strip("/").split("/"))
+
+    def within(inner: list[str], outer: list[str]) -> bool:
+        return len(outer) < len(inner) and all(
+            a == b or "{" in a or "{" in b for a, b in zip(outer, inner, strict=False))
+
+    for outer, (scheme, outer_parts) in roots.items():
+        for inner, (inner_scheme, inner_parts) in roots.items():
+            if outer != inner and scheme == inner_scheme and within(inner_parts, outer_parts):
+                first, second = outer, inner
+                problems.append(f"{origins[second]}: {second}.environments.{env}.uri: "
+                                f"{bindings[second].uri!r} is inside dataset {first!r} "
+                                f"({bindings[first].uri!r}): writing {first!r} would replace it; give each "
+                                "dataset a folder of its own")
+    return problems
+
+
 def engine_argument(engine: Any) -> Any:
     """Checks a call's ``engine=``: None or one of :data:`~lakeio.requests.ENGINE_CHOICES`."""
     if engine is not None and engine not in ENGINE_CHOICES:
@@ -480,6 +516,13 @@ def timestamp_argument(timestamp: dt.datetime | str | None) -> dt.datetime | Non
     return timestamp if timestamp.tzinfo else timestamp.replace(tzinfo=dt.UTC)
 
 
+# What a {placeholder} value may hold: no separator, escape (%), glob (* ? [ ] { }), home (~), drive
+# or scheme (:) or control character, so every engine and store reads it as the same one folder.
+_SEGMENT_PUNCTUATION = ("-", "_", ".", "=", "+", ",", "@")
+MAX_SEGMENT = 255
+_SEGMENT = re.compile(rf"[\w\-.=+,@ ]{{1,{MAX_SEGMENT}}}")
+
+
 def fill_placeholders(template: str, values: dict[str, Any], what: str) -> str:
     """Fills ``{name}`` fields of a URI; every value must be one plain path segment.
 
@@ -500,10 +543,12 @@ def fill_placeholders(template: str, values: dict[str, Any], what: str) -> str:
     if unknown:
         raise InvalidArgumentError(f"{what}: URI {template!r} has no placeholder {', '.join(unknown)}")
     for field in fields:
-        text = str(values[field])
-        if not text or text in (".", "..") or any(c in text for c in "/\\\0?#"):
+        value = values[field]
+        text = "" if value is None else str(value)
+        if value is None or not _SEGMENT.fullmatch(text) or text in (".", "..") or text != text.strip():
             raise InvalidArgumentError(
-                f"{what}: placeholder {field}={text!r} must be one non-empty path segment "
-                "(no '/', '\\', '?', '#', '.' or '..'), so a value cannot escape the dataset's prefix"
+                f"{what}: placeholder {field}={short_repr(value)} must be one non-empty path segment of letters, digits, "
+                f"spaces and {' '.join(_SEGMENT_PUNCTUATION)} (at most {MAX_SEGMENT} characters, not . or ..), "
+                "so a value can neither leave the dataset's location nor match other folders"
             )
     return template.format(**{field: str(values[field]) for field in fields})

@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import decimal
 import hashlib
 import json
 import logging
 import os
 import posixpath
+import re
 import socket
 import time
 import uuid
@@ -231,6 +233,10 @@ def encoded(table: pa.Table, format: str, options: Options) -> bytes:
 
 
 def json_lines(table: pa.Table) -> bytes:
+    """One JSON object per row. Decimals are exact JSON numbers, digit for digit (as Spark writes
+    them), never floats: each is written as a marked string first, then unquoted."""
+    marker = f"decimal-{uuid.uuid4().hex}:"
+
     def default(value):
         if isinstance(value, (dt.date, dt.datetime, dt.time)):
             return value.isoformat()
@@ -240,10 +246,12 @@ def json_lines(table: pa.Table) -> bytes:
             return base64.b64encode(value).decode()
         if isinstance(value, dt.timedelta):
             return value.total_seconds()
-        return float(value)  # Decimal: a JSON number, as Spark writes it
+        if isinstance(value, decimal.Decimal):
+            return f"{marker}{value}"
+        return float(value)
 
-    return "".join(json.dumps(row, default=default, ensure_ascii=False) + "\n"
-                   for row in table.to_pylist()).encode()
+    text = "".join(json.dumps(row, default=default, ensure_ascii=False) + "\n" for row in table.to_pylist())
+    return re.sub(f'"{re.escape(marker)}([^"]*)"', r"\1", text).encode()
 
 
 def partition_predicate(key: dict) -> Predicate:

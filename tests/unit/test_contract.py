@@ -110,7 +110,7 @@ checks:
         "columns.when.checks.0.greater_than.value: 2013-01-01T00:00:00 has no time zone",
         "columns.price.checks.0.greater_than.value: 1.234 has more than 2 decimal places",
         "columns.name.checks.0.not_null: repeats 'nullable: false'",
-        "columns.name.checks.1.pattern.regex: '(?<=a)b' uses lookaround",
+        "columns.name.checks.1.pattern.regex: '(?<=a)b' uses a group flag or name",
         "columns.name.checks.2.pattern.regex: not a valid regular expression",
         "checks.0.row_count: give min, max or both",
         "checks.1.unique.columns: 'carier' is not a column of the contract; did you mean 'carrier'?",

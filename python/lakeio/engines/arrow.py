@@ -77,6 +77,12 @@ class ArrowEngine:
             return DeltaTable.is_deltatable(location.uri, storage_options=self.storage.delta_options(location))
         return files.exists(self.storage.filesystem(location), location)
 
+    def delta_schema(self, location: Location) -> pa.Schema:
+        """The Arrow schema of the Delta table at ``location`` (its latest version)."""
+        from deltalake import DeltaTable
+
+        return DeltaTable(location.uri, storage_options=self.storage.delta_options(location)).to_pyarrow_dataset().schema
+
     # -- reads --------------------------------------------------------------------------------
 
     def _delta_table(self, plan: ScanPlan):
@@ -269,8 +275,7 @@ class ArrowEngine:
         if exists and request.mode == "error":
             raise request.already_exists()
         if exists and options.schema_mode != "overwrite":
-            table_schema = DeltaTable(location.uri, storage_options=storage_options).to_pyarrow_dataset().schema
-            files.check_schema(request, table_schema, sample)
+            files.check_schema(request, self.delta_schema(location), sample)
         if exists and self.transaction_committed(request):
             request.skipped_as_repeat(record)
             return

@@ -205,7 +205,7 @@ class SparkEngine:
         sample = frame.limit(files.SIZE_SAMPLE_ROWS).toArrow() if table is None else table.slice(0, files.SIZE_SAMPLE_ROWS)
         frame, rows_per_file = _spread_for_file_size(request, frame, sample, None if table is None else table.num_rows)
         if request.format == "delta":
-            self._write_delta(request, frame, rows_per_file, record)
+            self._write_delta(request, frame, sample, rows_per_file, record)
         else:
             self._write_files(request, frame, sample, rows_per_file, record)
 
@@ -225,9 +225,14 @@ class SparkEngine:
         schema = from_arrow_schema(table.schema, prefer_timestamp_ntz=True)
         return self.session().createDataFrame(table, schema=schema), table
 
-    def _write_delta(self, request: WriteRequest, frame: DataFrame, rows_per_file: int, record: IORecord) -> None:
+    def _write_delta(self, request: WriteRequest, frame: DataFrame, sample: pa.Table, rows_per_file: int,
+                     record: IORecord) -> None:
+        exists = self._arrow.exists(request.location, "delta")
+        if exists and request.mode != "error" and request.options.schema_mode != "overwrite":
+            # The Arrow engine's rule (Delta on Spark would fill a missing column with nulls): one answer.
+            files.check_schema(request, self._arrow.delta_schema(request.location), sample)
         # Delta itself skips a repeated txnAppId/txnVersion (the writer options); asking first says so on the record.
-        if self._arrow.exists(request.location, "delta") and self._arrow.transaction_committed(request):
+        if exists and self._arrow.transaction_committed(request):
             request.skipped_as_repeat(record)
             return
         check_delta_commits(self.session(), self.storage, request.location)

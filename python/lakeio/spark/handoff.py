@@ -23,6 +23,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
+from lakeio.dispatch import readable_size
 from lakeio.errors import InvalidArgumentError, ResultTooLargeError
 
 if TYPE_CHECKING:
@@ -171,7 +172,7 @@ def check_fits_in_memory(plan: ScanPlan, needed: int, available: int | None = No
     if needed * _MEMORY_MARGIN > available:
         raise ResultTooLargeError(
             f"dataset {plan.dataset!r} [{plan.env}] at {plan.location.uri}: the result would take about "
-            f"{needed / 2**30:.1f} GiB in memory and {available / 2**30:.1f} GiB is available; stream it with "
+            f"{readable_size(needed)} in memory and {readable_size(available)} is available; stream it with "
             f".to_batches(), narrow it with columns=/where=, or write it to another dataset with lake.write()"
         )
 

@@ -3,8 +3,11 @@ SparkSession's py4j gateway. Entry points take and return JSON."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -82,8 +85,24 @@ def check_helper(spark: SparkSession) -> dict:
     return versions
 
 
-def set_hadoop_conf(spark: SparkSession, conf: dict[str, str]) -> None:
-    """Sets keys of the running session's Hadoop configuration (what s3a reads)."""
+def set_hadoop_conf(spark: SparkSession, conf: dict[str, str], *, secret: bool = False) -> None:
+    """Sets keys of the running session's Hadoop configuration (what s3a reads). With ``secret``,
+    py4j's loggers are off while the values cross: at DEBUG they print every command they send."""
     hadoop = spark.sparkContext._jsc.hadoopConfiguration()
-    for key, value in conf.items():
-        hadoop.set(key, value)
+    with _py4j_unlogged() if secret else contextlib.nullcontext():
+        for key, value in conf.items():
+            hadoop.set(key, value)
+
+
+@contextlib.contextmanager
+def _py4j_unlogged() -> Iterator[None]:
+    loggers = [logging.getLogger(name) for name in ["py4j", *logging.root.manager.loggerDict]
+               if name == "py4j" or name.startswith("py4j.")]
+    saved = [logger.disabled for logger in loggers]
+    for logger in loggers:
+        logger.disabled = True
+    try:
+        yield
+    finally:
+        for logger, disabled in zip(loggers, saved, strict=True):
+            logger.disabled = disabled

@@ -56,6 +56,7 @@ def spark_session(settings: EnvironmentSettings, storage: Storage) -> SparkSessi
             )
         jvm.set_hadoop_conf(active, {key.removeprefix("spark.hadoop."): value
                                      for key, value in storage.hadoop_conf().items()})
+        jvm.set_hadoop_conf(active, storage.hadoop_credentials(), secret=True)
         for key, value in PARQUET_CONF.items():
             active.conf.set(key, value)
         return active
@@ -66,7 +67,8 @@ def spark_session(settings: EnvironmentSettings, storage: Storage) -> SparkSessi
     builder = SparkSession.builder.master(settings.spark.master).appName(settings.spark.app_name)
     for key, value in conf.items():
         builder = builder.config(key, value)
-    session = builder.getOrCreate()
+    with storage.credentials_in_environment():  # the JVM starts here: Spark copies them into s3a's conf
+        session = builder.getOrCreate()
     jvm.check_helper(session)
     return session
 

@@ -19,6 +19,7 @@ import decimal
 import difflib
 import math
 import re
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -510,20 +511,129 @@ def _typed(check: Check, logical: LogicalType, path: Path, key: tuple, problems:
     return check.model_copy(update=update) if update else check
 
 
-# Constructs with different meanings in RE2 (Arrow) and java.util.regex (Spark), or in only one of them.
-_NOT_PORTABLE = re.compile(r"\(\?<?[=!]|\\[1-9]|\\[pP]\{|\(\?<\w|\\[AZzGQE]|[*+?}]\+")
+# The regex subset both backends read alike (RE2 on Arrow, java.util.regex on Spark): literals and
+# escaped punctuation, . ^ $ |, groups ( ) and (?: ), classes [...] of characters, ranges and \d \w \s
+# (their negations too), quantifiers * + ? {n} {n,} {n,m} with an optional lazy ?. Everything else
+# (inline flags, named groups, lookaround, backreferences, POSIX classes, \b, \p{..}, \A \z ...) is
+# refused at contract load. A few of these differ in Java: java_regex rewrites them for Spark.
+_CLASS_ESCAPES = frozenset("dDwWsS")
+_CONTROL_ESCAPES = frozenset("tnrf")
+_PUNCTUATION = frozenset("\\.^$|?*+()[]{}/-_:,;=<>!#&%@'\"~` ")
+_QUANTIFIER = re.compile(r"\{(\d+)(,(\d*))?\}\??")
+# What Java reads differently: its . and $ also treat \r and other line ends as line ends, its \s
+# also matches a vertical tab; these spellings are RE2's meaning in Java's syntax.
+_JAVA_FORMS = {".": "[^\\n]", "$": "\\z", "\\s": "[\\t\\n\\f\\r ]", "\\S": "[^\\t\\n\\f\\r ]"}
+_JAVA_CLASS_FORMS = {"\\s": "\\t\\n\\f\\r "}
+
+
+def portable_regex(regex: str) -> str:
+    """``regex`` as java.util.regex (Spark) reads it with RE2's (the Arrow engine's) meaning.
+
+    Raises:
+        ValueError: ``regex`` uses something outside the subset both read alike, named.
+
+    Example:
+        >>> portable_regex("^[A-Z0-9]{2}$")
+        '^[A-Z0-9]{2}\\\\z'
+    """
+    out, i, depth, quantifiable = [], 0, 0, False
+
+    def refuse(what: str) -> ValueError:
+        return ValueError(f"{regex!r} uses {what} at position {i}, which the Arrow engine (RE2) and Spark "
+                          "(java.util.regex) do not read alike or not at all; see the docs' regex subset")
+
+    while i < len(regex):
+        c = regex[i]
+        if c == "\\":
+            escaped = regex[i + 1:i + 2]
+            if escaped in _CLASS_ESCAPES or escaped in _CONTROL_ESCAPES or (escaped in _PUNCTUATION and escaped):
+                out.append(_JAVA_FORMS.get(c + escaped, c + escaped))
+                i, quantifiable = i + 2, True
+                continue
+            raise refuse(f"the escape \\{escaped}" if escaped else "a trailing backslash")
+        if c == "[":
+            end, body = _class(regex, i, refuse)
+            out.append(body)
+            i, quantifiable = end, True
+            continue
+        if c == "(":
+            if regex.startswith("(?:", i):
+                out.append("(?:")
+                i += 3
+            elif regex.startswith("(?", i):
+                raise refuse("a group flag or name '(?...'")
+            else:
+                out.append("(")
+                i += 1
+            depth, quantifiable = depth + 1, False
+            continue
+        if c == ")":
+            if not depth:
+                raise refuse("an unbalanced ')'")
+            depth, quantifiable = depth - 1, True
+        elif c in "*+?" or c == "{":
+            quantifier = _QUANTIFIER.match(regex, i) if c == "{" else None
+            if c == "{" and quantifier is None:
+                raise refuse("a '{' that is not a quantifier {n}, {n,} or {n,m} (escape it: \\{)")
+            if not quantifiable:
+                raise refuse("a quantifier with nothing to repeat")
+            token = quantifier.group(0) if quantifier else c + ("?" if regex[i + 1:i + 2] == "?" else "")
+            if regex[i + len(token):i + len(token) + 1] in ("+", "*", "?", "{"):
+                raise refuse("a quantifier of a quantifier (possessive or nested)")
+            out.append(token)
+            i, quantifiable = i + len(token), False
+            continue
+        elif c in "^|":
+            quantifiable = False
+        elif c in "]}":
+            raise refuse(f"an unescaped {c!r} (escape it: \\{c})")
+        else:
+            quantifiable = c != "$"
+        out.append(_JAVA_FORMS.get(c, c))
+        i += 1
+    if depth:
+        raise refuse("an unclosed '('")
+    return "".join(out)
+
+
+def _class(regex: str, start: int, refuse) -> tuple[int, str]:
+    """The character class starting at ``regex[start]`` ('['): (the index after it, its Java form)."""
+    i, out = start + 1, ["["]
+    if regex[i:i + 1] == "^":
+        out.append("^")
+        i += 1
+    first = True
+    while i < len(regex):
+        c = regex[i]
+        if c == "]" and not first:
+            return i + 1, "".join(out) + "]"
+        if c == "[" or regex.startswith("&&", i):
+            raise refuse("a nested class, '[:name:]' or '&&' inside [...]")
+        if c == "\\":
+            escaped = regex[i + 1:i + 2]
+            if not (escaped in _CLASS_ESCAPES or escaped in _CONTROL_ESCAPES or (escaped and escaped in _PUNCTUATION)):
+                raise refuse(f"the escape \\{escaped} inside [...]")
+            out.append(_JAVA_CLASS_FORMS.get(c + escaped, c + escaped))
+            i += 2
+        else:
+            out.append(c)
+            i += 1
+        first = False
+    raise refuse("an unclosed '['")
 
 
 def _check_regex(regex: str, where: str, problems: list[str]) -> bool:
     try:
-        re.compile(regex)
+        with warnings.catch_warnings():  # Python's re warns of [[ and &&, which the subset refuses anyway
+            warnings.simplefilter("ignore", FutureWarning)
+            re.compile(regex)
     except re.error as error:
         problems.append(f"{where}: not a valid regular expression: {error}")
         return False
-    if _NOT_PORTABLE.search(regex):
-        problems.append(f"{where}: {regex!r} uses lookaround, backreferences, possessive quantifiers, "
-                        "named groups, \\p{...} or \\A \\Z \\z \\G \\Q \\E, which the Arrow engine (RE2) and "
-                        "Spark (java.util.regex) do not read alike; use ^ $ and plain classes")
+    try:
+        portable_regex(regex)
+    except ValueError as error:
+        problems.append(f"{where}: {error}")
         return False
     return True
 

@@ -93,8 +93,9 @@ class Failing:
 @dataclass(frozen=True)
 class FailingValues:
     count: int
-    lowest: Any = None  # the smallest and largest failing value (NaN shows as None)
+    lowest: Any = None  # the smallest and largest failing value other than NaN
     highest: Any = None
+    nans: int = 0  # how many failing values are NaN (they have no place in that range)
 
 
 @dataclass(frozen=True)
@@ -397,7 +398,7 @@ def _verdict(planned: Planned, measured: Mapping, rows: int, table: Mapping) -> 
     passed = failing.count <= allowed
     message = f"{failing.count} of {rows} rows {_describe_rule(rule)} fail"
     if failing.count:
-        message += f" (failing values from {_show(failing.lowest)} to {_show(failing.highest)})"
+        message += f" ({_failing_values(failing)})"
     if check.tolerance:
         message += f"; tolerance {check.tolerance:g} allows {allowed}"
     observed: Any = failing.count
@@ -434,6 +435,16 @@ def _describe_rule(rule: Rule) -> str:
         shown = ", ".join(_show(v) for v in rule.values[:10]) + (", ..." if len(rule.values) > 10 else "")
         return f"(each value in {{{shown}}})"
     return f"(each value matching /{rule.regex}/)"
+
+
+def _failing_values(failing: FailingValues) -> str:
+    """``failing values from 1 to 5``, ``failing values: NaN (3)`` or both, never "from None"."""
+    parts = []
+    if failing.lowest is not None or failing.highest is not None:
+        parts.append(f"failing values from {_show(failing.lowest)} to {_show(failing.highest)}")
+    if failing.nans:
+        parts.append(f"{'and' if parts else 'failing values:'} NaN ({failing.nans})")
+    return " ".join(parts) or "failing values not shown"
 
 
 def _show(value: Any) -> str:
