@@ -22,8 +22,15 @@ from lakeio.config import (
 )
 from lakeio.dispatch import choose_engine, explicit_engine
 from lakeio.engines import Engine, SparkCapable, create_engine
-from lakeio.errors import ConfigError, EngineUnavailableError, InvalidArgumentError, ResourceNotFoundError
+from lakeio.errors import (
+    ConfigError,
+    EngineUnavailableError,
+    InvalidArgumentError,
+    LakeioError,
+    ResourceNotFoundError,
+)
 from lakeio.frame import LakeFrame, columns_argument
+from lakeio.lineage import Lineage
 from lakeio.metrics import IORecord, Timer
 from lakeio.predicate import FilterSpec, parse_filter
 from lakeio.requests import (
@@ -67,9 +74,19 @@ class Catalog:
         self._origins, self._base_dir = origins, base_dir
         self._storage = Storage(settings.s3)
         self._engines: dict[str, Engine] = {}
-        sink = MetricsSink(settings.metrics_sink, self._storage, self._base_dir)
+        sink = MetricsSink(settings.metrics, self._storage, self._base_dir)
         self._contracts = {name: ContractBinding(name, env, contract, sink)
                            for name, contract in (contracts or {}).items()}
+        self._lineage = Lineage(settings.lineage, env) if settings.lineage.transport != "none" else None
+        history = settings.metrics
+        if history.format == "delta" and history.dataset not in resources:
+            # The metrics history reads as a dataset like any other (its records' columns: lakeio.validation.sink).
+            binding = Binding(uri=history.uri, engine="arrow")
+            self._resources = {**resources, history.dataset: Resource(
+                format="delta", partition_by=("dataset",), environments={env: binding},
+                description="lakeio's metrics history: one row per metric of each validation run")}
+            self._bindings = {**bindings, history.dataset: binding}
+            self._origins = {**origins, history.dataset: base_dir / "lakeio.yaml"}
 
     @classmethod
     def load(cls, folder: str | os.PathLike, env: str | None = None, *,
@@ -172,7 +189,32 @@ class Catalog:
                                partition_by=self._resources[name].partition_by,
                                options=self._options(name, format, options),
                                contract=self._contracts.get(name) if validate else None,
-                               column_types=self._column_types(name), engine=binding.engine)
+                               column_types=self._column_types(name), engine=binding.engine,
+                               placeholders=tuple((k, str(v)) for k, v in sorted(placeholders.items())),
+                               on_complete=self._completed)
+
+    def _completed(self, target: ResolvedDataset, record: IORecord, error: BaseException | None) -> None:
+        """When a read, write or merge ends: the Delta version it read or made goes on the record,
+        a write's metrics go to the sink (only now that it committed), and lineage is emitted."""
+        if error is None and target.format == "delta" and record.version is None and record.operation != "count":
+            record.version = self._storage.delta_version(target.location)
+        if error is None and record.operation == "write" and target.contract is not None:
+            target.contract.committed(record, target.partition)
+        if self._lineage is not None:
+            self._lineage.emit(target, record, error, self._lineage_schema(target, error))
+
+    def _lineage_schema(self, target: ResolvedDataset, error: BaseException | None) -> list[tuple[str, str]] | None:
+        """The columns a lineage event names: the contract's, else the stored data's (None if unreadable)."""
+        binding = self._contracts.get(target.name)
+        if binding is not None:
+            return [(c.name, str(c.type)) for c in binding.contract.columns.values()]
+        if error is not None:
+            return None
+        try:
+            schema = self._engine("arrow").schema(ScanPlan(target, validate=False))
+        except LakeioError:  # the event goes out without a schema
+            return None
+        return [(field.name, str(field.type)) for field in schema]
 
     def exists(self, name: str, **placeholders: Any) -> bool:
         """True when dataset ``name`` has data in this environment."""

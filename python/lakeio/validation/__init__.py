@@ -100,14 +100,15 @@ class ContractBinding:
             report, data = self.run_spark(data, "read", partial=partial, filtered=filtered)
         else:
             report, data = self.run_arrow(data, "read", partial=partial, filtered=filtered)
-        self.conclude(report, record)
+        self.conclude(report, record, partition=plan.target.partition, version=plan.version)
         return data
 
     def check_write(self, request: WriteRequest, engine: str,
                     record: IORecord | None = None) -> WriteRequest:
         """Validates the data of a write before anything is written; returns the request with the
         data to write (cast where the contract allows). A RecordBatchReader is spilled to a temporary
-        Arrow file as it is validated, so it is read once and never held in memory.
+        Arrow file as it is validated, so it is read once and never held in memory. The metrics of
+        data that passes are recorded once the write committed (:meth:`committed`), with its version.
 
         Raises:
             DataQualityError: an error-level check failed; nothing was written.
@@ -118,8 +119,14 @@ class ContractBinding:
             report, data = self.run_spark(request.data, "write")
         else:
             report, data = self.run_arrow(to_arrow_data(request.data), "write", spill=True)
-        self.conclude(report, record)
+        self.conclude(report, record, partition=request.target.partition, deferred=record is not None)
         return replace(request, data=data)
+
+    def committed(self, record: IORecord, partition: str | None) -> None:
+        """Records the metrics of a write :meth:`check_write` passed, now that it committed
+        (``record.version``: the Delta version it made)."""
+        if record.report is not None:
+            self.sink.emit(record.report, record, version=record.version, partition=partition)
 
     def validate(self, data: Any, engine: Engine, stored: ScanPlan) -> ValidationReport:
         """Runs the contract on ``data``, or, when it is None, on the stored dataset (``stored``, read
@@ -136,18 +143,21 @@ class ContractBinding:
             report, _ = self.run_spark(data, "validate")
         else:
             report, _ = self.run_arrow(to_arrow_data(data), "validate")
-        self.conclude(report, raise_errors=False)
+        self.conclude(report, raise_errors=False, partition=stored.target.partition, version=stored.version)
         return report
 
-    def conclude(self, report: ValidationReport, record: IORecord | None = None, *,
-                 raise_errors: bool = True) -> None:
-        """Emits the metrics, logs warnings, notes the run on the I/O record, raises on errors."""
-        self.sink.emit(report)
+    def conclude(self, report: ValidationReport, record: IORecord | None = None, *, raise_errors: bool = True,
+                 partition: str | None = None, version: int | None = None, deferred: bool = False) -> None:
+        """Emits the metrics (unless ``deferred`` and passed: a write's wait for its commit), logs
+        warnings, puts the report on the I/O record, raises on errors."""
+        if record is not None:
+            record.extra["validation"] = report.summary()
+            record.report = report
+        if not (deferred and report.passed):
+            self.sink.emit(report, record, version=version, partition=partition)
         for warning in report.warnings:
             logger.warning("dataset %r [%s] %s: %s [%s]: %s", report.dataset, report.env, report.operation,
                            warning.check, warning.column or "table", warning.message)
-        if record is not None:
-            record.extra["validation"] = report.summary()
         if raise_errors and not report.passed:
             raise DataQualityError(report)
 
@@ -208,7 +218,8 @@ class ContractBinding:
     def _report(self, operation, backend, chosen, outcome, measured, filtered, started) -> ValidationReport:
         from lakeio.validation.semantics import Rows
 
-        results, metrics = evaluate(chosen, measured, outcome)
+        history = self.sink.history(self.dataset, self.env, operation) if not filtered else None
+        results, metrics = evaluate(chosen, measured, outcome, history)
         return ValidationReport(
             dataset=self.dataset, env=self.env, operation=operation, backend=backend, run_id=uuid.uuid4().hex[:16],
             contract=self.contract.path, rows=measured[Rows()], seconds=round(time.perf_counter() - started, 4),
