@@ -376,6 +376,16 @@ class Catalog:
         stored = ScanPlan(target, validate=False)
         return self._contracts[name].validate(data, self._engine(chosen), stored)
 
+    def metrics_history(self, name: str, operation: str = "validate") -> list[dict]:
+        """The metric records of dataset ``name``'s earlier runs on ``operation`` (``validate``,
+        ``write`` or ``read``) that history checks compare with, oldest first, from this
+        environment's metrics sink; [] when the sink keeps none (``logging``). For a report's plots:
+        ``report.to_html(lake.metrics_history("flights"))``."""
+        self.resource(name)
+        if name not in self._contracts:
+            raise InvalidArgumentError(f"dataset {name!r} has no contract, so no metrics")
+        return self._contracts[name].sink.runs(name, self._env, operation)
+
     def spark(self):
         """The SparkSession lakeio uses in this environment (started on first use)."""
         engine = self._engine("spark")

@@ -88,6 +88,7 @@ class LineageSettings(FrozenModel):
     endpoint: str = "api/v1/lineage"  # transport http: the path events are posted to
     api_key: SecretStr | None = None  # transport http: sent as a bearer token
     timeout: float = Field(5.0, gt=0)  # transport http: seconds per request
+    retries: int = Field(5, ge=0, le=20)  # transport http: retries of a failed request (with backoff)
 
     @model_validator(mode="after")
     def _transport_needs(self) -> LineageSettings:

@@ -89,12 +89,15 @@ class Lineage:
             assert settings.path is not None  # the settings require it
             return FileTransport(FileConfig(log_file_path=settings.path, append=True))
         from openlineage.client.transport.http import ApiKeyTokenProvider, HttpConfig, HttpTransport, TokenProvider
+        from openlineage.client.transport.http_common import DEFAULT_RETRY_CONFIG
 
         assert settings.url is not None  # the settings require it
         auth = ApiKeyTokenProvider({"apiKey": settings.api_key.get_secret_value()}) if settings.api_key \
             else TokenProvider({})
+        retry = {**DEFAULT_RETRY_CONFIG, "total": settings.retries, "read": settings.retries,
+                 "connect": settings.retries}
         return HttpTransport(HttpConfig(url=settings.url, endpoint=settings.endpoint, timeout=settings.timeout,
-                                        auth=auth))
+                                        auth=auth, retry=retry))
 
     def emit(self, target: ResolvedDataset, record: IORecord, error: BaseException | None,
              schema: list[tuple[str, str]] | None) -> None:

@@ -113,6 +113,7 @@ _FIELD_DOCS: dict[type[BaseModel], dict[str, str]] = {
         "endpoint": "transport http: the path events are posted to.",
         "api_key": "transport http: sent as a bearer token (write ${VAR} to take it from the environment).",
         "timeout": "transport http: seconds per request.",
+        "retries": "transport http: retries of a failed request, with backoff (the client's default: 5).",
     },
     S3Settings: {
         "endpoint_url": "The S3 endpoint, e.g. http://127.0.0.1:9000 (default: $AWS_ENDPOINT_URL).",

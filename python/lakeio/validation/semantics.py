@@ -390,7 +390,7 @@ def judge_history(bounds: HistoryBounds, current: Any, past: list[float] | None)
     delta = value - reference
     if bounds.max_change is not None:
         relative = delta / abs(reference) if reference else math.copysign(math.inf, delta) if delta else 0.0
-        observed["change"] = relative
+        observed["change"] = relative if math.isfinite(relative) else None  # from 0: no rate (plain JSON)
         parts.append(f"change {relative:+.1%} (at most {bounds.max_change:.0%})")
         if abs(relative) > bounds.max_change:
             failures.append("max_change")
@@ -402,7 +402,8 @@ def judge_history(bounds: HistoryBounds, current: Any, past: list[float] | None)
     if bounds.max_deviations is not None:
         stddev = math.sqrt(sum((x - reference) ** 2 for x in window) / len(window))
         deviations = abs(delta) / stddev if stddev else (0.0 if not delta else math.inf)
-        observed["deviations"] = deviations
+        observed["deviations"] = deviations if math.isfinite(deviations) else None
+        observed["stddev"] = stddev
         parts.append(f"{deviations:.3g} standard deviations from the mean {reference:.6g} "
                      f"(stddev {stddev:.6g}; at most {bounds.max_deviations:g})")
         if deviations > bounds.max_deviations:

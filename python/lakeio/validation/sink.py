@@ -131,14 +131,22 @@ class MetricsSink:
 
         def values(column: str | None, metric: str, runs: int) -> list[float]:
             if not loaded:
-                loaded.append(self._runs_like(dataset, env, operation))
+                loaded.append(self.runs(dataset, env, operation))
             chosen = [r for r in loaded[0] if r["column"] == column and r["metric"] == metric and r["label"] is None
                       and r["value"] is not None]
             return [float(r["value"]) for r in chosen[-runs:]]
 
         return values
 
-    def _runs_like(self, dataset: str, env: str, operation: str) -> list[dict]:
+    def runs(self, dataset: str, env: str, operation: str) -> list[dict]:
+        """The metric records of earlier runs of ``dataset`` in ``env`` on ``operation`` that
+        history checks compare with (passed, not filtered), oldest first; [] without a history.
+
+        Raises:
+            StorageError: the history exists but cannot be read.
+        """
+        if self._location is None:
+            return []
         try:
             rows = self._read_delta(dataset) if self.settings.format == "delta" else self._read_jsonl(dataset)
         except Exception as error:
