@@ -81,7 +81,7 @@ class Catalog:
         history = settings.metrics
         if history.format == "delta" and history.dataset not in resources:
             # The metrics history reads as a dataset like any other (its records' columns: lakeio.validation.sink).
-            binding = Binding(uri=history.uri, engine="arrow")
+            binding = Binding(uri=history.uri)
             self._resources = {**resources, history.dataset: Resource(
                 format="delta", partition_by=("dataset",), environments={env: binding},
                 description="lakeio's metrics history: one row per metric of each validation run")}

@@ -73,7 +73,7 @@ def test_too_little_history_passes_with_a_note_and_no_history_says_why():
     assert judge_history(HistoryBounds(max_deviations=1, window=5), 99, [1.0])[::3] == \
         (True, "only 1 earlier run to compare with: passes (the first runs of this history)")
     assert judge_history(HistoryBounds(max_change=0.1), 99, None)[::3] == \
-        (True, "no metrics history is kept (metrics_sink is logging): passes")
+        (True, "no metrics history to compare with (the logging sink keeps none; an unreadable one is logged): passes")
 
 
 def test_history_checks_are_checked_at_load(make_lake):

@@ -309,7 +309,7 @@ def _metric_measures(column: str, metric: str) -> list:
 
 
 # The earlier runs' values of a metric: (column or None for the table, metric, runs) -> oldest first.
-History = Callable[[str | None, str, int], list[float]]
+History = Callable[[str | None, str, int], list[float] | None]
 
 
 def evaluate(plan: Plan, measured: Mapping, schema: SchemaOutcome,
@@ -374,7 +374,8 @@ def judge_history(bounds: HistoryBounds, current: Any, past: list[float] | None)
                                    ("max_deviations", bounds.max_deviations), ("window", bounds.window))
                  if v is not None}
     if past is None:
-        return True, {"value": current}, threshold, "no metrics history is kept (metrics_sink is logging): passes"
+        return True, {"value": current}, threshold, \
+            "no metrics history to compare with (the logging sink keeps none; an unreadable one is logged): passes"
     needed = 2 if bounds.max_deviations is not None else 1
     if current is None or (isinstance(current, float) and math.isnan(current)):
         return False, {"value": None}, threshold, "no value to compare with earlier runs (no non-null numbers)"

@@ -119,19 +119,30 @@ class MetricsSink:
     def history(self, dataset: str, env: str, operation: str) -> History | None:
         """Earlier runs' metrics of ``dataset`` like this one's (same environment and operation;
         passed, not filtered), for history checks: ``history(column, metric, runs)`` gives the
-        last ``runs`` values, oldest first. The history is read once, on first use. None when no
-        history is kept (the ``logging`` sink).
+        last ``runs`` values, oldest first, or None when the history cannot be read (logged at
+        ERROR). The history is read once, on first use. None when no history is kept (``logging``).
 
         Raises:
-            StorageError: (on use) the history exists but cannot be read.
+            StorageError: (on use) the history cannot be read and ``on_error`` is ``raise``.
         """
         if self._location is None:
             return None
         loaded: list[list[dict]] = []
+        unreadable: list[bool] = []
 
-        def values(column: str | None, metric: str, runs: int) -> list[float]:
+        def values(column: str | None, metric: str, runs: int) -> list[float] | None:
             if not loaded:
-                loaded.append(self.runs(dataset, env, operation))
+                try:
+                    loaded.append(self.runs(dataset, env, operation))
+                except StorageError as error:  # like a sink that cannot be written: the data goes on
+                    if self.settings.on_error == "raise":
+                        raise
+                    logger.error("%s; its history checks pass without it", error,
+                                 extra={"lakeio": {"dataset": dataset, "env": env, "metrics_sink_error": str(error)}})
+                    loaded.append([])
+                    unreadable.append(True)
+            if unreadable:
+                return None
             chosen = [r for r in loaded[0] if r["column"] == column and r["metric"] == metric and r["label"] is None
                       and r["value"] is not None]
             return [float(r["value"]) for r in chosen[-runs:]]
