@@ -161,15 +161,17 @@ def test_every_read_and_write_emits_a_run_event_valid_by_the_spec(make_lake, tmp
     lake.write("events", events(10), mode="overwrite", day="d1")
     lake.write("events", events(11, offset=10), mode="append", day="d1")
     lake.read("events", day="d1").to_arrow()
+    lake.merge("events", events(3, amount=5.0), on="id", day="d1")
     with pytest.raises(DataQualityError):
         lake.write("events", events(100, amount=-1), mode="append", day="d1")
     sent = lineage_events(tmp_path / "lineage.jsonl")
     assert [(e["eventType"], e["job"]["name"], e["job"]["facets"]["jobType"]["jobType"]) for e in sent] == [
         ("COMPLETE", "daily_events", "WRITE"), ("COMPLETE", "daily_events", "WRITE"),
-        ("COMPLETE", "daily_events", "READ"), ("FAIL", "daily_events", "WRITE")]
+        ("COMPLETE", "daily_events", "READ"), ("COMPLETE", "daily_events", "MERGE"), ("FAIL", "daily_events", "WRITE")]
     for event in sent:
         assert openlineage_errors(event) == []
-    first, second, read, failed = sent
+    first, second, read, merged, failed = sent
+    assert merged["outputs"][0]["facets"]["version"]["datasetVersion"] == "2"
     output = first["outputs"][0]
     assert (first["job"]["namespace"], output["namespace"], output["name"]) == \
         ("pipelines", "file", str(tmp_path / "data/events/d1"))
