@@ -128,3 +128,14 @@ def test_the_html_report_renders_in_a_headless_browser(lake, tmp_path):
     subprocess.run([*command, "--hide-scrollbars", "--window-size=1100,1200", f"--screenshot={shot}", page.as_uri()],
                    capture_output=True, timeout=120, check=True)
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000
+
+
+def test_a_json_lines_history_on_s3(catalog_on):
+    lake = catalog_on("s3", "quality-jsonl", contracts={"events.yaml": CONTRACT},
+                      settings={"metrics_sink": "{root}/_metrics"},
+                      events={"format": "parquet", "schema": "schemas/events.yaml"})
+    first = lake.validate("events", events(20), engine="arrow")
+    second = lake.validate("events", events(50), engine="arrow")
+    assert first.passed and not second.passed
+    assert [(e.check, e.observed["reference"]) for e in second.errors] == [("row_count", 20.0)]
+    assert [r["value"] for r in lake.metrics_history("events") if r["metric"] == "row_count"] == [20.0]
