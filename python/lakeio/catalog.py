@@ -410,6 +410,18 @@ class Catalog:
             self._engine(chosen).merge(request, record)
         return record
 
+    def recover(self, name: str, **placeholders: Any) -> bool:
+        """Finishes a commit of plain dataset ``name`` whose writer was stopped before it ended:
+        completed if all its files had moved, else rolled back (see docs/guide/reliability.md).
+        The next write does the same. False when there was none to finish (or its writer lives).
+        """
+        from lakeio import files
+
+        target = self.resolve(name, validate=False, **placeholders)
+        if target.format == "delta":
+            return False  # the Delta log commits at once
+        return files.CommitLog(self._storage, target.location, target.describe()).recover_abandoned()
+
     def _table_reader(self, data: Any) -> Engine:
         """The engine that reads a dataset's current rows for the table checks of a write of
         ``data``: Spark for Spark data (the checks run there, in one job), else Arrow (streamed)."""

@@ -213,6 +213,16 @@ def validate(state: _State, name: str, as_json: bool, html_path: Path | None, en
         raise click.exceptions.Exit(EXIT_DATA)
 
 
+@cli.command()
+@click.argument("name")
+@param_option
+@click.pass_obj
+def recover(state: _State, name: str, params: tuple[str, ...]) -> None:
+    """Completes or rolls back a commit of NAME (plain files) whose writer was stopped before it ended."""
+    finished = state.catalog.recover(name, **_placeholders(params))
+    click.echo(f"{name}: {'finished the interrupted commit' if finished else 'no interrupted commit'}")
+
+
 @cli.group()
 def contract() -> None:
     """Validation contracts."""

@@ -21,6 +21,17 @@ from lakeio.errors import ConfigError, EngineUnavailableError
 _DELTA_RS_OTHER_ARBITRATION = ("AWS_S3_LOCKING_PROVIDER", "AWS_COPY_IF_NOT_EXISTS", "COPY_IF_NOT_EXISTS")
 _DELTA_RS_CONDITIONAL_PUT = ("AWS_CONDITIONAL_PUT", "CONDITIONAL_PUT")
 
+# Tries of one S3 request (the first and its retries) by every client lakeio configures.
+S3_ATTEMPTS = 10
+
+
+def transient(error: BaseException) -> bool:
+    """True when ``error`` (or what it wraps, as lakeio's errors say) is an S3 fault worth a
+    new try: throttling, a server error, a dropped or failed transfer."""
+    said = str(error)
+    return any(mark in said for mark in ("SlowDown", "SLOW_DOWN", "503", "INTERNAL_FAILURE", "NETWORK_CONNECTION",
+                                         "Failed to flush response stream", "ServiceUnavailable"))
+
 
 @dataclass(frozen=True)
 class Location:
@@ -105,7 +116,23 @@ class Storage:
         if self.s3.access_key_id:
             options.update(access_key=self.s3.access_key_id, secret_key=self.s3.secret_access_key,
                            session_token=self.s3.session_token)
-        return fs.S3FileSystem(**options)
+        # Transient faults (503 SlowDown, 500, dropped connections) are retried with the SDK's
+        # standard backoff, S3_ATTEMPTS tries in all (docs/guide/reliability.md states the bound).
+        return fs.S3FileSystem(retry_strategy=fs.AwsStandardS3RetryStrategy(max_attempts=S3_ATTEMPTS), **options)
+
+    @functools.cached_property
+    def s3_client(self):
+        """A boto3 S3 client for the same endpoint and credentials, with the same retries: the
+        plain-file commit's conditional puts (pyarrow's filesystem has none) go through it."""
+        try:
+            import boto3
+            from botocore.config import Config
+        except ImportError as error:
+            raise ConfigError("writing plain files on S3 needs boto3: pip install 'lakeio[s3]'") from error
+        return boto3.client("s3", endpoint_url=self.s3.endpoint_url, region_name=self.s3.region,
+                            aws_access_key_id=self.s3.access_key_id, aws_secret_access_key=self.s3.secret_access_key,
+                            aws_session_token=self.s3.session_token,
+                            config=Config(retries={"max_attempts": S3_ATTEMPTS, "mode": "standard"}))
 
     def filesystem(self, location: Location):
         """The pyarrow filesystem for ``location`` (``location.path`` is its path there)."""
@@ -161,7 +188,10 @@ class Storage:
 
     def hadoop_conf(self) -> dict[str, str]:
         """s3a settings, as ``spark.hadoop.*`` keys, for the same endpoint and credentials."""
-        conf = {"fs.s3a.endpoint.region": self.s3.region}
+        # s3a's own retries of throttling (503 SlowDown) and other transient faults, to the same bound.
+        conf = {"fs.s3a.endpoint.region": self.s3.region, "fs.s3a.attempts.maximum": str(S3_ATTEMPTS),
+                "fs.s3a.retry.limit": str(S3_ATTEMPTS), "fs.s3a.retry.interval": "100ms",
+                "fs.s3a.retry.throttle.limit": str(S3_ATTEMPTS), "fs.s3a.retry.throttle.interval": "100ms"}
         if self.s3.endpoint_url:
             conf.update({
                 "fs.s3a.endpoint": self.s3.endpoint_url,

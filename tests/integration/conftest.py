@@ -95,6 +95,23 @@ def catalog_on(tmp_path, s3_endpoint):
     return make
 
 
+@pytest.fixture(scope="session")
+def fault_proxy(s3_endpoint):
+    """A proxy in front of the S3 server that answers chosen requests 503 SlowDown
+    (:mod:`fault_proxy`); each test sets its faults and the fixture clears them after it."""
+    from fault_proxy import FaultProxy
+
+    with FaultProxy(s3_endpoint) as proxy:
+        yield proxy
+
+
+@pytest.fixture
+def faulty(fault_proxy):
+    fault_proxy.clear()
+    yield fault_proxy
+    fault_proxy.clear()
+
+
 @pytest.fixture
 def conf() -> Path:
     """The repository's own configuration folder, the one the demo uses."""

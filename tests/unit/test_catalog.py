@@ -348,10 +348,17 @@ def test_storage_settings_win_over_aws_variables(no_aws_env, monkeypatch):
     }
 
 
+# s3a retries transient faults to the bound pyarrow's and boto3's clients have.
+RETRIES = {"spark.hadoop.fs.s3a.attempts.maximum": "10", "spark.hadoop.fs.s3a.retry.limit": "10",
+           "spark.hadoop.fs.s3a.retry.interval": "100ms", "spark.hadoop.fs.s3a.retry.throttle.limit": "10",
+           "spark.hadoop.fs.s3a.retry.throttle.interval": "100ms"}
+
+
 def test_hadoop_conf_matches_the_same_endpoint(no_aws_env):
     conf = Storage(S3Settings(region="us-west-2", endpoint_url="http://localhost:9000",
                               access_key_id="k", secret_access_key="s")).hadoop_conf()
     assert conf == {
+        **RETRIES,
         "spark.hadoop.fs.s3a.endpoint.region": "us-west-2",
         "spark.hadoop.fs.s3a.endpoint": "http://localhost:9000",
         "spark.hadoop.fs.s3a.path.style.access": "true",
@@ -363,7 +370,7 @@ def test_hadoop_conf_matches_the_same_endpoint(no_aws_env):
     with_token = Storage(S3Settings(access_key_id="k", secret_access_key="s", session_token="t")).hadoop_conf()
     assert with_token["spark.hadoop.fs.s3a.aws.credentials.provider"].endswith("TemporaryAWSCredentialsProvider")
     assert with_token["spark.hadoop.fs.s3a.session.token"] == "t"
-    assert Storage(S3Settings()).hadoop_conf() == {"spark.hadoop.fs.s3a.endpoint.region": "us-east-1"}
+    assert Storage(S3Settings()).hadoop_conf() == {**RETRIES, "spark.hadoop.fs.s3a.endpoint.region": "us-east-1"}
 
 
 def test_catalog_storage_uses_the_environment_s3_settings(tmp_path, write_yaml, no_aws_env):

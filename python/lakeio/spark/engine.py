@@ -77,9 +77,12 @@ class SparkEngine:
                 frame = pruning.read(spark, plan, selection or self._selection(plan, record))
             elif plan.format in text.TEXT_FORMATS:
                 schema = self._arrow.text_schema(plan)
-                frame = _read_text(spark, plan, schema)
-            else:
+                frame = files.read_consistently(self.storage, plan, lambda: _read_text(spark, plan, schema))
+            elif plan.format == "delta":
                 frame = spark.read.format(plan.format).options(**_read_options(plan)).load(plan.location.spark_path)
+            else:  # Spark lists the files here
+                frame = files.read_consistently(self.storage, plan, lambda: spark.read.format(plan.format).options(
+                    **_read_options(plan)).load(plan.location.spark_path))
         plan.check_columns(frame.columns)
         if plan.predicate is not None:
             frame = frame.where(to_column(plan.predicate))
@@ -90,7 +93,8 @@ class SparkEngine:
 
     def _selection(self, plan: ScanPlan, record: IORecord | None) -> pruning.PartitionSelection:
         """The partitions (and their files) the helper selects for a pruned read, counted on ``record``."""
-        selection = pruning.select_partitions(self.session(), plan, files=True)
+        selection = files.read_consistently(self.storage, plan,
+                                            lambda: pruning.select_partitions(self.session(), plan, files=True))
         if record is not None:
             record.partitions_listed, record.partitions_total = len(selection.paths), selection.total
         return selection
@@ -265,7 +269,7 @@ class SparkEngine:
                       if info.type == pafs.FileType.File and _is_data_file(info.path)]
             return staged, sorted({files.relative_dir(staging, path) for path in staged})
 
-        files.write(request, filesystem, incoming, stage, record, empty=sample.num_rows == 0)
+        files.write(request, self.storage, incoming, stage, record, empty=sample.num_rows == 0)
 
     # -- merge --------------------------------------------------------------------------------
 
