@@ -14,7 +14,7 @@ GRADLE  = gradle --no-daemon --console=plain -q \
 	  -PsparkJars="$$($(PY) -c 'import os, pyspark; print(os.path.join(os.path.dirname(pyspark.__file__), "jars"))')" \
 	  -PdeltaVersion="$$($(PY) -c 'import importlib.metadata as m; print(m.version("delta-spark"))')"
 
-.PHONY: demo test lint unit integration jvm-test setup clean
+.PHONY: demo test lint unit integration jvm-test setup browser clean
 
 demo: $(VENV)/.demo
 	$(PY) -m lakeio.demo
@@ -36,7 +36,11 @@ integration: setup
 jvm-test: setup
 	$(GRADLE) testHelper
 
-setup: $(VENV)/.installed $(JARS)/.built
+setup: $(VENV)/.installed $(JARS)/.built browser
+
+# Debian's Chromium renders the HTML validation report in tests/integration/test_quality.py.
+browser:
+	@command -v chromium >/dev/null || { apt-get update -q && apt-get install -y -q chromium; }
 
 # The build's setuptools>=77 comes from pip's isolated build environment, whatever the venv holds.
 $(VENV)/.venv:

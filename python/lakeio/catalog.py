@@ -26,8 +26,15 @@ from lakeio.config import (
 )
 from lakeio.dispatch import choose_engine, explicit_engine
 from lakeio.engines import Engine, SparkCapable, create_engine
-from lakeio.errors import ConfigError, EngineUnavailableError, InvalidArgumentError, ResourceNotFoundError
+from lakeio.errors import (
+    ConfigError,
+    EngineUnavailableError,
+    InvalidArgumentError,
+    LakeioError,
+    ResourceNotFoundError,
+)
 from lakeio.frame import LakeFrame, columns_argument
+from lakeio.lineage import Lineage
 from lakeio.metrics import IORecord, Timer
 from lakeio.predicate import FilterSpec, parse_filter
 from lakeio.requests import (
@@ -71,9 +78,19 @@ class Catalog:
         self._origins, self._base_dir = origins, base_dir
         self._storage = Storage(settings.s3)
         self._engines: dict[str, Engine] = {}
-        sink = MetricsSink(settings.metrics_sink, self._storage, self._base_dir)
+        sink = MetricsSink(settings.metrics, self._storage, self._base_dir)
         self._contracts = {name: ContractBinding(name, env, contract, sink)
                            for name, contract in (contracts or {}).items()}
+        self._lineage = Lineage(settings.lineage, env) if settings.lineage.transport != "none" else None
+        history = settings.metrics
+        if history.format == "delta" and history.dataset not in resources:
+            # The metrics history reads as a dataset like any other (its records' columns: lakeio.validation.sink).
+            binding = Binding(uri=history.uri)
+            self._resources = {**resources, history.dataset: Resource(
+                format="delta", partition_by=("dataset",), environments={env: binding},
+                description="lakeio's metrics history: one row per metric of each validation run")}
+            self._bindings = {**bindings, history.dataset: binding}
+            self._origins = {**origins, history.dataset: base_dir / "lakeio.yaml"}
 
     def __repr__(self) -> str:
         return f"Catalog(env={self._env!r}, datasets={self.names!r})"
@@ -188,7 +205,32 @@ class Catalog:
                                partition_by=self._resources[name].partition_by,
                                options=self._options(name, format, options),
                                contract=self._contracts.get(name) if validate else None,
-                               column_types=self._column_types(name), engine=binding.engine)
+                               column_types=self._column_types(name), engine=binding.engine,
+                               placeholders=tuple((k, str(v)) for k, v in sorted(placeholders.items())),
+                               on_complete=self._completed)
+
+    def _completed(self, target: ResolvedDataset, record: IORecord, error: BaseException | None) -> None:
+        """When a read, write or merge ends: the Delta version it read or made goes on the record,
+        a write's metrics go to the sink (only now that it committed), and lineage is emitted."""
+        if error is None and target.format == "delta" and record.version is None and record.operation != "count":
+            record.version = self._storage.delta_version(target.location)
+        if error is None and record.operation == "write" and target.contract is not None:
+            target.contract.committed(record, target.partition)
+        if self._lineage is not None:
+            self._lineage.emit(target, record, error, self._lineage_schema(target, error))
+
+    def _lineage_schema(self, target: ResolvedDataset, error: BaseException | None) -> list[tuple[str, str]] | None:
+        """The columns a lineage event names: the contract's, else the stored data's (None if unreadable)."""
+        binding = self._contracts.get(target.name)
+        if binding is not None:
+            return [(c.name, str(c.type)) for c in binding.contract.columns.values()]
+        if error is not None:
+            return None
+        try:
+            schema = self._engine("arrow").schema(ScanPlan(target, validate=False))
+        except LakeioError:  # the event goes out without a schema
+            return None
+        return [(field.name, str(field.type)) for field in schema]
 
     def exists(self, name: str, **placeholders: Any) -> bool:
         """True when dataset ``name`` has data in this environment."""
@@ -421,6 +463,16 @@ class Catalog:
         # The stored data is read as it is: the report is the validation, not a read's check.
         stored = ScanPlan(target, validate=False)
         return self._contracts[name].validate(data, self._engine(chosen), stored)
+
+    def metrics_history(self, name: str, operation: str = "validate") -> list[dict]:
+        """The metric records of dataset ``name``'s earlier runs on ``operation`` (``validate``,
+        ``write`` or ``read``) that history checks compare with, oldest first, from this
+        environment's metrics sink; [] when the sink keeps none (``logging``). For a report's plots:
+        ``report.to_html(lake.metrics_history("flights"))``."""
+        self.resource(name)
+        if name not in self._contracts:
+            raise InvalidArgumentError(f"dataset {name!r} has no contract, so no metrics")
+        return self._contracts[name].sink.runs(name, self._env, operation)
 
     def spark(self):
         """The SparkSession lakeio uses in this environment (started on first use)."""

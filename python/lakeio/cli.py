@@ -196,13 +196,19 @@ def head(state: _State, name: str, rows: int, where: str | None, columns: str | 
 @cli.command()
 @click.argument("name")
 @click.option("--json", "as_json", is_flag=True, help="The report as JSON.")
+@click.option("--html", "html_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write the report as a self-contained HTML page, with each metric's history plotted.")
 @click.option("--engine", type=click.Choice(["arrow", "spark", "auto"]), default=None)
 @param_option
 @click.pass_obj
-def validate(state: _State, name: str, as_json: bool, engine: EngineChoice | None, params: tuple[str, ...]) -> None:
+def validate(state: _State, name: str, as_json: bool, html_path: Path | None, engine: EngineChoice | None,
+             params: tuple[str, ...]) -> None:
     """Runs NAME's contract on its stored data; exit 1 when an error-level check fails."""
     report = state.catalog.validate(name, engine=engine, **_placeholders(params))
     click.echo(json.dumps(report.as_dict(), indent=2, default=str) if as_json else str(report))
+    if html_path is not None:
+        html_path.write_text(report.to_html(state.catalog.metrics_history(name, "validate")), encoding="utf-8")
+        click.echo(f"wrote {html_path}", err=True)
     if not report.passed:
         raise click.exceptions.Exit(EXIT_DATA)
 

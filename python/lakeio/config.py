@@ -73,6 +73,47 @@ class SparkSettings(FrozenModel):
     scratch_uri: str | None = None
 
 
+class MetricsSinkSettings(FrozenModel):
+    """Where validation metrics go (:mod:`lakeio.validation.sink`), and what a sink that cannot be
+    written does. A plain string in YAML is short for ``{uri: ...}``."""
+
+    uri: str = "logging"  # "logging" (the lakeio.metrics logger), a local path or an s3:// URI
+    format: Literal["jsonl", "delta"] = "jsonl"  # at a uri: one JSON-lines file per run, or one Delta table
+    dataset: str = Field("lakeio_metrics", min_length=1)  # the catalog name a Delta history reads as
+    on_error: Literal["log", "raise"] = "log"  # log: the data's write goes on; raise: the sink's error is fatal
+
+    @model_validator(mode="after")
+    def _delta_needs_a_location(self) -> MetricsSinkSettings:
+        if self.format == "delta" and self.uri == "logging":
+            raise ValueError("format delta needs a uri: a local path or s3:// URI for the metrics table")
+        return self
+
+
+LineageTransport = Literal["none", "console", "file", "http"]
+
+
+class LineageSettings(FrozenModel):
+    """OpenLineage run events of reads and writes (:mod:`lakeio.lineage`); off by default."""
+
+    transport: LineageTransport = "none"
+    namespace: str = Field("lakeio", min_length=1)  # the jobs' namespace
+    job: str | None = None  # the pipeline step; default $LAKEIO_JOB, else the dataset and operation
+    path: str | None = None  # transport file: the file events are appended to, one JSON per line
+    url: str | None = None  # transport http: the lineage server, e.g. http://marquez:5000
+    endpoint: str = "api/v1/lineage"  # transport http: the path events are posted to
+    api_key: SecretStr | None = None  # transport http: sent as a bearer token
+    timeout: float = Field(5.0, gt=0)  # transport http: seconds per request
+    retries: int = Field(5, ge=0, le=20)  # transport http: retries of a failed request (with backoff)
+
+    @model_validator(mode="after")
+    def _transport_needs(self) -> LineageSettings:
+        if self.transport == "file" and not self.path:
+            raise ValueError("transport file needs a path")
+        if self.transport == "http" and not self.url:
+            raise ValueError("transport http needs a url")
+        return self
+
+
 class EnvironmentSettings(FrozenModel):
     """Settings shared by every dataset of one environment."""
 
@@ -81,7 +122,15 @@ class EnvironmentSettings(FrozenModel):
     arrow_max_bytes: ByteSize = ByteSize(1024**3)
     s3: S3Settings = S3Settings()
     spark: SparkSettings = SparkSettings()
-    metrics_sink: str = "logging"  # or a local path or s3:// URI for JSON-lines files (lakeio.validation.sink)
+    # "logging", a local path or s3:// URI for JSON-lines files, or the full form (a Delta table, on_error)
+    metrics_sink: str | MetricsSinkSettings = "logging"
+    lineage: LineageSettings = LineageSettings()
+
+    @property
+    def metrics(self) -> MetricsSinkSettings:
+        """``metrics_sink`` in its full form."""
+        sink = self.metrics_sink
+        return sink if isinstance(sink, MetricsSinkSettings) else MetricsSinkSettings(uri=sink)
 
 
 class Options(FrozenModel):

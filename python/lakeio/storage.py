@@ -167,6 +167,15 @@ class Storage:
 
         return fs.LocalFileSystem() if location.scheme == "file" else self._s3_filesystem
 
+    def delta_version(self, location: Location) -> int | None:
+        """The latest version of the Delta table at ``location``; None when there is no table there."""
+        from deltalake import DeltaTable
+
+        options = self.delta_options(location)
+        if not DeltaTable.is_deltatable(location.uri, storage_options=options):
+            return None
+        return DeltaTable(location.uri, storage_options=options).version()
+
     def delta_options(self, location: Location) -> dict[str, str]:
         """delta-rs ``storage_options`` for ``location``."""
         if location.scheme == "file":

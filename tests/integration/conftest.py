@@ -69,18 +69,25 @@ def spark(s3_endpoint):
 @pytest.fixture
 def catalog_on(tmp_path, s3_endpoint):
     """Makes a catalog whose one environment (``"local"`` or ``"s3"``) holds ``datasets`` under a
-    fresh root: ``catalog_on("s3", "retries", events={"format": "delta", "partition_by": ["day"]})``."""
+    fresh root: ``catalog_on("s3", "retries", events={"format": "delta", "partition_by": ["day"]})``.
+    ``settings`` are the environment's (``{root}`` in a string is the fresh root) and ``contracts``
+    the contract files by name (``schema: schemas/<name>`` in a dataset names one)."""
     import uuid
 
     import yaml
 
     import lakeio
 
-    def make(storage: str, prefix: str, **datasets: dict) -> lakeio.Catalog:
+    def make(storage: str, prefix: str, *, settings: dict | None = None, contracts: dict[str, str] | None = None,
+             **datasets: dict) -> lakeio.Catalog:
         root = str(tmp_path / "data") if storage == "local" else f"s3://{TEST_BUCKET}/{prefix}/{uuid.uuid4().hex[:10]}"
         conf = tmp_path / "conf"
         conf.mkdir()
-        (conf / "lakeio.yaml").write_text(yaml.safe_dump({"environments": {storage: {"engine": "auto"}}}))
+        filled = yaml.safe_load(yaml.safe_dump(settings or {}).replace("{root}", root))
+        (conf / "lakeio.yaml").write_text(yaml.safe_dump({"environments": {storage: {"engine": "auto", **filled}}}))
+        for name, text in (contracts or {}).items():
+            (conf / "schemas").mkdir(exist_ok=True)
+            (conf / "schemas" / name).write_text(text)
         (conf / f"{prefix}.yaml").write_text(yaml.safe_dump(
             {name: {**spec, "environments": {storage: {"uri": f"{root}/{name}"}}} for name, spec in datasets.items()}))
         return lakeio.Catalog.load(conf, env=storage)

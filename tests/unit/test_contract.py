@@ -112,7 +112,7 @@ checks:
         "columns.name.checks.0.not_null: repeats 'nullable: false'",
         "columns.name.checks.1.pattern.regex: '(?<=a)b' uses a group flag or name",
         "columns.name.checks.2.pattern.regex: not a valid regular expression",
-        "checks.0.row_count: give min, max or both",
+        "checks.0.row_count: give min, max, or a history bound (max_change, max_delta, max_deviations)",
         "checks.1.unique.columns: 'carier' is not a column of the contract; did you mean 'carrier'?",
         "checks.2.unique.severity: 'fatal' is not one of error, warning",
         "checks.3: unknown check 'not_null'",

@@ -174,6 +174,7 @@ class ArrowEngine:
         if record is not None:
             record.files_total = scan.total_files()
             record.files_scanned = len(scan.kept)
+            record.version = scan.version
         dataset = scan.dataset
         if plan.format == "delta":
             import pyarrow.dataset as ds

@@ -287,13 +287,58 @@ class Pattern(ValueCheck):
     regex: str
 
 
-class RowCount(Check):
-    """The number of rows is within [min, max] (either may be left out)."""
+class HistoryBounds(FrozenModel):
+    """How far a metric may move from earlier runs' values (read from the metrics sink's history),
+    as Deequ's anomaly strategies judge it. Each bound given is applied; a run with too little
+    history passes with a note.
+
+    * ``max_change``: relative rate of change, ``|value - reference| / |reference|``;
+    * ``max_delta``: absolute change, ``|value - reference|``;
+    * ``max_deviations``: a z-score over the window (an online normal strategy),
+      ``|value - mean| / stddev`` of the ``window`` earlier runs (population stddev; needs 2 runs).
+
+    The reference is the mean of the last ``window`` runs (1: the previous run).
+    """
+
+    max_change: float | None = Field(None, ge=0)
+    max_delta: float | None = Field(None, ge=0)
+    max_deviations: float | None = Field(None, gt=0)
+    window: int = Field(1, ge=1, le=1000)
+
+    @property
+    def has_history_bounds(self) -> bool:
+        return any(b is not None for b in (self.max_change, self.max_delta, self.max_deviations))
+
+
+class RowCount(Check, HistoryBounds):
+    """The number of rows is within [min, max] (either may be left out), and/or moves from earlier
+    runs by at most ``max_change``, ``max_delta`` or ``max_deviations`` (see :class:`HistoryBounds`)."""
 
     name: ClassVar[str] = "row_count"
     subset_safe: ClassVar[bool] = False
     min: int | None = Field(None, ge=0)
     max: int | None = Field(None, ge=0)
+
+    @property
+    def has_bounds(self) -> bool:
+        return self.min is not None or self.max is not None
+
+
+class MetricHistory(Check, HistoryBounds):
+    """A column metric (``mean: {max_change: 0.2}``) compared with earlier runs' (see
+    :class:`HistoryBounds`); the metric is computed and recorded whether or not it is listed."""
+
+    metric: ClassVar[str]
+    subset_safe: ClassVar[bool] = False
+    numeric_only: ClassVar[bool] = True
+
+
+def _history_check(metric: str, numeric_only: bool = True) -> type[MetricHistory]:
+    doc = f"The column's {metric} moves from earlier runs' by at most the bounds given (max_change, max_delta, " \
+          "max_deviations over a window)."
+    return type(f"{metric.title().replace('_', '')}History", (MetricHistory,),
+                {"__doc__": doc, "__module__": __name__, "__annotations__": {"name": ClassVar[str]},
+                 "name": metric, "metric": metric, "numeric_only": numeric_only})
 
 
 class UniqueKey(Check):
@@ -305,8 +350,12 @@ class UniqueKey(Check):
     columns: tuple[str, ...] = Field(min_length=1)
 
 
-COLUMN_CHECKS: dict[str, type[Check]] = {c.name: c for c in (
-    NotNull, MaxNullFraction, Unique, InSet, GreaterThan, GreaterOrEqual, LessThan, LessOrEqual, Between, Pattern)}
+HISTORY_CHECKS: tuple[type[MetricHistory], ...] = (
+    *(_history_check(m) for m in ("min", "max", "mean", "stddev", "variance")),
+    *(_history_check(m, numeric_only=False) for m in ("count", "distinct_count")))
+_DATA_CHECKS: tuple[type[Check], ...] = (
+    NotNull, MaxNullFraction, Unique, InSet, GreaterThan, GreaterOrEqual, LessThan, LessOrEqual, Between, Pattern)
+COLUMN_CHECKS: dict[str, type[Check]] = {c.name: c for c in (*_DATA_CHECKS, *HISTORY_CHECKS)}
 TABLE_CHECKS: dict[str, type[Check]] = {c.name: c for c in (RowCount, UniqueKey)}
 NUMERIC_METRICS = ("mean", "stddev", "variance")
 
@@ -435,8 +484,11 @@ def load_contract(path: Path, problems: list[str]) -> Contract | None:
             if len(set(check.columns)) != len(check.columns):
                 problems.append(f"{path}: {table_key}.columns: a column is listed twice")
         if isinstance(check, RowCount):
-            if check.min is None and check.max is None:
-                problems.append(f"{path}: {table_key}: give min, max or both")
+            if not check.has_bounds and not check.has_history_bounds:
+                problems.append(f"{path}: {table_key}: give min, max, or a history bound "
+                                "(max_change, max_delta, max_deviations)")
+            elif check.max_deviations is not None and check.window < 2:
+                problems.append(f"{path}: {table_key}: max_deviations needs a window of 2 runs or more")
             elif check.min is not None and check.max is not None and check.min > check.max:
                 problems.append(f"{path}: {table_key}: min {check.min} is above max {check.max}")
         table_checks.append(check)
@@ -481,6 +533,17 @@ def _parse_checks(entries: list[Any], registry: Mapping[str, type[Check]], path:
 def _typed(check: Check, logical: LogicalType, path: Path, key: tuple, problems: list[str]) -> Check | None:
     """The check with its bounds or members as values of the column's type, or None after a problem."""
     where = f"{path}: {_key(key)}"
+    if isinstance(check, MetricHistory):
+        if not check.has_history_bounds:
+            problems.append(f"{where}: give max_change, max_delta or max_deviations")
+            return None
+        if check.max_deviations is not None and check.window < 2:
+            problems.append(f"{where}: max_deviations needs a window of 2 runs or more")
+            return None
+        if check.numeric_only and not logical.is_numeric:
+            problems.append(f"{where}: a history of {check.metric} needs a numeric column; {key[1]!r} is {logical}")
+            return None
+        return check
     if isinstance(check, (Comparison, Between)) and not logical.is_ordered:
         problems.append(f"{where}: needs an ordered column; {key[1]!r} is {logical}")
         return None
