@@ -89,6 +89,21 @@ def on_connect(connect_remote, monkeypatch):
     return connect_remote
 
 
+@pytest.fixture(params=["classic", "connect"])
+def spark_mode(request, spark):
+    """``(session, remote)`` for a test run on both: the classic session and no remote, then a Spark
+    Connect session (lakeio's own, to the test server) and the server's URL for ``spark.remote``."""
+    if request.param == "classic":
+        return spark, None
+    from lakeio.config import EnvironmentSettings, SparkSettings
+    from lakeio.spark.session import connect_session
+    from lakeio.storage import Storage
+
+    remote = request.getfixturevalue("on_connect")
+    settings = EnvironmentSettings(spark=SparkSettings(remote=remote))
+    return connect_session(settings, Storage(settings.s3)), remote
+
+
 @pytest.fixture
 def catalog_on(tmp_path, s3_endpoint):
     """Makes a catalog whose one environment (``"local"`` or ``"s3"``) holds ``datasets`` under a
