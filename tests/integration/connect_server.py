@@ -27,7 +27,7 @@ def connect_server(conf: Mapping[str, str], log: Path, *, plugin: bool = True, m
     import pyspark
 
     from lakeio.spark import jvm
-    from lakeio.spark.session import DELTA_CATALOG, DELTA_EXTENSION
+    from lakeio.spark.session import DELTA_CATALOG, DELTA_EXTENSION, S3_LOG_STORE, S3_LOG_STORE_CONF
 
     port = _free_port()
     server_conf = {
@@ -35,6 +35,7 @@ def connect_server(conf: Mapping[str, str], log: Path, *, plugin: bool = True, m
         "spark.connect.grpc.binding.port": str(port),
         "spark.sql.extensions": DELTA_EXTENSION,
         "spark.sql.catalog.spark_catalog": DELTA_CATALOG,
+        S3_LOG_STORE_CONF: S3_LOG_STORE,
         **({"spark.connect.extensions.relation.classes": PLUGIN} if plugin else {}),
         **conf,
     }
