@@ -9,7 +9,7 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 JARS   := build/jars
-SCALA  := $(shell find jvm/src/main -name '*.scala' 2>/dev/null)
+SCALA  := $(shell find jvm/src/main jvm/src/connect -name '*.scala' 2>/dev/null)
 GRADLE  = gradle --no-daemon --console=plain -q \
 	  -PsparkJars="$$($(PY) -c 'import os, pyspark; print(os.path.join(os.path.dirname(pyspark.__file__), "jars"))')" \
 	  -PdeltaVersion="$$($(PY) -c 'import importlib.metadata as m; print(m.version("delta-spark"))')"

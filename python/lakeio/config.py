@@ -71,6 +71,9 @@ class SparkSettings(FrozenModel):
     # Where results computed by Spark are staged as Parquet for Arrow to read (a folder every
     # executor and the driver can reach); default: a local temporary folder, for local masters.
     scratch_uri: str | None = None
+    # A Spark Connect server (sc://host:port[/;param=value...]): the Spark engine runs there, through
+    # the DataFrame API only (lakeio.spark.connect); master and the server-side conf are the server's.
+    remote: str | None = Field(None, pattern=r"^sc://[^/\s]+")
 
 
 class MetricsSinkSettings(FrozenModel):

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
+from connect_server import connect_server
 from s3_server import moto_server
 
 REPO = Path(__file__).resolve().parents[2]
@@ -64,6 +65,43 @@ def spark(s3_endpoint):
     session = spark_session(settings, Storage(settings.s3))
     yield session
     session.stop()
+
+
+@pytest.fixture(scope="session")
+def connect_remote(s3_endpoint, tmp_path_factory):
+    """One Spark Connect server for the whole test session (Delta, s3a at the S3 server, lakeio's
+    plugin), stopped at the end; its ``sc://`` URL."""
+    from lakeio.config import EnvironmentSettings
+    from lakeio.storage import Storage
+
+    conf = {key: value for key, value in TEST_SPARK_CONF.items() if key != "spark.driver.memory"}
+    conf.update(Storage(EnvironmentSettings().s3).hadoop_conf())
+    with connect_server(conf, tmp_path_factory.mktemp("connect") / "server.log") as remote:
+        yield remote
+
+
+@pytest.fixture
+def on_connect(connect_remote, monkeypatch):
+    """The Spark Connect server's URL, for one test that runs lakeio on it. pyspark marks a process
+    that made a Connect session as Connect-only (``pyspark.sql.functions`` then build Connect
+    columns); the mark is removed after the test, so the classic tests after it run classic."""
+    monkeypatch.setenv("SPARK_CONNECT_MODE_ENABLED", "1")
+    return connect_remote
+
+
+@pytest.fixture(params=["classic", "connect"])
+def spark_mode(request, spark):
+    """``(session, remote)`` for a test run on both: the classic session and no remote, then a Spark
+    Connect session (lakeio's own, to the test server) and the server's URL for ``spark.remote``."""
+    if request.param == "classic":
+        return spark, None
+    from lakeio.config import EnvironmentSettings, SparkSettings
+    from lakeio.spark.session import connect_session
+    from lakeio.storage import Storage
+
+    remote = request.getfixturevalue("on_connect")
+    settings = EnvironmentSettings(spark=SparkSettings(remote=remote))
+    return connect_session(settings, Storage(settings.s3)), remote
 
 
 @pytest.fixture

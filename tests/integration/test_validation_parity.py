@@ -200,7 +200,9 @@ def _spark_frame(spark, table: pa.Table):
     naive = [f.name for f in table.schema if pa.types.is_timestamp(f.type) and f.type.tz is None]
     for name in naive:
         table = table.set_column(table.schema.get_field_index(name), name, table[name].cast(pa.string()))
-    frame = spark.createDataFrame(table)
+    from pyspark.sql.pandas.types import from_arrow_schema
+
+    frame = spark.createDataFrame(table, schema=from_arrow_schema(table.schema))  # Spark Connect infers none from no rows
     return frame.withColumns({name: F.col(name).cast("timestamp_ntz") for name in naive}) if naive else frame
 
 
@@ -211,12 +213,12 @@ def _same(a, b) -> bool:
 
 
 @pytest.mark.parametrize("case", list(CASES))
-def test_both_backends_give_the_expected_verdicts_and_metrics(case, spark, tmp_path):
+def test_both_backends_give_the_expected_verdicts_and_metrics(case, spark_mode, tmp_path):
     table, contract_text, verdicts, metrics = CASES[case]
     binding = _binding(tmp_path, contract_text)
 
     arrow, _ = binding.run_arrow(table, "validate")
-    spark_report, _ = binding.run_spark(_spark_frame(spark, table), "validate")
+    spark_report, _ = binding.run_spark(_spark_frame(spark_mode[0], table), "validate")  # classic, then Connect
 
     for report in (arrow, spark_report):
         found: dict = {}

@@ -223,7 +223,7 @@ def _staged(frame: DataFrame, scratch: Location, storage: Storage) -> tuple[ds.D
         with contextlib.suppress(OSError):
             filesystem.delete_dir(folder)
 
-    frame.write.mode("errorifexists").parquet(spark_path)
+    frame.write.mode("error").parquet(spark_path)
     try:
         return ds.dataset(folder, filesystem=filesystem, format="parquet"), remove
     except BaseException:
@@ -244,7 +244,7 @@ def scratch_location(settings: EnvironmentSettings, spark: SparkSession) -> Loca
 
     uri = settings.spark.scratch_uri
     if uri is None:
-        master = spark.sparkContext.master or ""
+        master = spark.conf.get("spark.master", "") or ""  # a conf, not sparkContext: Spark Connect has none
         if not master.startswith("local"):
             raise InvalidArgumentError(
                 f"Spark runs on {master}: set spark.scratch_uri in lakeio.yaml to a folder every executor "

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from lakeio.errors import EngineUnavailableError
 
 if TYPE_CHECKING:
-    from pyspark.sql import SparkSession
+    from pyspark.sql import DataFrame, SparkSession
 
 HELPER_CLASS = "lakeio.helper.Helper"
 _SETUP_HINT = "run `make setup` in the lakeio checkout, or point LAKEIO_JARS_DIR at a folder holding the jars"
@@ -70,6 +70,13 @@ def call_object(spark: SparkSession, entry_point: str, payload: dict | None = No
     """Calls a helper entry point with a JSON payload; its answer as py4j gives it (a JVM object)."""
     method = getattr(_helper(spark), entry_point)
     return method() if payload is None else method(json.dumps(payload))
+
+
+def frame(spark: SparkSession, entry_point: str, payload: dict) -> DataFrame:
+    """Calls a helper entry point that answers a Dataset; the DataFrame of it."""
+    from pyspark.sql import DataFrame
+
+    return DataFrame(call_object(spark, entry_point, payload), spark)
 
 
 def check_helper(spark: SparkSession) -> dict:

@@ -50,8 +50,12 @@ object Helper {
     * "dataSchema" true, the schema of the data files is read from one file's footer the way Spark's
     * schema inference reads it, so the read can skip that inference's Spark job.
     */
-  def selectPartitions(request: String): String = answer {
-    val session = SparkSession.getActiveSession
+  def selectPartitions(request: String): String = selectPartitionsIn(SparkSession.getActiveSession, request)
+
+  /** [[selectPartitions]] in the given session (the Spark Connect plugin's, whose thread may have no
+    * active session).
+    */
+  def selectPartitionsIn(session: Option[SparkSession], request: String): String = answer {
     val conf = session.map(_.sessionState.newHadoopConf()).getOrElse(new Configuration())
     val parsed = json.readTree(request)
     val (result, selection) = selectPartitions(parsed, conf)
@@ -126,8 +130,10 @@ object Helper {
     * file index given these files and these typed partitions instead of listing the directories and
     * inferring them; refreshing it keeps them.
     */
-  def prelistedFrame(request: String): Dataset[Row] = {
-    val session = SparkSession.active
+  def prelistedFrame(request: String): Dataset[Row] = prelistedFrameIn(SparkSession.active, request)
+
+  /** [[prelistedFrame]] in the given session (the Spark Connect plugin's). */
+  def prelistedFrameIn(session: SparkSession, request: String): Dataset[Row] = {
     val parsed = json.readTree(request)
     val root = field(parsed, "root").asText
     val schema = DataType.fromJson(field(parsed, "schema").toString).asInstanceOf[StructType]
