@@ -26,6 +26,7 @@ from typing import Any
 
 import click
 
+from lakeio import k8s as k8s_manifests
 from lakeio.catalog import Catalog
 from lakeio.errors import (
     ConfigError,
@@ -34,7 +35,6 @@ from lakeio.errors import (
     LakeioError,
     ResourceNotFoundError,
 )
-from lakeio import k8s as k8s_manifests
 from lakeio.k8s import SparkJob
 from lakeio.requests import EngineChoice
 

@@ -38,7 +38,8 @@ _NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 @dataclass(frozen=True)
 class SparkJob:
     """What one spark-submit of a lakeio driver takes, wherever it runs: a name, the environment,
-    the Spark conf (credentials left out), the jars, the driver file and its arguments."""
+    the Spark conf (credentials left out), the jars (the helper first, at the root of the jars
+    folder, as :func:`lakeio.spark.jvm.jar_paths` lists them), the driver file and its arguments."""
 
     name: str
     env: str
@@ -117,7 +118,8 @@ def spark_application(job: SparkJob, *, image: str, spark_version: str, namespac
             "mainApplicationFile": _local(root / "deploy" / job.driver.name),
             "arguments": list(job.arguments),
             "sparkConf": dict(job.conf),
-            "deps": {"jars": [_local(root / "jars" / jar.name) for jar in job.jars],
+            "deps": {"jars": [_local(root / "jars" / PurePosixPath(*jar.relative_to(job.jars[0].parent).parts))
+                              for jar in job.jars],
                      "pyFiles": [_local(root / "lakeio.zip")]},
             "restartPolicy": {"type": "Never"},
             "driver": driver,

@@ -14,9 +14,9 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 import yaml
-from conftest import CLUSTER_JOB_CONF, TEST_BUCKET
 
 import lakeio
+from conftest import CLUSTER_JOB_CONF, TEST_BUCKET
 from lakeio.cli import submit_command
 
 REPO = Path(__file__).resolve().parents[2]

@@ -68,7 +68,7 @@ def test_python_dash_m_lakeio_prints_the_help():
     run = subprocess.run([sys.executable, "-m", "lakeio", "--help"], capture_output=True, text=True,
                          env={"PYTHONPATH": str(REPO / "python")}, timeout=60)
     assert run.returncode == 0, run.stderr
-    for command in ("datasets", "describe", "explain", "head", "validate", "contract", "submit", "run"):
+    for command in ("datasets", "describe", "explain", "head", "validate", "contract", "submit", "k8s", "run"):
         assert command in run.stdout
 
 

@@ -64,7 +64,7 @@ def test_the_manifest_is_a_valid_spark_application_from_the_submit_source(jars):
     assert spec["mainApplicationFile"] == "local:///opt/lakeio/deploy/demo_driver.py"
     assert spec["arguments"] == ["--engine", "spark"]
     assert spec["deps"] == {"jars": ["local:///opt/lakeio/jars/lakeio-helper-0.1.0.jar",
-                                     "local:///opt/lakeio/jars/delta-spark_4.1_2.13-4.4.0.jar"],
+                                     "local:///opt/lakeio/jars/third-party/delta-spark_4.1_2.13-4.4.0.jar"],
                             "pyFiles": ["local:///opt/lakeio/lakeio.zip"]}
     submitted = CliRunner().invoke(cli, ["--conf", str(CONF), "--env", "prod", "submit", str(DRIVER), "--dry-run",
                                          "--spark-conf", "spark.executor.memoryOverhead=512m"]).output.split()
