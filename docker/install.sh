@@ -24,7 +24,11 @@ fi
 
 mkdir -p "$PREFIX/jars/third-party" "$PREFIX/deploy" "$PREFIX/conf"
 "$PYTHON" -m venv "$PREFIX/venv"
-"$PREFIX/venv/bin/python" -m pip install -q --disable-pip-version-check "$SRC[$EXTRAS]"
+# Built from a copy: a build in place would leave its build/ and egg-info in the source tree.
+BUILD=$(mktemp -d)
+trap 'rm -rf "$BUILD"' EXIT
+cp -R "$SRC/pyproject.toml" "$SRC/README.md" "$SRC/python" "$BUILD/"
+"$PREFIX/venv/bin/python" -m pip install -q --disable-pip-version-check "$BUILD[$EXTRAS]"
 # delta-spark's Python API without the pyspark it requires: Spark comes from the image's $SPARK_HOME.
 DELTA=$("$PREFIX/venv/bin/python" -c '
 import re, sys, tomllib

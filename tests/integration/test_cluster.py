@@ -35,7 +35,7 @@ def run_on_cluster(lake: lakeio.Catalog, cluster, driver: Path, arguments: list[
                              extra_conf={**CLUSTER_JOB_CONF, "spark.driver.extraJavaOptions": DRIVER_LOG_CONF})
     environment = {**os.environ, "LAKEIO_ENV": lake.env, "PYSPARK_PYTHON": sys.executable,
                    "PYSPARK_DRIVER_PYTHON": sys.executable}
-    return subprocess.run(command, env=environment, cwd=cwd, capture_output=True, text=True, timeout=600)
+    return subprocess.run(command, env=environment, cwd=cwd, capture_output=True, text=True, timeout=1800)
 
 
 @pytest.fixture(scope="module")
