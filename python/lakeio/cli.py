@@ -12,6 +12,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import importlib.util
 import json
@@ -365,7 +366,7 @@ def k8s_manifest(state: _State, driver: str, arguments: tuple[str, ...], image: 
     resources = k8s_manifests.Resources(driver_cores=driver_cores, driver_memory=driver_memory, executors=executors,
                                         executor_cores=executor_cores, executor_memory=executor_memory)
     application = k8s_manifests.spark_application(
-        SparkJob(app_name, job.env, job.conf, job.jars, job.driver, job.arguments), image=image,
+        dataclasses.replace(job, name=app_name), image=image,
         spark_version=spark_version or _pyspark_version(), namespace=namespace, app_root=app_root,
         resources=resources, service_account=service_account, secret_env=secret_env, conf_maps=maps)
     text = yaml.safe_dump_all([*maps, application], sort_keys=False, default_flow_style=False)

@@ -21,7 +21,7 @@ Example:
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -47,7 +47,6 @@ class SparkJob:
     jars: tuple[Path, ...]
     driver: Path
     arguments: tuple[str, ...] = ()
-    extra_env: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -85,7 +84,7 @@ def spark_application(job: SparkJob, *, image: str, spark_version: str, namespac
     """
     _check_name(job.name, "the application name")
     root = PurePosixPath(app_root)
-    env = {"LAKEIO_ENV": job.env, "LAKEIO_CONF": str(root / "conf"), **job.extra_env}
+    env = {"LAKEIO_ENV": job.env, "LAKEIO_CONF": str(root / "conf")}
     driver: dict[str, Any] = {
         "cores": resources.driver_cores, "memory": resources.driver_memory,
         "env": [{"name": key, "value": value} for key, value in env.items()],
