@@ -12,6 +12,7 @@ Example:
 from lakeio.catalog import Catalog
 from lakeio.dataset import Dataset
 from lakeio.errors import (
+    ConcurrentWriteError,
     ConfigError,
     DataQualityError,
     EngineUnavailableError,
@@ -29,6 +30,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Catalog",
+    "ConcurrentWriteError",
     "ConfigError",
     "Dataset",
     "DataQualityError",

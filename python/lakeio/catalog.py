@@ -8,10 +8,12 @@ import importlib.util
 import os
 import string
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lakeio.config import (
+    QUARANTINE_RUN_COLUMN,
     Binding,
     EnvironmentSettings,
     Options,
@@ -87,6 +89,13 @@ class Catalog:
         env = env or os.environ.get("LAKEIO_ENV") or DEFAULT_ENV
         settings, resources, origins = load_config(folder)
         contracts = load_contracts(resources, origins)
+        for name, resource in list(resources.items()):
+            if resource.quarantine is not None:  # a dataset of the catalog's own, bound where its source is
+                if resource.quarantine.name in resources:
+                    raise ConfigError(f"{origins[name]}: {name}.quarantine.name: {resource.quarantine.name!r} "
+                                      f"is already a dataset ({origins[resource.quarantine.name]})")
+                resources[resource.quarantine.name] = resource.quarantine.resource(name, resource.format)
+                origins[resource.quarantine.name] = origins[name]
         known = set(settings.environments) | {e for r in resources.values() for e in r.environments}
         if env not in known:
             hint = difflib.get_close_matches(env, sorted(known), n=1)
@@ -259,15 +268,61 @@ class Catalog:
         request = WriteRequest(target, mode=mode, data=data, replace_where=parse_filter(replace_where),
                                idempotency_key=idempotency_key)
         request.check_arguments()
+        contract = target.contract if validate else None
+        if contract is not None and contract.contract.quarantined:
+            return self._write_quarantining(request, contract, chosen, reason)
         with Timer(request.record(chosen, reason)) as record:
-            if validate and target.contract is not None:
-                request = target.contract.check_write(request, chosen, record)
+            if contract is not None:
+                request = contract.check_write(request, self._table_reader(data), record)
             self._engine(chosen).write(request, record)
+        return record
+
+    def _write_quarantining(self, request: WriteRequest, contract: ContractBinding, chosen: str,
+                            reason: str) -> IORecord:
+        """A write whose contract quarantines: the rows failing a quarantining check go to the
+        quarantine dataset (an append), the others to the dataset; both or neither.
+
+        Order: the contract judges the passing rows (nothing is written if they fail); the
+        quarantine append commits first, under the run's id (a Delta ``txn`` of that id, so a retry
+        with the same ``idempotency_key`` skips it); then the dataset's commit. If that fails, the
+        quarantine rows of this run are removed again (an overwrite of its ``lakeio_run_id``
+        partition with no rows) before the error is raised. See docs/guide/validation.md.
+        """
+        import uuid
+
+        from lakeio.predicate import Compare
+
+        quarantine = self._resources[request.dataset].quarantine
+        assert quarantine is not None, "the catalog refuses a quarantining contract without a quarantine dataset"
+        run_id = request.idempotency_key or uuid.uuid4().hex
+        passing, failing, failed = contract.split(request.data, quarantine.column, run_id)
+        q_target = self.resolve(quarantine.name, validate=False)
+        engine = self._engine(chosen)
+        with Timer(request.record(chosen, reason)) as record:
+            request = contract.check_write(replace(request, data=passing), self._table_reader(passing), record,
+                                           quarantined=failed)
+            if failed:
+                q_request = WriteRequest(q_target, mode="append", data=failing,
+                                         idempotency_key=run_id if q_target.format == "delta" else None)
+                with Timer(q_request.record(chosen, "the quarantine of " + request.dataset)) as q_record:
+                    engine.write(q_request, q_record)
+            try:
+                engine.write(request, record)
+            except BaseException:
+                if failed:
+                    empty = failing.limit(0) if hasattr(failing, "limit") else failing.slice(0, 0)
+                    undo = WriteRequest(q_target, mode="overwrite", data=empty,
+                                        replace_where=Compare(QUARANTINE_RUN_COLUMN, "=", run_id))
+                    engine.write(undo, undo.record(chosen, "undoing the quarantine of a failed write"))
+                raise
+            if record.rows is None:  # an engine that does not count what it wrote: the contract counted it
+                record.rows = record.extra["validation"]["rows"]
+            record.extra["quarantine"] = {"dataset": quarantine.name, "rows": failed, "run_id": run_id}
         return record
 
     def merge(self, name: str, data: Any, *, on: str | Iterable[str], when_matched: MergeMatched = "update",
               when_not_matched: MergeNotMatched = "insert", delete_when: FilterSpec = None,
-              options: Mapping[str, Any] | None = None, engine: EngineChoice | None = None,
+              options: Mapping[str, Any] | None = None, engine: EngineChoice | None = None, validate: bool = True,
               **placeholders: Any) -> IORecord:
         """Upserts ``data`` into Delta dataset ``name``, matching rows on the key columns ``on``.
 
@@ -279,6 +334,11 @@ class Catalog:
             delete_when: a filter on the data's columns (e.g. ``"op = 'D'"``): matching data rows
                 delete the table's row with their key, and are never inserted.
             options: e.g. ``{"schema_mode": "merge"}`` to add the data's new columns to the table.
+            validate: run the dataset's contract before the merge: row checks on the source rows
+                it may write, table checks on the table as the merge leaves it.
+
+        Raises:
+            DataQualityError: the data failed an error-level check of the contract; nothing was merged.
 
         Returns:
             The I/O record, with ``extra`` holding ``rows_inserted``, ``rows_updated`` and
@@ -303,8 +363,17 @@ class Catalog:
                                delete_when=parse_filter(delete_when))
         request.check_arguments()
         with Timer(request.record(chosen, reason)) as record:
+            if validate and target.contract is not None:
+                request = target.contract.check_merge(request, self._table_reader(data), record)
             self._engine(chosen).merge(request, record)
         return record
+
+    def _table_reader(self, data: Any) -> Engine:
+        """The engine that reads a dataset's current rows for the table checks of a write of
+        ``data``: Spark for Spark data (the checks run there, in one job), else Arrow (streamed)."""
+        from lakeio.engines import is_spark_dataframe
+
+        return self._engine("spark" if is_spark_dataframe(data) else "arrow")
 
     def dataset(self, name: str, **placeholders: Any) -> Dataset:
         """Dataset ``name`` as an object, with its ``{placeholders}`` filled once."""

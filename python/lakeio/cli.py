@@ -222,13 +222,17 @@ def contract() -> None:
               help="Write the contract here (refused if it exists); default stdout.")
 @click.option("--max-labels", type=click.IntRange(min=0), default=20, show_default=True,
               help="String columns with at most this many distinct values get an in_set check.")
+@click.option("--engine", type=click.Choice(["arrow", "spark"]), default="arrow", show_default=True,
+              help="The engine that reads the data (Spark streams it to the profile in batches).")
 @param_option
 @click.pass_obj
-def contract_init(state: _State, name: str, output: Path | None, max_labels: int, params: tuple[str, ...]) -> None:
-    """A contract skeleton for NAME from its data's schema and a profile of it, to edit."""
+def contract_init(state: _State, name: str, output: Path | None, max_labels: int, engine: EngineChoice,
+                  params: tuple[str, ...]) -> None:
+    """A contract skeleton for NAME from a profile of its data (types, nulls, ranges, distinct
+    values, label sets), to edit."""
     from lakeio.validation.profile import contract_skeleton
 
-    reader = state.catalog.read(name, validate=False, engine="arrow", **_placeholders(params)).to_batches()
+    reader = state.catalog.read(name, validate=False, engine=engine, **_placeholders(params)).to_batches()
     text = contract_skeleton(name, reader, max_labels=max_labels)
     if output is None:
         click.echo(text, nl=False)

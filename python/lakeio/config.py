@@ -28,6 +28,7 @@ Format = Literal["delta", "parquet", "csv", "json"]
 EngineName = Literal["auto", "arrow", "spark"]
 SchemaMode = Literal["enforce", "merge", "overwrite"]
 Compression = Literal["snappy", "zstd", "gzip", "none"]
+DeltaCommits = Literal["conditional_put", "single_writer"]
 SETTINGS_FILE = "lakeio.yaml"
 
 
@@ -45,6 +46,12 @@ class S3Settings(FrozenModel):
     access_key_id: str | None = None
     secret_access_key: str | None = None
     session_token: str | None = None
+    # How the writers of one Delta table here agree on each commit. conditional_put: every writer
+    # (delta-rs, and Spark through lakeio's log store) creates _delta_log/N.json only if it is absent,
+    # so racing writers of either engine never overwrite each other's commit; a writer that would not
+    # take part is refused. single_writer: Delta's default s3a log store, for a store without
+    # conditional writes or Hadoop before 3.4.2: safe only while one writer at a time writes a table.
+    delta_commits: DeltaCommits = "conditional_put"
 
 
 class SparkSettings(FrozenModel):
@@ -114,6 +121,25 @@ class Binding(FrozenModel):
     options: Options = Options()
 
 
+QUARANTINE_RUN_COLUMN = "lakeio_run_id"
+
+
+class Quarantine(FrozenModel):
+    """Where a write puts the rows that fail a check with ``on_fail: quarantine``: a dataset of the
+    same format, ``name`` in the catalog, with its own binding per environment. Its rows are the
+    failing rows, ``column`` (the names of the checks each failed) and ``lakeio_run_id`` (the run
+    that wrote them, its partition column)."""
+
+    name: str = Field(min_length=1)
+    column: str = Field("lakeio_failed_checks", min_length=1)
+    environments: dict[str, Binding]
+
+    def resource(self, of: str, format: str) -> Resource:
+        """The quarantine dataset as a resource of the catalog."""
+        return Resource(format=format, partition_by=(QUARANTINE_RUN_COLUMN,), environments=self.environments,
+                        description=f"rows of {of!r} that failed its contract (on_fail: quarantine)")
+
+
 class Resource(FrozenModel):
     """A dataset as pipeline code names it, with every environment side by side."""
 
@@ -124,6 +150,7 @@ class Resource(FrozenModel):
     # The validation contract's file, relative to this resource file ("schema:" in YAML; see lakeio.validation).
     contract: str | None = Field(default=None, alias="schema")
     environments: dict[str, Binding]
+    quarantine: Quarantine | None = None
 
     @model_validator(mode="after")
     def _options_fit_formats(self) -> Resource:

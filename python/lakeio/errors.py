@@ -34,6 +34,11 @@ class StorageError(LakeioError):
     """The storage under a dataset failed or holds nothing where data was expected."""
 
 
+class ConcurrentWriteError(StorageError):
+    """Another writer committed a conflicting change to the same Delta table first (a merge or an
+    overwrite that read what it changed): nothing of this write was committed; retry it."""
+
+
 class EngineUnavailableError(LakeioError, RuntimeError):
     """The engine asked for cannot run here: no Java, a missing jar, a Spark Connect session."""
 

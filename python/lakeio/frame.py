@@ -94,11 +94,18 @@ class LakeFrame:
 
         The I/O record is logged when the stream is exhausted. The reader can be written straight
         to another dataset: ``lake.write("copy", frame.to_batches())``.
+
+        The contract is checked as the batches pass (cast where it allows); its verdict comes at
+        the end of the stream: an error-level failure raises
+        :class:`~lakeio.errors.DataQualityError` from the reader's last step, so a write consuming
+        the stream fails before it commits.
         """
         record = self._plan.record("read", self.engine, self._reason)
         timer = Timer(record)
         timer.__enter__()
         schema, batches = self._engine.read_batches(self._plan, record, self._scan)
+        if self._plan.contract is not None:
+            schema, batches = self._plan.contract.check_batches(self._plan, schema, batches, record)
         return counted(schema, batches, record, on_end=lambda: timer.__exit__(None, None, None))
 
     def to_spark(self) -> pyspark.sql.DataFrame:

@@ -39,7 +39,16 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from lakeio.config import Binding, EnvironmentSettings, Options, Resource, S3Settings, Settings, SparkSettings
+from lakeio.config import (
+    Binding,
+    EnvironmentSettings,
+    Options,
+    Quarantine,
+    Resource,
+    S3Settings,
+    Settings,
+    SparkSettings,
+)
 from lakeio.validation import contract as _contract
 
 DRAFT = "http://json-schema.org/draft-07/schema#"
@@ -58,6 +67,13 @@ _FIELD_DOCS: dict[type[BaseModel], dict[str, str]] = {
         "schema": "The dataset's validation contract: a YAML file, relative to this resource file "
                   "(keep contracts in a subfolder: every top-level *.yaml of the folder is read as resources).",
         "environments": "One binding per environment (local, sample, test, prod, ...): where the dataset lives there.",
+        "quarantine": "Where writes put the rows failing a check with on_fail: quarantine: a dataset of the same "
+                      "format, with its own name and bindings.",
+    },
+    Quarantine: {
+        "name": "The quarantine dataset's name in the catalog (read it like any dataset).",
+        "column": "The column holding the names of the checks each quarantined row failed.",
+        "environments": "One binding per environment: where the quarantined rows live there.",
     },
     Binding: {
         "uri": "Where the dataset lives: a local path (relative to the current directory) or s3://bucket/prefix. "
@@ -91,6 +107,10 @@ _FIELD_DOCS: dict[type[BaseModel], dict[str, str]] = {
         "access_key_id": "Default: $AWS_ACCESS_KEY_ID.",
         "secret_access_key": "Default: $AWS_SECRET_ACCESS_KEY.",
         "session_token": "Default: $AWS_SESSION_TOKEN.",
+        "delta_commits": "How writers of one Delta table agree on each commit: conditional_put (default: every "
+                         "writer, Arrow or Spark, creates the commit file only if absent, so racing writers lose "
+                         "nothing; writers that would not take part are refused) or single_writer (a store "
+                         "without conditional writes: one writer at a time).",
     },
     SparkSettings: {
         "master": "The master of a session lakeio starts itself.",
@@ -101,6 +121,9 @@ _FIELD_DOCS: dict[type[BaseModel], dict[str, str]] = {
     },
     _contract.ContractSpec: {
         "description": "What the dataset holds, for people.",
+        "on_fail": "What a failing row-level check does: refuse (the write fails, nothing lands) or quarantine "
+                   "(its failing rows go to the resource's quarantine dataset, the others are written); a "
+                   "check's own on_fail wins. Table checks always refuse.",
         "extra_columns": "A column the contract does not list: error (fails the contract), warning, or allow.",
         "columns": "Every column, by name, with its type, nullability, checks and metrics.",
         "checks": "Table checks: row_count and compound unique.",

@@ -14,7 +14,12 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from lakeio.config import S3Settings
-from lakeio.errors import ConfigError
+from lakeio.errors import ConfigError, EngineUnavailableError
+
+# delta-rs commits to S3 with a conditional put unless one of these (storage option or environment
+# variable, any case) makes it take another arbitration, which Spark's writers do not take part in.
+_DELTA_RS_OTHER_ARBITRATION = ("AWS_S3_LOCKING_PROVIDER", "AWS_COPY_IF_NOT_EXISTS", "COPY_IF_NOT_EXISTS")
+_DELTA_RS_CONDITIONAL_PUT = ("AWS_CONDITIONAL_PUT", "CONDITIONAL_PUT")
 
 
 @dataclass(frozen=True)
@@ -87,6 +92,7 @@ class Storage:
 
     def __init__(self, s3: S3Settings):
         self.s3 = S3Endpoint.from_settings(s3)
+        self.delta_commits = s3.delta_commits
 
     @functools.cached_property
     def _s3_filesystem(self):
@@ -121,6 +127,27 @@ class Storage:
                            AWS_SECRET_ACCESS_KEY=self.s3.secret_access_key or "")
             if self.s3.session_token:
                 options["AWS_SESSION_TOKEN"] = self.s3.session_token
+        return options
+
+    def delta_write_options(self, location: Location) -> dict[str, str]:
+        """delta-rs ``storage_options`` for a write (a commit) to ``location``.
+
+        Raises:
+            EngineUnavailableError: with ``delta_commits: conditional_put``, the environment sets
+                delta-rs to another arbitration (a DynamoDB locking provider, copy-if-not-exists, or
+                conditional puts disabled), under which it would race Spark's writers unseen.
+        """
+        options = self.delta_options(location)
+        if location.scheme == "file" or self.delta_commits != "conditional_put":
+            return options
+        given = {key.upper(): value for key, value in {**os.environ, **options}.items()}
+        other = [f"{key}={given[key]}" for key in _DELTA_RS_OTHER_ARBITRATION if given.get(key)]
+        other += [f"{key}={given[key]}" for key in _DELTA_RS_CONDITIONAL_PUT if given.get(key, "etag").lower() != "etag"]
+        if other:
+            raise EngineUnavailableError(
+                f"{location.uri}: {', '.join(other)} makes delta-rs commit by another arbitration than the "
+                f"conditional put every writer of this environment uses (s3.delta_commits: conditional_put); "
+                f"unset it, or set s3.delta_commits: single_writer if only one writer at a time writes here")
         return options
 
     def hadoop_conf(self) -> dict[str, str]:

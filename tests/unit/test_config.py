@@ -166,7 +166,7 @@ def test_every_problem_is_reported_together(tmp_path, write_yaml):
 
     # Unknown keys, with the closest valid key and the list of valid keys.
     assert has(a, "flights.partiton_by: unknown key; did you mean 'partition_by'? "
-                  "(valid keys: format, partition_by, description, options, schema, environments)")
+                  "(valid keys: format, partition_by, description, options, schema, environments, quarantine)")
     assert has(settings, "environments.local.s3.endpointurl: unknown key; did you mean 'endpoint_url'?")
     assert has(settings, "environments.prod.engnie: unknown key; did you mean 'engine'?")
     # Bad literals, with a suggestion.

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from lakeio import files
 from lakeio.engines import counted, text, to_arrow_data
-from lakeio.errors import InvalidArgumentError, SchemaMismatchError, StorageError, storage_error
+from lakeio.errors import ConcurrentWriteError, InvalidArgumentError, SchemaMismatchError, StorageError, storage_error
 from lakeio.metrics import IORecord
 from lakeio.predicate import columns_of, to_arrow, to_sql
 from lakeio.requests import TRANSACTION_VERSION, MergeRequest, WriteRequest
@@ -220,10 +220,11 @@ class ArrowEngine:
 
     def _write_delta(self, request: WriteRequest, data, sample: pa.Table, record: IORecord) -> None:
         from deltalake import CommitProperties, DeltaTable, Transaction, WriterProperties, write_deltalake
+        from deltalake.exceptions import CommitFailedError
         from deltalake.exceptions import SchemaMismatchError as DeltaSchemaMismatch
 
         location, options = request.location, request.options
-        storage_options = self.storage.delta_options(location)
+        storage_options = self.storage.delta_write_options(location)
         exists = DeltaTable.is_deltatable(location.uri, storage_options=storage_options)
         if exists and request.mode == "error":
             raise request.already_exists()
@@ -254,6 +255,8 @@ class ArrowEngine:
             )
         except DeltaSchemaMismatch as error:
             raise SchemaMismatchError(f"{request.describe()}: {error} (schema_mode='merge' adds new columns)") from error
+        except CommitFailedError as error:
+            raise _lost_to_another_writer(request.describe(), error) from error
         except Exception as error:
             if "cast" in str(error).lower():  # delta-rs reports a column of the wrong type as a cast failure
                 raise SchemaMismatchError(f"{request.describe()}: data does not match the table's schema: {error}") from error
@@ -291,6 +294,7 @@ class ArrowEngine:
 
     def merge(self, request: MergeRequest, record: IORecord) -> None:
         from deltalake import DeltaTable
+        from deltalake.exceptions import CommitFailedError
         from deltalake.exceptions import SchemaMismatchError as DeltaSchemaMismatch
 
         request.check_arguments()
@@ -298,7 +302,7 @@ class ArrowEngine:
         data = data.read_all() if hasattr(data, "read_all") else data
         request.check_unique_keys(data)
         record.rows, record.bytes = data.num_rows, data.nbytes
-        storage_options = self.storage.delta_options(request.location)
+        storage_options = self.storage.delta_write_options(request.location)
         if not DeltaTable.is_deltatable(request.location.uri, storage_options=storage_options):
             raise StorageError(f"{request.describe()}: no Delta table to merge into; create it with lake.write()")
         table = DeltaTable(request.location.uri, storage_options=storage_options)
@@ -315,6 +319,8 @@ class ArrowEngine:
             metrics = merger.execute()
         except DeltaSchemaMismatch as error:
             raise SchemaMismatchError(f"{request.describe()}: {error}") from error
+        except CommitFailedError as error:
+            raise _lost_to_another_writer(request.describe(), error) from error
         except Exception as error:
             if "cast" in str(error).lower():
                 raise SchemaMismatchError(f"{request.describe()}: data does not match the table's schema: {error}") from error
@@ -322,6 +328,12 @@ class ArrowEngine:
         request.set_counts(record, metrics["num_target_rows_inserted"], metrics["num_target_rows_updated"],
                            metrics["num_target_rows_deleted"])
         record.files_written = metrics.get("num_target_files_added")
+
+
+def _lost_to_another_writer(what: str, error: Exception) -> ConcurrentWriteError:
+    """delta-rs's commit that conflicted with one another writer made first, as lakeio's error."""
+    return ConcurrentWriteError(f"{what}: another writer committed a conflicting change first ({error}); "
+                                f"nothing was committed: retry the write")
 
 
 def native_parquet_fragments(files: list[tuple[str, object, int | None]], filesystem) -> list:

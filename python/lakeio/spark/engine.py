@@ -19,7 +19,7 @@ from lakeio.predicate import And, Compare, In, IsNull, Not, Predicate, quote_nam
 from lakeio.requests import TRANSACTION_VERSION, MergeRequest, WriteRequest
 from lakeio.spark import handoff, pruning
 from lakeio.spark.errors import SPARK_PATH, translated
-from lakeio.spark.session import spark_session
+from lakeio.spark.session import check_delta_commits, spark_session
 from lakeio.storage import Location, Storage
 
 if TYPE_CHECKING:
@@ -194,7 +194,7 @@ class SparkEngine:
         frame, table = self._spark_data(request.data, record, request.check_replace_where)
         request.check_partition_columns(frame.columns)
         if request.replace_where is not None and table is None:
-            outside = frame.where(_is_not_true(to_column(request.replace_where))).limit(1).count()
+            outside = frame.where(is_not_true(to_column(request.replace_where))).limit(1).count()
             if outside:
                 raise InvalidArgumentError(f"{request.describe()}: the data has rows that do not match "
                                            f"replace_where {to_sql(request.replace_where)}; nothing was written")
@@ -226,6 +226,7 @@ class SparkEngine:
         if self._arrow.exists(request.location, "delta") and self._arrow.transaction_committed(request):
             request.skipped_as_repeat(record)
             return
+        check_delta_commits(self.session(), self.storage, request.location)
         writer = frame.write.format("delta").options(**_write_options(request, rows_per_file))
         writer = writer.mode({"error": "errorifexists", "overwrite_partitions": "overwrite"}.get(request.mode, request.mode))
         if request.partition_by:
@@ -273,6 +274,7 @@ class SparkEngine:
 
         request.check_arguments()
         spark = self.session()
+        check_delta_commits(spark, self.storage, request.location)
         frame, table = self._spark_data(request.data, record, request.check_unique_keys)
         if table is None:
             repeated = frame.groupBy(*request.on).count().where("count > 1").limit(3).collect()
@@ -293,7 +295,7 @@ class SparkEngine:
                 builder = builder.whenMatchedUpdateAll()
             if request.when_not_matched == "insert":
                 builder = builder.whenNotMatchedInsertAll(
-                    condition=None if request.delete_when is None else _is_not_true(to_column(request.delete_when, "source")))
+                    condition=None if request.delete_when is None else is_not_true(to_column(request.delete_when, "source")))
             counts = builder.execute().collect()[0].asDict()
         request.set_counts(record, counts.get("num_inserted_rows", 0), counts.get("num_updated_rows", 0),
                            counts.get("num_deleted_rows", 0))
@@ -330,7 +332,7 @@ def to_column(predicate: Predicate, table: str | None = None) -> Column:
     return functools.reduce(combine, [to_column(p, table) for p in predicate.operands])
 
 
-def _is_not_true(condition: Column) -> Column:
+def is_not_true(condition: Column) -> Column:
     """Rows where ``condition`` is false or null (SQL's ``NOT coalesce(condition, false)``)."""
     from pyspark.sql import functions as F
 

@@ -7,7 +7,7 @@ import re
 from typing import TYPE_CHECKING
 
 from lakeio.engines import text
-from lakeio.errors import InvalidArgumentError, SchemaMismatchError, StorageError
+from lakeio.errors import ConcurrentWriteError, InvalidArgumentError, SchemaMismatchError, StorageError
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 _RAISED_BAD_VALUE = re.compile(r"\[USER_RAISED_EXCEPTION\] (.*" + text.DOES_NOT_READ_AS + r".*?) SQLSTATE")
 _JSON_BAD_VALUE = re.compile(r"Cannot parse the field name '(.*?)' and the value (.*?) of the JSON token type")
 _FAILED_FILE = re.compile(r"Encountered error while reading file (\S+?)\.?\s")
+# Delta's error classes for a commit that lost to a concurrent one it conflicts with.
+_DELTA_CONFLICT = re.compile(r"DELTA_(CONCURRENT_[A-Z_]+|METADATA_CHANGED|PROTOCOL_CHANGED)")
 SPARK_PATH = r"^(file:(//)?|s3a://)"  # Spark's path of a file -> pyarrow's
 
 
@@ -38,6 +40,10 @@ def translated(what: str, exists=None, read: tuple[ScanPlan, pa.Schema | None] |
     except (PySparkException, Py4JJavaError) as error:
         if read is not None:
             _raise_bad_value(error, *read)
+        conflict = _DELTA_CONFLICT.search(str(error))
+        if conflict:
+            raise ConcurrentWriteError(f"{what}: another writer committed a conflicting change first "
+                                       f"({conflict.group(0)}); nothing was committed: retry the write") from error
         if isinstance(error, Py4JJavaError):  # a Java error pyspark has no class for (a failed task)
             first = str(error.java_exception).splitlines()[0]
             raise StorageError(f"{what}: Spark failed: {first}") from error

@@ -10,13 +10,16 @@ from typing import TYPE_CHECKING
 from lakeio.config import EnvironmentSettings
 from lakeio.errors import EngineUnavailableError
 from lakeio.spark import jvm
-from lakeio.storage import Storage
+from lakeio.storage import Location, Storage
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
 DELTA_EXTENSION = "io.delta.sql.DeltaSparkSessionExtension"
 DELTA_CATALOG = "org.apache.spark.sql.delta.catalog.DeltaCatalog"
+# Delta's log store for s3a that commits by S3's conditional put, as delta-rs does (lakeio's helper jar).
+S3_LOG_STORE_CONF = "spark.delta.logStore.s3a.impl"
+S3_LOG_STORE = "lakeio.helper.S3ConditionalPutLogStore"
 # Spark's default INT96 timestamps read back in Arrow as naive nanoseconds; microseconds marked as
 # UTC read back as the same instants in every engine.
 PARQUET_CONF = {"spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS"}
@@ -71,7 +74,8 @@ def spark_session(settings: EnvironmentSettings, storage: Storage) -> SparkSessi
 
 def session_conf(settings: EnvironmentSettings, storage: Storage) -> dict[str, str]:
     """The Spark conf lakeio starts a session with (all but ``spark.jars``): Delta, UTC, Arrow,
-    Parquet timestamps, s3a for the environment's S3, then the environment's ``spark.conf``.
+    Parquet timestamps, Delta's s3a log store for the environment's ``s3.delta_commits``, s3a for the
+    environment's S3, then the environment's ``spark.conf``.
     ``lakeio submit`` passes the same keys to spark-submit."""
     return {
         "spark.sql.extensions": DELTA_EXTENSION,
@@ -79,6 +83,26 @@ def session_conf(settings: EnvironmentSettings, storage: Storage) -> dict[str, s
         "spark.sql.execution.arrow.pyspark.enabled": "true",
         "spark.sql.session.timeZone": "UTC",
         **PARQUET_CONF,
+        **({S3_LOG_STORE_CONF: S3_LOG_STORE} if storage.delta_commits == "conditional_put" else {}),
         **storage.hadoop_conf(),
         **settings.spark.conf,
     }
+
+
+def check_delta_commits(spark: SparkSession, storage: Storage, location: Location) -> None:
+    """Refuses a Delta commit to S3 from a session that would not take part in the environment's
+    arbitration (``s3.delta_commits: conditional_put``): Delta picks its s3a log store once, from
+    the SparkContext's conf, so a session started without lakeio's races other writers unseen.
+
+    Raises:
+        EngineUnavailableError: naming the table and the setting to start Spark with.
+    """
+    if location.scheme != "s3" or storage.delta_commits != "conditional_put":
+        return
+    configured = spark.sparkContext.getConf().get(S3_LOG_STORE_CONF)
+    if configured != S3_LOG_STORE:
+        raise EngineUnavailableError(
+            f"{location.uri}: this Spark session commits Delta on s3a with {configured or 'the single-driver log store'}, "
+            f"which does not take part in the conditional put that every writer here uses "
+            f"(s3.delta_commits: conditional_put); start Spark with --conf {S3_LOG_STORE_CONF}={S3_LOG_STORE} "
+            f"(`lakeio submit` does), or set s3.delta_commits: single_writer if only one writer at a time writes here")

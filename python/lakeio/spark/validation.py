@@ -41,6 +41,8 @@ from lakeio.validation.semantics import (
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame
 
+    from lakeio.validation.after import TableAfter
+
 _SPARK_NAMES = {"string": "string", "boolean": "boolean", "int8": "tinyint", "int16": "smallint", "int32": "int",
                 "int64": "bigint", "float32": "float", "float64": "double", "date": "date",
                 "timestamp": "timestamp", "timestamp_ntz": "timestamp_ntz"}
@@ -70,7 +72,6 @@ def logical_schema(frame: DataFrame) -> dict[str, LogicalType | str]:
 
 def spark_type(logical: LogicalType) -> str:
     return str(logical) if logical.name == "decimal" else _SPARK_NAMES[logical.name]
-
 
 
 def cast_frame(frame: DataFrame, casts: Mapping[str, LogicalType]) -> DataFrame:
@@ -244,3 +245,72 @@ def _label_counts(frame: DataFrame, labels: list[Labels], column: Callable[[str]
     for row in rows:
         counts[by_column[row["c"]]][row["l"]] = row["count"]
     return counts
+
+
+def table_after(after: TableAfter, current: DataFrame | None, incoming: DataFrame, columns: tuple[str, ...]) -> DataFrame:
+    """The table after a write (see :mod:`lakeio.validation.after`) as one lazy DataFrame of ``columns``:
+    the current table's rows that stay, unioned with the incoming rows that land."""
+    import functools
+    import operator
+
+    from pyspark.sql import functions as F
+
+    from lakeio.spark.engine import is_not_true, to_column
+
+    picked = [quote_name(c) for c in columns]
+    merge = after.merge
+    landing = incoming
+    if merge is not None and merge.delete_when is not None:
+        landing = incoming.where(is_not_true(to_column(merge.delete_when)))
+    if current is None:
+        return landing.select(*picked)
+    types = dict(incoming.dtypes)
+    current = current.select(*[F.col(quote_name(c)) if c in current.columns else F.lit(None).cast(types[c]).alias(c)
+                               for c in after.columns(columns)])
+    if after.replace_where is not None:
+        current = current.where(is_not_true(to_column(after.replace_where)))
+    elif after.mode == "overwrite_partitions":
+        written = incoming.select(*[quote_name(c) for c in after.target.partition_by]).distinct()
+        same = functools.reduce(operator.and_, [F.col(f"c.{quote_name(c)}").eqNullSafe(F.col(f"w.{quote_name(c)}"))
+                                                for c in after.target.partition_by])
+        current = current.alias("c").join(written.alias("w"), same, "left_anti")
+    elif merge is not None:
+        keys = list(merge.on)
+        update, insert = merge.when_matched == "update", merge.when_not_matched == "insert"
+        deletes = incoming.where(F.coalesce(to_column(merge.delete_when), F.lit(False))) \
+            if merge.delete_when is not None else incoming.limit(0)
+        affected = landing if update else deletes
+        if update != insert:  # only the matched rows land, or only the new ones
+            landing = landing.join(current.select(*keys), keys, "left_semi" if update else "left_anti")
+        elif not update:
+            landing = landing.limit(0)
+        current = current.join(affected.select(*keys).unionByName(deletes.select(*keys)), keys, "left_anti")
+    return current.select(*picked).unionByName(landing.select(*picked))
+
+
+def split(frame: DataFrame, checks: tuple[tuple[str, Any], ...], types: Mapping[str, LogicalType], column: str,
+          run: tuple[str, str]) -> tuple[DataFrame, DataFrame, int]:
+    """The rows passing the quarantining ``checks``, the others with ``column`` (the checks each
+    failed) and the run column ``run`` (name, value), and how many those are (one job)."""
+    from pyspark.sql import functions as F
+
+    marked = frame.withColumn(column, failed_checks(checks, types))
+    failing = marked.where(F.size(column) > 0).withColumn(run[0], F.lit(run[1]))
+    return marked.where(F.size(column) == 0).drop(column), failing, failing.count()
+
+
+def failed_checks(checks: tuple[tuple[str, Any], ...], types: Mapping[str, LogicalType]) -> Column:
+    """For each row, the names (``between [v]``) of the row-level ``checks`` (column, check) it
+    fails, as an array<string> column: empty for a row that passes them all."""
+    from pyspark.sql import functions as F
+
+    from lakeio.validation.semantics import rule_of
+
+    names = []
+    for column, check in checks:
+        value = F.col(quote_name(column))
+        rule = rule_of(check)
+        fails = value.isNull() if rule is None else value.isNotNull() & ~F.coalesce(
+            _passing(value, rule, types[column]), F.lit(False))
+        names.append(F.when(fails, F.lit(f"{check.name} [{column}]")))
+    return F.filter(F.array(*names), lambda name: name.isNotNull())

@@ -14,7 +14,7 @@ import logging
 import tempfile
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING, Any
 from lakeio.errors import ConfigError, DataQualityError
 from lakeio.validation.contract import Contract, LogicalType, load_contract
 from lakeio.validation.report import CheckResult, MetricValue, SkippedCheck, ValidationReport
-from lakeio.validation.semantics import check_schema, evaluate, plan
+from lakeio.validation.semantics import check_schema, evaluate
+from lakeio.validation.semantics import plan as semantics_plan
 from lakeio.validation.sink import MetricsSink
 
 if TYPE_CHECKING:
@@ -31,7 +32,8 @@ if TYPE_CHECKING:
     from lakeio.config import Resource
     from lakeio.engines import Engine
     from lakeio.metrics import IORecord
-    from lakeio.requests import ScanPlan, WriteRequest
+    from lakeio.requests import MergeRequest, ScanPlan, WriteRequest
+    from lakeio.validation.after import TableAfter
 
 __all__ = ["CheckResult", "Contract", "ContractBinding", "LogicalType", "MetricValue", "MetricsSink", "SkippedCheck",
            "ValidationReport", "load_contracts"]
@@ -61,6 +63,9 @@ def load_contracts(resources: Mapping[str, Resource], origins: Mapping[str, Path
         contract = loaded[path]
         if contract is not None:
             contracts[name] = contract
+            if contract.quarantined and resources[name].quarantine is None:
+                problems.append(f"{origins[name]}: {name}: its contract {path} quarantines rows (on_fail: quarantine); "
+                                "give the resource a 'quarantine:' dataset for them")
     if problems:
         raise ConfigError("invalid contract:\n  " + "\n  ".join(problems))
     return contracts
@@ -103,23 +108,120 @@ class ContractBinding:
         self.conclude(report, record)
         return data
 
-    def check_write(self, request: WriteRequest, engine: str,
-                    record: IORecord | None = None) -> WriteRequest:
+    def check_write(self, request: WriteRequest, reader: Engine, record: IORecord | None = None, *,
+                    quarantined: int = 0) -> WriteRequest:
         """Validates the data of a write before anything is written; returns the request with the
-        data to write (cast where the contract allows). A RecordBatchReader is spilled to a temporary
-        Arrow file as it is validated, so it is read once and never held in memory.
+        data to write (cast where the contract allows). Row checks judge the incoming rows; table
+        checks the table as it will be after the write, its current rows read by ``reader`` (only
+        the columns they need; :mod:`~lakeio.validation.after`). A RecordBatchReader is spilled to
+        a temporary Arrow file as it is validated, so it is read once and never held in memory.
+
+        ``quarantined``: the rows of the write already split off to its quarantine dataset (the
+        report says how many).
 
         Raises:
             DataQualityError: an error-level check failed; nothing was written.
         """
         from lakeio.engines import is_spark_dataframe, to_arrow_data
+        from lakeio.validation.after import TableAfter
 
+        after = TableAfter.of(request, reader)
         if is_spark_dataframe(request.data):  # on Spark, whichever engine writes it: never through the driver
-            report, data = self.run_spark(request.data, "write")
+            report, data = self.run_spark(request.data, "write", after=after)
         else:
-            report, data = self.run_arrow(to_arrow_data(request.data), "write", spill=True)
-        self.conclude(report, record)
+            report, data = self.run_arrow(to_arrow_data(request.data), "write", spill=True, after=after)
+        self.conclude(replace(report, quarantined=quarantined), record)
         return replace(request, data=data)
+
+    def check_merge(self, request: MergeRequest, reader: Engine, record: IORecord | None = None) -> MergeRequest:
+        """Validates the data of a merge before it runs: row checks judge the source rows it may
+        write (all but those ``delete_when`` marks), table checks the table after the merge.
+
+        Raises:
+            DataQualityError: an error-level check failed; nothing was merged.
+        """
+        from lakeio.engines import is_spark_dataframe, to_arrow_data
+        from lakeio.validation.after import TableAfter
+
+        after = TableAfter.of(request, reader)
+        data = request.data
+        if is_spark_dataframe(data):
+            from lakeio.spark.engine import is_not_true, to_column
+
+            offered = data if request.delete_when is None else data.where(is_not_true(to_column(request.delete_when)))
+            report, _ = self.run_spark(offered, "merge", after=after, source=data)
+        else:
+            data = to_arrow_data(data)
+            data = data.read_all() if hasattr(data, "read_all") else data
+            offered = data if request.delete_when is None else data.filter(after.offered_mask(data))
+            report, _ = self.run_arrow(offered, "merge", after=after, source=data)
+        self.conclude(report, record)
+        return replace(request, data=self.cast(data))
+
+    def split(self, data: Any, column: str, run_id: str) -> tuple[Any, Any, int]:
+        """Splits a write's data (pandas, Arrow or Spark) on the checks that quarantine: returns the
+        rows passing them all, the others with ``column`` (the names of the checks each failed) and
+        ``lakeio_run_id``, and how many those are (one Spark job to count them, none on Arrow)."""
+        from lakeio.config import QUARANTINE_RUN_COLUMN
+        from lakeio.engines import is_spark_dataframe, to_arrow_data
+
+        checks = tuple((name, check) for name, check in self.contract.quarantined)
+        if is_spark_dataframe(data):
+            from lakeio.spark import validation as spark_backend
+
+            types = {c.name: c.type for c in self.contract.columns.values()}
+            return spark_backend.split(data, checks, types, column, (QUARANTINE_RUN_COLUMN, run_id))
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        from lakeio.validation import arrow_backend
+
+        table = to_arrow_data(data)
+        table = table.read_all() if hasattr(table, "read_all") else table
+        failed = arrow_backend.failed_checks(table, checks)
+        quarantined = pc.greater(pc.list_value_length(failed), 0)
+        failing = table.append_column(column, failed).filter(quarantined)
+        failing = failing.append_column(QUARANTINE_RUN_COLUMN, pa.array([run_id] * failing.num_rows, pa.string()))
+        return table.filter(pc.invert(quarantined)), failing, failing.num_rows
+
+    def cast(self, data: Any) -> Any:
+        """``data`` (an Arrow table or a Spark DataFrame) with the casts the contract allows."""
+        from lakeio.engines import is_spark_dataframe
+
+        if is_spark_dataframe(data):
+            from lakeio.spark import validation as spark_backend
+
+            outcome = check_schema(self.contract, spark_backend.logical_schema(data), partial=False)
+            return spark_backend.cast_frame(data, outcome.casts)
+        from lakeio.validation import arrow_backend
+
+        outcome = check_schema(self.contract, arrow_backend.logical_schema(data.schema), partial=False)
+        return arrow_backend.cast_table(data, outcome.casts) if outcome.casts else data
+
+    def check_batches(self, plan: ScanPlan, schema: pa.Schema, batches: Iterable[pa.RecordBatch],
+                      record: IORecord | None = None) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+        """Validates a streamed read as it passes (cast where the contract allows). The verdict
+        comes when the stream ends: an error-level failure raises from the reader's last step, so
+        a consumer writing the stream elsewhere fails before it commits.
+
+        Raises:
+            DataQualityError: (from the iterator, at its end) an error-level check failed.
+        """
+        from lakeio.validation import arrow_backend
+
+        started = time.perf_counter()
+        partial, filtered = plan.columns is not None, plan.predicate is not None
+        outcome = check_schema(self.contract, arrow_backend.logical_schema(schema), partial=partial)
+        chosen = semantics_plan(self.contract, outcome, filtered=filtered)
+        measurer = arrow_backend.Measurer(chosen, outcome.casts)
+
+        def checked() -> Iterator[pa.RecordBatch]:
+            for batch in batches:
+                yield measurer.add(batch)
+            report = self._report("read", "arrow", chosen, outcome, measurer.result(), filtered, started)
+            self.conclude(report, record)
+
+        return _cast_schema(schema, outcome.casts), checked()
 
     def validate(self, data: Any, engine: Engine, stored: ScanPlan) -> ValidationReport:
         """Runs the contract on ``data``, or, when it is None, on the stored dataset (``stored``, read
@@ -154,10 +256,13 @@ class ContractBinding:
     # -- the two backends ---------------------------------------------------------------------------
 
     def run_arrow(self, data: Any, operation: str, *, partial: bool = False, filtered: bool = False,
-                  spill: bool = False, schema: pa.Schema | None = None) -> tuple[ValidationReport, Any]:
+                  spill: bool = False, schema: pa.Schema | None = None, after: TableAfter | None = None,
+                  source: Any = None) -> tuple[ValidationReport, Any]:
         """Runs the contract on an Arrow Table, a RecordBatchReader or (with ``schema``) an iterable
         of record batches. Returns the report and the data, cast where the contract allows (a
-        reader's batches come back from the spill file when ``spill`` is set)."""
+        reader's batches come back from the spill file when ``spill`` is set). With ``after`` (a
+        write), table checks judge the table after the write of this data (or of ``source``, the
+        whole of a merge's data, when ``data`` is the part of it judged row by row)."""
         import pyarrow as pa
 
         from lakeio.validation import arrow_backend
@@ -165,52 +270,79 @@ class ContractBinding:
         started = time.perf_counter()
         schema = schema if schema is not None else data.schema
         outcome = check_schema(self.contract, arrow_backend.logical_schema(schema), partial=partial)
-        chosen = plan(self.contract, outcome, filtered=filtered)
-        out_schema = pa.schema([field.with_type(arrow_backend.arrow_type(outcome.casts[field.name]))
-                                if field.name in outcome.casts else field for field in schema])
-        if isinstance(data, pa.Table):
-            kept: list = []
-            measured = arrow_backend.measure(data.to_batches(), chosen, outcome.casts,
-                                             kept.append if outcome.casts else None)
-            output = pa.Table.from_batches(kept, schema=out_schema) if outcome.casts else data
+        chosen = semantics_plan(self.contract, outcome, filtered=filtered, write=after is not None)
+        out_schema = _cast_schema(schema, outcome.casts)
+        kept_columns = () if after is None or not chosen.table_measures else after.columns(chosen.table_columns)
+        kept: list = []
+        sinks: list[Callable[[pa.RecordBatch], None]] = []
+        if kept_columns and source is None:
+            sinks.append(lambda batch: kept.append(batch.select(list(kept_columns))))
+        spill_file = writer = None
+        if isinstance(data, pa.Table) and outcome.casts:
+            cast_batches: list = []
+            sinks.append(cast_batches.append)
         elif spill and isinstance(data, pa.RecordBatchReader):
-            measured, output = self._spilled(data, chosen, outcome.casts, out_schema)
-        else:
-            measured, output = arrow_backend.measure(data, chosen, outcome.casts), None
-        report = self._report(operation, "arrow", chosen, outcome, measured, filtered, started)
+            spill_file = tempfile.TemporaryFile(prefix="lakeio-validated-", suffix=".arrow")
+            writer = pa.ipc.new_stream(pa.PythonFile(spill_file, mode="w"), out_schema)
+            sinks.append(writer.write_batch)
+        batches = data.to_batches() if isinstance(data, pa.Table) else data
+
+        def passed_on(batch: pa.RecordBatch) -> None:
+            for sink in sinks:
+                sink(batch)
+
+        measured = arrow_backend.measure(batches, chosen, outcome.casts, passed_on if sinks else None)
+        output: Any = None
+        if isinstance(data, pa.Table):
+            output = pa.Table.from_batches(cast_batches, schema=out_schema) if outcome.casts else data
+        elif writer is not None and spill_file is not None:
+            writer.close()
+            spill_file.seek(0)
+            output = pa.ipc.open_stream(pa.PythonFile(spill_file, mode="r"))
+        table = None
+        if kept_columns and after is not None:
+            incoming = source.select(list(kept_columns)) if source is not None else \
+                pa.Table.from_batches(kept) if kept else \
+                pa.schema([out_schema.field(c) for c in kept_columns]).empty_table()
+            table = arrow_backend.measure(after.arrow_batches(incoming, chosen.table_columns), chosen.of_table(), {})
+        report = self._report(operation, "arrow", chosen, outcome, measured, filtered, started, table)
         return report, output
 
-    def _spilled(self, reader, chosen, casts, out_schema):
-        import pyarrow as pa
-
-        from lakeio.validation import arrow_backend
-
-        spill = tempfile.TemporaryFile(prefix="lakeio-validated-", suffix=".arrow")
-        writer = pa.ipc.new_stream(pa.PythonFile(spill, mode="w"), out_schema)
-        measured = arrow_backend.measure(reader, chosen, casts, writer.write_batch)
-        writer.close()
-        spill.seek(0)
-        return measured, pa.ipc.open_stream(pa.PythonFile(spill, mode="r"))
-
-    def run_spark(self, frame, operation: str, *, partial: bool = False,
-                  filtered: bool = False) -> tuple[ValidationReport, Any]:
-        """Runs the contract on a Spark DataFrame (one aggregate job, plus one for label counts).
-        Returns the report and the frame, cast where the contract allows (lazily)."""
+    def run_spark(self, frame, operation: str, *, partial: bool = False, filtered: bool = False,
+                  after: TableAfter | None = None, source: Any = None) -> tuple[ValidationReport, Any]:
+        """Runs the contract on a Spark DataFrame (one aggregate job, plus one for label counts,
+        plus, with ``after`` and table checks, one over the table after the write). Returns the
+        report and the frame, cast where the contract allows (lazily)."""
         from lakeio.spark import validation as spark_backend
 
         started = time.perf_counter()
         outcome = check_schema(self.contract, spark_backend.logical_schema(frame), partial=partial)
-        chosen = plan(self.contract, outcome, filtered=filtered)
+        chosen = semantics_plan(self.contract, outcome, filtered=filtered, write=after is not None)
         measured = spark_backend.measure(frame, chosen, outcome.casts)
-        report = self._report(operation, "spark", chosen, outcome, measured, filtered, started)
-        return report, spark_backend.cast_frame(frame, outcome.casts)
+        cast = spark_backend.cast_frame(frame, outcome.casts)
+        table = None
+        if after is not None and chosen.table_measures:
+            incoming = spark_backend.cast_frame(source, outcome.casts) if source is not None else cast
+            table = spark_backend.measure(after.spark_frame(incoming, chosen.table_columns), chosen.of_table(), {})
+        report = self._report(operation, "spark", chosen, outcome, measured, filtered, started, table)
+        return report, cast
 
-    def _report(self, operation, backend, chosen, outcome, measured, filtered, started) -> ValidationReport:
+    def _report(self, operation, backend, chosen, outcome, measured, filtered, started, table=None) -> ValidationReport:
         from lakeio.validation.semantics import Rows
 
-        results, metrics = evaluate(chosen, measured, outcome)
+        results, metrics = evaluate(chosen, measured, outcome, table)
         return ValidationReport(
             dataset=self.dataset, env=self.env, operation=operation, backend=backend, run_id=uuid.uuid4().hex[:16],
             contract=self.contract.path, rows=measured[Rows()], seconds=round(time.perf_counter() - started, 4),
             filtered=filtered, results=tuple(results), metrics=tuple(metrics), skipped=chosen.skipped)
 
+
+
+def _cast_schema(schema: pa.Schema, casts: Mapping[str, LogicalType]) -> pa.Schema:
+    """``schema`` with the cast columns of the contract's types."""
+    import pyarrow as pa
+
+    from lakeio.validation import arrow_backend
+
+    return pa.schema([field.with_type(arrow_backend.arrow_type(casts[field.name])) if field.name in casts else field
+                      for field in schema])

@@ -95,20 +95,47 @@ def measure(batches: Iterable[pa.RecordBatch], plan: Plan, casts: Mapping[str, L
         casts: columns to cast to the contract's type before measuring.
         on_batch: receives each batch after the casts (for a write to pass the data on).
     """
-    accumulators = [_accumulator(m, plan.types) for m in plan.measures if not isinstance(m, CastFailures)]
-    cast_failures = {column: 0 for column in casts}
-    pool = _pool()
+    measurer = Measurer(plan, casts)
     for batch in batches:
-        if casts:
-            batch = _cast(batch, casts, cast_failures)
+        batch = measurer.add(batch)
         if on_batch is not None:
             on_batch(batch)
+    return measurer.result()
+
+
+class Measurer:
+    """The measures of ``plan``, taken batch by batch as the data passes (:meth:`add`)."""
+
+    def __init__(self, plan: Plan, casts: Mapping[str, LogicalType]):
+        self.plan, self.casts = plan, casts
+        self.accumulators = [_accumulator(m, plan.types) for m in plan.measures if not isinstance(m, CastFailures)]
+        self.cast_failures = {column: 0 for column in casts}
+
+    def add(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        """Measures one batch; returns it after the casts."""
+        if self.casts:
+            batch = _cast(batch, self.casts, self.cast_failures)
         columns = {name: _decoded(batch.column(i)) for i, name in enumerate(batch.schema.names)
-                   if name in plan.types}
-        list(pool.map(lambda acc: acc.update(batch.num_rows, columns), accumulators))  # noqa: B023 - run here, in the loop
-    measured = dict(zip((acc.measure for acc in accumulators), pool.map(lambda acc: acc.result(), accumulators)))
-    measured.update({CastFailures(column, target): cast_failures[column] for column, target in casts.items()})
-    return measured
+                   if name in self.plan.types}
+        list(_pool().map(lambda acc: acc.update(batch.num_rows, columns), self.accumulators))
+        return batch
+
+    def result(self) -> dict:
+        measured = dict(zip((acc.measure for acc in self.accumulators),
+                            _pool().map(lambda acc: acc.result(), self.accumulators)))
+        measured.update({CastFailures(column, target): self.cast_failures[column]
+                         for column, target in self.casts.items()})
+        return measured
+
+
+def cast_table(table: pa.Table, casts: Mapping[str, LogicalType]) -> pa.Table:
+    """``table`` with columns cast to the contract's types (values that do not fit become null)."""
+    import pyarrow as pa
+
+    failures = {column: 0 for column in casts}
+    batches = [_cast(batch, casts, failures) for batch in table.to_batches()]
+    schema = pa.schema([f.with_type(arrow_type(casts[f.name])) if f.name in casts else f for f in table.schema])
+    return pa.Table.from_batches(batches, schema=schema)
 
 
 @functools.cache
@@ -446,3 +473,28 @@ def _min_value(array):
     import pyarrow.compute as pc
 
     return pc.min(array).as_py()
+
+
+def failed_checks(table: pa.Table, checks: tuple[tuple[str, Any], ...]) -> pa.Array:
+    """For each row, the names (``between [v]``) of the row-level ``checks`` (column, check) it
+    fails, as a list<string> array: empty for a row that passes them all."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from lakeio.validation.semantics import rule_of
+
+    masks = []
+    for column, check in checks:
+        array = _decoded(table[column].combine_chunks())
+        rule = rule_of(check)
+        if rule is None:  # not_null
+            fails = pc.is_null(array)
+        else:
+            fails = pc.and_(pc.is_valid(array), pc.invert(pc.fill_null(_passing(array, rule), False)))
+        masks.append(np.asarray(fails.to_numpy(zero_copy_only=False), dtype=bool))
+    labels = np.array([f"{check.name} [{column}]" for column, check in checks], dtype=object)
+    failing = np.stack(masks) if masks else np.zeros((0, table.num_rows), dtype=bool)
+    rows, which = np.nonzero(failing.T)  # row-major: each row's failed checks in the contract's order
+    offsets = np.concatenate([[0], np.cumsum(failing.sum(axis=0))]).astype(np.int32)
+    return pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), pa.array(labels[which].tolist(), pa.string()))

@@ -30,6 +30,7 @@ from lakeio.config import FrozenModel, read_yaml, validate_model
 from lakeio.errors import ConfigError
 
 Severity = Literal["error", "warning"]
+OnFail = Literal["refuse", "quarantine"]
 METRICS = ("min", "max", "mean", "stddev", "variance", "count", "distinct_count", "counts_per_label")
 
 # -- logical types -------------------------------------------------------------------------------
@@ -172,6 +173,9 @@ class Check(FrozenModel):
     """One check of a contract. ``severity: warning`` logs a failure instead of raising."""
 
     severity: Severity = "error"
+    #: What failing rows do: refuse the write, or go to the quarantine dataset (row-level checks
+    #: only). None: the contract's ``on_fail``.
+    on_fail: OnFail | None = None
 
     name: ClassVar[str]
     #: The parameter a scalar stands for in the short form, e.g. ``greater_than: 0``.
@@ -328,6 +332,19 @@ class Contract:
     columns: Mapping[str, ColumnContract]
     checks: tuple[Check, ...]
     extra_columns: Literal["error", "warning", "allow"]
+    on_fail: OnFail = "refuse"
+
+    @property
+    def quarantined(self) -> tuple[tuple[str, Check], ...]:
+        """(column, check) of the row-level checks whose failing rows are quarantined."""
+        return tuple((column.name, check) for column in self.columns.values() for check in column.checks
+                     if check.severity == "error" and (check.on_fail or self.on_fail) == "quarantine"
+                     and is_row_check(check))
+
+
+def is_row_check(check: Check) -> bool:
+    """A check each row passes or fails on its own (not_null and value checks): it can quarantine."""
+    return isinstance(check, NotNull) or (isinstance(check, ValueCheck) and not getattr(check, "all_present", False))
 
 
 class ColumnSpec(FrozenModel):
@@ -341,6 +358,7 @@ class ColumnSpec(FrozenModel):
 
 class ContractSpec(FrozenModel):
     description: str = ""
+    on_fail: OnFail = "refuse"
     extra_columns: Literal["error", "warning", "allow"] = "error"
     columns: dict[str, Any]  # each validated on its own, so one bad column hides nothing else
     checks: list[Any] = Field(default_factory=list)
@@ -382,6 +400,10 @@ def load_contract(path: Path, problems: list[str]) -> Contract | None:
                 problems.append(f"{path}: {_key(key)}: repeats 'nullable: false', which already requires it")
                 continue
             checked = _typed(check, logical, path, key, problems)
+            if check.on_fail == "quarantine" and not is_row_check(check):
+                problems.append(f"{path}: {_key(key)}.on_fail: only row-level checks (not_null, in_set, comparisons, "
+                                f"between, pattern) can quarantine rows; {check.name} is about the whole table")
+                continue
             if checked is not None:
                 checks.append(checked)
         for index, metric in enumerate(body.metrics):
@@ -401,6 +423,8 @@ def load_contract(path: Path, problems: list[str]) -> Contract | None:
     table_checks = []
     for index, check in _parse_checks(spec.checks, TABLE_CHECKS, path, ("checks",), problems):
         table_key = _key(("checks", index, check.name))
+        if check.on_fail == "quarantine":
+            problems.append(f"{path}: {table_key}.on_fail: a table check cannot quarantine rows; it refuses the write")
         if isinstance(check, UniqueKey):
             unknown = [c for c in check.columns if c not in spec.columns]
             for name in unknown:
@@ -417,7 +441,7 @@ def load_contract(path: Path, problems: list[str]) -> Contract | None:
         table_checks.append(check)
     if len(problems) > before:
         return None
-    return Contract(str(path), columns, tuple(table_checks), spec.extra_columns)
+    return Contract(str(path), columns, tuple(table_checks), spec.extra_columns, spec.on_fail)
 
 
 def _parse_checks(entries: list[Any], registry: Mapping[str, type[Check]], path: Path, prefix: tuple,

@@ -1,8 +1,11 @@
 """A contract skeleton from data: its schema and a one-pass profile (``lakeio contract init``).
 
 Each column gets its logical type, ``nullable: false`` where no value is null, ``between`` its
-observed min and max (ordered types), and ``in_set`` its labels when a string column has few. The
-result is a start to edit, and loads back as a valid contract.
+observed min and max (ordered types), ``in_set`` its labels when a string column has few, and
+``unique`` when every non-null value is distinct (as Deequ's constraint suggestion proposes
+completeness, range, categorical and uniqueness constraints). The header comments give each
+column's profile: nulls, distinct values. The result is a start to edit, and loads back as a valid
+contract that passes on the data it came from.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from lakeio.validation.arrow_backend import logical_type
-from lakeio.validation.contract import LogicalType
+from lakeio.validation.contract import FLOAT_TYPES, LogicalType
 from lakeio.validation.semantics import plain
 
 if TYPE_CHECKING:
@@ -23,14 +26,18 @@ if TYPE_CHECKING:
 class _ColumnProfile:
     def __init__(self, logical: LogicalType, max_labels: int):
         self.logical, self.max_labels = logical, max_labels
-        self.nulls = 0
+        self.nulls = self.rows = 0
         self.low = self.high = None
         self.labels: set | None = set() if logical.name == "string" else None
+        self.keys: list = []  # the non-null values, for the distinct count at the end
 
     def update(self, array: pa.ChunkedArray | pa.Array) -> None:
         import pyarrow.compute as pc
 
         self.nulls += array.null_count
+        self.rows += len(array)
+        if self.logical.name not in ("boolean", *FLOAT_TYPES):
+            self.keys.append(pc.drop_null(array))
         if self.logical.is_ordered and self.logical.name != "string":
             extremes = pc.min_max(array).as_py()
             low, high = extremes["min"], extremes["max"]
@@ -42,11 +49,24 @@ class _ColumnProfile:
             if len(self.labels) > self.max_labels:
                 self.labels = None  # too many to be labels
 
-    def spec(self) -> dict[str, Any]:
+    def distinct(self) -> int | None:
+        """Distinct non-null values (None for booleans and floats, never keys)."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        if self.logical.name in ("boolean", *FLOAT_TYPES):
+            return None
+        if not self.keys:
+            return 0
+        return len(pc.unique(pa.chunked_array(self.keys)))
+
+    def spec(self, distinct: int | None) -> dict[str, Any]:
         body: dict[str, Any] = {"type": str(self.logical)}
         if self.nulls == 0:
             body["nullable"] = False
-        checks: list[dict] = []
+        checks: list[Any] = []
+        if distinct is not None and distinct > 1 and distinct == self.rows - self.nulls and not self.labels:
+            checks.append("unique")  # a key; a column of few labels is none, however few its rows
         if self.low is not None:
             checks.append({"between": [plain(self.low), plain(self.high)]})
         if self.labels:
@@ -65,6 +85,9 @@ def contract_skeleton(dataset: str, batches: Iterable[pa.RecordBatch] | pa.Recor
         >>> table = pa.table({"carrier": ["UA", "AA", None], "delay": [3.0, -1.5, 7.0]})
         >>> print(contract_skeleton("demo", table.to_batches()))           # doctest: +ELLIPSIS
         # A contract skeleton for dataset 'demo', profiled from 3 rows ...
+        # Bounds and label sets are what this data holds: widen them to what the data may hold.
+        #   carrier: 1 null(s), 2 distinct value(s)
+        #   delay: 0 null(s)
         columns:
           carrier:
             type: string
@@ -96,10 +119,14 @@ def contract_skeleton(dataset: str, batches: Iterable[pa.RecordBatch] | pa.Recor
     document: dict[str, Any] = {}
     if unsupported:
         document["extra_columns"] = "warning"  # the columns left out below
-    document["columns"] = {name: profile.spec() for name, profile in profiles.items()}
+    distinct = {name: profile.distinct() for name, profile in profiles.items()}
+    document["columns"] = {name: profile.spec(distinct[name]) for name, profile in profiles.items()}
     document["checks"] = [{"row_count": {"min": 1}}]
     head = [f"# A contract skeleton for dataset {dataset!r}, profiled from {rows} rows by `lakeio contract init`.",
             "# Bounds and label sets are what this data holds: widen them to what the data may hold."]
+    head += [f"#   {name}: {profile.nulls} null(s)"
+             + (f", {distinct[name]} distinct value(s)" if distinct[name] is not None else "")
+             for name, profile in profiles.items()]
     head += [f"# Column {name!r} ({arrow}) has no logical type in lakeio: not listed." for name, arrow in unsupported.items()]
     return "\n".join(head) + "\n" + yaml.dump(document, Dumper=_Dumper, sort_keys=False, allow_unicode=True)
 

@@ -67,6 +67,8 @@ class ValidationReport:
     results: tuple[CheckResult, ...]
     metrics: tuple[MetricValue, ...]
     skipped: tuple[SkippedCheck, ...]
+    #: Rows of the write sent to its quarantine dataset (``rows`` counts those written).
+    quarantined: int = 0
 
     @property
     def errors(self) -> list[CheckResult]:
@@ -94,7 +96,8 @@ class ValidationReport:
         """A few numbers for the I/O record: run id, verdict, counts."""
         return {"run_id": self.run_id, "backend": self.backend, "passed": self.passed,
                 "checks": len(self.results), "errors": len(self.errors), "warnings": len(self.warnings),
-                "skipped": len(self.skipped), "seconds": self.seconds}
+                "skipped": len(self.skipped), "seconds": self.seconds, "rows": self.rows,
+                "quarantined": self.quarantined}
 
     def as_dict(self) -> dict:
         data = asdict(self)
@@ -109,6 +112,7 @@ class ValidationReport:
     def __str__(self) -> str:
         head = (f"validation of dataset {self.dataset!r} [{self.env}] on {self.operation} ({self.backend}, "
                 f"run {self.run_id}): {len(self.results)} checks, {len(self.errors)} errors, "
-                f"{len(self.warnings)} warnings, {len(self.skipped)} skipped, {self.rows} rows")
+                f"{len(self.warnings)} warnings, {len(self.skipped)} skipped, {self.rows} rows"
+                + (f", {self.quarantined} quarantined" if self.quarantined else ""))
         failures = self.describe_failures()
         return head + ("\n" + failures if failures else "")

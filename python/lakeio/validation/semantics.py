@@ -218,23 +218,60 @@ class Planned:
 
 @dataclass(frozen=True)
 class Plan:
+    """The checks and metrics a run answers. ``measures`` are taken on the data at hand; on a
+    write, ``table_measures`` (those of table checks) are taken on the table as it will be after
+    the write, and are empty when the contract has no table checks."""
+
     checks: tuple[Planned, ...]
     metrics: tuple[tuple[str, str], ...]  # (column, metric)
     skipped: tuple[SkippedCheck, ...]
     measures: frozenset
     types: Mapping[str, LogicalType]  # the contract type of each usable column
+    table_measures: frozenset = frozenset()
+
+    @property
+    def table_columns(self) -> tuple[str, ...]:
+        """The columns the table measures read, in the contract's order."""
+        wanted = {c for m in self.table_measures for c in _columns_of(m)}
+        return tuple(c for c in self.types if c in wanted)
+
+    def of_table(self) -> Plan:
+        """The plan a backend runs over the table after a write: the table measures, and its rows."""
+        return Plan((), (), (), self.table_measures, self.types)
 
 
-def plan(contract: Contract, schema: SchemaOutcome, *, filtered: bool) -> Plan:
+def _columns_of(measure) -> tuple[str, ...]:
+    if isinstance(measure, Distinct):
+        return measure.columns
+    column = getattr(measure, "column", None)
+    return () if column is None else (column,)
+
+
+def is_table_check(check: Check) -> bool:
+    """Checks about the whole table (row count, uniqueness, null fraction, all values present):
+    on a write they judge the table as it will be after it, the rows already there included."""
+    return isinstance(check, (RowCount, UniqueKey, Unique, MaxNullFraction)) or \
+        (isinstance(check, InSet) and check.all_present)
+
+
+def plan(contract: Contract, schema: SchemaOutcome, *, filtered: bool, write: bool = False) -> Plan:
     """Chooses the checks and metrics this data can answer and lists the measures they need.
 
     On a filtered read, checks about the whole dataset (row_count, max_null_fraction,
-    in_set with all_present) are skipped: a part cannot answer them.
+    in_set with all_present) are skipped: a part cannot answer them. On a ``write``, their
+    measures are the plan's ``table_measures``, for the table after the write.
     """
     checks: list[Planned] = []
     skipped: list[SkippedCheck] = []
     metrics: list[tuple[str, str]] = []
     measures: set = {Rows()}
+    table_measures: set = set()
+
+    def needs(check: Check, columns: tuple[str, ...]) -> None:
+        if write and is_table_check(check):
+            table_measures.add(Rows())
+        for item in _measures_of(check, columns):
+            (table_measures if write and is_table_check(check) and not isinstance(item, Failing) else measures).add(item)
     for name, column in contract.columns.items():
         if name not in schema.usable:
             skipped.extend(SkippedCheck(c.name, name, "column not read" if _unread(name, schema) else
@@ -247,7 +284,7 @@ def plan(contract: Contract, schema: SchemaOutcome, *, filtered: bool) -> Plan:
                 skipped.append(SkippedCheck(check.name, name, "about the whole dataset; this read is filtered"))
                 continue
             checks.append(Planned(check, name))
-            measures.update(_measures_of(check, (name,)))
+            needs(check, (name,))
         for metric in column.metrics:
             metrics.append((name, metric))
             measures.update(_metric_measures(name, metric))
@@ -261,9 +298,9 @@ def plan(contract: Contract, schema: SchemaOutcome, *, filtered: bool) -> Plan:
             skipped.append(SkippedCheck(check.name, None, "about the whole dataset; this read is filtered"))
         else:
             checks.append(Planned(check, None))
-            measures.update(_measures_of(check, columns))
-    types = {name: contract.columns[name].type for name in schema.usable}
-    return Plan(tuple(checks), tuple(metrics), tuple(skipped), frozenset(measures), types)
+            needs(check, columns)
+    types = {name: contract.columns[name].type for name in contract.columns if name in schema.usable}
+    return Plan(tuple(checks), tuple(metrics), tuple(skipped), frozenset(measures), types, frozenset(table_measures))
 
 
 def _unread(name: str, schema: SchemaOutcome) -> bool:
@@ -299,9 +336,13 @@ def _metric_measures(column: str, metric: str) -> list:
 # -- evaluation: measures -> verdicts and metrics ---------------------------------------------------
 
 
-def evaluate(plan: Plan, measured: Mapping, schema: SchemaOutcome) -> tuple[list[CheckResult], list[MetricValue]]:
-    """Turns a backend's measures into check results and metric values (the one place of semantics)."""
+def evaluate(plan: Plan, measured: Mapping, schema: SchemaOutcome,
+             table: Mapping | None = None) -> tuple[list[CheckResult], list[MetricValue]]:
+    """Turns a backend's measures into check results and metric values (the one place of semantics).
+    ``table``: on a write, the measures of the table after it (``plan.of_table()``), which table
+    checks judge; row checks and metrics judge ``measured``, the rows written."""
     rows = measured[Rows()]
+    table = measured if table is None else table
     results = list(schema.results)
     for column, target in schema.casts.items():
         failures = measured[CastFailures(column, target)]
@@ -309,7 +350,7 @@ def evaluate(plan: Plan, measured: Mapping, schema: SchemaOutcome) -> tuple[list
             "type", column, "error", failures == 0, failures, 0,
             f"cast to {target}: {failures} value(s) do not fit" if failures else f"cast to {target}, all values fit"))
     for planned in plan.checks:
-        results.append(_verdict(planned, measured, rows))
+        results.append(_verdict(planned, measured, rows, table))
     metrics = [MetricValue(None, "row_count", rows)]
     for column, metric in plan.metrics:
         if metric == "counts_per_label":
@@ -324,8 +365,9 @@ def evaluate(plan: Plan, measured: Mapping, schema: SchemaOutcome) -> tuple[list
     return results, metrics
 
 
-def _verdict(planned: Planned, measured: Mapping, rows: int) -> CheckResult:
+def _verdict(planned: Planned, measured: Mapping, rows: int, table: Mapping) -> CheckResult:
     check, column = planned.check, planned.column
+    table_rows = table[Rows()]
     name, severity = check.name, check.severity
 
     def result(passed: bool, observed: Any, threshold: Any, message: str) -> CheckResult:
@@ -334,18 +376,18 @@ def _verdict(planned: Planned, measured: Mapping, rows: int) -> CheckResult:
 
     if isinstance(check, RowCount):
         bounds = f"{check.min if check.min is not None else 0}..{check.max if check.max is not None else 'any'}"
-        passed = (check.min is None or rows >= check.min) and (check.max is None or rows <= check.max)
-        return result(passed, rows, bounds, f"{rows} rows (expected {bounds})")
+        passed = (check.min is None or table_rows >= check.min) and (check.max is None or table_rows <= check.max)
+        return result(passed, table_rows, bounds, f"{table_rows} rows (expected {bounds})")
     if isinstance(check, UniqueKey):
-        return _uniqueness(result, check.columns, measured)
+        return _uniqueness(result, check.columns, table)
     assert column is not None, "every other check is a column's"
     if isinstance(check, Unique):
-        return _uniqueness(result, (column,), measured)
+        return _uniqueness(result, (column,), table)
     if isinstance(check, NotNull):
         nulls = measured[Nulls(column)]
         return result(nulls == 0, nulls, 0, f"{nulls} null value(s) of {rows} rows")
     if isinstance(check, MaxNullFraction):
-        fraction = measured[Nulls(column)] / rows if rows else 0.0
+        fraction = table[Nulls(column)] / table_rows if table_rows else 0.0
         return result(fraction <= check.fraction, fraction, check.fraction,
                       f"null fraction {fraction:.6g} (at most {check.fraction:g} allowed)")
     rule = rule_of(check)
@@ -360,7 +402,7 @@ def _verdict(planned: Planned, measured: Mapping, rows: int) -> CheckResult:
         message += f"; tolerance {check.tolerance:g} allows {allowed}"
     observed: Any = failing.count
     if isinstance(check, InSet) and check.all_present:
-        absent = [v for v in check.values if v not in measured[Present(column, check.values)]]
+        absent = [v for v in check.values if v not in table[Present(column, check.values)]]
         if absent:
             passed = False
             message += f"; listed values that never occur: {', '.join(_show(v) for v in absent)}"
