@@ -168,3 +168,22 @@ def s3_objects(s3_endpoint):
         return [item["Key"] for page in pages for item in page.get("Contents", [])]
 
     return keys
+
+
+@pytest.fixture(scope="session")
+def spark_cluster(tmp_path_factory):
+    """A standalone Spark master and two workers on 127.0.0.1, each its own JVM with its own work
+    and local folders (:mod:`spark_cluster`), for the whole test session."""
+    from spark_cluster import standalone_cluster
+
+    with standalone_cluster(tmp_path_factory.mktemp("spark-cluster")) as cluster:
+        yield cluster
+
+
+# What a job on the two-core cluster may take: one core and 512 MiB per executor, on both workers.
+CLUSTER_JOB_CONF = {
+    "spark.executor.memory": "512m", "spark.executor.cores": "1", "spark.cores.max": "2",
+    "spark.driver.memory": "1g", "spark.sql.shuffle.partitions": "2", "spark.default.parallelism": "2",
+    "spark.databricks.delta.snapshotPartitions": "2", "spark.ui.enabled": "false",
+    "spark.ui.showConsoleProgress": "false",
+}

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+import lakeio
+
 IO_LOGGER = "lakeio.io"
 
 
@@ -44,3 +46,15 @@ def io_records(caplog):
     records.clear = caplog.clear  # type: ignore[attr-defined]
     records.caplog = caplog  # type: ignore[attr-defined]
     return records
+
+
+@pytest.fixture
+def jars(tmp_path, monkeypatch):
+    """A jars folder laid out as `make setup` lays it out (submit and k8s manifest only list it)."""
+    folder = tmp_path / "jars"
+    (folder / "third-party").mkdir(parents=True)
+    (folder / f"lakeio-helper-{lakeio.__version__}.jar").write_bytes(b"")
+    (folder / "third-party" / "delta-spark_4.1_2.13-4.4.0.jar").write_bytes(b"")
+    monkeypatch.setenv("LAKEIO_JARS_DIR", str(folder))
+    monkeypatch.delenv("SPARK_HOME", raising=False)
+    return folder

@@ -68,7 +68,7 @@ def test_python_dash_m_lakeio_prints_the_help():
     run = subprocess.run([sys.executable, "-m", "lakeio", "--help"], capture_output=True, text=True,
                          env={"PYTHONPATH": str(REPO / "python")}, timeout=60)
     assert run.returncode == 0, run.stderr
-    for command in ("datasets", "describe", "explain", "head", "validate", "contract", "submit", "run"):
+    for command in ("datasets", "describe", "explain", "head", "validate", "contract", "submit", "k8s", "run"):
         assert command in run.stdout
 
 
@@ -170,18 +170,6 @@ def test_contract_init_skeleton_validates_the_data_it_came_from(scores):
     Path("conf/schemas/scores.yaml").write_text(skeleton.output)
     assert "between: [1, 7]" in skeleton.output
     assert CliRunner().invoke(cli, ["--env", "dev", "validate", "scores"]).exit_code == 0
-
-
-@pytest.fixture
-def jars(tmp_path, monkeypatch):
-    """A jars folder laid out as `make setup` lays it out (submit only lists it)."""
-    folder = tmp_path / "jars"
-    (folder / "third-party").mkdir(parents=True)
-    (folder / f"lakeio-helper-{lakeio.__version__}.jar").write_bytes(b"")
-    (folder / "third-party" / "delta-spark_4.1_2.13-4.4.0.jar").write_bytes(b"")
-    monkeypatch.setenv("LAKEIO_JARS_DIR", str(folder))
-    monkeypatch.delenv("SPARK_HOME", raising=False)
-    return folder
 
 
 def test_submit_dry_run_prints_the_spark_submit_command(jars, tmp_path):

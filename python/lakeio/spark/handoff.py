@@ -233,25 +233,33 @@ def _staged(frame: DataFrame, scratch: Location, storage: Storage) -> tuple[ds.D
 
 def scratch_location(settings: EnvironmentSettings, spark: SparkSession) -> Location:
     """Where Spark stages results handed to Arrow: the environment's ``spark.scratch_uri``, else a
-    local temporary folder when Spark runs locally (a cluster's executors do not share this disk).
+    local temporary folder when Spark runs locally. With any other master the driver and the
+    executors need not share a disk, so the scratch must be shared storage (S3).
 
     Raises:
-        InvalidArgumentError: Spark runs on a cluster and no scratch URI is set.
+        InvalidArgumentError: Spark runs on a cluster and the scratch URI is unset or local.
     """
     from pathlib import Path
 
     from lakeio.storage import resolve_location
 
     uri = settings.spark.scratch_uri
+    master = spark.conf.get("spark.master", "") or ""  # a conf, not sparkContext: Spark Connect has none
+    on_cluster = not master.startswith("local")
     if uri is None:
-        master = spark.conf.get("spark.master", "") or ""  # a conf, not sparkContext: Spark Connect has none
-        if not master.startswith("local"):
+        if on_cluster:
             raise InvalidArgumentError(
                 f"Spark runs on {master}: set spark.scratch_uri in lakeio.yaml to a folder every executor "
                 "and this process can reach (e.g. s3://bucket/tmp), where results computed by Spark are "
                 "staged for Arrow")
         uri = default_scratch()
-    return resolve_location(uri, Path.cwd())
+    location = resolve_location(uri, Path.cwd())
+    if on_cluster and location.scheme == "file":
+        raise InvalidArgumentError(
+            f"spark.scratch_uri {uri!r} is a local folder, but Spark runs on {master}, whose executors do not "
+            "write to this machine's disk: set it to shared storage every executor and this process can "
+            "reach (e.g. s3://bucket/tmp)")
+    return location
 
 
 def default_scratch() -> str:
