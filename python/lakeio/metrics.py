@@ -12,7 +12,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields
+from dataclasses import InitVar, dataclass, field, fields
 from typing import Any
 
 logger = logging.getLogger("lakeio.io")
@@ -41,10 +41,18 @@ class IORecord:
     seconds: float = 0.0
     extra: dict = field(default_factory=dict)
     # Not part of the logged record: the validation report of the I/O (lakeio.validation), and what
-    # runs when the I/O ends (the catalog's: the Delta version, the deferred metrics, lineage).
+    # runs when the I/O ends (the catalog's: the Delta version, the deferred metrics, lineage). The
+    # latter is no field, so dataclasses.asdict() and copies of a record never reach the catalog.
     report: Any = field(default=None, repr=False, compare=False)
-    on_complete: Callable[[IORecord, BaseException | None], None] | None = field(default=None, repr=False,
-                                                                                 compare=False)
+    on_complete: InitVar[Callable[[IORecord, BaseException | None], None] | None] = None
+
+    def __post_init__(self, on_complete: Callable[[IORecord, BaseException | None], None] | None) -> None:
+        self._on_complete = on_complete
+
+    def complete(self, error: BaseException | None) -> None:
+        """Runs what the record was given to run when its I/O ends (``error``: why it failed)."""
+        if self._on_complete is not None:
+            self._on_complete(self, error)
 
     @property
     def files_pruned(self) -> int | None:
@@ -54,7 +62,7 @@ class IORecord:
 
     def as_dict(self) -> dict:
         data = {f.name: copy.deepcopy(getattr(self, f.name)) for f in fields(self)
-                if f.name not in ("report", "on_complete")}
+                if f.name != "report"}
         data["files_pruned"] = self.files_pruned
         return data
 
@@ -73,8 +81,7 @@ class Timer:
     def __exit__(self, exc_type, exc, tb) -> None:
         self.record.seconds = round(time.perf_counter() - self._start, 4)
         try:
-            if self.record.on_complete is not None:
-                self.record.on_complete(self.record, exc)
+            self.record.complete(exc)
         finally:
             if exc_type is None:
                 emit(self.record)

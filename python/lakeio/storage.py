@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -156,6 +157,7 @@ class Storage:
             from botocore.config import Config
         except ImportError as error:
             raise ConfigError("writing plain files on S3 needs boto3: pip install 'lakeio[s3]'") from error
+        _BOTOCORE_REDACTION.hide(_reveal(self.s3.secret_access_key), _reveal(self.s3.session_token))
         return boto3.client("s3", endpoint_url=self.s3.endpoint_url, region_name=self.s3.region,
                             aws_access_key_id=self.s3.access_key_id, aws_secret_access_key=_reveal(self.s3.secret_access_key),
                             aws_session_token=_reveal(self.s3.session_token),
@@ -252,6 +254,35 @@ class Storage:
                     os.environ.pop(name, None)
                 else:
                     os.environ[name] = value
+
+
+class _Redaction(logging.Filter):
+    """Masks credentials in the records of the botocore loggers that show signed requests: at DEBUG
+    they print the headers, the session token among them. Levels and handlers stay the user's."""
+
+    LOGGERS = ("botocore.auth", "botocore.endpoint", "botocore.awsrequest", "botocore.httpsession",
+               "botocore.hooks", "botocore.retryhandler", "botocore.client")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.secrets: set[str] = set()
+
+    def hide(self, *secrets: str | None) -> None:
+        if not self.secrets:
+            for name in self.LOGGERS:
+                logging.getLogger(name).addFilter(self)
+        self.secrets.update(secret for secret in secrets if secret)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        if any(secret in text for secret in self.secrets):
+            for secret in self.secrets:
+                text = text.replace(secret, "**********")
+            record.msg, record.args = text, None
+        return True
+
+
+_BOTOCORE_REDACTION = _Redaction()
 
 
 def _reveal(secret: SecretStr | None) -> str | None:
