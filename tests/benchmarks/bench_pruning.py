@@ -110,6 +110,11 @@ def write_conf(folder: Path, roots: dict[str, str], remote: str | None = None) -
     bench: {{uri: "{uri}"}}""" for name, uri in roots.items())
     (folder / "resources.yaml").write_text(datasets)
     conf = "\n".join(f"        {key}: \"{value}\"" for key, value in SPARK_CONF.items())
+    connect = f"""
+  bench_connect:
+    engine: spark
+    spark: {{remote: "{remote}"}}
+""" if remote else ""
     (folder / "lakeio.yaml").write_text(f"""
 environments:
   bench:
@@ -117,18 +122,7 @@ environments:
     spark:
       master: "local[2]"
       conf:
-{conf}
-  bench_connect:
-    engine: spark
-    spark: {{remote: "{remote}"}}
-""" if remote else f"""
-environments:
-  bench:
-    engine: spark
-    spark:
-      master: "local[2]"
-      conf:
-{conf}
+{conf}{connect}
 """)
 
 
