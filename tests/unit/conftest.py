@@ -58,3 +58,16 @@ def jars(tmp_path, monkeypatch):
     monkeypatch.setenv("LAKEIO_JARS_DIR", str(folder))
     monkeypatch.delenv("SPARK_HOME", raising=False)
     return folder
+
+
+@pytest.fixture
+def conf_with_credentials(write_yaml, monkeypatch):
+    """A conf folder whose ``prod`` environment holds an access key written in ``lakeio.yaml`` and a
+    secret from ``$SECRET_FOR_TEST`` (``very-secret-value``): neither may appear in what a command prints."""
+    write_yaml("keys/lakeio.yaml", """
+        environments:
+          prod: {s3: {access_key_id: AKIAEXAMPLE, secret_access_key: "${SECRET_FOR_TEST}"}}
+        """)
+    resources = write_yaml("keys/resources.yaml", "t: {format: parquet, environments: {prod: {uri: s3://b/t}}}\n")
+    monkeypatch.setenv("SECRET_FOR_TEST", "very-secret-value")
+    return resources.parent

@@ -195,15 +195,9 @@ def test_submit_dry_run_prints_the_spark_submit_command(jars, tmp_path):
     assert not any("__pycache__" in name for name in names)
 
 
-def test_submit_never_prints_credentials(jars, tmp_path, write_yaml, monkeypatch):
-    write_yaml("keys/lakeio.yaml", """
-        environments:
-          prod: {s3: {access_key_id: AKIAEXAMPLE, secret_access_key: "${SECRET_FOR_TEST}"}}
-        """)
-    write_yaml("keys/resources.yaml", "t: {format: parquet, environments: {prod: {uri: s3://b/t}}}\n")
-    monkeypatch.setenv("SECRET_FOR_TEST", "very-secret-value")
+def test_submit_never_prints_credentials(jars, tmp_path, conf_with_credentials):
     result = lakeio_command("submit", str(REPO / "deploy" / "demo_driver.py"), "--dist", str(tmp_path / "d"),
-                            "--dry-run", conf=str(tmp_path / "keys"), env="prod")
+                            "--dry-run", conf=str(conf_with_credentials), env="prod")
     assert result.exit_code == 0
     assert "very-secret-value" not in result.output and "AKIAEXAMPLE" not in result.output
 

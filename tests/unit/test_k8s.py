@@ -104,18 +104,12 @@ def test_the_conf_folder_as_config_maps_mounted_on_the_driver(jars):
         assert config_map["data"] == {p.name: p.read_text() for p in folder.iterdir() if p.is_file()}
 
 
-def test_credentials_never_reach_the_manifest(jars, write_yaml, tmp_path, monkeypatch):
-    write_yaml("keys/lakeio.yaml", """
-        environments:
-          prod: {s3: {access_key_id: AKIAEXAMPLE, secret_access_key: "${SECRET_FOR_TEST}"}}
-        """)
-    write_yaml("keys/resources.yaml", "t: {format: parquet, environments: {prod: {uri: s3://b/t}}}\n")
-    monkeypatch.setenv("SECRET_FOR_TEST", "very-secret-value")
-    result, _ = manifest(str(DRIVER), "--image", "i", conf=tmp_path / "keys")
+def test_credentials_never_reach_the_manifest(jars, conf_with_credentials):
+    result, _ = manifest(str(DRIVER), "--image", "i", conf=conf_with_credentials)
     assert result.exit_code == 0, result.output
     assert "very-secret-value" not in result.output and "AKIAEXAMPLE" not in result.output
     # A ConfigMap of that folder would publish the key written in it: refused, naming the key.
-    result, _ = manifest(str(DRIVER), "--image", "i", "--conf-source", "configmap", conf=tmp_path / "keys")
+    result, _ = manifest(str(DRIVER), "--image", "i", "--conf-source", "configmap", conf=conf_with_credentials)
     assert result.exit_code == 2
     assert "environments.prod.s3.access_key_id is written in the file" in result.output
 
