@@ -6,6 +6,7 @@ import datetime as dt
 import difflib
 import importlib.util
 import os
+import re
 import string
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
@@ -21,11 +22,19 @@ from lakeio.config import (
     effective_options,
     expand_variables,
     load_config,
+    short_repr,
 )
 from lakeio.dispatch import choose_engine, explicit_engine
 from lakeio.engines import Engine, SparkCapable, create_engine
-from lakeio.errors import ConfigError, EngineUnavailableError, InvalidArgumentError, ResourceNotFoundError
+from lakeio.errors import (
+    ConfigError,
+    EngineUnavailableError,
+    InvalidArgumentError,
+    LakeioError,
+    ResourceNotFoundError,
+)
 from lakeio.frame import LakeFrame, columns_argument
+from lakeio.lineage import Lineage
 from lakeio.metrics import IORecord, Timer
 from lakeio.predicate import FilterSpec, parse_filter
 from lakeio.requests import (
@@ -69,9 +78,22 @@ class Catalog:
         self._origins, self._base_dir = origins, base_dir
         self._storage = Storage(settings.s3)
         self._engines: dict[str, Engine] = {}
-        sink = MetricsSink(settings.metrics_sink, self._storage, self._base_dir)
+        sink = MetricsSink(settings.metrics, self._storage, self._base_dir)
         self._contracts = {name: ContractBinding(name, env, contract, sink)
                            for name, contract in (contracts or {}).items()}
+        self._lineage = Lineage(settings.lineage, env) if settings.lineage.transport != "none" else None
+        history = settings.metrics
+        if history.format == "delta" and history.dataset not in resources:
+            # The metrics history reads as a dataset like any other (its records' columns: lakeio.validation.sink).
+            binding = Binding(uri=history.uri)
+            self._resources = {**resources, history.dataset: Resource(
+                format="delta", partition_by=("dataset",), environments={env: binding},
+                description="lakeio's metrics history: one row per metric of each validation run")}
+            self._bindings = {**bindings, history.dataset: binding}
+            self._origins = {**origins, history.dataset: base_dir / "lakeio.yaml"}
+
+    def __repr__(self) -> str:
+        return f"Catalog(env={self._env!r}, datasets={self.names!r})"
 
     @classmethod
     def load(cls, folder: str | os.PathLike, env: str | None = None, *,
@@ -114,9 +136,11 @@ class Catalog:
                                                   f"{origins[name]}: {name}.environments.{env}", builtins)
             except ConfigError as error:
                 problems.append(str(error))
+        base = Path(base_dir or os.getcwd()).resolve()
+        problems += nested_locations(bindings, origins, env, base)
         if problems:
             raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
-        return cls(env, env_settings, resources, bindings, origins, Path(base_dir or os.getcwd()).resolve(), contracts)
+        return cls(env, env_settings, resources, bindings, origins, base, contracts)
 
     @property
     def env(self) -> str:
@@ -181,7 +205,32 @@ class Catalog:
                                partition_by=self._resources[name].partition_by,
                                options=self._options(name, format, options),
                                contract=self._contracts.get(name) if validate else None,
-                               column_types=self._column_types(name), engine=binding.engine)
+                               column_types=self._column_types(name), engine=binding.engine,
+                               placeholders=tuple((k, str(v)) for k, v in sorted(placeholders.items())),
+                               on_complete=self._completed)
+
+    def _completed(self, target: ResolvedDataset, record: IORecord, error: BaseException | None) -> None:
+        """When a read, write or merge ends: the Delta version it read or made goes on the record,
+        a write's metrics go to the sink (only now that it committed), and lineage is emitted."""
+        if error is None and target.format == "delta" and record.version is None and record.operation != "count":
+            record.version = self._storage.delta_version(target.location)
+        if error is None and record.operation == "write" and target.contract is not None:
+            target.contract.committed(record, target.partition)
+        if self._lineage is not None:
+            self._lineage.emit(target, record, error, self._lineage_schema(target, error))
+
+    def _lineage_schema(self, target: ResolvedDataset, error: BaseException | None) -> list[tuple[str, str]] | None:
+        """The columns a lineage event names: the contract's, else the stored data's (None if unreadable)."""
+        binding = self._contracts.get(target.name)
+        if binding is not None:
+            return [(c.name, str(c.type)) for c in binding.contract.columns.values()]
+        if error is not None:
+            return None
+        try:
+            schema = self._engine("arrow").schema(ScanPlan(target, validate=False))
+        except LakeioError:  # the event goes out without a schema
+            return None
+        return [(field.name, str(field.type)) for field in schema]
 
     def exists(self, name: str, **placeholders: Any) -> bool:
         """True when dataset ``name`` has data in this environment."""
@@ -368,6 +417,18 @@ class Catalog:
             self._engine(chosen).merge(request, record)
         return record
 
+    def recover(self, name: str, **placeholders: Any) -> bool:
+        """Finishes a commit of plain dataset ``name`` whose writer was stopped before it ended:
+        completed if all its files had moved, else rolled back (see docs/guide/reliability.md).
+        The next write does the same. False when there was none to finish (or its writer lives).
+        """
+        from lakeio import files
+
+        target = self.resolve(name, validate=False, **placeholders)
+        if target.format == "delta":
+            return False  # the Delta log commits at once
+        return files.CommitLog(self._storage, target.location, target.describe()).recover_abandoned()
+
     def _table_reader(self, data: Any) -> Engine:
         """The engine that reads a dataset's current rows for the table checks of a write of
         ``data``: Spark for Spark data (the checks run there, in one job), else Arrow (streamed)."""
@@ -403,6 +464,16 @@ class Catalog:
         stored = ScanPlan(target, validate=False)
         return self._contracts[name].validate(data, self._engine(chosen), stored)
 
+    def metrics_history(self, name: str, operation: str = "validate") -> list[dict]:
+        """The metric records of dataset ``name``'s earlier runs on ``operation`` (``validate``,
+        ``write`` or ``read``) that history checks compare with, oldest first, from this
+        environment's metrics sink; [] when the sink keeps none (``logging``). For a report's plots:
+        ``report.to_html(lake.metrics_history("flights"))``."""
+        self.resource(name)
+        if name not in self._contracts:
+            raise InvalidArgumentError(f"dataset {name!r} has no contract, so no metrics")
+        return self._contracts[name].sink.runs(name, self._env, operation)
+
     def spark(self):
         """The SparkSession lakeio uses in this environment (started on first use)."""
         engine = self._engine("spark")
@@ -431,6 +502,35 @@ class Catalog:
                 f"(it has: {', '.join(sorted(resource.environments))})"
             )
         return self._bindings[name]
+
+
+def nested_locations(bindings: Mapping[str, Binding], origins: Mapping[str, Path], env: str,
+                     base_dir: Path) -> list[str]:
+    """A problem for each dataset whose location is inside another's (an overwrite of the outer one
+    would delete it); a ``{placeholder}`` segment may be any folder. Two names of one location (a
+    checked view of the same files) are allowed."""
+    problems, roots = [], {}
+    for name, binding in bindings.items():
+        try:
+            location = resolve_location(binding.uri, base_dir)
+        except ConfigError as error:
+            problems.append(f"{origins[name]}: {name}.environments.{env}.uri: {error}")
+            continue
+        roots[name] = (location.scheme, location.path.strip("/").split("/"))
+
+    def within(inner: list[str], outer: list[str]) -> bool:
+        return len(outer) < len(inner) and all(
+            a == b or "{" in a or "{" in b for a, b in zip(outer, inner, strict=False))
+
+    for outer, (scheme, outer_parts) in roots.items():
+        for inner, (inner_scheme, inner_parts) in roots.items():
+            if outer != inner and scheme == inner_scheme and within(inner_parts, outer_parts):
+                first, second = outer, inner
+                problems.append(f"{origins[second]}: {second}.environments.{env}.uri: "
+                                f"{bindings[second].uri!r} is inside dataset {first!r} "
+                                f"({bindings[first].uri!r}): writing {first!r} would replace it; give each "
+                                "dataset a folder of its own")
+    return problems
 
 
 def engine_argument(engine: Any) -> Any:
@@ -468,6 +568,13 @@ def timestamp_argument(timestamp: dt.datetime | str | None) -> dt.datetime | Non
     return timestamp if timestamp.tzinfo else timestamp.replace(tzinfo=dt.UTC)
 
 
+# What a {placeholder} value may hold: no separator, escape (%), glob (* ? [ ] { }), home (~), drive
+# or scheme (:) or control character, so every engine and store reads it as the same one folder.
+_SEGMENT_PUNCTUATION = ("-", "_", ".", "=", "+", ",", "@")
+MAX_SEGMENT = 255
+_SEGMENT = re.compile(rf"[\w\-.=+,@ ]{{1,{MAX_SEGMENT}}}")
+
+
 def fill_placeholders(template: str, values: dict[str, Any], what: str) -> str:
     """Fills ``{name}`` fields of a URI; every value must be one plain path segment.
 
@@ -488,10 +595,12 @@ def fill_placeholders(template: str, values: dict[str, Any], what: str) -> str:
     if unknown:
         raise InvalidArgumentError(f"{what}: URI {template!r} has no placeholder {', '.join(unknown)}")
     for field in fields:
-        text = str(values[field])
-        if not text or text in (".", "..") or any(c in text for c in "/\\\0?#"):
+        value = values[field]
+        text = "" if value is None else str(value)
+        if value is None or not _SEGMENT.fullmatch(text) or text in (".", "..") or text != text.strip():
             raise InvalidArgumentError(
-                f"{what}: placeholder {field}={text!r} must be one non-empty path segment "
-                "(no '/', '\\', '?', '#', '.' or '..'), so a value cannot escape the dataset's prefix"
+                f"{what}: placeholder {field}={short_repr(value)} must be one non-empty path segment of letters, digits, "
+                f"spaces and {' '.join(_SEGMENT_PUNCTUATION)} (at most {MAX_SEGMENT} characters, not . or ..), "
+                "so a value can neither leave the dataset's location nor match other folders"
             )
     return template.format(**{field: str(values[field]) for field in fields})

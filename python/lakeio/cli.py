@@ -7,10 +7,12 @@ Example:
     $ lakeio --conf conf --env sample datasets
     $ lakeio --env sample validate flights --json
     $ lakeio --env prod submit deploy/demo_driver.py --dry-run -- --engine spark
+    $ lakeio --env prod k8s manifest deploy/demo_driver.py --image lakeio:0.1.0 -- --engine spark
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import importlib.util
 import json
@@ -25,6 +27,7 @@ from typing import Any
 
 import click
 
+from lakeio import k8s as k8s_manifests
 from lakeio.catalog import Catalog
 from lakeio.errors import (
     ConfigError,
@@ -33,6 +36,7 @@ from lakeio.errors import (
     LakeioError,
     ResourceNotFoundError,
 )
+from lakeio.k8s import SparkJob
 from lakeio.requests import EngineChoice
 
 EXIT_OK, EXIT_DATA, EXIT_USAGE, EXIT_STORAGE = 0, 1, 2, 3
@@ -196,15 +200,31 @@ def head(state: _State, name: str, rows: int, where: str | None, columns: str | 
 @cli.command()
 @click.argument("name")
 @click.option("--json", "as_json", is_flag=True, help="The report as JSON.")
+@click.option("--html", "html_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write the report as a self-contained HTML page, with each metric's history plotted.")
 @click.option("--engine", type=click.Choice(["arrow", "spark", "auto"]), default=None)
 @param_option
 @click.pass_obj
-def validate(state: _State, name: str, as_json: bool, engine: EngineChoice | None, params: tuple[str, ...]) -> None:
+def validate(state: _State, name: str, as_json: bool, html_path: Path | None, engine: EngineChoice | None,
+             params: tuple[str, ...]) -> None:
     """Runs NAME's contract on its stored data; exit 1 when an error-level check fails."""
     report = state.catalog.validate(name, engine=engine, **_placeholders(params))
     click.echo(json.dumps(report.as_dict(), indent=2, default=str) if as_json else str(report))
+    if html_path is not None:
+        html_path.write_text(report.to_html(state.catalog.metrics_history(name, "validate")), encoding="utf-8")
+        click.echo(f"wrote {html_path}", err=True)
     if not report.passed:
         raise click.exceptions.Exit(EXIT_DATA)
+
+
+@cli.command()
+@click.argument("name")
+@param_option
+@click.pass_obj
+def recover(state: _State, name: str, params: tuple[str, ...]) -> None:
+    """Completes or rolls back a commit of NAME (plain files) whose writer was stopped before it ended."""
+    finished = state.catalog.recover(name, **_placeholders(params))
+    click.echo(f"{name}: {'finished the interrupted commit' if finished else 'no interrupted commit'}")
 
 
 @cli.group()
@@ -263,11 +283,11 @@ def submit(state: _State, driver: str, arguments: tuple[str, ...], master: str |
     raise click.exceptions.Exit(subprocess.run(command, env={**os.environ, **environment}).returncode)
 
 
-def submit_command(lake: Catalog, driver: str, arguments: list[str], *, master: str | None = None,
-                   extra_conf: dict[str, str] | None = None, dist: Path) -> list[str]:
-    """The spark-submit argument list for ``driver`` in ``lake``'s environment: ``--jars`` from
-    :func:`lakeio.spark.jvm.jar_paths`, ``--py-files`` a zip of this lakeio (built into ``dist``),
-    ``--conf`` the session conf lakeio itself starts Spark with, credentials left out."""
+def spark_job(lake: Catalog, driver: str, arguments: list[str], *,
+              extra_conf: dict[str, str] | None = None) -> SparkJob:
+    """What a spark-submit of ``driver`` in ``lake``'s environment takes, for ``lakeio submit``
+    and ``lakeio k8s manifest`` alike: the session conf lakeio itself starts Spark with
+    (credentials left out) plus ``extra_conf``, and the jars of :func:`lakeio.spark.jvm.jar_paths`."""
     from lakeio.spark import jvm
     from lakeio.spark.session import session_conf
     from lakeio.storage import Storage
@@ -275,11 +295,22 @@ def submit_command(lake: Catalog, driver: str, arguments: list[str], *, master: 
     settings = lake.settings
     conf = {k: v for k, v in session_conf(settings, Storage(settings.s3)).items() if k not in SECRET_CONF}
     conf.update(extra_conf or {})
-    command = [spark_submit_path(), "--master", master or settings.spark.master, "--name", settings.spark.app_name,
-               "--jars", ",".join(jvm.jar_paths()), "--py-files", str(package_zip(dist))]
-    for key, value in conf.items():
+    return SparkJob(name=settings.spark.app_name, env=lake.env, conf=conf,
+                    jars=tuple(Path(jar) for jar in jvm.jar_paths()), driver=Path(driver).resolve(),
+                    arguments=tuple(arguments))
+
+
+def submit_command(lake: Catalog, driver: str, arguments: list[str], *, master: str | None = None,
+                   extra_conf: dict[str, str] | None = None, dist: Path) -> list[str]:
+    """The spark-submit argument list for ``driver`` in ``lake``'s environment (:func:`spark_job`):
+    ``--jars`` the helper and third-party jars, ``--py-files`` a zip of this lakeio (built into
+    ``dist``), ``--conf`` each conf entry."""
+    job = spark_job(lake, driver, arguments, extra_conf=extra_conf)
+    command = [spark_submit_path(), "--master", master or lake.settings.spark.master, "--name", job.name,
+               "--jars", ",".join(str(jar) for jar in job.jars), "--py-files", str(package_zip(dist))]
+    for key, value in job.conf.items():
         command += ["--conf", f"{key}={value}"]
-    return command + [str(Path(driver).resolve()), *arguments]
+    return command + [str(job.driver), *job.arguments]
 
 
 def spark_submit_path() -> str:
@@ -309,6 +340,70 @@ def package_zip(dist: Path) -> Path:
                 archive.write(path, Path("lakeio") / path.relative_to(root))
     partial.replace(target)  # a concurrent submit never sees half a zip
     return target
+
+
+@cli.group()
+def k8s() -> None:
+    """Kubernetes: SparkApplication manifests for the Spark operator."""
+
+
+@k8s.command("manifest", context_settings={"ignore_unknown_options": True})
+@click.argument("driver", type=click.Path(exists=True, dir_okay=False))
+@click.argument("arguments", nargs=-1, type=click.UNPROCESSED)
+@click.option("--image", required=True, help="The image built from docker/Dockerfile.")
+@click.option("--name", default=None, help="The SparkApplication's name; default the environment's spark.app_name.")
+@click.option("--namespace", default=None, help="The namespace to name in the manifest.")
+@click.option("--spark-version", default=None, help="The image's Spark version; default this pyspark's.")
+@click.option("--app-root", default=k8s_manifests.APP_ROOT, show_default=True,
+              help="Where the image holds lakeio.zip, jars/, deploy/ and conf/ (docker/install.sh PREFIX).")
+@click.option("--conf-source", type=click.Choice(["image", "configmap"]), default="image", show_default=True,
+              help="The conf folder baked in the image, or ConfigMaps of this --conf (written before the app).")
+@click.option("--spark-conf", "spark_conf", multiple=True, metavar="KEY=VALUE", help="Extra Spark conf (repeatable).")
+@click.option("--executors", type=click.IntRange(min=1), default=2, show_default=True)
+@click.option("--executor-cores", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--executor-memory", default="1g", show_default=True)
+@click.option("--driver-cores", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--driver-memory", default="1g", show_default=True)
+@click.option("--service-account", default=None, help="The driver's service account (it creates the executors).")
+@click.option("--secret-env", default=None, help="A Secret whose keys become the pods' environment (credentials).")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the manifest here; default stdout.")
+@click.pass_obj
+def k8s_manifest(state: _State, driver: str, arguments: tuple[str, ...], image: str, name: str | None,
+                 namespace: str | None, spark_version: str | None, app_root: str, conf_source: str,
+                 spark_conf: tuple[str, ...], executors: int, executor_cores: int, executor_memory: str,
+                 driver_cores: int, driver_memory: str, service_account: str | None, secret_env: str | None,
+                 output: Path | None) -> None:
+    """A SparkApplication (sparkoperator.k8s.io/v1beta2) running DRIVER from the image with the
+    conf, jars and arguments ``lakeio submit`` would pass; ARGUMENTS go to the driver (after --)."""
+    import yaml
+
+    lake = state.catalog
+    job = spark_job(lake, driver, list(arguments), extra_conf=_placeholders(spark_conf))
+    app_name = name or job.name
+    maps = (k8s_manifests.conf_config_maps(Path(state.conf), app_name, app_root=app_root, namespace=namespace)
+            if conf_source == "configmap" else [])
+    resources = k8s_manifests.Resources(driver_cores=driver_cores, driver_memory=driver_memory, executors=executors,
+                                        executor_cores=executor_cores, executor_memory=executor_memory)
+    application = k8s_manifests.spark_application(
+        dataclasses.replace(job, name=app_name), image=image,
+        spark_version=spark_version or _pyspark_version(), namespace=namespace, app_root=app_root,
+        resources=resources, service_account=service_account, secret_env=secret_env, conf_maps=maps)
+    text = yaml.safe_dump_all([*maps, application], sort_keys=False, default_flow_style=False)
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        output.write_text(text, encoding="utf-8")
+        click.echo(f"wrote {output}: kubectl apply -f {output}", err=True)
+
+
+def _pyspark_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("pyspark")
+    except PackageNotFoundError as error:
+        raise InvalidArgumentError("no pyspark here to take the Spark version from: pass --spark-version") from error
 
 
 @cli.command(context_settings={"ignore_unknown_options": True})

@@ -18,9 +18,10 @@ import typing
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlparse
 
 import yaml
-from pydantic import BaseModel, ByteSize, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ByteSize, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 from lakeio.errors import ConfigError
 
@@ -30,6 +31,12 @@ SchemaMode = Literal["enforce", "merge", "overwrite"]
 Compression = Literal["snappy", "zstd", "gzip", "none"]
 DeltaCommits = Literal["conditional_put", "single_writer"]
 SETTINGS_FILE = "lakeio.yaml"
+# The URI schemes a binding may use (lakeio.storage reaches each): a local path, file:// or S3.
+URI_SCHEMES = ("", "file", "s3", "s3a")
+# Hostile YAML stops here, with a short message: a document this deep or this large (aliases
+# counted as often as they are used, the "billion laughs") is not a configuration.
+MAX_YAML_DEPTH = 100
+MAX_YAML_NODES = 100_000
 
 
 class FrozenModel(BaseModel):
@@ -44,8 +51,9 @@ class S3Settings(FrozenModel):
     endpoint_url: str | None = None
     region: str | None = None
     access_key_id: str | None = None
-    secret_access_key: str | None = None
-    session_token: str | None = None
+    # Secrets print as '**********' in every repr, dump and error; .get_secret_value() reads them.
+    secret_access_key: SecretStr | None = None
+    session_token: SecretStr | None = None
     # How the writers of one Delta table here agree on each commit. conditional_put: every writer
     # (delta-rs, and Spark through lakeio's log store) creates _delta_log/N.json only if it is absent,
     # so racing writers of either engine never overwrite each other's commit; a writer that would not
@@ -63,6 +71,50 @@ class SparkSettings(FrozenModel):
     # Where results computed by Spark are staged as Parquet for Arrow to read (a folder every
     # executor and the driver can reach); default: a local temporary folder, for local masters.
     scratch_uri: str | None = None
+    # A Spark Connect server (sc://host:port[/;param=value...]): the Spark engine runs there, through
+    # the DataFrame API only (lakeio.spark.connect); master and the server-side conf are the server's.
+    remote: str | None = Field(None, pattern=r"^sc://[^/\s]+")
+
+
+class MetricsSinkSettings(FrozenModel):
+    """Where validation metrics go (:mod:`lakeio.validation.sink`), and what a sink that cannot be
+    written does. A plain string in YAML is short for ``{uri: ...}``."""
+
+    uri: str = "logging"  # "logging" (the lakeio.metrics logger), a local path or an s3:// URI
+    format: Literal["jsonl", "delta"] = "jsonl"  # at a uri: one JSON-lines file per run, or one Delta table
+    dataset: str = Field("lakeio_metrics", min_length=1)  # the catalog name a Delta history reads as
+    on_error: Literal["log", "raise"] = "log"  # log: the data's write goes on; raise: the sink's error is fatal
+
+    @model_validator(mode="after")
+    def _delta_needs_a_location(self) -> MetricsSinkSettings:
+        if self.format == "delta" and self.uri == "logging":
+            raise ValueError("format delta needs a uri: a local path or s3:// URI for the metrics table")
+        return self
+
+
+LineageTransport = Literal["none", "console", "file", "http"]
+
+
+class LineageSettings(FrozenModel):
+    """OpenLineage run events of reads and writes (:mod:`lakeio.lineage`); off by default."""
+
+    transport: LineageTransport = "none"
+    namespace: str = Field("lakeio", min_length=1)  # the jobs' namespace
+    job: str | None = None  # the pipeline step; default $LAKEIO_JOB, else the dataset and operation
+    path: str | None = None  # transport file: the file events are appended to, one JSON per line
+    url: str | None = None  # transport http: the lineage server, e.g. http://marquez:5000
+    endpoint: str = "api/v1/lineage"  # transport http: the path events are posted to
+    api_key: SecretStr | None = None  # transport http: sent as a bearer token
+    timeout: float = Field(5.0, gt=0)  # transport http: seconds per request
+    retries: int = Field(5, ge=0, le=20)  # transport http: retries of a failed request (with backoff)
+
+    @model_validator(mode="after")
+    def _transport_needs(self) -> LineageSettings:
+        if self.transport == "file" and not self.path:
+            raise ValueError("transport file needs a path")
+        if self.transport == "http" and not self.url:
+            raise ValueError("transport http needs a url")
+        return self
 
 
 class EnvironmentSettings(FrozenModel):
@@ -73,7 +125,15 @@ class EnvironmentSettings(FrozenModel):
     arrow_max_bytes: ByteSize = ByteSize(1024**3)
     s3: S3Settings = S3Settings()
     spark: SparkSettings = SparkSettings()
-    metrics_sink: str = "logging"  # or a local path or s3:// URI for JSON-lines files (lakeio.validation.sink)
+    # "logging", a local path or s3:// URI for JSON-lines files, or the full form (a Delta table, on_error)
+    metrics_sink: str | MetricsSinkSettings = "logging"
+    lineage: LineageSettings = LineageSettings()
+
+    @property
+    def metrics(self) -> MetricsSinkSettings:
+        """``metrics_sink`` in its full form."""
+        sink = self.metrics_sink
+        return sink if isinstance(sink, MetricsSinkSettings) else MetricsSinkSettings(uri=sink)
 
 
 class Options(FrozenModel):
@@ -84,7 +144,8 @@ class Options(FrozenModel):
     header: bool = True  # csv: the first line names the columns
     null_values: tuple[str, ...] = ("",)  # csv: strings read as null
     compression: Compression = "snappy"  # parquet, delta
-    target_file_size: ByteSize = ByteSize(128 * 1024 * 1024)  # bytes per written file, roughly; "64MB" works
+    # Bytes per written file, roughly; "64MB" works. At least 1 KiB: below that every row is a file.
+    target_file_size: ByteSize = Field(ByteSize(128 * 1024 * 1024), ge=1024)
     schema_mode: SchemaMode = "enforce"  # enforce: refuse other columns/types; merge: add new columns
 
     FORMATS: typing.ClassVar[dict[str, tuple[str, ...]]] = {
@@ -119,6 +180,21 @@ class Binding(FrozenModel):
     engine: EngineName | None = None
     format: Format | None = None
     options: Options = Options()
+
+    @field_validator("uri")
+    @classmethod
+    def _known_scheme(cls, uri: str) -> str:
+        scheme = uri_scheme(uri)
+        if scheme is not None and scheme not in URI_SCHEMES:
+            raise ValueError(f"{uri!r}: unsupported URI scheme {scheme!r}; use a local path, file:// or s3://")
+        return uri
+
+
+def uri_scheme(uri: str) -> str | None:
+    """The scheme of ``uri`` (``""`` for a local path), or None while ``${VAR}`` may still supply it."""
+    if "${" in uri.split("/", 1)[0]:
+        return None
+    return urlparse(uri).scheme.lower()
 
 
 QUARANTINE_RUN_COLUMN = "lakeio_run_id"
@@ -198,6 +274,10 @@ def load_config(folder: str | os.PathLike) -> tuple[Settings, dict[str, Resource
             problems.append(f"{path}: expected a mapping of dataset names to resources")
             continue
         for name, body in document.items():
+            if not isinstance(name, str):
+                problems.append(f"{path}: {name}: a dataset name is text, not {type(name).__name__} "
+                                f"(quote it: '{name}':)")
+                continue
             if name in origins:
                 problems.append(f"{path}: {name}: dataset already defined in {origins[name]}")
                 continue
@@ -216,7 +296,9 @@ def expand_variables(model: FrozenModel, where: str, builtins: Mapping[str, str]
 
     def expand(value: Any, key: str) -> Any:
         if isinstance(value, str):
-            return _expand_string(value, key, variables)
+            return _expand_string(value, key, variables, uri=key.endswith(".uri"))
+        if isinstance(value, SecretStr):
+            return SecretStr(_expand_string(value.get_secret_value(), key, variables))
         if isinstance(value, BaseModel):  # only changed fields are updated: the others stay unset
             expanded = {k: expand(getattr(value, k), f"{key}.{k}") for k in type(value).model_fields}
             return value.model_copy(update={k: v for k, v in expanded.items() if v != getattr(value, k)})
@@ -230,12 +312,17 @@ def expand_variables(model: FrozenModel, where: str, builtins: Mapping[str, str]
 _VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
-def _expand_string(text: str, key: str, variables: Mapping[str, str]) -> str:
+def _expand_string(text: str, key: str, variables: Mapping[str, str], uri: bool = False) -> str:
     def replace(match: re.Match) -> str:
         name, default = match.group(1), match.group(2)
         value = variables.get(name, default)
         if value is None:
             raise ConfigError(f"{key}: environment variable {name} is not set (write ${{{name}:-default}} for a default)")
+        before, after = text[:match.start()], text[match.end():]
+        if uri and not value.strip("/") and (not before or before.endswith("/")) and (not after or after.startswith("/")):
+            raise ConfigError(f"{key}: environment variable {name} is empty, so the URI {text!r} would name the "
+                              "folder above the dataset (an overwrite there would replace the datasets beside it); "
+                              "set it, or give a default that is not empty")
         return value
 
     return _VARIABLE.sub(replace, text)
@@ -262,7 +349,27 @@ def effective_options(base: Options, override: Mapping[str, Any] | None, format:
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
-    """SafeLoader that refuses duplicate keys instead of keeping the last one silently."""
+    """SafeLoader that refuses duplicate keys instead of keeping the last one silently, and hostile
+    documents (too deep, or too many values once aliases are expanded) before building anything."""
+
+    _depth = 0
+
+    def compose_node(self, parent, index):
+        self._depth += 1
+        try:
+            if self._depth > MAX_YAML_DEPTH:
+                mark = self.peek_event().start_mark
+                raise ConfigError(f"line {mark.line + 1}: nested more than {MAX_YAML_DEPTH} levels deep")
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def compose_document(self):
+        document = super().compose_document()
+        if document is not None and _expanded_size(document) > MAX_YAML_NODES:
+            raise ConfigError(f"more than {MAX_YAML_NODES:,} values once its aliases (*name) are expanded; "
+                              "an alias bomb is not a configuration")
+        return document
 
     def construct_mapping(self, node, deep=False):
         seen: dict[Any, int] = {}
@@ -271,18 +378,52 @@ class _UniqueKeyLoader(yaml.SafeLoader):
             try:
                 hash(key)
             except TypeError:
-                raise ConfigError(f"line {key_node.start_mark.line + 1}: a key must be a plain value, not {key!r}") from None
+                raise ConfigError(f"line {key_node.start_mark.line + 1}: a key must be a plain value, "
+                                  f"not {short_repr(key)}") from None
             if key in seen:
                 raise ConfigError(
-                    f"key {key!r} appears twice (lines {seen[key]} and {key_node.start_mark.line + 1})"
+                    f"key {short_repr(key)} appears twice (lines {seen[key]} and {key_node.start_mark.line + 1})"
                 )
             seen[key] = key_node.start_mark.line + 1
         return super().construct_mapping(node, deep=deep)
 
 
+def _expanded_size(root: yaml.Node) -> int:
+    """How many values ``root`` holds with every alias expanded, counted without expanding them (an
+    alias is the same node object again, so each node's size is computed once)."""
+    sizes: dict[int, int] = {}
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:  # iterative: the depth is bounded already, but a stack costs nothing
+        node, children_done = stack.pop()
+        if id(node) in sizes:
+            continue
+        children = ([part for pair in node.value for part in pair] if isinstance(node, yaml.MappingNode)
+                    else node.value if isinstance(node, yaml.SequenceNode) else [])
+        if not children_done:
+            stack.append((node, True))
+            stack.extend((child, False) for child in children if id(child) not in sizes)
+            continue
+        sizes[id(node)] = min(1 + sum(sizes.get(id(child), 0) for child in children), MAX_YAML_NODES + 1)
+    return sizes[id(root)]
+
+
+def short_repr(value: Any, limit: int = 80) -> str:
+    """``repr(value)``, cut to ``limit`` characters: a message shows the value, never megabytes of it."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text):,} characters)"
+
+
 def read_yaml(path: Path) -> Any:
+    """One YAML file as plain values, or a :class:`ConfigError` naming the file and where it is wrong."""
+    raw = path.read_bytes()
     try:
-        return yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = raw.count(b"\n", 0, error.start) + 1
+        raise ConfigError(f"{path}: not UTF-8: byte {raw[error.start:error.start + 1]!r} at offset {error.start} "
+                          f"(line {line}); save the file as UTF-8") from None
+    try:
+        return yaml.load(text, Loader=_UniqueKeyLoader)
     except ConfigError as error:
         raise ConfigError(f"{path}: {error}") from None
     except yaml.MarkedYAMLError as error:
@@ -295,14 +436,59 @@ def read_yaml(path: Path) -> Any:
 
 
 def validate_model(model: type[FrozenModel], body: Any, path: Path, prefix: tuple, problems: list[str]):
+    """``body`` as a ``model``, or None after appending every problem (file and key each) to ``problems``.
+
+    A misspelled key hides nothing under it: its body is also validated as the key it is closest
+    to, and the problems found there are reported under the key as written.
+    """
     try:
         return model.model_validate(body)
-    except ValidationError as error:
-        for item in error.errors():
-            loc = prefix + tuple(item["loc"])
-            key = ".".join(str(part) for part in loc) or "(top level)"
-            problems.append(f"{path}: {key}: {_describe(model, item)}")
+    except ValidationError:
+        for loc, message in _problems(model, body):
+            key = ".".join(str(part) for part in prefix + loc) or "(top level)"
+            problems.append(f"{path}: {key}: {message}")
         return None
+
+
+def _problems(model: type[FrozenModel], body: Any, retries: int = 3) -> list[tuple[tuple, str]]:
+    """Every problem of ``body`` as ``model``: (location, message), those under misspelled keys included."""
+    try:
+        model.model_validate(body)
+        return []
+    except ValidationError as error:
+        items = error.errors()
+    found = [(tuple(item["loc"]), _describe(model, item)) for item in items]
+    for item in items:
+        loc = tuple(item["loc"])
+        if item["type"] != "extra_forbidden" or retries == 0:
+            continue
+        hint = difflib.get_close_matches(str(loc[-1]), _keys_at(model, loc[:-1]), n=1)
+        parent = _at(body, loc[:-1])
+        if not hint or not isinstance(parent, dict) or hint[0] in parent:
+            continue
+        corrected = _replaced(body, loc[:-1], {hint[0] if k == loc[-1] else k: v for k, v in parent.items()})
+        fixed = loc[:-1] + (hint[0],)
+        found += [(loc + inner[len(fixed):], message) for inner, message in _problems(model, corrected, retries - 1)
+                  if inner[:len(fixed)] == fixed and len(inner) > len(fixed)]
+    return list(dict.fromkeys(found))
+
+
+def _at(body: Any, loc: tuple) -> Any:
+    for part in loc:
+        body = body[part] if isinstance(body, (dict, list)) else None
+    return body
+
+
+def _replaced(body: Any, loc: tuple, value: Any) -> Any:
+    """A copy of ``body`` with the value at ``loc`` replaced (the original is left as it is)."""
+    if not loc:
+        return value
+    head, rest = loc[0], loc[1:]
+    if isinstance(body, dict):
+        return {**body, head: _replaced(body[head], rest, value)}
+    copy = list(body)
+    copy[head] = _replaced(body[head], rest, value)
+    return copy
 
 
 def _describe(model: type[FrozenModel], item: Mapping[str, Any]) -> str:
@@ -316,12 +502,12 @@ def _describe(model: type[FrozenModel], item: Mapping[str, Any]) -> str:
         choices = re.findall(r"'([^']*)'", item["ctx"]["expected"])
         hint = difflib.get_close_matches(str(item["input"]), choices, n=1)
         suggestion = f"; did you mean {hint[0]!r}?" if hint else ""
-        return f"{item['input']!r} is not one of {', '.join(choices)}{suggestion}"
+        return f"{short_repr(item['input'])} is not one of {', '.join(choices)}{suggestion}"
     if kind == "missing":
         return "required key is missing"
     if kind == "value_error":
         return str(item["ctx"]["error"])
-    return f"{item['msg']} (got {item['input']!r})"
+    return f"{item['msg']} (got {short_repr(item['input'])})"
 
 
 def _keys_at(model: type[FrozenModel], loc: tuple) -> list[str]:
@@ -330,9 +516,14 @@ def _keys_at(model: type[FrozenModel], loc: tuple) -> list[str]:
     for part in loc:
         annotation = _unwrap(annotation)
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            annotation = annotation.model_fields[part].annotation
+            fields = {field.alias or name: field for name, field in annotation.model_fields.items()}
+            if part not in fields:
+                return []
+            annotation = fields[part].annotation
         elif typing.get_origin(annotation) is dict:
             annotation = typing.get_args(annotation)[1]
+        else:
+            return []
     annotation = _unwrap(annotation)
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return [field.alias or name for name, field in annotation.model_fields.items()]

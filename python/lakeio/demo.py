@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import time
 from typing import TYPE_CHECKING
@@ -85,7 +86,8 @@ class _RecordPrinter(logging.Handler):
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--conf", default="conf", help="configuration folder (default: conf)")
+    parser.add_argument("--conf", default=os.environ.get("LAKEIO_CONF", "conf"),
+                        help="configuration folder (default: $LAKEIO_CONF, else conf)")
     parser.add_argument("--env", default=None, help="environment (default: $LAKEIO_ENV or local)")
     parser.add_argument("--engine", choices=["auto", "arrow", "spark"], default=None)
     parser.add_argument("--refresh", action="store_true", help="rewrite the flights table")

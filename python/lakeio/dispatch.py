@@ -44,7 +44,7 @@ def choose_engine(requested: str | None, bound: str | None, environment: str, da
         return "spark", "auto: the data is a Spark DataFrame"
     if scan_bytes is None or arrow_max_bytes is None:
         return "arrow", "auto: not Spark data, in-process"
-    size, limit = _readable(scan_bytes), _readable(arrow_max_bytes)
+    size, limit = readable_size(scan_bytes), readable_size(arrow_max_bytes)
     if scan_bytes <= arrow_max_bytes:
         return "arrow", f"auto: pruned scan {size} <= arrow_max_bytes {limit}"
     if not spark_installed:
@@ -52,8 +52,14 @@ def choose_engine(requested: str | None, bound: str | None, environment: str, da
     return "spark", f"auto: pruned scan {size} > arrow_max_bytes {limit}"
 
 
-def _readable(size: int) -> str:
-    for unit, scale in (("GiB", 2**30), ("MiB", 2**20)):
+def readable_size(size: float) -> str:
+    """Bytes as a person reads them: the largest unit of which there is at least a tenth.
+
+    Example:
+        >>> readable_size(5 * 2**30), readable_size(40 * 2**20), readable_size(3_000), readable_size(12)
+        ('5.0 GiB', '40.0 MiB', '2.9 KiB', '12 B')
+    """
+    for unit, scale in (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
         if size >= scale / 10:
             return f"{size / scale:.1f} {unit}"
-    return f"{size / 2**10:.1f} KiB"
+    return f"{size:.0f} B"

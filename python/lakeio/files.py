@@ -8,6 +8,9 @@ A plain dataset has no log, so lakeio gives its writes one protocol, the same fo
    by :func:`rows_per_file` to about ``target_file_size``;
 3. :func:`commit` moves them in, replacing the folders the mode replaces (:func:`replaced_folders`),
    and undoes every move if one fails, so a failed or refused write leaves the old data as it was.
+   It runs under the dataset's :class:`CommitLog` (a lock and a journal of the planned moves), so
+   commits are serialised, readers see one commit's files, and a commit whose writer was killed is
+   completed or rolled back by the next write (docs/guide/reliability.md).
 
 Delta tables get the same guarantee from the Delta log and do not come here.
 """
@@ -16,15 +19,21 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import decimal
+import hashlib
 import json
 import logging
+import os
 import posixpath
+import re
+import socket
+import time
 import uuid
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, TypeVar
 
 from lakeio.engines import text
-from lakeio.errors import SchemaMismatchError, storage_error
+from lakeio.errors import SchemaMismatchError, StorageError, storage_error
 from lakeio.predicate import And, Compare, IsNull, Or, Predicate, to_arrow
 
 if TYPE_CHECKING:
@@ -33,8 +42,10 @@ if TYPE_CHECKING:
 
     from lakeio.config import Options
     from lakeio.metrics import IORecord
-    from lakeio.requests import WriteRequest
-    from lakeio.storage import Location
+    from lakeio.requests import ScanPlan, WriteRequest
+    from lakeio.storage import Location, Storage
+
+T = TypeVar("T")
 
 # Rows of the data written to memory to learn its size per row on disk (for target_file_size).
 SIZE_SAMPLE_ROWS = 50_000
@@ -81,13 +92,32 @@ def open_dataset(filesystem, location: Location, format: str, partitioned: bool,
     return dataset if unified == dataset.schema else open_(unified)
 
 
-def write(request: WriteRequest, filesystem, incoming: pa.Table, stage: Stage, record: IORecord, *,
+def read_consistently(storage: Storage, plan: ScanPlan, listing: Callable[[], T]) -> T:
+    """``listing()`` (which lists the plan's files) run so that it sees one commit's files
+    (:meth:`CommitLog.consistent`); an interrupted commit's error names the command that ends it."""
+    command = f"lakeio --env {plan.env} recover {plan.dataset}"
+    return CommitLog(storage, plan.location, plan.describe()).consistent(listing, command)
+
+
+def vanished(error: OSError) -> bool:
+    """True when pyarrow's ``error`` says a file is not there (locally or on S3)."""
+    said = str(error)
+    return isinstance(error, FileNotFoundError) or "NO_SUCH_KEY" in said or "does not exist" in said
+
+
+def replaced_while_read(plan: ScanPlan, error: OSError) -> StorageError:
+    return StorageError(f"{plan.describe()}: writes kept replacing the dataset's files while it was read "
+                        f"({error}); read it again")
+
+
+def write(request: WriteRequest, storage: Storage, incoming: pa.Table, stage: Stage, record: IORecord, *,
           empty: bool) -> None:
     """Writes a plain dataset by the protocol above; ``stage`` is the engine's part.
 
     Args:
         request: the write.
-        filesystem: the pyarrow filesystem of the request's location.
+        storage: the environment's storage (its filesystem and, on S3, the client of the commit's
+            conditional puts).
         incoming: the data's first rows (or a table of no rows with its schema): checked against
             the dataset's schema.
         stage: writes the data under the staging folder (see :data:`Stage`).
@@ -95,10 +125,14 @@ def write(request: WriteRequest, filesystem, incoming: pa.Table, stage: Stage, r
         empty: the data has no rows: an append or partition overwrite of existing data is a no-op.
 
     Raises:
-        StorageError: data exists and the mode is ``error``, or a step failed (nothing changed).
+        StorageError: data exists and the mode is ``error``, another write committed meanwhile, or
+            a step failed (nothing changed).
         SchemaMismatchError: the data's columns or types differ from the dataset's.
     """
-    location = request.location
+    location, filesystem = request.location, storage.filesystem(request.location)
+    log = CommitLog(storage, location, request.describe())
+    log.recover_abandoned()
+    seen = log.last_commit()
     present = exists(filesystem, location)
     if present and request.mode == "error":
         raise request.already_exists()
@@ -110,10 +144,17 @@ def write(request: WriteRequest, filesystem, incoming: pa.Table, stage: Stage, r
         record.rows, record.files_written = 0, 0  # no rows: no partition to add or replace
         return
     token = uuid.uuid4().hex[:12]
-    staging = f"{location.path}.lakeio-staging-{token}"
+    staging = f"{location.path}{STAGING_MARK}{token}.{_writer_tag()}"
     try:
         written, filled = stage(staging, token)
-        commit(filesystem, location, staging, replaced_folders(request, existing, filled), token)
+        _step("staged")
+        with log.held(token):
+            if request.mode != "append" and log.last_commit() != seen:
+                # Its replaced folders were chosen from data another write has replaced since.
+                raise StorageError(f"{request.describe()}: another write committed to the dataset while this "
+                                   f"{request.mode} was staged; nothing was written: run it again")
+            log.sweep(filesystem)
+            commit(filesystem, location, staging, replaced_folders(request, existing, filled), token, log)
     except BaseException as error:
         with contextlib.suppress(Exception):
             filesystem.delete_dir(staging)
@@ -192,6 +233,10 @@ def encoded(table: pa.Table, format: str, options: Options) -> bytes:
 
 
 def json_lines(table: pa.Table) -> bytes:
+    """One JSON object per row. Decimals are exact JSON numbers, digit for digit (as Spark writes
+    them), never floats: each is written as a marked string first, then unquoted."""
+    marker = f"decimal-{uuid.uuid4().hex}:"
+
     def default(value):
         if isinstance(value, (dt.date, dt.datetime, dt.time)):
             return value.isoformat()
@@ -201,10 +246,12 @@ def json_lines(table: pa.Table) -> bytes:
             return base64.b64encode(value).decode()
         if isinstance(value, dt.timedelta):
             return value.total_seconds()
-        return float(value)  # Decimal: a JSON number, as Spark writes it
+        if isinstance(value, decimal.Decimal):
+            return f"{marker}{value}"
+        return float(value)
 
-    return "".join(json.dumps(row, default=default, ensure_ascii=False) + "\n"
-                   for row in table.to_pylist()).encode()
+    text = "".join(json.dumps(row, default=default, ensure_ascii=False) + "\n" for row in table.to_pylist())
+    return re.sub(f'"{re.escape(marker)}([^"]*)"', r"\1", text).encode()
 
 
 def partition_predicate(key: dict) -> Predicate:
@@ -286,15 +333,18 @@ def as_read_schema(sample: pa.Table, format: str, options: Options) -> pa.Schema
     return text.held_by_both(read_format(format, options).inspect(pa.BufferReader(encoded(sample, format, options))))
 
 
-def commit(filesystem, location: Location, staging: str, replaced: list[str] | None, token: str) -> None:
+def commit(filesystem, location: Location, staging: str, replaced: list[str] | None, token: str,
+           log: CommitLog) -> None:
     """Moves the staged files into the dataset. ``replaced`` lists the folders (relative to the
     root, ``""`` for the root itself) whose old contents the staged ones replace; None adds files.
-    If a move fails, the moves already made are undone, so the old data stays as it was.
 
-    Locally each replaced folder is swapped with two renames, so readers see its old or its new
-    contents. S3 has no rename: the new objects move in first (under names no old object has), then
-    the replaced folders' old objects move aside to ``<root>.lakeio-retired-*`` and are deleted once
-    all are aside; until then every step can be undone.
+    Every move is planned first and written to the commit log (``log``, held by this write), so
+    whatever stops the commit, a failure here or a kill of the process, the moves made can be
+    undone: here at once, or by the next write or ``lakeio recover`` from the log.
+
+    Locally each replaced folder is swapped with two renames. S3 has no rename: the new objects
+    move in first (under names no old object has), then the replaced folders' old objects move
+    aside to ``<root>.lakeio-retired-*`` and are deleted once all are aside.
     """
     from pyarrow import fs as pafs
 
@@ -307,36 +357,300 @@ def commit(filesystem, location: Location, staging: str, replaced: list[str] | N
         return [info.path for info in filesystem.get_file_info(pafs.FileSelector(folder, recursive=True))
                 if info.type == pafs.FileType.File]
 
-    def move(source: str, target: str) -> None:
-        filesystem.create_dir(posixpath.dirname(target), recursive=True)
-        filesystem.move(source, target)
-        done.append((target, source))
-
-    root, retired = location.path, f"{location.path}.lakeio-retired-{token}"
-    done: list[tuple[str, str]] = []  # (moved to, moved from), to undo in reverse
+    root, retired = location.path, f"{location.path}{RETIRED_MARK}{token}"
+    moves: list[tuple[str, str]] = []  # (from, to), in order
+    if location.scheme == "file" and replaced is not None:
+        for folder in replaced:
+            if exists(_joined(root, folder)):
+                moves.append((_joined(root, folder), _joined(retired, folder)))
+            if exists(_joined(staging, folder)):
+                moves.append((_joined(staging, folder), _joined(root, folder)))
+    else:
+        staged = files_under(staging)
+        moves += [(path, root + path[len(staging):]) for path in staged]
+        new = {target for _, target in moves}
+        for folder in replaced or ():  # S3: the old objects step aside, where an undo finds them
+            moves += [(path, retired + path[len(root):]) for path in files_under(_joined(root, folder))
+                      if path not in new]
+    log.begin(moves, [staging, retired])
     try:
-        if location.scheme == "file" and replaced is not None:
-            for folder in replaced:
-                if exists(_joined(root, folder)):
-                    move(_joined(root, folder), _joined(retired, folder))
-                if exists(_joined(staging, folder)):
-                    move(_joined(staging, folder), _joined(root, folder))
-        else:
-            for path in files_under(staging):
-                move(path, root + path[len(staging):])
-            new = {target for target, _ in done}
-            for folder in replaced or ():  # S3: the old objects step aside, where an undo finds them
-                for path in files_under(_joined(root, folder)):
-                    if path not in new:
-                        move(path, retired + path[len(root):])
+        for number, (source, target) in enumerate(moves, 1):
+            filesystem.create_dir(posixpath.dirname(target), recursive=True)
+            filesystem.move(source, target)
+            _step(f"moved-{number}")
     except BaseException:
-        for target, source in reversed(done):
-            filesystem.move(target, source)
+        undo(filesystem, moves, location.scheme == "file")  # if this fails too, the log stays for the next write to finish
+        log.undone()
         _remove_quietly(filesystem, retired)  # the empty folders the undone moves leave
         raise
+    log.committed()
     # Committed: what is left over is litter, not a reason to call the write failed.
     for leftover in (staging, retired):
         _remove_quietly(filesystem, leftover)
+    _step("cleaned")
+
+
+def undo(filesystem, moves: list[tuple[str, str]], renames: bool) -> None:
+    """Undoes those of ``moves`` that were made, in reverse. A move made left its target and no
+    source. With ``renames`` (local files) a move is made or not; on S3 it is a copy then a
+    delete to a target no object had, so one stopped half way left both: the copy goes."""
+    from pyarrow import fs as pafs
+
+    for source, target in reversed(moves):
+        there = filesystem.get_file_info([source, target])
+        if there[1].type == pafs.FileType.NotFound:
+            continue
+        if there[0].type == pafs.FileType.NotFound:
+            filesystem.create_dir(posixpath.dirname(source), recursive=True)
+            filesystem.move(target, source)
+        elif not renames:
+            filesystem.delete_file(target)
+
+
+# Where a commit's files wait, beside the root: <root><mark><token>[.<writer tag>].
+STAGING_MARK, RETIRED_MARK = ".lakeio-staging-", ".lakeio-retired-"
+# A commit log or staging folder whose writer is on another machine counts as abandoned this long
+# after it started (on this machine: as soon as its process is gone).
+ABANDONED_AFTER_S = 600.0
+# How long a read waits for a commit in progress, and a write for another's commit, to finish.
+WAIT_FOR_COMMIT_S = 60.0
+
+# Called with the name of each step of a commit ("staged", "locked", "moved-<n>", "committed",
+# "cleaned", "marked"): the seam the kill tests use to stop a writer at every step.
+step_hook: Callable[[str], None] | None = None
+
+
+def _step(name: str) -> None:
+    if step_hook is not None:
+        step_hook(name)
+
+
+def _writer_tag() -> str:
+    """Who writes, and since when: this machine (hashed), this process, the time (hex)."""
+    host = hashlib.sha1(socket.gethostname().encode()).hexdigest()[:8]
+    return f"{host}-{os.getpid():x}-{int(time.time()):x}"
+
+
+def _abandoned(host: str, pid: int, started: float) -> bool:
+    """True when the writer that left a log or folder so tagged can no longer be writing."""
+    if host == hashlib.sha1(socket.gethostname().encode()).hexdigest()[:8]:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            return False
+        return False
+    return time.time() - started > ABANDONED_AFTER_S
+
+
+def _entry_abandoned(entry: dict) -> bool:
+    host, pid, started = entry["writer"].split("-")
+    return entry.get("abandoned", False) or _abandoned(host, int(pid, 16), int(started, 16))
+
+
+class CommitLog:
+    """The commit log of one plain dataset: two small objects beside its root.
+
+    ``<root>.lakeio-commit`` exists while a commit is made: created only if absent (a conditional
+    put on S3, an exclusive create locally), it is the lock that serialises writers and the
+    journal of the commit's planned moves. ``<root>.lakeio-committed`` names the last commit: a
+    reader that sees the same one, and no commit in progress, before and after listing the files
+    has listed one commit's files (:meth:`consistent`).
+    """
+
+    def __init__(self, storage: Storage, location: Location, describe: str):
+        self.storage, self.location, self.describe = storage, location, describe
+        # Beside the root, not in it: a local commit may move the root itself aside.
+        self.journal, self.marker = f"{location.path}.lakeio-commit", f"{location.path}.lakeio-committed"
+        self._held: dict | None = None
+        self._moving = False  # moves made and not undone: the log must outlive this process's commit
+
+    # -- the two objects ----------------------------------------------------------------------
+
+    def _read(self, path: str) -> bytes | None:
+        if self.location.scheme == "file":
+            try:
+                with open(path, "rb") as file:
+                    return file.read()
+            except FileNotFoundError:
+                return None
+        bucket, key = path.split("/", 1)
+        try:
+            return self.storage.s3_client.get_object(Bucket=bucket, Key=key)["Body"].read()
+        except self.storage.s3_client.exceptions.NoSuchKey:
+            return None
+
+    def _put(self, path: str, body: bytes, *, only_if_absent: bool = False) -> bool:
+        """Writes ``body`` at ``path`` at once (readers see all or nothing); False when
+        ``only_if_absent`` and something is there."""
+        if self.location.scheme == "file":
+            if only_if_absent:
+                try:
+                    with open(path, "xb") as file:
+                        file.write(body)
+                    return True
+                except FileExistsError:
+                    return False
+            partial = f"{path}.{uuid.uuid4().hex[:8]}.tmp"
+            with open(partial, "wb") as file:
+                file.write(body)
+            os.replace(partial, path)
+            return True
+        from botocore.exceptions import ClientError
+
+        bucket, key = path.split("/", 1)
+        try:
+            self.storage.s3_client.put_object(Bucket=bucket, Key=key, Body=body,
+                                              **({"IfNoneMatch": "*"} if only_if_absent else {}))
+        except ClientError as error:
+            if only_if_absent and error.response.get("Error", {}).get("Code") in ("PreconditionFailed", "412"):
+                return False
+            raise
+        return True
+
+    def _delete(self, path: str) -> None:
+        if self.location.scheme == "file":
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(path)
+            return
+        bucket, key = path.split("/", 1)
+        self.storage.s3_client.delete_object(Bucket=bucket, Key=key)
+
+    def in_progress(self) -> dict | None:
+        """The journal of the commit in progress (or interrupted), or None."""
+        body = self._read(self.journal)
+        return None if body is None else json.loads(body)
+
+    def last_commit(self) -> str | None:
+        """The token of the last commit (None before lakeio's first)."""
+        body = self._read(self.marker)
+        return None if body is None else json.loads(body)["token"]
+
+    # -- writers ------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def held(self, token: str) -> Iterator[None]:
+        """The lock: waits up to :data:`WAIT_FOR_COMMIT_S` for another write's commit (rolling
+        back one whose writer is gone), then holds the log until the commit is done."""
+        entry = {"token": token, "writer": _writer_tag(), "started": time.time(), "state": "locked",
+                 "dataset": self.describe}
+        deadline = time.monotonic() + WAIT_FOR_COMMIT_S
+        while not self._put(self.journal, json.dumps(entry).encode(), only_if_absent=True):
+            if not self.recover_abandoned() and time.monotonic() > deadline:
+                raise StorageError(f"{self.describe}: another write is committing to the dataset (its log "
+                                   f"{self.journal} is {WAIT_FOR_COMMIT_S:.0f} s old); nothing was written")
+            time.sleep(0.05)
+        self._held = entry
+        _step("locked")
+        try:
+            yield
+            if entry.get("state") == "committed":
+                self._put(self.marker, json.dumps({"token": token, "at": time.time()}).encode())
+                _step("marked")
+        finally:
+            self._held = None
+            if self._moving:  # a failed undo: whoever comes next rolls the commit back
+                self._put(self.journal, json.dumps({**entry, "abandoned": True}).encode())
+            else:
+                self._delete(self.journal)
+
+    def begin(self, moves: list[tuple[str, str]], leftovers: list[str]) -> None:
+        """Journals the planned moves before the first is made."""
+        assert self._held is not None
+        self._held.update(state="moving", moves=moves, leftovers=leftovers)
+        self._put(self.journal, json.dumps(self._held).encode())
+        self._moving = True
+
+    def undone(self) -> None:
+        """Notes that the moves made were undone: the dataset is as it was."""
+        self._moving = False
+
+    def committed(self) -> None:
+        """Journals that every move is made: from now on the commit is only completed, never undone."""
+        assert self._held is not None
+        self._held["state"] = "committed"
+        self._put(self.journal, json.dumps(self._held).encode())
+        self._moving = False
+        _step("committed")
+
+    def sweep(self, filesystem) -> None:
+        """Deletes the staging and retired folders beside the root that no live write owns (run
+        holding the lock: a retired folder is then always litter)."""
+        from pyarrow import fs as pafs
+
+        parent, name = posixpath.split(self.location.path)
+        if filesystem.get_file_info(parent).type != pafs.FileType.Directory:
+            return
+        for info in filesystem.get_file_info(pafs.FileSelector(parent)):
+            base = posixpath.basename(info.path)
+            if base.startswith(name + RETIRED_MARK) or \
+                    (base.startswith(name + STAGING_MARK) and self._staging_abandoned(base)):
+                _remove_quietly(filesystem, info.path)
+
+    @staticmethod
+    def _staging_abandoned(name: str) -> bool:
+        tag = name.rsplit(STAGING_MARK, 1)[1].partition(".")[2].split("-")
+        if len(tag) != 3:
+            return True  # no writer tag: left by an older lakeio
+        return _abandoned(tag[0], int(tag[1], 16), int(tag[2], 16))
+
+    def recover_abandoned(self) -> bool:
+        """Finishes a commit whose writer is gone: one that had made all its moves is completed,
+        one that had not is rolled back; either way its leftovers go. False if there is none."""
+        entry = self.in_progress()
+        if entry is None or not _entry_abandoned(entry):
+            return False
+        filesystem = self.storage.filesystem(self.location)
+        if entry["state"] == "moving":
+            undo(filesystem, [tuple(move) for move in entry["moves"]], self.location.scheme == "file")
+        for leftover in entry.get("leftovers", ()):
+            _remove_quietly(filesystem, leftover)
+        if exists(filesystem, self.location):  # a rolled back first write leaves no root
+            self._put(self.marker, json.dumps({"token": entry["token"], "at": time.time(),
+                                               "recovered": entry["state"]}).encode())
+        self._delete(self.journal)
+        logging.getLogger(__name__).warning("lakeio: %s: %s the commit %s its writer left unfinished",
+                                            self.describe, "completed" if entry["state"] == "committed"
+                                            else "rolled back", entry["token"])
+        return True
+
+    # -- readers ------------------------------------------------------------------------------
+
+    def consistent(self, listing: Callable[[], T], recover_command: str) -> T:
+        """``listing()`` (which lists the dataset's files) run until it ran within one commit's
+        data: no commit in progress and the same last commit before and after it. Waits for a
+        commit in progress up to :data:`WAIT_FOR_COMMIT_S`.
+
+        Raises:
+            StorageError: a commit's writer is gone before finishing it (``recover_command``
+                finishes it), or commits kept the dataset changing for the whole wait.
+        """
+        deadline = time.monotonic() + WAIT_FOR_COMMIT_S
+        while True:
+            before = self._idle(recover_command)
+            result = listing()
+            if before is not None and self._idle(recover_command) == before:
+                return result
+            if time.monotonic() > deadline:
+                raise StorageError(f"{self.describe}: the dataset kept changing for {WAIT_FOR_COMMIT_S:.0f} s "
+                                   "of writes committing while it was read")
+            time.sleep(0.05)
+
+    def _idle(self, recover_command: str) -> tuple[str | None, str | None] | None:
+        """(the last commit, an abandoned log's token) when the files are one commit's: no commit
+        in progress, or one whose writer is gone before its first move or after its last; None
+        while a live writer commits."""
+        marker = self.last_commit()
+        entry = self.in_progress()
+        if entry is None:
+            return marker, None
+        if not _entry_abandoned(entry):
+            return None
+        if entry["state"] == "moving":
+            raise StorageError(f"{self.describe}: a write's commit ({entry['token']}) was interrupted half way; "
+                               f"`{recover_command}` (or the next write) rolls it back")
+        return marker, entry["token"]  # its moves all made, or none: the data is whole
 
 
 def _remove_quietly(filesystem, folder: str) -> None:

@@ -71,6 +71,7 @@ class LakeFrame:
         """Runs the read and returns an Arrow table."""
         with Timer(self._plan.record("read", self.engine, self._reason)) as record:
             table = self._engine.read_arrow(self._plan, record, self._scan)
+            record.version = self._plan.version if self._plan.version is not None else record.version
             if self._plan.contract is not None:
                 table = self._plan.contract.check_read(self._plan, table, record)
             record.rows, record.bytes = table.num_rows, table.get_total_buffer_size()

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
-from collections.abc import Sequence
-from dataclasses import dataclass
+import functools
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from lakeio.config import Options
@@ -48,6 +49,8 @@ class ResolvedDataset:
         column_types: the contract's declared (name, logical type) of non-partition columns, even
             when validation is skipped: text formats are read as these types instead of inferred.
         engine: the binding's ``engine:``, or None.
+        placeholders: the call's ``{placeholder}`` values, as (name, value) pairs.
+        on_complete: what runs when an I/O of this call ends (see :class:`~lakeio.metrics.Timer`).
     """
 
     name: str
@@ -59,6 +62,14 @@ class ResolvedDataset:
     contract: ContractBinding | None = None
     column_types: tuple[tuple[str, str], ...] = ()
     engine: str | None = None
+    placeholders: tuple[tuple[str, str], ...] = ()
+    on_complete: Callable[[ResolvedDataset, IORecord, BaseException | None], None] | None = field(
+        default=None, repr=False, compare=False)
+
+    @property
+    def partition(self) -> str | None:
+        """The call's placeholders as ``name=value/...`` (the part of the dataset a run is about), or None."""
+        return "/".join(f"{k}={v}" for k, v in self.placeholders) or None
 
     def describe(self) -> str:
         """How errors name the dataset.
@@ -71,8 +82,9 @@ class ResolvedDataset:
 
     def record(self, operation: str, engine: str, reason: str, **fields: Any) -> IORecord:
         """A new I/O record of ``operation`` on this dataset."""
+        on_complete = None if self.on_complete is None else functools.partial(self.on_complete, self)
         return IORecord(operation=operation, dataset=self.name, env=self.env, engine=engine, engine_reason=reason,
-                        format=self.format, uri=self.location.uri, **fields)
+                        format=self.format, uri=self.location.uri, on_complete=on_complete, **fields)
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,8 @@ from pydantic import BaseModel
 from lakeio.config import (
     Binding,
     EnvironmentSettings,
+    LineageSettings,
+    MetricsSinkSettings,
     Options,
     Quarantine,
     Resource,
@@ -99,8 +101,28 @@ _FIELD_DOCS: dict[type[BaseModel], dict[str, str]] = {
         "arrow_max_bytes": "engine: auto: reads whose pruned files total at most this many bytes run on Arrow.",
         "s3": "Where S3 is; keys left out come from the standard AWS variables.",
         "spark": "How lakeio builds a Spark session when none is active (spark-submit brings its own).",
-        "metrics_sink": "Where validation metrics go: logging (the lakeio.metrics logger), or a local path or "
-                        "s3:// URI for JSON-lines files.",
+        "metrics_sink": "Where validation metrics go: logging (the lakeio.metrics logger), a local path or "
+                        "s3:// URI for JSON-lines files, or {uri, format: delta, dataset, on_error}.",
+        "lineage": "OpenLineage run events of reads and writes (off by default).",
+    },
+    MetricsSinkSettings: {
+        "uri": "logging (the lakeio.metrics logger, no history), a local path or an s3:// URI.",
+        "format": "jsonl: one JSON-lines file per run under the uri; delta: one Delta table at the uri, "
+                  "appended per run.",
+        "dataset": "The catalog name a Delta metrics history reads as (lake.read(...)).",
+        "on_error": "log: a sink that cannot be written is logged and noted on the I/O record, the data's write "
+                    "goes on; raise: it fails the call.",
+    },
+    LineageSettings: {
+        "transport": "none (the default), console, file or http (needs the lineage extra).",
+        "namespace": "The OpenLineage namespace of the jobs.",
+        "job": "The job name (the pipeline step); default $LAKEIO_JOB, else <dataset>.<operation>.",
+        "path": "transport file: the file events are appended to, one JSON event per line.",
+        "url": "transport http: the lineage server, e.g. http://marquez:5000.",
+        "endpoint": "transport http: the path events are posted to.",
+        "api_key": "transport http: sent as a bearer token (write ${VAR} to take it from the environment).",
+        "timeout": "transport http: seconds per request.",
+        "retries": "transport http: retries of a failed request, with backoff (the client's default: 5).",
     },
     S3Settings: {
         "endpoint_url": "The S3 endpoint, e.g. http://127.0.0.1:9000 (default: $AWS_ENDPOINT_URL).",
@@ -119,6 +141,8 @@ _FIELD_DOCS: dict[type[BaseModel], dict[str, str]] = {
         "conf": "Spark settings of a session lakeio starts itself (values are strings: quote numbers).",
         "scratch_uri": "Where results computed by Spark are staged as Parquet for Arrow to read: a folder the "
                        "driver and every executor reach (default: a local temporary folder).",
+        "remote": "A Spark Connect server, sc://host:port: the Spark engine runs there (the server's own "
+                  "conf must bring Delta and lakeio's plugin; see the Spark Connect guide).",
     },
     _contract.ContractSpec: {
         "description": "What the dataset holds, for people.",
@@ -127,7 +151,7 @@ _FIELD_DOCS: dict[type[BaseModel], dict[str, str]] = {
                    "check's own on_fail wins. Table checks always refuse.",
         "extra_columns": "A column the contract does not list: error (fails the contract), warning, or allow.",
         "columns": "Every column, by name, with its type, nullability, checks and metrics.",
-        "checks": "Table checks: row_count and compound unique.",
+        "checks": "Table checks: row_count (bounds, or history bounds against earlier runs) and compound unique.",
     },
     _contract.ColumnSpec: {
         "type": "The logical type: string, boolean, int8..int64, float32, float64, decimal(p,s), date, timestamp "
@@ -143,8 +167,11 @@ _FIELD_DOCS: dict[type[BaseModel], dict[str, str]] = {
 # A bound or set member: YAML scalars (dates and timestamps are written as ISO 8601 strings).
 _BOUND = {"type": ["string", "number"]}
 _MEMBER = {"type": ["string", "number", "boolean"]}
-# Checks whose parameters must name at least one of these keys (the loader says "give min, max or both").
-_ONE_OF_REQUIRED: dict[type[_contract.Check], tuple[str, ...]] = {_contract.RowCount: ("min", "max")}
+# Checks whose parameters must name at least one of these keys (the loader says which it needs).
+_HISTORY_BOUNDS = ("max_change", "max_delta", "max_deviations")
+_ONE_OF_REQUIRED: dict[type[_contract.Check], tuple[str, ...]] = {
+    _contract.RowCount: ("min", "max", *_HISTORY_BOUNDS),
+    **{check: _HISTORY_BOUNDS for check in _contract.HISTORY_CHECKS}}
 
 
 def schemas() -> dict[str, dict[str, Any]]:

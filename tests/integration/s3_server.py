@@ -15,7 +15,7 @@ from collections.abc import Iterator
 @contextlib.contextmanager
 def moto_server(timeout: float = 30) -> Iterator[str]:
     """Runs a moto S3 server for the duration of the block; yields its endpoint URL."""
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     endpoint = f"http://127.0.0.1:{port}"
@@ -27,7 +27,8 @@ def moto_server(timeout: float = 30) -> Iterator[str]:
         server.wait(timeout=10)
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A port of 127.0.0.1 no one listens on now."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]

@@ -116,14 +116,12 @@ def test_a_delta_rs_writer_with_another_arbitration_is_refused(lake, monkeypatch
 
 
 def test_a_spark_session_without_the_log_store_is_refused(lake, spark, monkeypatch):
-    from pyspark import SparkConf
-
     from lakeio.spark.session import S3_LOG_STORE_CONF
 
     # The fault: a session started without lakeio's conf (a notebook's, a bare spark-submit).
-    bare = SparkConf(loadDefaults=False).setAll(
-        [(key, value) for key, value in spark.sparkContext.getConf().getAll() if key != S3_LOG_STORE_CONF])
-    monkeypatch.setattr(spark.sparkContext, "getConf", lambda: bare)
+    conf_get = spark.conf.get
+    monkeypatch.setattr(spark.conf, "get", lambda key, *default: default[0] if default and key == S3_LOG_STORE_CONF
+                        else conf_get(key, *default))
     with pytest.raises(EngineUnavailableError, match=f"single-driver log store.*--conf {S3_LOG_STORE_CONF}="):
         lake.write("events", rows(3, "append", 1), mode="append", engine="spark")
     with pytest.raises(EngineUnavailableError, match=S3_LOG_STORE_CONF):

@@ -1,4 +1,5 @@
-"""Parity: one test body per behaviour, run on both engines, on local files and on the S3 server.
+"""Parity: one test body per behaviour, run on both engines (Spark classic and on Spark Connect), on
+local files and on the S3 server.
 
 Each test writes and reads through ``engine`` only, and compares against what the Arrow engine (the
 reference) and plain pyarrow say, so the two engines give the same rows, the same Arrow schema and
@@ -20,7 +21,8 @@ from pandas.testing import assert_frame_equal
 import lakeio
 from lakeio.spark import compat
 
-ENGINES = ["arrow", "spark"]
+# "connect": engine="spark" in an environment with spark.remote (a `connect` test, see conftest.py).
+ENGINES = ["arrow", "spark", pytest.param("connect", marks=pytest.mark.connect)]
 STORAGES = ["local", "s3"]
 UTC = dt.UTC
 
@@ -31,17 +33,26 @@ def storage(request):
 
 
 @pytest.fixture(params=ENGINES)
-def engine(request):
+def engine_mode(request):
     return request.param
 
 
 @pytest.fixture
-def lake(tmp_path, storage, spark, s3_endpoint) -> lakeio.Catalog:
-    """A catalog whose datasets live under a fresh prefix of ``storage``."""
+def engine(engine_mode):
+    """The engine a test names: ``"spark"`` on Spark Connect too, where the environment makes it Connect."""
+    return "spark" if engine_mode == "connect" else engine_mode
+
+
+@pytest.fixture
+def lake(request, tmp_path, storage, spark, s3_endpoint) -> lakeio.Catalog:
+    """A catalog whose datasets live under a fresh prefix of ``storage``; its Spark is the Connect
+    server's when the test runs in the ``connect`` mode."""
     root = str(tmp_path / "data") if storage == "local" else f"s3://lakeio-test/parity/{uuid.uuid4().hex[:10]}"
     conf = tmp_path / "conf"
     conf.mkdir()
-    (conf / "lakeio.yaml").write_text(f"environments: {{{storage}: {{engine: auto}}}}\n")
+    connect = "engine_mode" in request.fixturenames and request.getfixturevalue("engine_mode") == "connect"
+    remote = f", spark: {{remote: '{request.getfixturevalue('on_connect')}'}}" if connect else ""
+    (conf / "lakeio.yaml").write_text(f"environments: {{{storage}: {{engine: auto{remote}}}}}\n")
     datasets = {
         "typed_delta": ("delta", ["part_s", "part_i"]),
         "typed_parquet": ("parquet", ["part_s", "part_i"]),
@@ -295,10 +306,10 @@ def data_file_sizes(lake: lakeio.Catalog, name: str) -> dict[str, list[int]]:
 
 @pytest.mark.parametrize("name", ["sized_delta", "sized_parquet", "sized_csv", "sized_json",
                                   "sized_delta_parts", "sized_parquet_parts"])
-def test_target_file_size_gives_files_near_the_target(lake, engine, spark, name):
+def test_target_file_size_gives_files_near_the_target(lake, engine, name):
     data = sized_table()
     if name.endswith("_parts"):  # Spark data over many tasks, each with rows of both partitions
-        data = compat.create_frame(spark, data).repartition(8)
+        data = compat.create_frame(lake.spark(), data).repartition(8)
     else:
         data = data.drop_columns(["part"])
 
@@ -472,7 +483,7 @@ def text_table() -> pa.Table:
 
 
 @pytest.mark.parametrize("name", ["stamps", "stamps_json"])
-@pytest.mark.parametrize("writer", ENGINES)
+@pytest.mark.parametrize("writer", ["arrow", "spark"])
 def test_text_written_by_either_engine_reads_alike_on_both(lake, engine, writer, name):
     lake.write(name, text_table(), engine=writer)
 

@@ -90,8 +90,12 @@ def write_table(kinds: dict[str, str], rows: list[tuple], root: str, filesystem)
                      partitioning=ds.partitioning(pa.schema([schema.field(c) for c in columns]), flavor="hive"))
 
 
-def catalog(folder: Path, uri: str, partition_by: list[str], env: str = "local", fmt: str = "parquet") -> lakeio.Catalog:
+def catalog(folder: Path, uri: str, partition_by: list[str], env: str = "local", fmt: str = "parquet",
+            remote: str | None = None) -> lakeio.Catalog:
+    """A catalog of one table ``t``; on the Spark Connect server ``remote`` when given."""
     folder.mkdir(parents=True, exist_ok=True)
+    if remote is not None:
+        (folder / "lakeio.yaml").write_text(f"environments:\n  {env}: {{spark: {{remote: '{remote}'}}}}\n")
     (folder / "resources.yaml").write_text(
         f"t:\n  format: {fmt}\n  partition_by: [{', '.join(partition_by)}]\n"
         f"  environments:\n    {env}: {{uri: \"{uri}\", engine: spark}}\n")
@@ -134,20 +138,23 @@ def helper_sample_size(spark, size: int):
         spark.conf.unset("spark.lakeio.pruning.sampleSize")
 
 
-PROPERTY = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+# spark_mode is function-scoped only to mark a Connect test's process; every example may share it.
+PROPERTY = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+                                                          HealthCheck.function_scoped_fixture])
 
 
 # -- the property, locally and on S3 -------------------------------------------------------------
 
 @settings(PROPERTY, max_examples=12)
 @given(case=pruned_cases(layouts()))
-def test_pruned_reads_equal_plain_reads_locally(spark, tmp_path_factory, case):
+def test_pruned_reads_equal_plain_reads_locally(spark_mode, tmp_path_factory, case):
     (kinds, rows), chosen, sample_size = case
     from pyarrow import fs
 
+    spark, remote = spark_mode
     root = tmp_path_factory.mktemp("layout") / "t"
     write_table(kinds, rows, str(root), fs.LocalFileSystem())
-    lake = catalog(root.parent / "conf", str(root), list(kinds))
+    lake = catalog(root.parent / "conf", str(root), list(kinds), remote=remote)
     with helper_sample_size(spark, sample_size):
         for predicate in chosen:
             assert_same_as_plain(spark, lake, predicate)
@@ -155,15 +162,16 @@ def test_pruned_reads_equal_plain_reads_locally(spark, tmp_path_factory, case):
 
 @settings(PROPERTY, max_examples=6)
 @given(case=pruned_cases(layouts()))
-def test_pruned_reads_equal_plain_reads_on_s3(spark, s3_endpoint, tmp_path_factory, case):
+def test_pruned_reads_equal_plain_reads_on_s3(spark_mode, s3_endpoint, tmp_path_factory, case):
     (kinds, rows), chosen, sample_size = case
     from lakeio.config import S3Settings
     from lakeio.storage import Storage, resolve_location
 
+    spark, remote = spark_mode
     uri = f"s3://{TEST_BUCKET}/pruning/{uuid.uuid4().hex}"
     location = resolve_location(uri, Path("/"))
     write_table(kinds, rows, location.path, Storage(S3Settings()).filesystem(location))
-    lake = catalog(tmp_path_factory.mktemp("conf"), uri, list(kinds), env="test")
+    lake = catalog(tmp_path_factory.mktemp("conf"), uri, list(kinds), env="test", remote=remote)
     with helper_sample_size(spark, sample_size):
         for predicate in chosen:
             assert_same_as_plain(spark, lake, predicate)
@@ -203,6 +211,48 @@ def test_a_read_of_ten_days_lists_ten_partitions_and_says_so(spark, daily, caplo
     assert (record["files_scanned"], record["files_total"]) == (10, None)
     assert record["extra"]["path"] == "arrow: pruned files read directly"
     assert "partitions: 10 listed of 150 (140 pruned)" in frame.explain()
+
+
+@pytest.mark.parametrize("plugin", [True, False], ids=["plugin", "client-listing"])
+def test_on_connect_a_read_of_ten_days_reads_ten_partitions_and_says_how(daily, on_connect, tmp_path, caplog,
+                                                                          monkeypatch, plugin):
+    from lakeio.spark.connect import SparkConnectEngine
+
+    if not plugin:  # the fault: a server without lakeio's plugin
+        monkeypatch.setattr(SparkConnectEngine, "has_plugin", lambda self: False)
+    lake = catalog(tmp_path / "conf", daily.location("t").path, ["dt"], remote=on_connect)
+    where = And((Compare("dt", ">=", day(20)), Compare("dt", "<=", day(29)), Compare("v", ">", 0)))
+    assert_same_as_plain(lake.spark(), lake, where)
+    frame = lake.read("t", where=where)
+    record = read_record(caplog, frame)
+    assert record["rows"] == 20 and record["extra"]["pruning"] == ("helper plugin" if plugin else "client listing")
+    assert frame.to_spark().count() == 20
+    if plugin:
+        assert (record["partitions_listed"], record["partitions_total"]) == (10, None)
+        assert record["extra"]["path"] == "arrow: pruned files read directly"
+        assert "partitions: 10 listed of 150 (140 pruned)" in frame.explain()
+    else:
+        # pyarrow types dt=2020-02-25 folders as strings, so a date filter prunes nothing client-side:
+        # Spark gets every partition's path (and filters); an int partition column prunes (below).
+        assert (record["partitions_listed"], record["partitions_total"]) == (150, 150)
+        assert record["extra"]["path"] == "spark connect: arrow batches"
+
+
+def test_on_connect_without_the_plugin_the_client_prunes_int_partitions(on_connect, tmp_path, caplog, monkeypatch):
+    from pyarrow import fs
+
+    from lakeio.spark.connect import SparkConnectEngine
+
+    monkeypatch.setattr(SparkConnectEngine, "has_plugin", lambda self: False)  # the fault: no plugin on the server
+    root = tmp_path / "t"
+    write_table({"n": "int"}, [(n, v, f"w{v}") for n in range(30) for v in range(2)], str(root), fs.LocalFileSystem())
+    lake = catalog(tmp_path / "conf", str(root), ["n"], remote=on_connect)
+    where = And((Compare("n", ">=", 10), Compare("n", "<", 15)))
+    assert_same_as_plain(lake.spark(), lake, where)
+    record = read_record(caplog, lake.read("t", where=where))
+    assert (record["partitions_listed"], record["partitions_total"], record["rows"]) == (5, 30, 10)
+    assert record["extra"] == {**record["extra"], "pruning": "client listing", "path": "arrow: pruned files read directly"}
+    assert lake.read("t", where=where).to_spark().count() == 10
 
 
 def test_partitions_that_do_not_exist_are_skipped(spark, daily, caplog):

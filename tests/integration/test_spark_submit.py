@@ -13,6 +13,7 @@ import pyspark
 import pytest
 
 from lakeio.spark import jvm
+from lakeio.spark.session import S3_LOG_STORE, S3_LOG_STORE_CONF
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -32,6 +33,7 @@ def spark_submit(package: Path, env: str, *args: str) -> subprocess.CompletedPro
         "--jars", ",".join(jvm.jar_paths()),
         "--conf", "spark.sql.extensions=io.delta.sql.DeltaSparkSessionExtension",
         "--conf", "spark.sql.catalog.spark_catalog=org.apache.spark.sql.delta.catalog.DeltaCatalog",
+        "--conf", f"{S3_LOG_STORE_CONF}={S3_LOG_STORE}",  # Delta on S3 commits by conditional put
         "--conf", "spark.sql.shuffle.partitions=2",
         "--conf", "spark.ui.enabled=false",
         "--driver-java-options", f"-Dlog4j2.configurationFile=file:{REPO / 'deploy' / 'log4j2.properties'}",

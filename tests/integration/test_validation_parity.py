@@ -202,7 +202,9 @@ def _spark_frame(spark, table: pa.Table):
     naive = [f.name for f in table.schema if pa.types.is_timestamp(f.type) and f.type.tz is None]
     for name in naive:
         table = table.set_column(table.schema.get_field_index(name), name, table[name].cast(pa.string()))
-    frame = compat.create_frame(spark, table)
+    from pyspark.sql.pandas.types import from_arrow_schema
+
+    frame = compat.create_frame(spark, table, from_arrow_schema(table.schema))  # Spark Connect infers none from no rows
     return frame.withColumns({name: F.col(name).cast("timestamp_ntz") for name in naive}) if naive else frame
 
 
@@ -213,18 +215,19 @@ def _same(a, b) -> bool:
 
 
 @pytest.mark.parametrize("case", list(CASES))
-def test_both_backends_give_the_expected_verdicts_and_metrics(case, spark, tmp_path):
+def test_both_backends_give_the_expected_verdicts_and_metrics(case, spark_mode, tmp_path):
     table, contract_text, verdicts, metrics = CASES[case]
     binding = _binding(tmp_path, contract_text)
 
     arrow, _ = binding.run_arrow(table, "validate")
-    frame = _spark_frame(spark, table)
+    session, remote = spark_mode  # classic, then Connect
+    frame = _spark_frame(session, table)
     spark_report, _ = binding.run_spark(frame, "validate", deequ=False)
     reports = [arrow, spark_report]
-    if jvm.spark_line(spark.version) in DEEQU_LINES:  # Deequ, the oracle, where the line has it
+    if remote is None and jvm.spark_line(session.version) in DEEQU_LINES:  # Deequ, the oracle, where the line has it
         deequ_report, _ = binding.run_spark(frame, "validate")
         assert deequ_report.backend == "deequ"
-        assert spark.sparkContext._gateway._callback_server is None  # no py4j callback server started
+        assert session.sparkContext._gateway._callback_server is None  # no py4j callback server started
         reports.append(deequ_report)
     assert [r.backend for r in reports[:2]] == ["arrow", "spark"]
 

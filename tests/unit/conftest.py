@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+import lakeio
+
 IO_LOGGER = "lakeio.io"
 
 
@@ -44,3 +46,28 @@ def io_records(caplog):
     records.clear = caplog.clear  # type: ignore[attr-defined]
     records.caplog = caplog  # type: ignore[attr-defined]
     return records
+
+
+@pytest.fixture
+def jars(tmp_path, monkeypatch):
+    """A jars folder laid out as `make setup` lays it out (submit and k8s manifest only list it)."""
+    folder = tmp_path / "jars"
+    (folder / "third-party").mkdir(parents=True)
+    (folder / f"lakeio-helper-{lakeio.__version__}.jar").write_bytes(b"")
+    (folder / "third-party" / "delta-spark_4.1_2.13-4.4.0.jar").write_bytes(b"")
+    monkeypatch.setenv("LAKEIO_JARS_DIR", str(folder))
+    monkeypatch.delenv("SPARK_HOME", raising=False)
+    return folder
+
+
+@pytest.fixture
+def conf_with_credentials(write_yaml, monkeypatch):
+    """A conf folder whose ``prod`` environment holds an access key written in ``lakeio.yaml`` and a
+    secret from ``$SECRET_FOR_TEST`` (``very-secret-value``): neither may appear in what a command prints."""
+    write_yaml("keys/lakeio.yaml", """
+        environments:
+          prod: {s3: {access_key_id: AKIAEXAMPLE, secret_access_key: "${SECRET_FOR_TEST}"}}
+        """)
+    resources = write_yaml("keys/resources.yaml", "t: {format: parquet, environments: {prod: {uri: s3://b/t}}}\n")
+    monkeypatch.setenv("SECRET_FOR_TEST", "very-secret-value")
+    return resources.parent

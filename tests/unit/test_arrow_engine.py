@@ -247,7 +247,7 @@ def test_explain(lake, name):
     assert set(lines) == {"dataset", "engine", "columns", "filter", "files"}
     assert name in lines["dataset"] and FORMAT[name] in lines["dataset"] and "[local]" in lines["dataset"]
     assert lake.location(name).uri in lines["dataset"]
-    assert re.fullmatch(r"arrow \(auto: pruned scan [\d.]+ KiB <= arrow_max_bytes 1\.0 GiB\)", lines["engine"].strip())
+    assert re.fullmatch(r"arrow \(auto: pruned scan [\d.]+ (KiB|B) <= arrow_max_bytes 1\.0 GiB\)", lines["engine"].strip())
     assert lines["columns"].strip() == "carrier"
     assert lines["filter"].strip() == "(`month` = 1) AND (`delay` > -100)"
     if name in PARTITIONED:
@@ -274,7 +274,7 @@ def test_read_record_fields_and_partition_pruning(lake, io_records, name):
     assert record["dataset"] == name
     assert record["env"] == "local"
     assert record["engine"] == "arrow"
-    assert re.fullmatch(r"auto: pruned scan [\d.]+ KiB <= arrow_max_bytes 1\.0 GiB", record["engine_reason"])
+    assert re.fullmatch(r"auto: pruned scan [\d.]+ (KiB|B) <= arrow_max_bytes 1\.0 GiB", record["engine_reason"])
     assert record["format"] == FORMAT[name]
     assert record["uri"] == lake.location(name).uri
     assert record["rows"] == table.num_rows == (data.month == 1).sum()

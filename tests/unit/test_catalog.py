@@ -40,12 +40,10 @@ absolute_file:
   format: parquet
   environments:
     local: {uri: "file:///abs/file/uri"}
-    prod: {uri: "gs://acme/nope"}
 bucket_only:
   format: parquet
   environments:
-    local: {uri: "s3://just-a-bucket"}
-    prod: {uri: "s3:///no-bucket"}
+    local: {uri: "s3://just-a-bucket/only"}
 """
 
 
@@ -222,17 +220,20 @@ def test_s3_uris(prod, lake):
     assert flights.spark_path == "s3a://acme-lake/flights"
     assert prod.location("delay_by_carrier", period="2013-01") == Location(
         "s3", "acme-lake/models/delay_by_carrier/2013-01")
-    assert lake.location("bucket_only") == Location("s3", "just-a-bucket")
+    assert lake.location("bucket_only") == Location("s3", "just-a-bucket/only")
 
 
-def test_unsupported_scheme_is_a_config_error(prod):
-    with pytest.raises(ConfigError, match="unsupported URI scheme 'gs'"):
-        prod.location("absolute_file")
+def test_unsupported_scheme_is_a_config_error_at_load_in_every_environment(tmp_path, write_yaml):
+    write_yaml("conf/d.yaml", "d: {format: parquet, environments: {local: {uri: a}, prod: {uri: 'gs://acme/nope'}}}")
+    with pytest.raises(ConfigError, match=r"d.environments.prod.uri: 'gs://acme/nope': unsupported URI scheme 'gs'"):
+        Catalog.load(tmp_path / "conf", env="local")
 
 
-def test_s3_uri_without_a_bucket_is_a_config_error(prod):
-    with pytest.raises(ConfigError, match="needs a bucket"):
-        prod.location("bucket_only")
+@pytest.mark.parametrize("uri", ["s3:///no-bucket", "s3://just-a-bucket", "s3://b/", "/", "s3://b/a/../c"])
+def test_a_uri_naming_no_folder_of_its_own_is_a_config_error_at_load(tmp_path, write_yaml, uri):
+    write_yaml("conf/d.yaml", f"d: {{format: parquet, environments: {{local: {{uri: '{uri}'}}}}}}")
+    with pytest.raises(ConfigError, match=r"d.environments.local.uri: .*(bucket|root|'\.\.')"):
+        Catalog.load(tmp_path / "conf", env="local")
 
 
 @pytest.mark.parametrize("uri, expected", [
@@ -245,7 +246,6 @@ def test_s3_uri_without_a_bucket_is_a_config_error(prod):
     ("s3://bucket/key/", Location("s3", "bucket/key")),
     ("s3://bucket/a/b/c", Location("s3", "bucket/a/b/c")),
     ("s3a://bucket/key", Location("s3", "bucket/key")),
-    ("s3://bucket", Location("s3", "bucket")),
 ])
 def test_resolve_location(uri, expected):
     assert resolve_location(uri, Path("/base")) == expected
@@ -348,22 +348,29 @@ def test_storage_settings_win_over_aws_variables(no_aws_env, monkeypatch):
     }
 
 
+# s3a retries transient faults to the bound pyarrow's and boto3's clients have.
+RETRIES = {"spark.hadoop.fs.s3a.attempts.maximum": "10", "spark.hadoop.fs.s3a.retry.limit": "10",
+           "spark.hadoop.fs.s3a.retry.interval": "100ms", "spark.hadoop.fs.s3a.retry.throttle.limit": "10",
+           "spark.hadoop.fs.s3a.retry.throttle.interval": "100ms"}
+
+
 def test_hadoop_conf_matches_the_same_endpoint(no_aws_env):
     conf = Storage(S3Settings(region="us-west-2", endpoint_url="http://localhost:9000",
                               access_key_id="k", secret_access_key="s")).hadoop_conf()
     assert conf == {
+        **RETRIES,
         "spark.hadoop.fs.s3a.endpoint.region": "us-west-2",
         "spark.hadoop.fs.s3a.endpoint": "http://localhost:9000",
         "spark.hadoop.fs.s3a.path.style.access": "true",
         "spark.hadoop.fs.s3a.connection.ssl.enabled": "false",
         "spark.hadoop.fs.s3a.aws.credentials.provider": "org.apache.hadoop.fs.s3a.SimpleAWSCredentialsProvider",
-        "spark.hadoop.fs.s3a.access.key": "k",
-        "spark.hadoop.fs.s3a.secret.key": "s",
     }
-    with_token = Storage(S3Settings(access_key_id="k", secret_access_key="s", session_token="t")).hadoop_conf()
-    assert with_token["spark.hadoop.fs.s3a.aws.credentials.provider"].endswith("TemporaryAWSCredentialsProvider")
-    assert with_token["spark.hadoop.fs.s3a.session.token"] == "t"
-    assert Storage(S3Settings()).hadoop_conf() == {"spark.hadoop.fs.s3a.endpoint.region": "us-east-1"}
+    with_token = Storage(S3Settings(access_key_id="k", secret_access_key="s", session_token="t"))
+    assert with_token.hadoop_conf()["spark.hadoop.fs.s3a.aws.credentials.provider"].endswith(
+        "TemporaryAWSCredentialsProvider")
+    assert with_token.hadoop_credentials() == {"fs.s3a.access.key": "k", "fs.s3a.secret.key": "s",
+                                               "fs.s3a.session.token": "t"}
+    assert Storage(S3Settings()).hadoop_conf() == {**RETRIES, "spark.hadoop.fs.s3a.endpoint.region": "us-east-1"}
 
 
 def test_catalog_storage_uses_the_environment_s3_settings(tmp_path, write_yaml, no_aws_env):

@@ -68,7 +68,7 @@ def test_python_dash_m_lakeio_prints_the_help():
     run = subprocess.run([sys.executable, "-m", "lakeio", "--help"], capture_output=True, text=True,
                          env={"PYTHONPATH": str(REPO / "python")}, timeout=60)
     assert run.returncode == 0, run.stderr
-    for command in ("datasets", "describe", "explain", "head", "validate", "contract", "submit", "run"):
+    for command in ("datasets", "describe", "explain", "head", "validate", "contract", "submit", "k8s", "run"):
         assert command in run.stdout
 
 
@@ -172,18 +172,6 @@ def test_contract_init_skeleton_validates_the_data_it_came_from(scores):
     assert CliRunner().invoke(cli, ["--env", "dev", "validate", "scores"]).exit_code == 0
 
 
-@pytest.fixture
-def jars(tmp_path, monkeypatch):
-    """A jars folder laid out as `make setup` lays it out (submit only lists it)."""
-    folder = tmp_path / "jars"
-    (folder / "third-party").mkdir(parents=True)
-    (folder / f"lakeio-helper-{lakeio.__version__}.jar").write_bytes(b"")
-    (folder / "third-party" / "delta-spark_4.1_2.13-4.4.0.jar").write_bytes(b"")
-    monkeypatch.setenv("LAKEIO_JARS_DIR", str(folder))
-    monkeypatch.delenv("SPARK_HOME", raising=False)
-    return folder
-
-
 def test_submit_dry_run_prints_the_spark_submit_command(jars, tmp_path):
     dist = tmp_path / "dist"
     driver = REPO / "deploy" / "demo_driver.py"
@@ -207,15 +195,9 @@ def test_submit_dry_run_prints_the_spark_submit_command(jars, tmp_path):
     assert not any("__pycache__" in name for name in names)
 
 
-def test_submit_never_prints_credentials(jars, tmp_path, write_yaml, monkeypatch):
-    write_yaml("keys/lakeio.yaml", """
-        environments:
-          prod: {s3: {access_key_id: AKIAEXAMPLE, secret_access_key: "${SECRET_FOR_TEST}"}}
-        """)
-    write_yaml("keys/resources.yaml", "t: {format: parquet, environments: {prod: {uri: s3://b/t}}}\n")
-    monkeypatch.setenv("SECRET_FOR_TEST", "very-secret-value")
+def test_submit_never_prints_credentials(jars, tmp_path, conf_with_credentials):
     result = lakeio_command("submit", str(REPO / "deploy" / "demo_driver.py"), "--dist", str(tmp_path / "d"),
-                            "--dry-run", conf=str(tmp_path / "keys"), env="prod")
+                            "--dry-run", conf=str(conf_with_credentials), env="prod")
     assert result.exit_code == 0
     assert "very-secret-value" not in result.output and "AKIAEXAMPLE" not in result.output
 

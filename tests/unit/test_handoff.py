@@ -1,5 +1,5 @@
-"""Where Spark stages what it hands to Arrow (no JVM: only the session's master is consulted,
-given here by a stand-in for a session on a cluster)."""
+"""Where Spark stages what it hands to Arrow (no JVM: only the session's ``spark.master`` conf is
+consulted, given here by a stand-in for a session on a cluster)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from lakeio.storage import Location
 
 
 def session_on(master: str):
-    return SimpleNamespace(sparkContext=SimpleNamespace(master=master))
+    return SimpleNamespace(conf=SimpleNamespace(get=lambda key, default=None: master if key == "spark.master" else default))
 
 
 def test_a_cluster_without_a_scratch_uri_is_refused_with_what_to_set():

@@ -151,6 +151,12 @@ CONTRACTS = {  # id: (contract text, accepted)
     "row_count without bounds": (contract_with(table_checks="[row_count]"), False),
     "row_count with no bound": (contract_with(table_checks="[{row_count: {severity: warning}}]"), False),
     "compound unique as a string": (contract_with(table_checks="[{unique: id}]"), False),
+    "history checks": (contract_with(
+        "[{mean: {max_change: 0.2}}, {stddev: {max_deviations: 3, window: 10}}, {count: {max_delta: 5}}]",
+        "[{row_count: {max_change: 0.5}}, {row_count: {min: 1, max_delta: 100, window: 3}}]"), True),
+    "history check without a bound": (contract_with("[{mean: {window: 3}}]"), False),
+    "history check as a bare name": (contract_with("[mean]"), False),
+    "negative history bound": (contract_with("[{max: {max_change: -1}}]"), False),
     "misspelled metric": (contract_with(metrics="[mean, stdev]"), False),
     "metric twice": (contract_with(metrics="[mean, mean]"), False),
     "misspelled type": ("columns:\n  a: {type: integer}\n", False),
@@ -223,6 +229,15 @@ SETTINGS = {
             spark: {master: "local[2]", app_name: x, conf: {spark.sql.shuffle.partitions: "8"},
                     scratch_uri: "s3://b/tmp"}
         """, True),
+    "metrics history and lineage": ("""
+        environments:
+          local:
+            metrics_sink: {uri: "s3://b/_metrics", format: delta, dataset: history, on_error: raise}
+            lineage: {transport: http, url: "http://127.0.0.1:5000", endpoint: api/v1/lineage, api_key: k,
+                      namespace: ns, job: step, timeout: 2, retries: 1}
+        """, True),
+    "misspelled sink format": ("environments:\n  local: {metrics_sink: {uri: m, format: detla}}\n", False),
+    "unknown lineage transport": ("environments:\n  local: {lineage: {transport: kafka}}\n", False),
     "unknown environment key": ("environments:\n  local: {engin: arrow}\n", False),
     "misspelled s3 key": ("environments:\n  local: {s3: {endpoint: x}}\n", False),
     "unquoted spark conf number": ("environments:\n  local: {spark: {conf: {spark.sql.shuffle.partitions: 8}}}\n",

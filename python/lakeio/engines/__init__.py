@@ -8,8 +8,8 @@ read, a session for Spark-side validation). Engines are made by name from one re
 (:func:`create_engine`); a new engine mode is a new class registered here, with no edits elsewhere.
 
 Built in: ``arrow`` (:mod:`lakeio.engines.arrow`, in-process, no JVM) and ``spark``
-(:mod:`lakeio.spark.engine`). Modules are imported only when an engine is made, so
-``import lakeio`` stays light.
+(:mod:`lakeio.spark.engine` on a classic session, :mod:`lakeio.spark.connect` on Spark Connect).
+Modules are imported only when an engine is made, so ``import lakeio`` stays light.
 """
 
 from __future__ import annotations
@@ -102,7 +102,7 @@ EngineFactory = Callable[["EnvironmentSettings", "Storage"], Engine]
 # Built-in engines by name, as "module:class", imported when first made.
 _REGISTRY: dict[str, str | EngineFactory] = {
     "arrow": "lakeio.engines.arrow:ArrowEngine",
-    "spark": "lakeio.spark.engine:SparkEngine",
+    "spark": "lakeio.spark.engine:spark_engine",  # classic or Spark Connect, by the environment
 }
 
 

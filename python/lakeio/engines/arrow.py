@@ -13,9 +13,10 @@ import datetime as dt
 import itertools
 import posixpath
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from lakeio import files
 from lakeio.engines import counted, text, to_arrow_data
@@ -23,7 +24,7 @@ from lakeio.errors import ConcurrentWriteError, InvalidArgumentError, SchemaMism
 from lakeio.metrics import IORecord
 from lakeio.predicate import columns_of, to_arrow, to_sql
 from lakeio.requests import TRANSACTION_VERSION, MergeRequest, WriteRequest
-from lakeio.storage import Location, Storage
+from lakeio.storage import Location, Storage, transient
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -35,6 +36,26 @@ if TYPE_CHECKING:
 # lakeio's compression names -> delta-rs's.
 DELTA_COMPRESSION: dict[str, Literal["SNAPPY", "ZSTD", "GZIP", "UNCOMPRESSED"]] = {
     "snappy": "SNAPPY", "zstd": "ZSTD", "gzip": "GZIP", "none": "UNCOMPRESSED"}
+
+
+T = TypeVar("T")
+
+# Reads of plain files whose files a commit replaced mid-read, before that is an error; and of
+# any data that met a fault the S3 client's own retries did not ride out.
+_READ_ATTEMPTS = 3
+
+
+def _again_if_transient(plan: ScanPlan, read: Callable[[], T]) -> T:
+    """``read()``, tried again (after a pause) when S3 answered it with a transient fault the
+    client's retries gave up on, or could not retry (a GetObject into a stream already written)."""
+    for attempt in range(1, _READ_ATTEMPTS + 1):
+        try:
+            return read()
+        except Exception as error:
+            if plan.location.scheme != "s3" or attempt == _READ_ATTEMPTS or not transient(error):
+                raise
+            time.sleep(0.2 * attempt)
+    raise AssertionError("unreachable")
 
 
 class ArrowEngine:
@@ -55,6 +76,12 @@ class ArrowEngine:
 
             return DeltaTable.is_deltatable(location.uri, storage_options=self.storage.delta_options(location))
         return files.exists(self.storage.filesystem(location), location)
+
+    def delta_schema(self, location: Location) -> pa.Schema:
+        """The Arrow schema of the Delta table at ``location`` (its latest version)."""
+        from deltalake import DeltaTable
+
+        return DeltaTable(location.uri, storage_options=self.storage.delta_options(location)).to_pyarrow_dataset().schema
 
     # -- reads --------------------------------------------------------------------------------
 
@@ -87,12 +114,16 @@ class ArrowEngine:
 
     def _open(self, plan: ScanPlan) -> tuple[ds.Dataset, object]:
         """The plan's data as a pyarrow dataset, and its DeltaTable (None for plain files)."""
+        return _again_if_transient(plan, lambda: self._open_once(plan))
+
+    def _open_once(self, plan: ScanPlan) -> tuple[ds.Dataset, object]:
         try:
             if plan.format == "delta":
                 table = self._delta_table(plan)
                 return table.to_pyarrow_dataset(), table  # delta-rs's fragments carry partitions and statistics
-            return files.open_dataset(self.storage.filesystem(plan.location), plan.location, plan.format,
-                                      bool(plan.partition_by), plan.options, plan.column_types), None
+            return files.read_consistently(self.storage, plan, lambda: files.open_dataset(
+                self.storage.filesystem(plan.location), plan.location, plan.format, bool(plan.partition_by),
+                plan.options, plan.column_types)), None
         except Exception as error:
             if plan.format in text.TEXT_FORMATS and text.is_conversion_error(error):
                 # A value of a file's first rows that does not read as the contract's type.
@@ -143,6 +174,7 @@ class ArrowEngine:
         if record is not None:
             record.files_total = scan.total_files()
             record.files_scanned = len(scan.kept)
+            record.version = scan.version
         dataset = scan.dataset
         if plan.format == "delta":
             import pyarrow.dataset as ds
@@ -160,9 +192,19 @@ class ArrowEngine:
         return self.read_scan(plan, record, self.current_scan(plan, scan))
 
     def read_scan(self, plan: ScanPlan, record: IORecord, scan: Scan) -> pa.Table:
-        """The rows of ``scan``, opened for this read."""
-        with self._scanning(plan, record, scan) as scanner:
-            return scanner.to_table()
+        """The rows of ``scan``, opened for this read; opened again if a commit replaced its files
+        while they were read (plain files have no snapshot to hold on to)."""
+        for attempt in range(1, _READ_ATTEMPTS + 1):
+            try:
+                with self._scanning(plan, record, scan) as scanner:
+                    return _again_if_transient(plan, scanner.to_table)
+            except OSError as error:
+                if plan.format == "delta" or not files.vanished(error):
+                    raise
+                if attempt == _READ_ATTEMPTS:
+                    raise files.replaced_while_read(plan, error) from error
+                scan = self.open_scan(plan)
+        raise AssertionError("unreachable")
 
     def read_batches(self, plan: ScanPlan, record: IORecord,
                      scan: Scan | None = None) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
@@ -178,7 +220,12 @@ class ArrowEngine:
         def batches():
             with contextlib.ExitStack() as stack:
                 stack.push(scope)
-                yield from scanner.to_batches()
+                try:
+                    yield from scanner.to_batches()
+                except OSError as error:  # batches already yielded: reading again would repeat them
+                    if plan.format == "delta" or not files.vanished(error):
+                        raise
+                    raise files.replaced_while_read(plan, error) from error
 
         return scanner.projected_schema, batches()
 
@@ -229,8 +276,7 @@ class ArrowEngine:
         if exists and request.mode == "error":
             raise request.already_exists()
         if exists and options.schema_mode != "overwrite":
-            table_schema = DeltaTable(location.uri, storage_options=storage_options).to_pyarrow_dataset().schema
-            files.check_schema(request, table_schema, sample)
+            files.check_schema(request, self.delta_schema(location), sample)
         if exists and self.transaction_committed(request):
             request.skipped_as_repeat(record)
             return
@@ -287,8 +333,7 @@ class ArrowEngine:
             filesystem = self.storage.filesystem(request.location)
             return _write_file_dataset(request, data, sample, filesystem, staging, token), filled
 
-        files.write(request, self.storage.filesystem(request.location), sample, stage, record,
-                    empty=sample.num_rows == 0)
+        files.write(request, self.storage, sample, stage, record, empty=sample.num_rows == 0)
 
     # -- merge --------------------------------------------------------------------------------
 

@@ -17,7 +17,7 @@ from lakeio.errors import InvalidArgumentError, StorageError
 from lakeio.metrics import IORecord
 from lakeio.predicate import And, Compare, In, IsNull, Not, Predicate, quote_name, to_sql
 from lakeio.requests import TRANSACTION_VERSION, MergeRequest, WriteRequest
-from lakeio.spark import compat, handoff, pruning
+from lakeio.spark import compat, handoff, jvm, pruning
 from lakeio.spark.errors import SPARK_PATH, translated
 from lakeio.spark.session import check_delta_commits, spark_session
 from lakeio.storage import Location, Storage
@@ -30,6 +30,22 @@ if TYPE_CHECKING:
     from lakeio.requests import ScanPlan
 
 _ROWS_PER_BATCH = 65_536
+
+
+def spark_engine(settings: EnvironmentSettings, storage: Storage) -> SparkEngine:
+    """The engine registered as ``spark``: on Spark Connect
+    (:class:`~lakeio.spark.connect.SparkConnectEngine`) when the environment names a server
+    (``spark.remote``) or this process runs Spark Connect (a Connect session was made, or
+    ``SPARK_REMOTE`` is set); else on a classic session. Making it starts no session."""
+    import os
+
+    from pyspark.sql.utils import is_remote
+
+    if settings.spark.remote is not None or is_remote() or "SPARK_REMOTE" in os.environ:
+        from lakeio.spark.connect import SparkConnectEngine
+
+        return SparkConnectEngine(settings, storage)
+    return SparkEngine(settings, storage)
 
 
 class SparkEngine:
@@ -55,6 +71,10 @@ class SparkEngine:
         """The SparkSession this engine runs on (see :func:`lakeio.spark.session.spark_session`)."""
         return spark_session(self.settings, self.storage)
 
+    def _door(self) -> pruning.HelperDoor:
+        """How this engine reaches lakeio's helper: py4j."""
+        return jvm
+
     # -- reads --------------------------------------------------------------------------------
 
     def read_dataframe(self, plan: ScanPlan, record: IORecord | None = None) -> DataFrame:
@@ -74,13 +94,16 @@ class SparkEngine:
         schema = None
         with translated(plan.describe()):
             if pruning.applies(plan):
-                frame = pruning.read(spark, plan, selection or self._selection(plan, record))
+                frame = pruning.read(spark, plan, selection or self._selection(plan, record), self._door())
             elif plan.format in text.TEXT_FORMATS:
                 schema = self._arrow.text_schema(plan)
-                frame = _read_text(spark, plan, schema)
-            else:
+                frame = files.read_consistently(self.storage, plan, lambda: _read_text(spark, plan, schema))
+            elif plan.format == "delta":
                 frame = spark.read.format(plan.format).options(**_read_options(plan)).load(plan.location.spark_path)
-        plan.check_columns(frame.columns)
+            else:  # Spark lists the files here
+                frame = files.read_consistently(self.storage, plan, lambda: spark.read.format(plan.format).options(
+                    **_read_options(plan)).load(plan.location.spark_path))
+            plan.check_columns(frame.columns)  # on Spark Connect, the read is analysed only here
         if plan.predicate is not None:
             frame = frame.where(to_column(plan.predicate))
         if plan.columns is not None:
@@ -90,7 +113,8 @@ class SparkEngine:
 
     def _selection(self, plan: ScanPlan, record: IORecord | None) -> pruning.PartitionSelection:
         """The partitions (and their files) the helper selects for a pruned read, counted on ``record``."""
-        selection = pruning.select_partitions(self.session(), plan, files=True)
+        selection = files.read_consistently(
+            self.storage, plan, lambda: pruning.select_partitions(self.session(), plan, files=True, door=self._door()))
         if record is not None:
             record.partitions_listed, record.partitions_total = len(selection.paths), selection.total
         return selection
@@ -123,11 +147,15 @@ class SparkEngine:
             handoff.check_fits_in_memory(plan, handoff.estimated_memory(direct, plan.columns))
             record.extra["path"] = "arrow: pruned files read directly"
             return handoff.as_spark_types(self._arrow.read_scan(plan, record, direct))
-        record.extra["path"] = "spark: parquet hand-off"
         frame, schema = self._read(plan, record, selection)
         with translated(plan.describe(), read=(plan, schema), read_on_arrow=self._read_on_arrow(plan)):
-            table = handoff.spark_frame_to_arrow(frame, self.scratch(), self.storage)
+            table = self._collect(plan, frame, record)
         return table if schema is None else table.select(schema.names).cast(schema)
+
+    def _collect(self, plan: ScanPlan, frame: DataFrame, record: IORecord) -> pa.Table:
+        """A Spark-computed read as Arrow: written by Spark to the scratch folder, read by Arrow."""
+        record.extra["path"] = "spark: parquet hand-off"
+        return handoff.spark_frame_to_arrow(frame, self.scratch(), self.storage)
 
     def read_batches(self, plan: ScanPlan, record: IORecord,
                      scan: Scan | None = None) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
@@ -180,10 +208,10 @@ class SparkEngine:
         if not pruning.applies(plan):
             return None
         spark = self.session()
-        selection = pruning.select_partitions(spark, plan)
+        selection = pruning.select_partitions(spark, plan, door=self._door())
         total = selection.total
         if total is None:
-            total = len(pruning.select_partitions(spark, plan, prune=False).paths)
+            total = len(pruning.select_partitions(spark, plan, prune=False, door=self._door()).paths)
         return len(selection.paths), total
 
     def scratch(self) -> Location:
@@ -205,7 +233,7 @@ class SparkEngine:
         sample = compat.to_arrow(frame.limit(files.SIZE_SAMPLE_ROWS)) if table is None else table.slice(0, files.SIZE_SAMPLE_ROWS)
         frame, rows_per_file = _spread_for_file_size(request, frame, sample, None if table is None else table.num_rows)
         if request.format == "delta":
-            self._write_delta(request, frame, rows_per_file, record)
+            self._write_delta(request, frame, sample, rows_per_file, record)
         else:
             self._write_files(request, frame, sample, rows_per_file, record)
 
@@ -225,14 +253,20 @@ class SparkEngine:
         schema = from_arrow_schema(table.schema, prefer_timestamp_ntz=True)
         return compat.create_frame(self.session(), table, schema), table
 
-    def _write_delta(self, request: WriteRequest, frame: DataFrame, rows_per_file: int, record: IORecord) -> None:
+    def _write_delta(self, request: WriteRequest, frame: DataFrame, sample: pa.Table, rows_per_file: int,
+                     record: IORecord) -> None:
+        exists = self._arrow.exists(request.location, "delta")
+        if exists and request.mode != "error" and request.options.schema_mode != "overwrite":
+            # The Arrow engine's rule (Delta on Spark would fill a missing column with nulls): one answer.
+            files.check_schema(request, self._arrow.delta_schema(request.location), sample)
         # Delta itself skips a repeated txnAppId/txnVersion (the writer options); asking first says so on the record.
-        if self._arrow.exists(request.location, "delta") and self._arrow.transaction_committed(request):
+        if exists and self._arrow.transaction_committed(request):
             request.skipped_as_repeat(record)
             return
         check_delta_commits(self.session(), self.storage, request.location)
         writer = frame.write.format("delta").options(**_write_options(request, rows_per_file))
-        writer = writer.mode({"error": "errorifexists", "overwrite_partitions": "overwrite"}.get(request.mode, request.mode))
+        # "error", never its alias "errorifexists", which Spark Connect refuses
+        writer = writer.mode({"overwrite_partitions": "overwrite"}.get(request.mode, request.mode))
         if request.partition_by:
             writer = writer.partitionBy(*request.partition_by)
         with translated(request.describe(), exists=request.already_exists):
@@ -260,7 +294,7 @@ class SparkEngine:
 
         def stage(staging: str, token: str) -> tuple[list[str], list[str]]:
             writer = frame.write.format(request.format).options(**_write_options(request, rows_per_file)) \
-                .mode("errorifexists")
+                .mode("error")
             if request.partition_by:
                 writer = writer.partitionBy(*request.partition_by)
             with translated(request.describe()):
@@ -269,16 +303,13 @@ class SparkEngine:
                       if info.type == pafs.FileType.File and _is_data_file(info.path)]
             return staged, sorted({files.relative_dir(staging, path) for path in staged})
 
-        files.write(request, filesystem, incoming, stage, record, empty=sample.num_rows == 0)
+        files.write(request, self.storage, incoming, stage, record, empty=sample.num_rows == 0)
 
     # -- merge --------------------------------------------------------------------------------
 
     def merge(self, request: MergeRequest, record: IORecord) -> None:
-        from delta.tables import DeltaTable
-
         request.check_arguments()
-        spark = self.session()
-        check_delta_commits(spark, self.storage, request.location)
+        check_delta_commits(self.session(), self.storage, request.location)
         frame, table = self._spark_data(request.data, record, request.check_unique_keys)
         if table is None:
             repeated = frame.groupBy(*request.on).count().where("count > 1").limit(3).collect()
@@ -286,26 +317,30 @@ class SparkEngine:
                 raise InvalidArgumentError(f"{request.describe()}: keys appear more than once in the data, e.g. "
                                            f"{[row.asDict() for row in repeated]}; nothing was merged")
         with translated(request.describe()):
-            if not DeltaTable.isDeltaTable(spark, request.location.spark_path):
-                raise StorageError(f"{request.describe()}: no Delta table to merge into; create it with lake.write()")
-            table = DeltaTable.forPath(spark, request.location.spark_path)
-            request.check_columns(table.toDF().columns, frame.columns)
-            builder = table.alias("target").merge(frame.alias("source"), _merge_condition(request))
-            if request.options.schema_mode == "merge":
-                builder = builder.withSchemaEvolution()
-            if request.delete_when is not None:
-                builder = builder.whenMatchedDelete(condition=to_column(request.delete_when, "source"))
-            if request.when_matched == "update":
-                builder = builder.whenMatchedUpdateAll()
-            if request.when_not_matched == "insert":
-                builder = builder.whenNotMatchedInsertAll(
-                    condition=None if request.delete_when is None else is_not_true(to_column(request.delete_when, "source")))
-            result = builder.execute()
-        metrics = self._last_commit_metrics(request.location)
-        counts = compat.merge_counts(result, metrics)
+            counts = self._merge_into(request, frame)
         request.set_counts(record, counts.get("num_inserted_rows", 0), counts.get("num_updated_rows", 0),
                            counts.get("num_deleted_rows", 0))
-        record.files_written = int(metrics.get("numTargetFilesAdded", 0))
+        record.files_written = int(self._last_commit_metrics(request.location).get("numTargetFilesAdded", 0))
+
+    def _merge_into(self, request: MergeRequest, frame: DataFrame) -> dict:
+        """Merges ``frame`` into the request's Delta table with Delta's DeltaTable API; its counts."""
+        from delta.tables import DeltaTable
+
+        spark = self.session()
+        if not DeltaTable.isDeltaTable(spark, request.location.spark_path):
+            raise StorageError(f"{request.describe()}: no Delta table to merge into; create it with lake.write()")
+        table = DeltaTable.forPath(spark, request.location.spark_path)
+        request.check_columns(table.toDF().columns, frame.columns)
+        builder = table.alias("target").merge(frame.alias("source"), merge_condition(request))
+        if request.options.schema_mode == "merge":
+            builder = builder.withSchemaEvolution()
+        if request.delete_when is not None:
+            builder = builder.whenMatchedDelete(condition=to_column(request.delete_when, "source"))
+        if request.when_matched == "update":
+            builder = builder.whenMatchedUpdateAll()
+        if request.when_not_matched == "insert":
+            builder = builder.whenNotMatchedInsertAll(condition=merge_inserts(request))
+        return compat.merge_counts(builder.execute(), self._last_commit_metrics(request.location))
 
 
 def to_column(predicate: Predicate, table: str | None = None) -> Column:
@@ -345,15 +380,21 @@ def is_not_true(condition: Column) -> Column:
     return ~F.coalesce(condition, F.lit(False))
 
 
-def _merge_condition(request: MergeRequest) -> Column:
-    """The join of target and source rows on the request's key columns, as a Column."""
+def merge_condition(request: MergeRequest, target: str = "target") -> Column:
+    """The join of target and source rows on the request's key columns, as a Column; ``target``: the
+    target table's qualifier, quoted."""
     import functools
     import operator
 
     from pyspark.sql import functions as F
 
-    return functools.reduce(operator.and_, [F.col(f"target.{quote_name(c)}") == F.col(f"source.{quote_name(c)}")
+    return functools.reduce(operator.and_, [F.col(f"{target}.{quote_name(c)}") == F.col(f"source.{quote_name(c)}")
                                             for c in request.on])
+
+
+def merge_inserts(request: MergeRequest) -> Column | None:
+    """Which unmatched source rows a merge inserts: all (None), or those ``delete_when`` does not match."""
+    return None if request.delete_when is None else is_not_true(to_column(request.delete_when, "source"))
 
 
 def _is_data_file(path: str) -> bool:

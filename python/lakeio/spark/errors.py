@@ -24,6 +24,7 @@ _RAISED_BAD_VALUE = re.compile(r"(?:\[USER_RAISED_EXCEPTION\] |java\.lang\.Runti
                                + text.DOES_NOT_READ_AS + r".*?)(?: SQLSTATE|$)", re.MULTILINE)
 _JSON_BAD_VALUE = re.compile(r"Cannot parse the field name '(.*?)' and the value (.*?) of the JSON token type")
 _FAILED_FILE = re.compile(r"Encountered error while reading file (\S+?)\.?\s")
+_DELTA_VERSIONS = re.compile(r"to version (\d+)\. Available versions: \[(\d+), (\d+)\]")
 # Delta's error classes for a commit that lost to a concurrent one it conflicts with.
 _DELTA_CONFLICT = re.compile(r"DELTA_(CONCURRENT_[A-Z_]+|METADATA_CHANGED|PROTOCOL_CHANGED)")
 SPARK_PATH = r"^(file:(//)?|s3a://)"  # Spark's path of a file -> pyarrow's
@@ -66,6 +67,13 @@ def translated(what: str, exists=None, read: tuple[ScanPlan, pa.Schema | None] |
         if ("SCHEMA" in condition or "MERGE_FIELDS" in condition or "METADATA_MISMATCH" in condition
                 or condition == "_LEGACY_ERROR_TEMP_DELTA_0007"):
             raise SchemaMismatchError(f"{what}: {error}") from error
+        versions = _DELTA_VERSIONS.search(said) if condition == "DELTA_VERSION_NOT_FOUND" else None
+        if versions:  # the Arrow engine's words: one answer for a version the table does not have
+            wanted, low, high = versions.groups()
+            raise InvalidArgumentError(f"{what} has versions {low} to {high}; there is no version {wanted}") from error
+        if condition == "DELTA_TIMESTAMP_EARLIER_THAN_COMMIT_RETENTION":
+            raise InvalidArgumentError(f"{what}: the timestamp is before the first commit "
+                                       f"({str(error).split('] ', 1)[-1]})") from error
         if "UNRESOLVED_COLUMN" in condition:
             raise InvalidArgumentError(f"{what}: {error}") from error
         raise StorageError(f"{what}: Spark failed: {condition or type(error).__name__}: {error}") from error

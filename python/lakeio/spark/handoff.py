@@ -23,6 +23,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
+from lakeio.dispatch import readable_size
 from lakeio.errors import InvalidArgumentError, ResultTooLargeError
 
 if TYPE_CHECKING:
@@ -171,7 +172,7 @@ def check_fits_in_memory(plan: ScanPlan, needed: int, available: int | None = No
     if needed * _MEMORY_MARGIN > available:
         raise ResultTooLargeError(
             f"dataset {plan.dataset!r} [{plan.env}] at {plan.location.uri}: the result would take about "
-            f"{needed / 2**30:.1f} GiB in memory and {available / 2**30:.1f} GiB is available; stream it with "
+            f"{readable_size(needed)} in memory and {readable_size(available)} is available; stream it with "
             f".to_batches(), narrow it with columns=/where=, or write it to another dataset with lake.write()"
         )
 
@@ -230,7 +231,7 @@ def _staged(frame: DataFrame, scratch: Location, storage: Storage
     void = [(index, field.name) for index, field in enumerate(frame.schema.fields) if isinstance(field.dataType, NullType)]
     if void:
         frame = frame.drop(*[name for _, name in void])
-    frame.write.mode("errorifexists").parquet(spark_path)
+    frame.write.mode("error").parquet(spark_path)
     try:
         return ds.dataset(folder, filesystem=filesystem, format="parquet"), remove, void
     except BaseException:
@@ -249,25 +250,33 @@ def _with_nulls(data, void: list[tuple[int, str]]):
 
 def scratch_location(settings: EnvironmentSettings, spark: SparkSession) -> Location:
     """Where Spark stages results handed to Arrow: the environment's ``spark.scratch_uri``, else a
-    local temporary folder when Spark runs locally (a cluster's executors do not share this disk).
+    local temporary folder when Spark runs locally. With any other master the driver and the
+    executors need not share a disk, so the scratch must be shared storage (S3).
 
     Raises:
-        InvalidArgumentError: Spark runs on a cluster and no scratch URI is set.
+        InvalidArgumentError: Spark runs on a cluster and the scratch URI is unset or local.
     """
     from pathlib import Path
 
     from lakeio.storage import resolve_location
 
     uri = settings.spark.scratch_uri
+    master = spark.conf.get("spark.master", "") or ""  # a conf, not sparkContext: Spark Connect has none
+    on_cluster = not master.startswith("local")
     if uri is None:
-        master = spark.sparkContext.master or ""
-        if not master.startswith("local"):
+        if on_cluster:
             raise InvalidArgumentError(
                 f"Spark runs on {master}: set spark.scratch_uri in lakeio.yaml to a folder every executor "
                 "and this process can reach (e.g. s3://bucket/tmp), where results computed by Spark are "
                 "staged for Arrow")
         uri = default_scratch()
-    return resolve_location(uri, Path.cwd())
+    location = resolve_location(uri, Path.cwd())
+    if on_cluster and location.scheme == "file":
+        raise InvalidArgumentError(
+            f"spark.scratch_uri {uri!r} is a local folder, but Spark runs on {master}, whose executors do not "
+            "write to this machine's disk: set it to shared storage every executor and this process can "
+            "reach (e.g. s3://bucket/tmp)")
+    return location
 
 
 def default_scratch() -> str:

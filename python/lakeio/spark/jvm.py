@@ -3,15 +3,18 @@ SparkSession's py4j gateway. Entry points take and return JSON."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lakeio.errors import EngineUnavailableError
 
 if TYPE_CHECKING:
-    from pyspark.sql import Column, SparkSession
+    from pyspark.sql import Column, DataFrame, SparkSession
 
 HELPER_CLASS = "lakeio.helper.Helper"
 # The supported Spark lines (major.minor) and the checkout folder each line's jars are built into.
@@ -103,6 +106,13 @@ def call_object(spark: SparkSession, entry_point: str, payload: dict | None = No
     return method() if payload is None else method(json.dumps(payload))
 
 
+def frame(spark: SparkSession, entry_point: str, payload: dict) -> DataFrame:
+    """Calls a helper entry point that answers a Dataset; the DataFrame of it."""
+    from pyspark.sql import DataFrame
+
+    return DataFrame(call_object(spark, entry_point, payload), spark)
+
+
 def check_helper(spark: SparkSession) -> dict:
     """Fails fast unless the helper on the classpath was built for this lakeio and this Spark."""
     from lakeio import __version__
@@ -117,11 +127,27 @@ def check_helper(spark: SparkSession) -> dict:
     return versions
 
 
-def set_hadoop_conf(spark: SparkSession, conf: dict[str, str]) -> None:
-    """Sets keys of the running session's Hadoop configuration (what s3a reads)."""
+def set_hadoop_conf(spark: SparkSession, conf: dict[str, str], *, secret: bool = False) -> None:
+    """Sets keys of the running session's Hadoop configuration (what s3a reads). With ``secret``,
+    py4j's loggers are off while the values cross: at DEBUG they print every command they send."""
     hadoop = spark.sparkContext._jsc.hadoopConfiguration()
-    for key, value in conf.items():
-        hadoop.set(key, value)
+    with _py4j_unlogged() if secret else contextlib.nullcontext():
+        for key, value in conf.items():
+            hadoop.set(key, value)
+
+
+@contextlib.contextmanager
+def _py4j_unlogged() -> Iterator[None]:
+    loggers = [logging.getLogger(name) for name in ["py4j", *logging.root.manager.loggerDict]
+               if name == "py4j" or name.startswith("py4j.")]
+    saved = [logger.disabled for logger in loggers]
+    for logger in loggers:
+        logger.disabled = True
+    try:
+        yield
+    finally:
+        for logger, disabled in zip(loggers, saved, strict=True):
+            logger.disabled = disabled
 
 
 def try_cast_column(value: Column, type_name: str) -> Column:

@@ -22,7 +22,7 @@ import datetime as dt
 import json
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from lakeio.errors import LakeioError, StorageError
 from lakeio.predicate import And, Compare, In, IsNull, Literal, Not, Predicate
@@ -36,6 +36,19 @@ if TYPE_CHECKING:
 
 
 TUNING = ("threads", "sampleSize", "maxCandidates")
+
+
+class HelperDoor(Protocol):
+    """How the helper is reached: :mod:`lakeio.spark.jvm` (py4j, a classic session) or
+    :mod:`lakeio.spark.connect` (its Spark Connect plugin); the same entry points, the same JSON."""
+
+    def call(self, spark: SparkSession, entry_point: str, payload: dict | None = None) -> dict:
+        """An entry point's JSON answer."""
+        ...
+
+    def frame(self, spark: SparkSession, entry_point: str, payload: dict) -> DataFrame:
+        """An entry point's answer that is a Dataset, as a DataFrame."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -81,7 +94,7 @@ def applies(plan: ScanPlan) -> bool:
 
 
 def select_partitions(spark: SparkSession, plan: ScanPlan, *, prune: bool = True,
-                      files: bool = False) -> PartitionSelection:
+                      files: bool = False, door: HelperDoor = jvm) -> PartitionSelection:
     """Asks the helper which partition directories ``plan`` needs.
 
     Args:
@@ -89,6 +102,7 @@ def select_partitions(spark: SparkSession, plan: ScanPlan, *, prune: bool = True
         plan: a read of a partitioned table.
         prune: False selects every partition (what ``explain()`` counts as the total).
         files: also list each selected partition's data files (for a read; ``explain()`` needs none).
+        door: how the helper is reached.
 
     Raises:
         StorageError: the table root does not exist, its layout does not match ``partition_by``,
@@ -107,7 +121,7 @@ def select_partitions(spark: SparkSession, plan: ScanPlan, *, prune: bool = True
         value = spark.conf.get(f"spark.lakeio.pruning.{option}", None)
         if value is not None:
             request[option] = int(value)
-    answer = jvm.call(spark, "selectPartitions", request)
+    answer = door.call(spark, "selectPartitions", request)
     if "error" in answer:
         what = f"dataset {plan.dataset!r} [{plan.env}] at {plan.location.uri}"
         if answer["error"] == "request":
@@ -122,7 +136,7 @@ def select_partitions(spark: SparkSession, plan: ScanPlan, *, prune: bool = True
                               partitions=tuple(answer.get("partitions", ())))
 
 
-def read(spark: SparkSession, plan: ScanPlan, selection: PartitionSelection) -> DataFrame:
+def read(spark: SparkSession, plan: ScanPlan, selection: PartitionSelection, door: HelperDoor = jvm) -> DataFrame:
     """Reads the selected partitions (unfiltered) with the table root as ``basePath``.
 
     A :attr:`~PartitionSelection.listed` selection becomes Spark's file index as it is: Spark lists,
@@ -139,12 +153,10 @@ def read(spark: SparkSession, plan: ScanPlan, selection: PartitionSelection) -> 
         raise StorageError(f"dataset {plan.dataset!r} [{plan.env}] at {plan.location.uri}: the table has no "
                            f"partitions, so there is no schema to read")
     if selection.listed:
-        from pyspark.sql import DataFrame
-
         schema = table_schema(selection, plan.partition_by).jsonValue()
         request = {"root": plan.location.spark_path, "schema": schema, "partitionColumns": list(plan.partition_by),
                    "partitions": list(selection.partitions)}
-        return DataFrame(jvm.call_object(spark, "prelistedFrame", request), spark)
+        return door.frame(spark, "prelistedFrame", request)
     reader = spark.read.format(plan.format).option("basePath", plan.location.spark_path)
     if selection.data_schema is not None:
         return reader.schema(table_schema(selection, plan.partition_by)).load(paths)

@@ -1,11 +1,12 @@
 """The SparkSession lakeio runs on: the active one (spark-submit, the operator, a notebook), or one
-built from the environment's settings with Delta, s3a and lakeio's jars."""
+built from the environment's settings with Delta, s3a and lakeio's jars; or a Spark Connect session
+(:func:`connect_session`), whose server brings Delta and the jars."""
 
 from __future__ import annotations
 
 import os
 import shutil
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from lakeio.config import EnvironmentSettings
 from lakeio.errors import EngineUnavailableError
@@ -15,6 +16,8 @@ from lakeio.storage import Location, Storage
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
+# pyspark's mark of a process that runs Spark Connect: pyspark.sql.functions then build Connect columns.
+CONNECT_MODE = "SPARK_CONNECT_MODE_ENABLED"
 DELTA_EXTENSION = "io.delta.sql.DeltaSparkSessionExtension"
 DELTA_CATALOG = "org.apache.spark.sql.delta.catalog.DeltaCatalog"
 # Delta's log store for s3a that commits by S3's conditional put, as delta-rs does (lakeio's helper jar).
@@ -58,6 +61,7 @@ def spark_session(settings: EnvironmentSettings, storage: Storage) -> SparkSessi
             )
         jvm.set_hadoop_conf(active, {key.removeprefix("spark.hadoop."): value
                                      for key, value in storage.hadoop_conf().items()})
+        jvm.set_hadoop_conf(active, storage.hadoop_credentials(), secret=True)
         for key, value in PARQUET_CONF.items():
             active.conf.set(key, value)
         return active
@@ -68,7 +72,8 @@ def spark_session(settings: EnvironmentSettings, storage: Storage) -> SparkSessi
     builder = SparkSession.builder.master(settings.spark.master).appName(settings.spark.app_name)
     for key, value in conf.items():
         builder = builder.config(key, value)
-    session = builder.getOrCreate()
+    with storage.credentials_in_environment():  # the JVM starts here: Spark copies them into s3a's conf
+        session = builder.getOrCreate()
     jvm.check_helper(session)
     return session
 
@@ -91,6 +96,56 @@ def session_conf(settings: EnvironmentSettings, storage: Storage) -> dict[str, s
     }
 
 
+def connect_session(settings: EnvironmentSettings, storage: Storage) -> SparkSession:
+    """The Spark Connect session lakeio runs on: the active one (a notebook's), else one to the
+    environment's ``spark.remote`` server.
+
+    The process is marked as pyspark marks a process that made a Connect session (functions build
+    Connect columns). The session gets the settings Spark takes per session: the UTC time zone,
+    Parquet timestamps, s3a for the environment's S3 (Hadoop keys without ``spark.hadoop.``, which
+    Spark's file sources and Delta read from the session) and the environment's ``spark.conf``.
+    Delta's extension and catalog, jars and ``spark.driver.*`` are the server's own conf.
+
+    Raises:
+        EngineUnavailableError: no Connect client packages, no server, a server without Delta, or a
+            setting the server takes only in its own conf.
+    """
+    try:
+        from pyspark.errors import PySparkException
+        from pyspark.sql.connect.session import SparkSession as ConnectSession
+    except ImportError as error:
+        raise EngineUnavailableError(f"Spark Connect needs its client packages ({error}): "
+                                     "pip install 'lakeio[connect]'") from error
+
+    session = ConnectSession.getActiveSession()
+    if session is None:
+        if settings.spark.remote is None:
+            raise EngineUnavailableError("no active Spark Connect session and no spark.remote in lakeio.yaml "
+                                         "(e.g. spark: {remote: 'sc://host:15002'})")
+        session = ConnectSession.builder.remote(settings.spark.remote).getOrCreate()
+    os.environ[CONNECT_MODE] = "1"
+    try:
+        extensions = session.conf.get("spark.sql.extensions", "") or ""
+    except PySparkException as error:
+        raise EngineUnavailableError(f"the Spark Connect server {settings.spark.remote or ''} does not answer: "
+                                     f"{error.getCondition() or type(error).__name__}") from error
+    if DELTA_EXTENSION not in extensions:
+        raise EngineUnavailableError(
+            f"the Spark Connect server lacks Delta: start it with spark.sql.extensions={DELTA_EXTENSION}, "
+            f"spark.sql.catalog.spark_catalog={DELTA_CATALOG} and the Delta jars (see docs/guide/connect.md)")
+    conf = {"spark.sql.session.timeZone": "UTC", **PARQUET_CONF,
+            **{key.removeprefix("spark.hadoop."): value for key, value in storage.hadoop_conf().items()},
+            **settings.spark.conf}
+    for key, value in conf.items():
+        try:
+            session.conf.set(key, value)
+        except PySparkException as error:  # the key only: values may be secrets
+            raise EngineUnavailableError(
+                f"the Spark Connect server does not take {key} per session "
+                f"({error.getCondition() or type(error).__name__}): set it in the server's own conf") from error
+    return cast("SparkSession", session)  # the Connect class implements SparkSession's API
+
+
 def check_delta_commits(spark: SparkSession, storage: Storage, location: Location) -> None:
     """Refuses a Delta commit to S3 from a session that would not take part in the environment's
     arbitration (``s3.delta_commits: conditional_put``): Delta picks its s3a log store once, from
@@ -101,7 +156,7 @@ def check_delta_commits(spark: SparkSession, storage: Storage, location: Locatio
     """
     if location.scheme != "s3" or storage.delta_commits != "conditional_put":
         return
-    configured = spark.sparkContext.getConf().get(S3_LOG_STORE_CONF)
+    configured = spark.conf.get(S3_LOG_STORE_CONF, None)  # the SparkContext's conf, as Spark Connect reads it too
     if configured != S3_LOG_STORE:
         raise EngineUnavailableError(
             f"{location.uri}: this Spark session commits Delta on s3a with {configured or 'the single-driver log store'}, "

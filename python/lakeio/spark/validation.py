@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from lakeio.predicate import quote_name
 from lakeio.spark import compat
-from lakeio.validation.contract import LogicalType
+from lakeio.validation.contract import LogicalType, portable_regex
 from lakeio.validation.semantics import (
     CastFailures,
     Compare,
@@ -174,12 +174,14 @@ def failing_extremes(frame, failed: list, column, types, measured) -> dict:
         logical, value = types[item.column], column(item.column)
         broken = failing(item, column, logical)
         number = broken & ~F.isnan(value) if logical.is_float else broken
-        expressions += [_out(F.min(F.when(number, value)), logical), _out(F.max(F.when(number, value)), logical)]
+        nans = F.count_if(broken & F.isnan(value)) if logical.is_float else F.lit(0)
+        expressions += [_out(F.min(F.when(number, value)), logical), _out(F.max(F.when(number, value)), logical), nans]
     row = frame.agg(*[e.alias(f"x{i}") for i, e in enumerate(expressions)]).collect()[0]
     found = {}
     for index, item in enumerate(failed):
         read = _reader(types[item.column])
-        found[item] = FailingValues(measured[item].count, read(row[2 * index]), read(row[2 * index + 1]))
+        found[item] = FailingValues(measured[item].count, read(row[3 * index]), read(row[3 * index + 1]),
+                                    int(row[3 * index + 2]))
     return found
 
 
@@ -197,7 +199,7 @@ def _passing(value: Column, rule, logical: LogicalType) -> Column:
     elif isinstance(rule, Member):
         passing = value.isin(*[_literal(v, logical) for v in rule.values])
     elif isinstance(rule, Matches):
-        passing = value.rlike(rule.regex)
+        passing = value.rlike(portable_regex(rule.regex))  # RE2's meaning, as the Arrow backend reads it
     else:
         raise TypeError(f"unknown rule {rule!r}")
     return passing & ~F.isnan(value) if logical.is_float else passing

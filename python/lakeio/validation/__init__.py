@@ -105,7 +105,7 @@ class ContractBinding:
             report, data = self.run_spark(data, "read", partial=partial, filtered=filtered)
         else:
             report, data = self.run_arrow(data, "read", partial=partial, filtered=filtered)
-        self.conclude(report, record)
+        self.conclude(report, record, partition=plan.target.partition, version=plan.version)
         return data
 
     def check_write(self, request: WriteRequest, reader: Engine, record: IORecord | None = None, *,
@@ -114,7 +114,9 @@ class ContractBinding:
         data to write (cast where the contract allows). Row checks judge the incoming rows; table
         checks the table as it will be after the write, its current rows read by ``reader`` (only
         the columns they need; :mod:`~lakeio.validation.after`). A RecordBatchReader is spilled to
-        a temporary Arrow file as it is validated, so it is read once and never held in memory.
+        a temporary Arrow file as it is validated, so it is read once and never held in memory. The
+        metrics of data that passes are recorded once the write committed (:meth:`committed`), with
+        its version.
 
         ``quarantined``: the rows of the write already split off to its quarantine dataset (the
         report says how many).
@@ -130,8 +132,15 @@ class ContractBinding:
             report, data = self.run_spark(request.data, "write", after=after)
         else:
             report, data = self.run_arrow(to_arrow_data(request.data), "write", spill=True, after=after)
-        self.conclude(replace(report, quarantined=quarantined), record)
+        self.conclude(replace(report, quarantined=quarantined), record, partition=request.target.partition,
+                      deferred=record is not None)
         return replace(request, data=data)
+
+    def committed(self, record: IORecord, partition: str | None) -> None:
+        """Records the metrics of a write :meth:`check_write` passed, now that it committed
+        (``record.version``: the Delta version it made)."""
+        if record.report is not None:
+            self.sink.emit(record.report, record, version=record.version, partition=partition)
 
     def check_merge(self, request: MergeRequest, reader: Engine, record: IORecord | None = None) -> MergeRequest:
         """Validates the data of a merge before it runs: row checks judge the source rows it may
@@ -155,7 +164,7 @@ class ContractBinding:
             data = data.read_all() if hasattr(data, "read_all") else data
             offered = data if request.delete_when is None else data.filter(after.offered_mask(data))
             report, _ = self.run_arrow(offered, "merge", after=after, source=data)
-        self.conclude(report, record)
+        self.conclude(report, record, partition=request.target.partition)
         return replace(request, data=self.cast(data))
 
     def split(self, data: Any, column: str, run_id: str) -> tuple[Any, Any, int]:
@@ -219,7 +228,7 @@ class ContractBinding:
             for batch in batches:
                 yield measurer.add(batch)
             report = self._report("read", "arrow", chosen, outcome, measurer.result(), filtered, started)
-            self.conclude(report, record)
+            self.conclude(report, record, partition=plan.target.partition, version=plan.version)
 
         return _cast_schema(schema, outcome.casts), checked()
 
@@ -238,18 +247,21 @@ class ContractBinding:
             report, _ = self.run_spark(data, "validate")
         else:
             report, _ = self.run_arrow(to_arrow_data(data), "validate")
-        self.conclude(report, raise_errors=False)
+        self.conclude(report, raise_errors=False, partition=stored.target.partition, version=stored.version)
         return report
 
-    def conclude(self, report: ValidationReport, record: IORecord | None = None, *,
-                 raise_errors: bool = True) -> None:
-        """Emits the metrics, logs warnings, notes the run on the I/O record, raises on errors."""
-        self.sink.emit(report)
+    def conclude(self, report: ValidationReport, record: IORecord | None = None, *, raise_errors: bool = True,
+                 partition: str | None = None, version: int | None = None, deferred: bool = False) -> None:
+        """Emits the metrics (unless ``deferred`` and passed: a write's wait for its commit), logs
+        warnings, puts the report on the I/O record, raises on errors."""
+        if record is not None:
+            record.extra["validation"] = report.summary()
+            record.report = report
+        if not (deferred and report.passed):
+            self.sink.emit(report, record, version=version, partition=partition)
         for warning in report.warnings:
             logger.warning("dataset %r [%s] %s: %s [%s]: %s", report.dataset, report.env, report.operation,
                            warning.check, warning.column or "table", warning.message)
-        if record is not None:
-            record.extra["validation"] = report.summary()
         if raise_errors and not report.passed:
             raise DataQualityError(report)
 
@@ -335,7 +347,8 @@ class ContractBinding:
     def _report(self, operation, backend, chosen, outcome, measured, filtered, started, table=None) -> ValidationReport:
         from lakeio.validation.semantics import Rows
 
-        results, metrics = evaluate(chosen, measured, outcome, table)
+        history = self.sink.history(self.dataset, self.env, operation) if not filtered else None
+        results, metrics = evaluate(chosen, measured, outcome, table, history=history)
         return ValidationReport(
             dataset=self.dataset, env=self.env, operation=operation, backend=backend, run_id=uuid.uuid4().hex[:16],
             contract=self.contract.path, rows=measured[Rows()], seconds=round(time.perf_counter() - started, 4),

@@ -237,10 +237,11 @@ def _passing(array, rule):
 
 class _Failing:
     def __init__(self, measure):
-        self.measure, self.count, self.lowest, self.highest = measure, 0, None, None
+        self.measure, self.count, self.lowest, self.highest, self.nans = measure, 0, None, None, 0
 
     def update(self, rows: int, columns: dict) -> None:
         import pyarrow.compute as pc
+        from pyarrow import types as pa_types
 
         array = columns[self.measure.column]
         valid = len(array) - array.null_count
@@ -251,12 +252,15 @@ class _Failing:
         if not failing:
             return
         self.count += failing
-        low, high = _extremes(pc.filter(array, pc.invert(passing)))
+        failed = pc.filter(array, pc.invert(passing))
+        if pa_types.is_floating(failed.type):
+            self.nans += pc.sum(pc.is_nan(failed)).as_py() or 0
+        low, high = _extremes(failed)
         self.lowest = low if self.lowest is None or (low is not None and low < self.lowest) else self.lowest
         self.highest = high if self.highest is None or (high is not None and high > self.highest) else self.highest
 
     def result(self) -> FailingValues:
-        return FailingValues(self.count, self.lowest, self.highest)
+        return FailingValues(self.count, self.lowest, self.highest, self.nans)
 
 
 def _extremes(array) -> tuple[Any, Any]:

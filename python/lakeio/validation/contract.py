@@ -19,6 +19,7 @@ import decimal
 import difflib
 import math
 import re
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -286,13 +287,58 @@ class Pattern(ValueCheck):
     regex: str
 
 
-class RowCount(Check):
-    """The number of rows is within [min, max] (either may be left out)."""
+class HistoryBounds(FrozenModel):
+    """How far a metric may move from earlier runs' values (read from the metrics sink's history),
+    as Deequ's anomaly strategies judge it. Each bound given is applied; a run with too little
+    history passes with a note.
+
+    * ``max_change``: relative rate of change, ``|value - reference| / |reference|``;
+    * ``max_delta``: absolute change, ``|value - reference|``;
+    * ``max_deviations``: a z-score over the window (an online normal strategy),
+      ``|value - mean| / stddev`` of the ``window`` earlier runs (population stddev; needs 2 runs).
+
+    The reference is the mean of the last ``window`` runs (1: the previous run).
+    """
+
+    max_change: float | None = Field(None, ge=0)
+    max_delta: float | None = Field(None, ge=0)
+    max_deviations: float | None = Field(None, gt=0)
+    window: int = Field(1, ge=1, le=1000)
+
+    @property
+    def has_history_bounds(self) -> bool:
+        return any(b is not None for b in (self.max_change, self.max_delta, self.max_deviations))
+
+
+class RowCount(Check, HistoryBounds):
+    """The number of rows is within [min, max] (either may be left out), and/or moves from earlier
+    runs by at most ``max_change``, ``max_delta`` or ``max_deviations`` (see :class:`HistoryBounds`)."""
 
     name: ClassVar[str] = "row_count"
     subset_safe: ClassVar[bool] = False
     min: int | None = Field(None, ge=0)
     max: int | None = Field(None, ge=0)
+
+    @property
+    def has_bounds(self) -> bool:
+        return self.min is not None or self.max is not None
+
+
+class MetricHistory(Check, HistoryBounds):
+    """A column metric (``mean: {max_change: 0.2}``) compared with earlier runs' (see
+    :class:`HistoryBounds`); the metric is computed and recorded whether or not it is listed."""
+
+    metric: ClassVar[str]
+    subset_safe: ClassVar[bool] = False
+    numeric_only: ClassVar[bool] = True
+
+
+def _history_check(metric: str, numeric_only: bool = True) -> type[MetricHistory]:
+    doc = f"The column's {metric} moves from earlier runs' by at most the bounds given (max_change, max_delta, " \
+          "max_deviations over a window)."
+    return type(f"{metric.title().replace('_', '')}History", (MetricHistory,),
+                {"__doc__": doc, "__module__": __name__, "__annotations__": {"name": ClassVar[str]},
+                 "name": metric, "metric": metric, "numeric_only": numeric_only})
 
 
 class UniqueKey(Check):
@@ -304,8 +350,12 @@ class UniqueKey(Check):
     columns: tuple[str, ...] = Field(min_length=1)
 
 
-COLUMN_CHECKS: dict[str, type[Check]] = {c.name: c for c in (
-    NotNull, MaxNullFraction, Unique, InSet, GreaterThan, GreaterOrEqual, LessThan, LessOrEqual, Between, Pattern)}
+HISTORY_CHECKS: tuple[type[MetricHistory], ...] = (
+    *(_history_check(m) for m in ("min", "max", "mean", "stddev", "variance")),
+    *(_history_check(m, numeric_only=False) for m in ("count", "distinct_count")))
+_DATA_CHECKS: tuple[type[Check], ...] = (
+    NotNull, MaxNullFraction, Unique, InSet, GreaterThan, GreaterOrEqual, LessThan, LessOrEqual, Between, Pattern)
+COLUMN_CHECKS: dict[str, type[Check]] = {c.name: c for c in (*_DATA_CHECKS, *HISTORY_CHECKS)}
 TABLE_CHECKS: dict[str, type[Check]] = {c.name: c for c in (RowCount, UniqueKey)}
 NUMERIC_METRICS = ("mean", "stddev", "variance")
 
@@ -434,8 +484,11 @@ def load_contract(path: Path, problems: list[str]) -> Contract | None:
             if len(set(check.columns)) != len(check.columns):
                 problems.append(f"{path}: {table_key}.columns: a column is listed twice")
         if isinstance(check, RowCount):
-            if check.min is None and check.max is None:
-                problems.append(f"{path}: {table_key}: give min, max or both")
+            if not check.has_bounds and not check.has_history_bounds:
+                problems.append(f"{path}: {table_key}: give min, max, or a history bound "
+                                "(max_change, max_delta, max_deviations)")
+            elif check.max_deviations is not None and check.window < 2:
+                problems.append(f"{path}: {table_key}: max_deviations needs a window of 2 runs or more")
             elif check.min is not None and check.max is not None and check.min > check.max:
                 problems.append(f"{path}: {table_key}: min {check.min} is above max {check.max}")
         table_checks.append(check)
@@ -480,6 +533,17 @@ def _parse_checks(entries: list[Any], registry: Mapping[str, type[Check]], path:
 def _typed(check: Check, logical: LogicalType, path: Path, key: tuple, problems: list[str]) -> Check | None:
     """The check with its bounds or members as values of the column's type, or None after a problem."""
     where = f"{path}: {_key(key)}"
+    if isinstance(check, MetricHistory):
+        if not check.has_history_bounds:
+            problems.append(f"{where}: give max_change, max_delta or max_deviations")
+            return None
+        if check.max_deviations is not None and check.window < 2:
+            problems.append(f"{where}: max_deviations needs a window of 2 runs or more")
+            return None
+        if check.numeric_only and not logical.is_numeric:
+            problems.append(f"{where}: a history of {check.metric} needs a numeric column; {key[1]!r} is {logical}")
+            return None
+        return check
     if isinstance(check, (Comparison, Between)) and not logical.is_ordered:
         problems.append(f"{where}: needs an ordered column; {key[1]!r} is {logical}")
         return None
@@ -510,20 +574,129 @@ def _typed(check: Check, logical: LogicalType, path: Path, key: tuple, problems:
     return check.model_copy(update=update) if update else check
 
 
-# Constructs with different meanings in RE2 (Arrow) and java.util.regex (Spark), or in only one of them.
-_NOT_PORTABLE = re.compile(r"\(\?<?[=!]|\\[1-9]|\\[pP]\{|\(\?<\w|\\[AZzGQE]|[*+?}]\+")
+# The regex subset both backends read alike (RE2 on Arrow, java.util.regex on Spark): literals and
+# escaped punctuation, . ^ $ |, groups ( ) and (?: ), classes [...] of characters, ranges and \d \w \s
+# (their negations too), quantifiers * + ? {n} {n,} {n,m} with an optional lazy ?. Everything else
+# (inline flags, named groups, lookaround, backreferences, POSIX classes, \b, \p{..}, \A \z ...) is
+# refused at contract load. A few of these differ in Java: java_regex rewrites them for Spark.
+_CLASS_ESCAPES = frozenset("dDwWsS")
+_CONTROL_ESCAPES = frozenset("tnrf")
+_PUNCTUATION = frozenset("\\.^$|?*+()[]{}/-_:,;=<>!#&%@'\"~` ")
+_QUANTIFIER = re.compile(r"\{(\d+)(,(\d*))?\}\??")
+# What Java reads differently: its . and $ also treat \r and other line ends as line ends, its \s
+# also matches a vertical tab; these spellings are RE2's meaning in Java's syntax.
+_JAVA_FORMS = {".": "[^\\n]", "$": "\\z", "\\s": "[\\t\\n\\f\\r ]", "\\S": "[^\\t\\n\\f\\r ]"}
+_JAVA_CLASS_FORMS = {"\\s": "\\t\\n\\f\\r "}
+
+
+def portable_regex(regex: str) -> str:
+    """``regex`` as java.util.regex (Spark) reads it with RE2's (the Arrow engine's) meaning.
+
+    Raises:
+        ValueError: ``regex`` uses something outside the subset both read alike, named.
+
+    Example:
+        >>> portable_regex("^[A-Z0-9]{2}$")
+        '^[A-Z0-9]{2}\\\\z'
+    """
+    out, i, depth, quantifiable = [], 0, 0, False
+
+    def refuse(what: str) -> ValueError:
+        return ValueError(f"{regex!r} uses {what} at position {i}, which the Arrow engine (RE2) and Spark "
+                          "(java.util.regex) do not read alike or not at all; see the docs' regex subset")
+
+    while i < len(regex):
+        c = regex[i]
+        if c == "\\":
+            escaped = regex[i + 1:i + 2]
+            if escaped in _CLASS_ESCAPES or escaped in _CONTROL_ESCAPES or (escaped in _PUNCTUATION and escaped):
+                out.append(_JAVA_FORMS.get(c + escaped, c + escaped))
+                i, quantifiable = i + 2, True
+                continue
+            raise refuse(f"the escape \\{escaped}" if escaped else "a trailing backslash")
+        if c == "[":
+            end, body = _class(regex, i, refuse)
+            out.append(body)
+            i, quantifiable = end, True
+            continue
+        if c == "(":
+            if regex.startswith("(?:", i):
+                out.append("(?:")
+                i += 3
+            elif regex.startswith("(?", i):
+                raise refuse("a group flag or name '(?...'")
+            else:
+                out.append("(")
+                i += 1
+            depth, quantifiable = depth + 1, False
+            continue
+        if c == ")":
+            if not depth:
+                raise refuse("an unbalanced ')'")
+            depth, quantifiable = depth - 1, True
+        elif c in "*+?" or c == "{":
+            quantifier = _QUANTIFIER.match(regex, i) if c == "{" else None
+            if c == "{" and quantifier is None:
+                raise refuse("a '{' that is not a quantifier {n}, {n,} or {n,m} (escape it: \\{)")
+            if not quantifiable:
+                raise refuse("a quantifier with nothing to repeat")
+            token = quantifier.group(0) if quantifier else c + ("?" if regex[i + 1:i + 2] == "?" else "")
+            if regex[i + len(token):i + len(token) + 1] in ("+", "*", "?", "{"):
+                raise refuse("a quantifier of a quantifier (possessive or nested)")
+            out.append(token)
+            i, quantifiable = i + len(token), False
+            continue
+        elif c in "^|":
+            quantifiable = False
+        elif c in "]}":
+            raise refuse(f"an unescaped {c!r} (escape it: \\{c})")
+        else:
+            quantifiable = c != "$"
+        out.append(_JAVA_FORMS.get(c, c))
+        i += 1
+    if depth:
+        raise refuse("an unclosed '('")
+    return "".join(out)
+
+
+def _class(regex: str, start: int, refuse) -> tuple[int, str]:
+    """The character class starting at ``regex[start]`` ('['): (the index after it, its Java form)."""
+    i, out = start + 1, ["["]
+    if regex[i:i + 1] == "^":
+        out.append("^")
+        i += 1
+    first = True
+    while i < len(regex):
+        c = regex[i]
+        if c == "]" and not first:
+            return i + 1, "".join(out) + "]"
+        if c == "[" or regex.startswith("&&", i):
+            raise refuse("a nested class, '[:name:]' or '&&' inside [...]")
+        if c == "\\":
+            escaped = regex[i + 1:i + 2]
+            if not (escaped in _CLASS_ESCAPES or escaped in _CONTROL_ESCAPES or (escaped and escaped in _PUNCTUATION)):
+                raise refuse(f"the escape \\{escaped} inside [...]")
+            out.append(_JAVA_CLASS_FORMS.get(c + escaped, c + escaped))
+            i += 2
+        else:
+            out.append(c)
+            i += 1
+        first = False
+    raise refuse("an unclosed '['")
 
 
 def _check_regex(regex: str, where: str, problems: list[str]) -> bool:
     try:
-        re.compile(regex)
+        with warnings.catch_warnings():  # Python's re warns of [[ and &&, which the subset refuses anyway
+            warnings.simplefilter("ignore", FutureWarning)
+            re.compile(regex)
     except re.error as error:
         problems.append(f"{where}: not a valid regular expression: {error}")
         return False
-    if _NOT_PORTABLE.search(regex):
-        problems.append(f"{where}: {regex!r} uses lookaround, backreferences, possessive quantifiers, "
-                        "named groups, \\p{...} or \\A \\Z \\z \\G \\Q \\E, which the Arrow engine (RE2) and "
-                        "Spark (java.util.regex) do not read alike; use ^ $ and plain classes")
+    try:
+        portable_regex(regex)
+    except ValueError as error:
+        problems.append(f"{where}: {error}")
         return False
     return True
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -103,6 +104,14 @@ class ValidationReport:
         data = asdict(self)
         data["passed"] = self.passed
         return data
+
+    def to_html(self, history: Iterable[Mapping[str, Any]] | None = None) -> str:
+        """The report as one self-contained HTML page (:mod:`lakeio.validation.html`): verdicts,
+        failing values, and a plot per metric of ``history`` (earlier runs' metric records, e.g.
+        :meth:`lakeio.Catalog.metrics_history`) with this run and the bounds it was held to."""
+        from lakeio.validation.html import render
+
+        return render(self, history)
 
     def describe_failures(self) -> str:
         """One line per failed check, errors first."""

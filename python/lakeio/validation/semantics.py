@@ -10,6 +10,9 @@ Rules both backends follow:
 * ``unique`` ignores nulls; a compound key ignores rows whose key columns are all null.
 * stddev and variance are population figures (as Deequ's StandardDeviation), computed in float64.
 * A value check passes when failing rows <= floor(tolerance * rows).
+* A history check (``row_count: {max_change: 0.5}``, ``mean: {max_delta: 3}``) compares this run's
+  metric, computed as the metric itself is, with the same metric of earlier runs
+  (:func:`judge_history`); with fewer earlier runs than it needs it passes, saying so.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,9 +29,11 @@ from lakeio.validation.contract import (
     Check,
     Comparison,
     Contract,
+    HistoryBounds,
     InSet,
     LogicalType,
     MaxNullFraction,
+    MetricHistory,
     NotNull,
     Pattern,
     RowCount,
@@ -93,8 +98,9 @@ class Failing:
 @dataclass(frozen=True)
 class FailingValues:
     count: int
-    lowest: Any = None  # the smallest and largest failing value (NaN shows as None)
+    lowest: Any = None  # the smallest and largest failing value other than NaN
     highest: Any = None
+    nans: int = 0  # how many failing values are NaN (they have no place in that range)
 
 
 @dataclass(frozen=True)
@@ -250,8 +256,8 @@ def _columns_of(measure) -> tuple[str, ...]:
 def is_table_check(check: Check) -> bool:
     """Checks about the whole table (row count, uniqueness, null fraction, all values present):
     on a write they judge the table as it will be after it, the rows already there included."""
-    return isinstance(check, (RowCount, UniqueKey, Unique, MaxNullFraction)) or \
-        (isinstance(check, InSet) and check.all_present)
+    return (isinstance(check, RowCount) and check.has_bounds) or \
+        isinstance(check, (UniqueKey, Unique, MaxNullFraction)) or (isinstance(check, InSet) and check.all_present)
 
 
 def plan(contract: Contract, schema: SchemaOutcome, *, filtered: bool, write: bool = False) -> Plan:
@@ -285,7 +291,9 @@ def plan(contract: Contract, schema: SchemaOutcome, *, filtered: bool, write: bo
                 continue
             checks.append(Planned(check, name))
             needs(check, (name,))
-        for metric in column.metrics:
+        history = [c.metric for c in column.checks if isinstance(c, MetricHistory)]
+        # a metric a history check watches is recorded on every run, so the next run has it to compare with
+        for metric in dict.fromkeys([*column.metrics, *history]):
             metrics.append((name, metric))
             measures.update(_metric_measures(name, metric))
     for check in contract.checks:
@@ -308,6 +316,8 @@ def _unread(name: str, schema: SchemaOutcome) -> bool:
 
 
 def _measures_of(check: Check, columns: tuple[str, ...]) -> list:
+    if isinstance(check, MetricHistory):
+        return _metric_measures(columns[0], check.metric)
     if isinstance(check, (Unique, UniqueKey)):
         return [Distinct(columns)]
     if not columns:  # row_count: the rows, always measured
@@ -336,11 +346,16 @@ def _metric_measures(column: str, metric: str) -> list:
 # -- evaluation: measures -> verdicts and metrics ---------------------------------------------------
 
 
-def evaluate(plan: Plan, measured: Mapping, schema: SchemaOutcome,
-             table: Mapping | None = None) -> tuple[list[CheckResult], list[MetricValue]]:
+# The earlier runs' values of a metric: (column or None for the table, metric, runs) -> oldest first.
+History = Callable[[str | None, str, int], list[float] | None]
+
+
+def evaluate(plan: Plan, measured: Mapping, schema: SchemaOutcome, table: Mapping | None = None, *,
+             history: History | None = None) -> tuple[list[CheckResult], list[MetricValue]]:
     """Turns a backend's measures into check results and metric values (the one place of semantics).
     ``table``: on a write, the measures of the table after it (``plan.of_table()``), which table
-    checks judge; row checks and metrics judge ``measured``, the rows written."""
+    checks judge; row checks, metrics and history checks judge ``measured``, the rows written.
+    ``history`` gives earlier runs' metrics to history checks; None: there is no history kept."""
     rows = measured[Rows()]
     table = measured if table is None else table
     results = list(schema.results)
@@ -350,19 +365,94 @@ def evaluate(plan: Plan, measured: Mapping, schema: SchemaOutcome,
             "type", column, "error", failures == 0, failures, 0,
             f"cast to {target}: {failures} value(s) do not fit" if failures else f"cast to {target}, all values fit"))
     for planned in plan.checks:
-        results.append(_verdict(planned, measured, rows, table))
+        check = planned.check
+        if not isinstance(check, (RowCount, MetricHistory)) or (isinstance(check, RowCount) and check.has_bounds):
+            results.append(_verdict(planned, measured, rows, table))
+        if isinstance(check, (RowCount, MetricHistory)) and check.has_history_bounds:
+            metric = check.metric if isinstance(check, MetricHistory) else "row_count"
+            current = rows if isinstance(check, RowCount) else _metric_value(planned.column, metric, measured, rows)
+            results.append(_history_verdict(planned, metric, current, history))
     metrics = [MetricValue(None, "row_count", rows)]
     for column, metric in plan.metrics:
         if metric == "counts_per_label":
             labels = measured[Labels(column)]
             metrics.extend(MetricValue(column, metric, count, label) for label, count in sorted(labels.items()))
-        elif metric == "count":
-            metrics.append(MetricValue(column, metric, rows - measured[Nulls(column)]))
-        elif metric == "distinct_count":
-            metrics.append(MetricValue(column, metric, measured[Distinct((column,))][1]))
         else:
-            metrics.append(MetricValue(column, metric, plain(measured[Stat(column, metric)])))
+            metrics.append(MetricValue(column, metric, _metric_value(column, metric, measured, rows)))
     return results, metrics
+
+
+def _metric_value(column: str | None, metric: str, measured: Mapping, rows: int) -> Any:
+    assert column is not None, "column metrics only: row_count is the rows"
+    if metric == "count":
+        return rows - measured[Nulls(column)]
+    if metric == "distinct_count":
+        return measured[Distinct((column,))][1]
+    return plain(measured[Stat(column, metric)])
+
+
+def _history_verdict(planned: Planned, metric: str, current: Any, history: History | None) -> CheckResult:
+    check = planned.check
+    assert isinstance(check, HistoryBounds)
+    runs = check.window
+    past = history(planned.column, metric, runs) if history is not None else None
+    passed, observed, threshold, message = judge_history(check, current, past)
+    return CheckResult(check.name, planned.column, check.severity, passed, observed, threshold, message)
+
+
+def judge_history(bounds: HistoryBounds, current: Any, past: list[float] | None) -> tuple[bool, Any, Any, str]:
+    """(passed, observed, threshold, message) of a metric's value against earlier runs' (oldest
+    first; None when no history is kept). The reference is the mean of the last ``window`` runs.
+
+    Example:
+        >>> from lakeio.validation.contract import HistoryBounds
+        >>> judge_history(HistoryBounds(max_change=0.5), 1600, [1000.0])[0]
+        False
+        >>> judge_history(HistoryBounds(max_change=0.5), 1200, [])[3]
+        'no earlier run to compare with: passes (the first run of this history)'
+    """
+    threshold = {k: v for k, v in (("max_change", bounds.max_change), ("max_delta", bounds.max_delta),
+                                   ("max_deviations", bounds.max_deviations), ("window", bounds.window))
+                 if v is not None}
+    if past is None:
+        return True, {"value": current}, threshold, \
+            "no metrics history to compare with (the logging sink keeps none; an unreadable one is logged): passes"
+    needed = 2 if bounds.max_deviations is not None else 1
+    if current is None or (isinstance(current, float) and math.isnan(current)):
+        return False, {"value": None}, threshold, "no value to compare with earlier runs (no non-null numbers)"
+    if len(past) < needed:
+        what = "no earlier run" if not past else f"only {len(past)} earlier run"
+        return True, {"value": current, "history": past}, threshold, \
+            f"{what} to compare with: passes (the first run{'s' if past else ''} of this history)"
+    value = float(current)
+    window = past[-bounds.window:]
+    reference = sum(window) / len(window)
+    observed: dict[str, Any] = {"value": current, "reference": reference, "runs": len(window)}
+    failures, parts = [], []
+    delta = value - reference
+    if bounds.max_change is not None:
+        relative = delta / abs(reference) if reference else math.copysign(math.inf, delta) if delta else 0.0
+        observed["change"] = relative if math.isfinite(relative) else None  # from 0: no rate (plain JSON)
+        parts.append(f"change {relative:+.1%} (at most {bounds.max_change:.0%})")
+        if abs(relative) > bounds.max_change:
+            failures.append("max_change")
+    if bounds.max_delta is not None:
+        observed["delta"] = delta
+        parts.append(f"delta {delta:+.6g} (at most {bounds.max_delta:g})")
+        if abs(delta) > bounds.max_delta:
+            failures.append("max_delta")
+    if bounds.max_deviations is not None:
+        stddev = math.sqrt(sum((x - reference) ** 2 for x in window) / len(window))
+        deviations = abs(delta) / stddev if stddev else (0.0 if not delta else math.inf)
+        observed["deviations"] = deviations if math.isfinite(deviations) else None
+        observed["stddev"] = stddev
+        parts.append(f"{deviations:.3g} standard deviations from the mean {reference:.6g} "
+                     f"(stddev {stddev:.6g}; at most {bounds.max_deviations:g})")
+        if deviations > bounds.max_deviations:
+            failures.append("max_deviations")
+    against = "the previous run" if len(window) == 1 else f"the mean of the last {len(window)} runs"
+    message = f"{_show(current)} against {reference:.6g}, {against}: " + "; ".join(parts)
+    return not failures, observed, threshold, message
 
 
 def _verdict(planned: Planned, measured: Mapping, rows: int, table: Mapping) -> CheckResult:
@@ -397,7 +487,7 @@ def _verdict(planned: Planned, measured: Mapping, rows: int, table: Mapping) -> 
     passed = failing.count <= allowed
     message = f"{failing.count} of {rows} rows {_describe_rule(rule)} fail"
     if failing.count:
-        message += f" (failing values from {_show(failing.lowest)} to {_show(failing.highest)})"
+        message += f" ({_failing_values(failing)})"
     if check.tolerance:
         message += f"; tolerance {check.tolerance:g} allows {allowed}"
     observed: Any = failing.count
@@ -434,6 +524,16 @@ def _describe_rule(rule: Rule) -> str:
         shown = ", ".join(_show(v) for v in rule.values[:10]) + (", ..." if len(rule.values) > 10 else "")
         return f"(each value in {{{shown}}})"
     return f"(each value matching /{rule.regex}/)"
+
+
+def _failing_values(failing: FailingValues) -> str:
+    """``failing values from 1 to 5``, ``failing values: NaN (3)`` or both, never "from None"."""
+    parts = []
+    if failing.lowest is not None or failing.highest is not None:
+        parts.append(f"failing values from {_show(failing.lowest)} to {_show(failing.highest)}")
+    if failing.nans:
+        parts.append(f"{'and' if parts else 'failing values:'} NaN ({failing.nans})")
+    return " ".join(parts) or "failing values not shown"
 
 
 def _show(value: Any) -> str:

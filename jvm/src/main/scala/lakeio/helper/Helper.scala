@@ -49,8 +49,12 @@ object Helper {
     * "dataSchema" true, the schema of the data files is read from one file's footer the way Spark's
     * schema inference reads it, so the read can skip that inference's Spark job.
     */
-  def selectPartitions(request: String): String = answer {
-    val session = SparkLine.activeOption
+  def selectPartitions(request: String): String = selectPartitionsIn(SparkLine.activeOption, request)
+
+  /** [[selectPartitions]] in the given session (the Spark Connect plugin's, whose thread may have no
+    * active session).
+    */
+  def selectPartitionsIn(session: Option[SparkLine.Session], request: String): String = answer {
     val conf = session.map(_.sessionState.newHadoopConf()).getOrElse(new Configuration())
     val parsed = json.readTree(request)
     val (result, selection) = selectPartitions(parsed, conf)
@@ -125,8 +129,10 @@ object Helper {
     * file index given these files and these typed partitions instead of listing the directories and
     * inferring them; refreshing it keeps them.
     */
-  def prelistedFrame(request: String): Dataset[Row] = {
-    val session = SparkLine.active
+  def prelistedFrame(request: String): Dataset[Row] = prelistedFrameIn(SparkLine.active, request)
+
+  /** [[prelistedFrame]] in the given session (the Spark Connect plugin's). */
+  def prelistedFrameIn(session: SparkLine.Session, request: String): Dataset[Row] = {
     val parsed = json.readTree(request)
     val root = field(parsed, "root").asText
     val schema = DataType.fromJson(field(parsed, "schema").toString).asInstanceOf[StructType]

@@ -1,0 +1,49 @@
+"""A writer process for the commit tests: writes one dataset and, with ``--kill-at STEP``, is
+SIGKILLed at that step of the plain-file commit (:data:`lakeio.files.step_hook`), as a crash or an
+OOM kill would stop it.
+
+    python commit_writer.py CONF ENV DATASET MODE DATA.parquet [--engine E] [--kill-at STEP] [--steps FILE]
+        [--repeat N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+import lakeio
+from lakeio import files
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    for name in ("conf", "env", "dataset", "mode", "data"):
+        parser.add_argument(name)
+    parser.add_argument("--engine", default="arrow")
+    parser.add_argument("--kill-at")
+    parser.add_argument("--steps", help="a file that gets each step's name as it is reached")
+    parser.add_argument("--repeat", type=int, default=1, help="writes this often, ids shifted by 1000 every other time")
+    arguments = parser.parse_args()
+
+    def step(name: str) -> None:
+        if arguments.steps:
+            with open(arguments.steps, "a") as out:
+                out.write(name + "\n")
+        if name == arguments.kill_at:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    files.step_hook = step
+    lake = lakeio.Catalog.load(arguments.conf, env=arguments.env)
+    options = {"engine": arguments.engine}
+    data = pq.read_table(arguments.data)
+    shifted = data.set_column(0, "id", pc.add(data["id"], 1000))
+    for time in range(arguments.repeat):
+        lake.write(arguments.dataset, shifted if time % 2 else data, mode=arguments.mode, **options)
+
+
+if __name__ == "__main__":
+    main()

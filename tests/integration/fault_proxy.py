@@ -1,0 +1,148 @@
+"""An HTTP proxy in front of the S3 server that answers some requests ``503 SlowDown`` instead of
+forwarding them: a fraction of all requests (seeded), or targeted ones ("the 3rd DeleteObject and
+the next 4"). Clients pointed at it see the faults a throttled S3 gives; the rest is moto's answer.
+
+    with FaultProxy(moto_endpoint) as proxy:
+        proxy.fail_fraction(0.25)
+        proxy.fail("DeleteObject", nth=3, times=1)
+        proxy.clear()
+"""
+
+from __future__ import annotations
+
+import http.client
+import random
+import threading
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlparse
+
+SLOW_DOWN = (b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>SlowDown</Code>'
+             b"<Message>Please reduce your request rate.</Message></Error>")
+HOP_BY_HOP = {"expect", "connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "proxy-connection"}
+
+
+@dataclass
+class Rule:
+    operation: str  # an S3 operation name (see operation())
+    nth: int  # the first of them answered 503 (1-based)
+    times: int  # how many in a row from there
+
+
+def operation(method: str, path: str, query: str, headers) -> str:
+    """The S3 operation a request is, as far as the proxy's rules need to tell."""
+    has_key = path.strip("/").count("/") >= 1
+    if method == "PUT":
+        return "CopyObject" if headers.get("x-amz-copy-source") else ("PutObject" if has_key else "CreateBucket")
+    if method == "DELETE":
+        return "DeleteObject" if has_key else "DeleteBucket"
+    if method == "POST":
+        return "DeleteObjects" if "delete" in query else "MultipartUpload"
+    if method == "HEAD":
+        return "HeadObject" if has_key else "HeadBucket"
+    return "GetObject" if has_key else "ListObjects"
+
+
+class FaultProxy:
+    """The proxy, on a free port of 127.0.0.1, for as long as the ``with`` block runs."""
+
+    def __init__(self, upstream: str, seed: int = 14):
+        self.upstream = urlparse(upstream)
+        self.random = random.Random(seed)
+        self.lock = threading.Lock()
+        self.fraction = 0.0
+        self.rules: list[Rule] = []
+        self.seen: dict[str, int] = {}
+        self.requests = self.faults = 0
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):  # quiet
+                pass
+
+            def _body(self) -> bytes:
+                if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+                    chunks = []
+                    while True:
+                        size = int(self.rfile.readline().split(b";")[0], 16)
+                        if size == 0:  # then trailers, if any, up to an empty line
+                            while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                                pass
+                            return b"".join(chunks)
+                        chunks.append(self.rfile.read(size))
+                        self.rfile.readline()
+                return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+
+            def _handle(self):
+                body = self._body()
+                url = urlparse(self.path)
+                if proxy.should_fail(operation(self.command, url.path, url.query, self.headers)):
+                    self.send_response(503, "Slow Down")
+                    self.send_header("Content-Type", "application/xml")
+                    self.send_header("Content-Length", str(len(SLOW_DOWN)))
+                    self.end_headers()
+                    self.wfile.write(SLOW_DOWN)
+                    return
+                upstream = http.client.HTTPConnection(proxy.upstream.hostname, proxy.upstream.port, timeout=60)
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
+                if self.headers.get("Transfer-Encoding"):
+                    headers["Content-Length"] = str(len(body))
+                try:
+                    upstream.request(self.command, self.path, body=body if body or self.command in ("PUT", "POST")
+                                     else None, headers=headers)
+                    answer = upstream.getresponse()
+                    payload = answer.read()
+                finally:
+                    upstream.close()
+                self.send_response(answer.status, answer.reason)
+                for key, value in answer.getheaders():
+                    if key.lower() not in HOP_BY_HOP and (key.lower() != "content-length" or self.command == "HEAD"):
+                        self.send_header(key, value)
+                if self.command != "HEAD":
+                    self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(payload)
+
+            do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _handle
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.endpoint = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def should_fail(self, name: str) -> bool:
+        with self.lock:
+            self.requests += 1
+            self.seen[name] = count = self.seen.get(name, 0) + 1
+            failed = any(r.operation == name and r.nth <= count < r.nth + r.times for r in self.rules) \
+                or self.random.random() < self.fraction
+            self.faults += failed
+            return failed
+
+    def fail_fraction(self, fraction: float) -> None:
+        """Answers this fraction of all requests 503, from now on."""
+        with self.lock:
+            self.fraction = fraction
+
+    def fail(self, name: str, *, nth: int, times: int = 1) -> None:
+        """Answers the ``nth`` request of operation ``name`` (counted from now) and ``times - 1``
+        more after it 503."""
+        with self.lock:
+            self.seen[name] = 0
+            self.rules.append(Rule(name, nth, times))
+
+    def clear(self) -> None:
+        """No faults from now on; the counts start again."""
+        with self.lock:
+            self.fraction, self.rules, self.seen = 0.0, [], {}
+            self.requests = self.faults = 0
+
+    def __enter__(self) -> FaultProxy:
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.shutdown()
+        self.server.server_close()

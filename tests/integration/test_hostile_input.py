@@ -1,0 +1,207 @@
+"""Hostile input on both engines, locally and on the S3 server: placeholder values that would leave
+their dataset, secrets that must never print (py4j DEBUG logging included), Spark variables in
+contract patterns, and the messages of failing NaNs."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import uuid
+
+import pyarrow as pa
+import pytest
+import yaml
+
+import lakeio
+from conftest import TEST_BUCKET
+
+ENGINES = ["arrow", "spark"]
+
+
+@pytest.fixture(params=["local", "s3"])
+def storage(request, s3_endpoint) -> str:
+    return request.param
+
+
+HOSTILE_PLACEHOLDERS = ["%2e%2e", "..%2F..", "*", "{a,b}", "[12]", "~", None, "", "a" * 5_000]
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_hostile_placeholder_writes_nothing_and_leaves_the_siblings(spark, catalog_on, storage, engine):
+    lake = catalog_on(storage, "placeholders", runs={"format": "delta"})
+    lake = _with_uri(lake, "runs", lake.binding("runs").uri + "/{run}")
+    for run in ("12", "a"):
+        lake.write("runs", pa.table({"run": [run]}), run=run, engine=engine)
+
+    for value in HOSTILE_PLACEHOLDERS:
+        with pytest.raises(lakeio.InvalidArgumentError, match="placeholder run=.* one non-empty path segment"):
+            lake.write("runs", pa.table({"run": ["x"]}), mode="overwrite", run=value, engine=engine)
+        with pytest.raises(lakeio.InvalidArgumentError, match="one non-empty path segment"):
+            lake.read("runs", run=value, engine=engine)
+
+    for run in ("12", "a"):
+        assert lake.read("runs", run=run, engine=engine).to_arrow().column("run").to_pylist() == [run]
+
+
+def _with_uri(lake: lakeio.Catalog, name: str, uri: str) -> lakeio.Catalog:
+    """The same catalog with dataset ``name`` at ``uri`` (a template with a placeholder)."""
+    conf = lake._origins[name].parent
+    resources = yaml.safe_load(lake._origins[name].read_text())
+    resources[name]["environments"][lake.env]["uri"] = uri
+    lake._origins[name].write_text(yaml.safe_dump(resources))
+    return lakeio.Catalog.load(conf, env=lake.env)
+
+
+def test_an_empty_variable_cannot_aim_an_overwrite_at_the_siblings(tmp_path, monkeypatch):
+    siblings = tmp_path / "data"
+    (siblings / "other").mkdir(parents=True)
+    conf = tmp_path / "conf"
+    conf.mkdir()
+    (conf / "r.yaml").write_text(yaml.safe_dump(
+        {"run": {"format": "parquet", "environments": {"local": {"uri": f"{siblings}/${{RUN:-}}"}}}}))
+    monkeypatch.delenv("RUN", raising=False)
+    with pytest.raises(lakeio.ConfigError, match="RUN is empty, so the URI .* would name the folder above"):
+        lakeio.Catalog.load(conf, env="local")
+    assert (siblings / "other").is_dir()
+
+
+# -- secrets -------------------------------------------------------------------------------------
+
+SECRET, TOKEN = f"lakeio-SECRET-{uuid.uuid4().hex}", f"lakeio-TOKEN-{uuid.uuid4().hex}"
+
+
+class _Everything(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.DEBUG)
+        self.text: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.text.append(f"{record.name} {record.getMessage()} {record.args!r} {record.exc_text or ''}")
+
+
+def test_secrets_appear_in_no_repr_record_error_or_log_record(spark, tmp_path, s3_endpoint):
+    """A run on the S3 server with both engines, the secret key and session token in lakeio.yaml, py4j
+    and every other logger at DEBUG: neither value is in any log record, repr, I/O record or error."""
+    conf = tmp_path / "conf"
+    conf.mkdir()
+    root = f"s3://{TEST_BUCKET}/secrets/{uuid.uuid4().hex[:8]}"
+    (conf / "lakeio.yaml").write_text(yaml.safe_dump({"environments": {"s3": {
+        "metrics_sink": f"{root}/_metrics",
+        "s3": {"endpoint_url": s3_endpoint, "access_key_id": "AKIDLAKEIO", "secret_access_key": SECRET,
+               "session_token": TOKEN}}}}))
+    (conf / "r.yaml").write_text(yaml.safe_dump({
+        name: {"format": fmt, "partition_by": ["p"], "environments": {"s3": {"uri": f"{root}/{name}"}}}
+        for name, fmt in (("events", "delta"), ("files", "parquet"))}))
+    handler = _Everything()
+    root_logger = logging.getLogger()
+    saved = root_logger.level, {name: logging.getLogger(name).level for name in ("py4j", "py4j.clientserver",
+                                                                                 "py4j.java_gateway", "lakeio")}
+    root_logger.addHandler(handler)
+    root_logger.setLevel(logging.DEBUG)
+    for name in saved[1]:
+        logging.getLogger(name).setLevel(logging.DEBUG)
+    shown: list[str] = []
+    try:
+        lake = lakeio.Catalog.load(conf, env="s3")
+        data = pa.table({"id": [1, 2], "p": ["a", "b"]})
+        for engine in ENGINES:
+            for name in ("events", "files"):
+                record = lake.write(name, data, mode="overwrite", engine=engine)
+                shown += [repr(record), str(dataclasses.asdict(record))]
+                frame = lake.read(name, engine=engine)
+                shown += [repr(frame), str(frame.to_arrow().num_rows)]
+            with pytest.raises(lakeio.LakeioError) as caught:
+                lake.read("events", version=99, engine=engine).to_arrow()
+            shown += [str(caught.value), repr(caught.value)]
+        assert any("Command to send" in line for line in handler.text), "py4j DEBUG logging was not on"
+        spark_engine = lake._engine("spark")
+        shown += [repr(lake), repr(lake.settings), repr(lake._storage), repr(lake._storage.s3), repr(spark_engine),
+                  repr(lake.resolve("events")), repr(lake.settings.s3), lake.settings.model_dump_json()]
+    finally:
+        root_logger.removeHandler(handler)
+        root_logger.setLevel(saved[0])
+        for name, level in saved[1].items():
+            logging.getLogger(name).setLevel(level)
+        spark.sparkContext._jsc.hadoopConfiguration().unset("fs.s3a.session.token")
+    everything = "\n".join(handler.text + shown)
+    assert len(handler.text) > 100
+    assert SECRET not in everything and TOKEN not in everything
+
+
+# -- Spark variables in contract patterns, failing NaNs ------------------------------------------
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_contract_values_reach_spark_as_values_and_nans_are_named(spark, catalog_on, storage, engine, tmp_path):
+    (tmp_path / "checked.contract.yaml").write_text(yaml.safe_dump({"columns": {
+        "s": {"type": "string", "checks": [{"pattern": "^\\$\\{spark\\.app\\.name\\}$"},
+                                           {"in_set": ["${spark.app.name}"]}]},
+        "x": {"type": "float64", "checks": [{"between": [0, 10]}]}}}))
+    lake = catalog_on(storage, "contracts", checked={"format": "parquet", "schema": "../checked.contract.yaml"})
+    app = spark.conf.get("spark.app.name")
+
+    good = lake.validate("checked", pa.table({"s": ["${spark.app.name}"], "x": [1.0]}), engine=engine)
+    assert good.passed, good.describe_failures()
+    bad = lake.validate("checked", pa.table({"s": [app, "${spark.app.name}"], "x": [math.nan, math.nan]}),
+                        engine=engine)
+    messages = {(r.check, r.column): r.message for r in bad.errors}
+    assert messages.keys() == {("pattern", "s"), ("in_set", "s"), ("between", "x")}
+    assert messages[("between", "x")].endswith("(failing values: NaN (2))"), messages
+    assert "None" not in messages[("between", "x")]
+    mixed = lake.validate("checked", pa.table({"s": ["${spark.app.name}"] * 3, "x": [math.nan, 12.0, -1.0]}),
+                          engine=engine)
+    assert "failing values from -1.0 to 12.0 and NaN (1)" in mixed.errors[0].message
+
+
+@pytest.mark.parametrize("regex", ["^..$", "^A.B$", r"^\s$", r"^[\s]+$", r"^\w+$", "B$"])
+def test_a_contract_regex_gives_one_verdict_on_both_engines(spark, catalog_on, tmp_path, regex):
+    (tmp_path / "pattern.contract.yaml").write_text(yaml.safe_dump(
+        {"columns": {"s": {"type": "string", "checks": [{"pattern": regex}]}}}))
+    lake = catalog_on("local", "regexes", texts={"format": "parquet", "schema": "../pattern.contract.yaml"})
+    values = ["AB", "AB\n", "A\rB", "A\nB", "\x0b", " ", "\r", "AÉB", "É", "a_1"]
+    verdicts = {}
+    for engine in ENGINES:
+        verdicts[engine] = [lake.validate("texts", pa.table({"s": [v]}), engine=engine).passed for v in values]
+    assert verdicts["arrow"] == verdicts["spark"], dict(zip(values, zip(*verdicts.values(), strict=True), strict=True))
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_missing_delta_version_is_one_error_on_both_engines(spark, catalog_on, storage, engine):
+    lake = catalog_on(storage, "versions", events={"format": "delta"})
+    lake.write("events", pa.table({"id": [1]}), engine=engine)
+    lake.write("events", pa.table({"id": [2]}), mode="append", engine=engine)
+    assert lake.read("events", version=0, engine=engine).to_arrow().column("id").to_pylist() == [1]
+    with pytest.raises(lakeio.InvalidArgumentError, match="has versions 0 to 1; there is no version 7"):
+        lake.read("events", version=7, engine=engine).to_arrow()
+    with pytest.raises(lakeio.InvalidArgumentError, match="is before the first commit"):
+        lake.read("events", timestamp="2000-01-01T00:00:00Z", engine=engine).to_arrow()
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_delta_append_missing_a_column_is_one_answer_on_both_engines(spark, catalog_on, storage, engine):
+    lake = catalog_on(storage, "missing", events={"format": "delta"})
+    lake.write("events", pa.table({"id": [1], "note": ["first"]}), engine=engine)
+    with pytest.raises(lakeio.SchemaMismatchError, match="cannot append: missing column 'note'"):
+        lake.write("events", pa.table({"id": [2]}), mode="append", engine=engine)
+    if engine == "spark":
+        with pytest.raises(lakeio.SchemaMismatchError, match="missing column 'note'"):
+            lake.write("events", spark.createDataFrame([(3,)], "id long"), mode="append", engine=engine)
+    assert lake.read("events", engine="arrow").to_arrow().to_pylist() == [{"id": 1, "note": "first"}]
+
+    lake.write("events", pa.table({"id": [2]}), mode="append", options={"schema_mode": "merge"}, engine=engine)
+    got = sorted(lake.read("events", engine="arrow").to_arrow().to_pylist(), key=lambda r: r["id"])
+    assert got == [{"id": 1, "note": "first"}, {"id": 2, "note": None}]
+
+
+@pytest.mark.parametrize("writer", ENGINES)
+def test_json_decimals_keep_every_digit_on_both_engines(spark, catalog_on, tmp_path, storage, writer):
+    import decimal
+
+    (tmp_path / "amounts.contract.yaml").write_text(yaml.safe_dump(
+        {"columns": {"id": {"type": "int64"}, "amount": {"type": "decimal(38,18)"}}}))
+    lake = catalog_on(storage, "decimals", amounts={"format": "json", "schema": "../amounts.contract.yaml"})
+    exact = [decimal.Decimal("12345678901234567.891234567890123456"), decimal.Decimal("-0.000000000000000001")]
+    lake.write("amounts", pa.table({"id": [1, 2], "amount": pa.array(exact, pa.decimal128(38, 18))}), engine=writer)
+    for engine in ENGINES:
+        got = lake.read("amounts", engine=engine).to_arrow().sort_by("id")
+        assert got.column("amount").to_pylist() == exact, engine
