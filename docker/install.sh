@@ -8,7 +8,8 @@
 #   PREFIX/deploy/      the drivers and the log4j2 settings
 #   PREFIX/conf/        the configuration folder
 # Usage: docker/install.sh PREFIX   (PYTHON: the interpreter, default python3; LAKEIO_JARS_DIR: the
-# built jars, default build/jars; LAKEIO_EXTRAS: default pandas,s3,demo)
+# built jars, default build/jars; LAKEIO_EXTRAS: default pandas,s3,demo; SPARK_LINE: the Spark line
+# whose pinned set, constraints/spark-<line>.txt, the dependencies come from, default 4.1)
 set -eu
 
 PREFIX=${1:?usage: install.sh PREFIX}
@@ -16,6 +17,7 @@ SRC=$(cd "$(dirname "$0")/.." && pwd)
 PYTHON=${PYTHON:-python3}
 JARS=${LAKEIO_JARS_DIR:-$SRC/build/jars}
 EXTRAS=${LAKEIO_EXTRAS:-pandas,s3,demo}
+CONSTRAINTS=$SRC/constraints/spark-${SPARK_LINE:-4.1}.txt
 
 if ! ls "$JARS"/lakeio-helper-*.jar >/dev/null 2>&1 || ! ls "$JARS"/third-party/delta-spark*.jar >/dev/null 2>&1; then
     echo "install.sh: no lakeio helper or Delta jar in $JARS: build them first (make setup)" >&2
@@ -28,13 +30,9 @@ mkdir -p "$PREFIX/jars/third-party" "$PREFIX/deploy" "$PREFIX/conf"
 BUILD=$(mktemp -d)
 trap 'rm -rf "$BUILD"' EXIT
 cp -R "$SRC/pyproject.toml" "$SRC/README.md" "$SRC/python" "$BUILD/"
-"$PREFIX/venv/bin/python" -m pip install -q --disable-pip-version-check "$BUILD[$EXTRAS]"
+"$PREFIX/venv/bin/python" -m pip install -q --disable-pip-version-check -c "$CONSTRAINTS" "$BUILD[$EXTRAS]"
 # delta-spark's Python API without the pyspark it requires: Spark comes from the image's $SPARK_HOME.
-DELTA=$("$PREFIX/venv/bin/python" -c '
-import re, sys, tomllib
-extras = tomllib.load(open(sys.argv[1], "rb"))["project"]["optional-dependencies"]["spark"]
-print(next(r for r in extras if re.match(r"delta-spark\b", r)))' "$SRC/pyproject.toml")
-"$PREFIX/venv/bin/python" -m pip install -q --disable-pip-version-check --no-deps "$DELTA"
+"$PREFIX/venv/bin/python" -m pip install -q --disable-pip-version-check --no-deps "$(grep '^delta-spark==' "$CONSTRAINTS")"
 
 "$PREFIX/venv/bin/python" -c 'import sys; from pathlib import Path; from lakeio.cli import package_zip; package_zip(Path(sys.argv[1]))' "$PREFIX"
 cp "$JARS"/lakeio-helper-*.jar "$PREFIX/jars/"

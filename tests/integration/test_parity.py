@@ -15,15 +15,18 @@ import uuid
 
 import pandas as pd
 import pyarrow as pa
+import pyspark
 import pytest
 from pandas.testing import assert_frame_equal
 
 import lakeio
-from lakeio.spark import compat
+from lakeio.spark import compat, jvm
 
 # "connect": engine="spark" in an environment with spark.remote (a `connect` test, see conftest.py).
 ENGINES = ["arrow", "spark", pytest.param("connect", marks=pytest.mark.connect)]
 STORAGES = ["local", "s3"]
+# The 3.5 line's s3a cannot create a file only if absent: its Spark commits Delta to S3 as the one writer.
+LINE_S3 = "" if jvm.spark_line(pyspark.__version__) in jvm.CONDITIONAL_CREATE_LINES else ", s3: {delta_commits: single_writer}"
 UTC = dt.UTC
 
 
@@ -52,7 +55,7 @@ def lake(request, tmp_path, storage, spark, s3_endpoint) -> lakeio.Catalog:
     conf.mkdir()
     connect = "engine_mode" in request.fixturenames and request.getfixturevalue("engine_mode") == "connect"
     remote = f", spark: {{remote: '{request.getfixturevalue('on_connect')}'}}" if connect else ""
-    (conf / "lakeio.yaml").write_text(f"environments: {{{storage}: {{engine: auto{remote}}}}}\n")
+    (conf / "lakeio.yaml").write_text(f"environments: {{{storage}: {{engine: auto{remote}{LINE_S3}}}}}\n")
     datasets = {
         "typed_delta": ("delta", ["part_s", "part_i"]),
         "typed_parquet": ("parquet", ["part_s", "part_i"]),

@@ -254,3 +254,56 @@ def test_both_backends_give_the_expected_verdicts_and_metrics(case, spark_mode, 
         for a, s in zip(arrow.metrics, other.metrics):
             assert _same(a.value, s.value), (other.backend, a, s)
 
+
+def _deequ_alone(spark, frame, *analyzers) -> dict:
+    """Deequ's own successful metrics for ``analyzers`` on ``frame``, by (instance, name): what a
+    user of Deequ alone reads (a failed metric is absent)."""
+    from pydeequ import analyzers as A
+
+    runner = A.AnalysisRunner(spark).onData(frame)
+    for analyzer in analyzers:
+        runner = runner.addAnalyzer(analyzer)
+    rows = A.AnalyzerContext.successMetricsAsDataFrame(spark, runner.run()).collect()
+    return {(row["instance"], row["name"]): row["value"] for row in rows}
+
+
+@pytest.mark.deequ
+def test_where_deequ_alone_differs_lakeios_semantics_stand(spark, tmp_path, monkeypatch):
+    """Each row of docs/deequ.md's table of differences: Deequ's own answer, and lakeio's on the
+    Deequ backend (the same as on the other backends, which the table above checks)."""
+    monkeypatch.setenv("SPARK_VERSION", jvm.spark_line(spark.version))  # pydeequ reads it at import
+    from pydeequ import analyzers as A
+
+    from lakeio.spark import deequ
+
+    assert deequ.available(spark)  # on a Deequ line, missing jars fail here rather than skip
+    numbers = _spark_frame(spark, pa.table({
+        "x": pa.array([1.0, NAN, 3.0], pa.float64()), "n": pa.array([1, 2, 2], pa.int64()),
+        "label": pa.array(["a", None, "a"], pa.string())}))
+    alone = _deequ_alone(spark, numbers, A.Mean("x"), A.StandardDeviation("x"), A.Minimum("n"),
+                         A.Histogram("label"), A.Uniqueness(["n"]))
+    assert math.isnan(alone[("x", "Mean")]) and math.isnan(alone[("x", "StandardDeviation")])
+    assert alone[("n", "Minimum")] == 1.0 and isinstance(alone[("n", "Minimum")], float)
+    assert ("label", "Histogram.abs.NullValue") in alone  # nulls become a label named NullValue
+    assert alone[("n", "Uniqueness")] == pytest.approx(1 / 3)  # one value of three rows seen once
+    report, _ = _binding(tmp_path, """
+        columns:
+          x: {type: float64, metrics: [mean, stddev]}
+          n: {type: int64, checks: [unique], metrics: [min]}
+          label: {type: string, metrics: [counts_per_label]}
+        """).run_spark(numbers, "validate")
+    assert report.backend == "deequ"
+    assert report.metric("x", "mean") == 2.0 and report.metric("x", "stddev") == 1.0  # NaN left out
+    assert report.metric("n", "min") == 1 and isinstance(report.metric("n", "min"), int)
+    assert {m.label for m in report.metrics if m.metric == "counts_per_label"} == {"a"}
+    assert [(r.passed, r.observed) for r in report.results if r.check == "unique"] == [(False, 1)]  # repeats
+
+    empty = _spark_frame(spark, pa.table({"n": pa.array([], pa.int64())}))
+    alone = _deequ_alone(spark, empty, A.Mean("n"), A.Compliance("positive", "n > 0"))
+    assert ("n", "Mean") not in alone and ("*", "Compliance") not in alone  # "Empty state": no metric
+    report, _ = _binding(tmp_path, """
+        columns:
+          n: {type: int64, checks: [{greater_than: 0}], metrics: [mean]}
+        """).run_spark(empty, "validate")
+    assert report.backend == "deequ" and report.metric("n", "mean") is None
+    assert [(r.passed, r.observed) for r in report.results if r.check == "greater_than"] == [(True, 0)]

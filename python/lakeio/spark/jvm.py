@@ -19,6 +19,9 @@ if TYPE_CHECKING:
 HELPER_CLASS = "lakeio.helper.Helper"
 # The supported Spark lines (major.minor) and the checkout folder each line's jars are built into.
 SPARK_LINES = {"4.1": "jars", "3.5": "jars-3.5"}
+# The lines whose s3a creates a file only if absent (Hadoop 3.4.2+), which lakeio's Delta log store
+# for S3 needs; the 3.5 line ships Hadoop 3.3.4.
+CONDITIONAL_CREATE_LINES = ("4.1",)
 _SETUP_HINT = ("run `make setup` (or `make setup SPARK_LINE=3.5`) in the lakeio checkout, or point "
                "LAKEIO_JARS_DIR at a folder holding the jars")
 

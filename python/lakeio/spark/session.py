@@ -156,6 +156,12 @@ def check_delta_commits(spark: SparkSession, storage: Storage, location: Locatio
     """
     if location.scheme != "s3" or storage.delta_commits != "conditional_put":
         return
+    if jvm.spark_line(spark.version) not in jvm.CONDITIONAL_CREATE_LINES:
+        raise EngineUnavailableError(
+            f"{location.uri}: Spark {spark.version}'s s3a cannot create a file only if it is absent (Hadoop 3.4.2 "
+            f"added it), so its Delta commits cannot take part in the conditional put that every writer here "
+            f"uses (s3.delta_commits: conditional_put); set s3.delta_commits: single_writer if only one writer "
+            f"at a time writes here, or run the Spark {' or '.join(jvm.CONDITIONAL_CREATE_LINES)} line")
     configured = spark.conf.get(S3_LOG_STORE_CONF, None)  # the SparkContext's conf, as Spark Connect reads it too
     if configured != S3_LOG_STORE:
         raise EngineUnavailableError(
