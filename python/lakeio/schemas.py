@@ -263,6 +263,8 @@ def _definitions(model: type[BaseModel]) -> dict[str, Any]:
         for field, text in (documented[0] if documented else {}).items():
             body["properties"][field]["description"] = text  # KeyError: the model lost a documented field
         body.pop("title", None)
+        if "description" in body:  # a class docstring, which Python 3.13 dedents itself
+            body["description"] = inspect.cleandoc(body["description"])
         for field in body.get("properties", {}).values():
             field.pop("title", None)
     return definitions

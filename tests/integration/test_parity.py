@@ -15,18 +15,17 @@ import uuid
 
 import pandas as pd
 import pyarrow as pa
-import pyspark
 import pytest
+from lines import S3_COMMITS
 from pandas.testing import assert_frame_equal
 
 import lakeio
-from lakeio.spark import compat, jvm
+from lakeio.spark import compat
 
 # "connect": engine="spark" in an environment with spark.remote (a `connect` test, see conftest.py).
 ENGINES = ["arrow", "spark", pytest.param("connect", marks=pytest.mark.connect)]
 STORAGES = ["local", "s3"]
-# The 3.5 line's s3a cannot create a file only if absent: its Spark commits Delta to S3 as the one writer.
-LINE_S3 = "" if jvm.spark_line(pyspark.__version__) in jvm.CONDITIONAL_CREATE_LINES else ", s3: {delta_commits: single_writer}"
+LINE_S3 = f", s3: {{delta_commits: {S3_COMMITS}}}"
 UTC = dt.UTC
 
 

@@ -11,6 +11,7 @@ from dataclasses import replace
 import boto3
 import pandas as pd
 import pytest
+from lines import S3_COMMITS
 
 from lakeio import Catalog, DataQualityError
 from lakeio.spark import deequ
@@ -42,7 +43,8 @@ def lake(tmp_path, s3_endpoint):
           schema: schemas/flights.yaml
           environments: {{test: {{uri: "s3://{TEST_BUCKET}/{prefix}/parquet"}}}}
         """))
-    (conf / "lakeio.yaml").write_text(f"environments:\n  test: {{engine: spark, metrics_sink: 's3://{TEST_BUCKET}/{prefix}/_metrics'}}\n")
+    (conf / "lakeio.yaml").write_text(f"environments:\n  test: {{engine: spark, s3: {{delta_commits: {S3_COMMITS}}}, "
+                                      f"metrics_sink: 's3://{TEST_BUCKET}/{prefix}/_metrics'}}\n")
     lake = Catalog.load(conf, env="test")
     lake.prefix = prefix
     return lake

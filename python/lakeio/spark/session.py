@@ -83,14 +83,20 @@ def session_conf(settings: EnvironmentSettings, storage: Storage) -> dict[str, s
     """The Spark conf lakeio starts a session with (all but ``spark.jars``): Delta, UTC, Arrow,
     Parquet timestamps, Delta's s3a log store for the environment's ``s3.delta_commits``, s3a for the
     environment's S3, then the environment's ``spark.conf``.
-    ``lakeio submit`` passes the same keys to spark-submit."""
+    ``lakeio submit`` passes the same keys to spark-submit. The log store is left out on a line whose
+    s3a cannot create conditionally (it would fail every commit); :func:`check_delta_commits` then
+    refuses a commit under ``conditional_put`` by name."""
+    import pyspark
+
+    arbitrated = (storage.delta_commits == "conditional_put"
+                  and jvm.spark_line(pyspark.__version__) in jvm.CONDITIONAL_CREATE_LINES)
     return {
         "spark.sql.extensions": DELTA_EXTENSION,
         "spark.sql.catalog.spark_catalog": DELTA_CATALOG,
         "spark.sql.execution.arrow.pyspark.enabled": "true",
         "spark.sql.session.timeZone": "UTC",
         **PARQUET_CONF,
-        **({S3_LOG_STORE_CONF: S3_LOG_STORE} if storage.delta_commits == "conditional_put" else {}),
+        **({S3_LOG_STORE_CONF: S3_LOG_STORE} if arbitrated else {}),
         **storage.hadoop_conf(),
         **settings.spark.conf,
     }
