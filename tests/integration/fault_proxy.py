@@ -25,7 +25,7 @@ from urllib.parse import urlparse
 SLOW_DOWN = (b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>SlowDown</Code>'
              b"<Message>Please reduce your request rate.</Message></Error>")
 # The order of one in-region S3 request's latency (a GET or LIST of a small object or page, from
-# an instance in the bucket's region); moto on 127.0.0.1 answers in about 1 ms.
+# an instance in the bucket's region); moto on 127.0.0.1 answers a small one in a few milliseconds.
 S3_LATENCY = 0.020
 HOP_BY_HOP = {"expect", "connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "proxy-connection"}
 
