@@ -81,7 +81,7 @@ class ArrowEngine:
         """The Arrow schema of the Delta table at ``location`` (its latest version)."""
         from deltalake import DeltaTable
 
-        return DeltaTable(location.uri, storage_options=self.storage.delta_options(location)).to_pyarrow_dataset().schema
+        return _delta_arrow_schema(DeltaTable(location.uri, storage_options=self.storage.delta_options(location)))
 
     # -- reads --------------------------------------------------------------------------------
 
@@ -120,7 +120,7 @@ class ArrowEngine:
         try:
             if plan.format == "delta":
                 table = self._delta_table(plan)
-                return table.to_pyarrow_dataset(), table  # delta-rs's fragments carry partitions and statistics
+                return _delta_dataset(table, plan, self.storage.filesystem(plan.location)), table
             return files.read_consistently(self.storage, plan, lambda: files.open_dataset(
                 self.storage.filesystem(plan.location), plan.location, plan.format, bool(plan.partition_by),
                 plan.options, plan.column_types)), None
@@ -179,11 +179,8 @@ class ArrowEngine:
         if plan.format == "delta":
             import pyarrow.dataset as ds
 
-            # delta-rs gives each file's path relative to the root, decoded from the log: as it is on storage.
-            filesystem = self.storage.filesystem(plan.location)
-            fragments = native_parquet_fragments(
-                [(posixpath.join(plan.location.path, f.path), f.partition_expression, None) for f in scan.kept], filesystem)
-            dataset = ds.FileSystemDataset(fragments, dataset.schema, ds.ParquetFileFormat(), filesystem)
+            # Only the kept files, so the scan does not test every fragment's statistics again.
+            dataset = ds.FileSystemDataset(scan.kept, dataset.schema, dataset.format, dataset.filesystem)
         with _filter_errors(plan, dataset.schema, scan.expression, scan):
             yield dataset.scanner(columns=None if plan.columns is None else list(plan.columns), filter=scan.expression)
 
@@ -381,14 +378,65 @@ def _lost_to_another_writer(what: str, error: Exception) -> ConcurrentWriteError
                                 f"nothing was committed: retry the write")
 
 
+def _delta_arrow_schema(table) -> pa.Schema:
+    """The Arrow schema of a DeltaTable, as its pyarrow datasets have it, with no file touched."""
+    import pyarrow as pa
+
+    return pa.schema(table.schema().to_arrow())
+
+
+def _delta_dataset(table, plan: ScanPlan, filesystem) -> ds.Dataset:
+    """The Delta table's files as a pyarrow dataset: only those of the partitions the plan's
+    filter can match, chosen by delta-rs from the log before any fragment is made (making every
+    file's fragment costs in proportion to the table, not to the read). Each fragment carries
+    its partition values and statistics, so the scan's filter prunes the rest by statistics.
+
+    The part of the filter handed to delta-rs is its AND terms on partition columns whose
+    literals are of the column's own kind (see :func:`_partition_literal_fits`): those select
+    the same files in delta-rs as in Arrow. A filter delta-rs refuses builds every file's fragment.
+
+    The fragments read through ``filesystem`` (pyarrow's own, rooted at the table) rather than
+    delta-rs's Python wrapper, which is several times slower and costs a walk of the log to make.
+    """
+    from pyarrow import fs as pafs
+
+    from lakeio.predicate import conjuncts_where
+
+    rooted = pafs.SubTreeFileSystem(plan.location.path, filesystem)
+    schema = _delta_arrow_schema(table)
+    types = {name: schema.field(name).type for name in table.metadata().partition_columns}
+    selecting = conjuncts_where(plan.predicate, lambda column, value: column in types and
+                                _partition_literal_fits(types[column], value))
+    if selecting is not None:
+        with contextlib.suppress(Exception):  # delta-rs cannot apply it: the scan's filter alone prunes
+            return table.to_pyarrow_dataset(file_pruning_predicate=to_sql(selecting, dialect="delta"),
+                                            filesystem=rooted)
+    return table.to_pyarrow_dataset(filesystem=rooted)
+
+
+def _partition_literal_fits(type_: pa.DataType, value: object) -> bool:
+    """True when delta-rs compares ``value`` with a partition column of ``type_`` as Arrow does:
+    integers, strings, dates and booleans of the column's own kind, and ``IS NULL`` (None).
+    Other kinds (floats, timestamps and their zones, decimals, mixed kinds) are left to Arrow."""
+    import pyarrow as pa
+
+    if value is None:
+        return True
+    if isinstance(value, bool):
+        return pa.types.is_boolean(type_)
+    if isinstance(value, int):
+        return pa.types.is_integer(type_)
+    if isinstance(value, str):
+        return pa.types.is_string(type_) or pa.types.is_large_string(type_)
+    return isinstance(value, dt.date) and not isinstance(value, dt.datetime) and pa.types.is_date(type_)
+
+
 def native_parquet_fragments(files: list[tuple[str, object, int | None]], filesystem) -> list:
     """Parquet files already found, as fragments read through pyarrow's own filesystem, with nothing
     listed or opened to make them.
 
     Each file is (path on ``filesystem``, partition expression, size in bytes or None); a known size
-    spares a request per file on S3. The Delta scan's kept files come here: delta-rs's Python
-    filesystem wrapper reads several times slower (measured by bench_to_pandas.py), and rebuilding
-    only kept files makes a small read of a large table cost in proportion to what it reads.
+    spares a request per file on S3.
     """
     import pyarrow.dataset as ds
 
@@ -435,7 +483,11 @@ class Scan:
 
     def total_files(self) -> int | None:
         """The table's files (before pruning), or None when the dataset holds only selected ones."""
-        return None if self.sizes is not None else sum(1 for _ in self.dataset.get_fragments())
+        if self.sizes is not None:
+            return None
+        if self.table is not None:  # the dataset holds only the files delta-rs selected: count the log's
+            return self.table.get_add_actions(flatten=False).num_rows
+        return sum(1 for _ in self.dataset.get_fragments())
 
     def files(self) -> list[tuple[str, int]]:
         """The kept files as (path, bytes): sizes as selected, from the Delta log, or from one listing
