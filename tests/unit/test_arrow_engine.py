@@ -6,6 +6,7 @@ import datetime as dt
 import itertools
 import json
 import re
+import shutil
 
 import pandas as pd
 import pyarrow as pa
@@ -526,6 +527,20 @@ def test_delta_filter_refused_by_delta_rs_reads_every_file(delta_by_kind_n_day, 
     actual = lake.read("kd", where="kind = 'a' AND n = 2", engine="arrow").to_pandas()
     assert handed == ["(`kind` = 'a') AND (`n` = 2)"]
     assert sorted(actual.id) == sorted(data[(data.kind == "a") & (data.n == 2)].id)
+
+
+def test_delta_reads_of_the_latest_version_follow_commits_and_a_table_made_again(lake, tmp_path):
+    """A read of the latest version brings the table the engine opened before up to date, and opens
+    it anew when the table was deleted and made again at its URI (its commit file is another)."""
+    lake.write("dlp", flights(range(1, 7)))
+    assert lake.read("dlp", engine="arrow").count() == 6
+    lake.write("dlp", flights(range(7, 9)), mode="append")
+    assert sorted(lake.read("dlp", engine="arrow").to_pandas().id) == list(range(1, 9))
+    shutil.rmtree(tmp_path / "data" / "dlp")
+    lake.write("dlp", flights(range(20, 23)))
+    lake.write("dlp", flights(range(23, 24)), mode="append")  # as many versions as before
+    assert sorted(lake.read("dlp", engine="arrow").to_pandas().id) == [20, 21, 22, 23]
+    assert sorted(lake.read("dlp", where="month = 1").to_pandas().id) == [21]
 
 
 # -- engine: auto reads the scan it opened to choose the engine, while that scan is current -------------
