@@ -1,14 +1,19 @@
-"""The Arrow backend: computes a contract's measures with ``pyarrow.compute``, one pass over a stream
-of record batches, so data larger than memory is validated batch by batch.
+"""The Arrow backend: computes a contract's measures with ``pyarrow.compute`` and numpy, one pass
+over a stream of record batches, so data larger than memory is validated batch by batch.
 
-Memory: every measure keeps a few numbers, except two. ``unique``, compound ``unique`` and
-``distinct_count`` keep the key columns of every row (after nulls are dropped) until the end, then
-sort or hash them: plan on about three times the key columns' size (20M int64 keys: ~160 MB kept,
-~480 MB at the peak). ``counts_per_label`` keeps one count per distinct label.
+Memory: every measure keeps a few numbers, except these. ``unique`` and ``distinct_count`` of one
+integer-like column (integers, booleans, dates, timestamps, floats) keep a byte map over the range
+of the keys while that range is dense (at most 4 bytes per key, or 64 MiB whatever the count; the
+OS maps only the pages keys touch), else the keys as 8-byte words, spilled past 256 MiB to
+temporary files in 16 hash partitions and counted one partition at a time. Compound keys and
+string or decimal keys keep the key columns of every row (after nulls are dropped) to the end, and
+are counted by Arrow's hash kernels. ``counts_per_label`` keeps one count per distinct label.
 
-Speed: measures of one batch run in a thread pool (Arrow kernels release the GIL); integer-like keys
-(integers, dates, timestamps, booleans, floats) are counted by a SIMD numpy sort, other keys by Arrow's
-hash kernels, which are several times slower on millions of distinct keys.
+Speed: a batch is cut into slices of ``SLICE_ROWS`` rows, measured in a thread pool (Arrow and numpy
+kernels release the GIL). A numeric column's statistics and range checks share one pass per slice,
+and a range check whose bounds hold the slice's min and max passes without a comparison per value.
+Dense integer keys are counted without a sort or a hash (one byte store per key); sparse keys are
+sorted, per spilled partition when they spill.
 """
 
 from __future__ import annotations
@@ -627,6 +632,8 @@ class _Distinct(_Accumulator):
 
         if self.spill is None:
             self.spill = tempfile.TemporaryDirectory(prefix="lakeio-distinct-")
+        if not self.words:
+            return
         words = np.concatenate(self.words)
         partition = _partition_of(words)
         for index in range(_PARTITIONS):
