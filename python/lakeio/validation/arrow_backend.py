@@ -572,18 +572,12 @@ class _Distinct(_Accumulator):
         import pyarrow.compute as pc
 
         array = columns[self.measure.columns[0]]
-        values = pc.drop_null(array) if array.null_count else array
-        if not _sortable(values):  # a key type the contract maps to no integer-like Arrow type
-            return values
-        return _words(values)
+        return _words(pc.drop_null(array) if array.null_count else array)
 
     def merge(self, part: Any) -> None:
         if not self.streamed:
             for column, array in part.items():
                 self.chunks[column].append(array)
-            return
-        if not hasattr(part, "dtype"):  # Arrow values that are not integer-like: counted at the end
-            self.chunks[self.measure.columns[0]].append(part)
             return
         if not len(part):
             return
@@ -646,7 +640,7 @@ class _Distinct(_Accumulator):
         import pyarrow as pa
         import pyarrow.compute as pc
 
-        if not self.streamed or self.chunks[self.measure.columns[0]]:
+        if not self.streamed:
             arrays = {c: pa.chunked_array(chunks, type=chunks[0].type if chunks else None).combine_chunks()
                       if chunks else None for c, chunks in self.chunks.items()}
             self.chunks = {}
