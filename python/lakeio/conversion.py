@@ -44,11 +44,12 @@ def arrow_to_pandas(read: Callable[[], pa.Table]) -> pandas.DataFrame:
     Returns:
         The frame ``table.to_pandas()`` would give.
     """
+    from concurrent.futures import ThreadPoolExecutor
+
     import pyarrow as pa
 
     table = read()
     releaser = _Releaser(pa.default_memory_pool())
-    releaser.release()  # the read's scratch pages, before the first column adds its own
     index_columns = _stored_index_columns(table)
     shell = table.select(index_columns).to_pandas()  # the index, rebuilt by pyarrow from the metadata
     labels = table.slice(0, 0).to_pandas().columns  # the column labels, likewise (they need no rows)
@@ -57,18 +58,23 @@ def arrow_to_pandas(read: Callable[[], pa.Table]) -> pandas.DataFrame:
     schema, arrays, rows = table.schema, table.columns, table.num_rows  # a list: each column can go alone
     del table
     dtypes = [_number_dtype(field, array.null_count, metadata_types) for field, array in zip(schema, arrays)]
-    blocks = _number_blocks(arrays, dtypes, rows, releaser)
-    blocks += _converted_blocks(schema, arrays, [position for position, dtype in enumerate(dtypes) if dtype is None],
-                                releaser)
+    blocks, copies = _number_blocks(arrays, dtypes, rows)
+    releaser.release()  # the read's scratch pages, once the number blocks have taken what the pool kept
+    with ThreadPoolExecutor(pa.cpu_count()) as threads:
+        # The numbers are copied on the pool (NumPy copies without holding the GIL) while pyarrow
+        # converts the other columns on this thread, as its own to_pandas converts all at once.
+        copying = [threads.submit(_copy_chunks, chunks, row, releaser) for chunks, row in copies]
+        blocks += _converted_blocks(schema, arrays, [position for position, dtype in enumerate(dtypes) if dtype is None],
+                                    releaser)
+        for copy in copying:
+            copy.result()  # raise what failed
     return _frame(blocks, shell.index, labels, shell.attrs)
 
 
-def _number_blocks(arrays: list, dtypes: list, rows: int, releaser: _Releaser) -> list:
+def _number_blocks(arrays: list, dtypes: list, rows: int) -> tuple[list, list[tuple[list, Any]]]:
     """One block per dtype of the number columns (those with a dtype in ``dtypes``), as (values,
-    positions) pairs; each column's entry in ``arrays`` is cleared, its chunks freed as they are
-    copied, on as many threads as Arrow's CPU pool has (NumPy copies without holding the GIL)."""
-    from concurrent.futures import ThreadPoolExecutor
-
+    positions) pairs, and the copies that fill them (a column's chunks, its row of a block; see
+    :func:`_copy_chunks`): each column's entry in ``arrays`` is cleared."""
     import numpy as np
     import pyarrow as pa
 
@@ -76,14 +82,15 @@ def _number_blocks(arrays: list, dtypes: list, rows: int, releaser: _Releaser) -
     copies: list[tuple[list, Any]] = []  # (a column's chunks, its row of the block)
     for dtype in dict.fromkeys(dtype for dtype in dtypes if dtype is not None):  # each once, in order
         positions = [position for position, other in enumerate(dtypes) if other is not None and other == dtype]
-        values = np.empty((len(positions), rows), dtype)
+        # From Arrow's pool, as pyarrow allocates its own blocks: pages a previous frame freed are
+        # reused, where NumPy's allocator maps (and faults in) fresh ones for every frame.
+        buffer = pa.allocate_buffer(len(positions) * rows * dtype.itemsize)
+        values = np.frombuffer(buffer, dtype).reshape(len(positions), rows)
         for row, position in zip(values, positions):
             chunks, arrays[position] = arrays[position].chunks, None
             copies.append((chunks, row))
         blocks.append((values, positions))
-    with ThreadPoolExecutor(pa.cpu_count()) as threads:
-        list(threads.map(lambda copy: _copy_chunks(copy[0], copy[1], releaser), copies))  # list(): raise what failed
-    return blocks
+    return blocks, copies
 
 
 def _converted_blocks(schema: pa.Schema, arrays: list, positions: list[int], releaser: _Releaser) -> list:
@@ -175,10 +182,17 @@ def _copy_chunks(chunks: list, out: numpy.ndarray, releaser: _Releaser) -> None:
     Each chunk's entry in ``chunks`` is cleared as it is copied, so the chunk is freed and ``out``
     fills as the chunks go.
     """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     start = 0
     for position in range(len(chunks)):
         chunk, chunks[position] = chunks[position], None
-        out[start:start + len(chunk)] = chunk.to_numpy(zero_copy_only=False)  # nulls: NaN
+        if chunk.null_count:  # nulls become NaN, as pyarrow makes them, in Arrow's pool (NumPy's maps fresh pages)
+            floats = chunk.cast(pa.float64(), safe=False) if pa.types.is_integer(chunk.type) else chunk
+            out[start:start + len(chunk)] = pc.fill_null(floats, float("nan")).to_numpy()
+        else:
+            out[start:start + len(chunk)] = chunk.to_numpy()
         start += len(chunk)
         chunk_bytes = chunk.nbytes
         del chunk

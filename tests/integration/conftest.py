@@ -14,13 +14,13 @@ REPO = Path(__file__).resolve().parents[2]
 CONF = REPO / "conf"
 TEST_BUCKET = "lakeio-test"
 
-# Small and quiet: 2 cores, no UI, few shuffle and Delta snapshot partitions.
+# Small and quiet: 2 cores, no UI, few shuffle and Delta snapshot partitions (no console progress
+# bar: lakeio's factory turns it off, which test_spark_stack checks).
 TEST_SPARK_CONF = {
     "spark.sql.shuffle.partitions": "2",
     "spark.default.parallelism": "2",
     "spark.databricks.delta.snapshotPartitions": "2",
     "spark.ui.enabled": "false",
-    "spark.ui.showConsoleProgress": "false",
     "spark.driver.memory": "2g",
     "spark.log.level": "ERROR",
 }

@@ -50,12 +50,25 @@ def connect_server(conf: Mapping[str, str], log: Path, *, plugin: bool = True, m
         _wait_for(port, server, log, timeout)
         yield f"sc://127.0.0.1:{port}"
     finally:
+        _close_clients(f"127.0.0.1:{port}")
         server.terminate()
         try:
             server.wait(timeout=30)
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait()
+
+
+def _close_clients(endpoint: str) -> None:
+    """Closes this process's Connect clients of the server: each registers an exit hook that calls
+    its server, and on a stopped server that call retries for minutes before it gives up."""
+    import gc
+
+    from pyspark.sql.connect.client.core import SparkConnectClient
+
+    for client in [o for o in gc.get_objects() if isinstance(o, SparkConnectClient)]:
+        if client._builder.endpoint == endpoint and not client.is_closed:
+            client.close()
 
 
 def _free_port() -> int:

@@ -1,11 +1,15 @@
 """An HTTP proxy in front of the S3 server that answers some requests ``503 SlowDown`` instead of
 forwarding them: a fraction of all requests (seeded), or targeted ones ("the 3rd DeleteObject and
 the next 4"). Clients pointed at it see the faults a throttled S3 gives; the rest is moto's answer.
+It can also hold every request for a fixed delay before forwarding it, so that a local S3 server
+costs per request what S3 does (``S3_LATENCY``), and request counts show in timings.
 
     with FaultProxy(moto_endpoint) as proxy:
         proxy.fail_fraction(0.25)
         proxy.fail("DeleteObject", nth=3, times=1)
         proxy.clear()
+    with FaultProxy(moto_endpoint, delay=S3_LATENCY) as proxy:
+        ...
 """
 
 from __future__ import annotations
@@ -13,12 +17,16 @@ from __future__ import annotations
 import http.client
 import random
 import threading
+import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlparse
 
 SLOW_DOWN = (b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>SlowDown</Code>'
              b"<Message>Please reduce your request rate.</Message></Error>")
+# The order of one in-region S3 request's latency (a GET or LIST of a small object or page, from
+# an instance in the bucket's region); moto on 127.0.0.1 answers a small one in a few milliseconds.
+S3_LATENCY = 0.020
 HOP_BY_HOP = {"expect", "connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "proxy-connection"}
 
 
@@ -44,10 +52,18 @@ def operation(method: str, path: str, query: str, headers) -> str:
 
 
 class FaultProxy:
-    """The proxy, on a free port of 127.0.0.1, for as long as the ``with`` block runs."""
+    """The proxy, on a free port of 127.0.0.1, for as long as the ``with`` block runs.
 
-    def __init__(self, upstream: str, seed: int = 14):
+    Args:
+        upstream: the S3 server's endpoint URL.
+        seed: the seed of :meth:`fail_fraction`'s draws.
+        delay: seconds every request is held before it is forwarded (or failed); each request waits
+            in its own thread, so concurrent requests overlap as they do on S3.
+    """
+
+    def __init__(self, upstream: str, seed: int = 14, delay: float = 0.0):
         self.upstream = urlparse(upstream)
+        self.delay = delay
         self.random = random.Random(seed)
         self.lock = threading.Lock()
         self.fraction = 0.0
@@ -58,6 +74,9 @@ class FaultProxy:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # Headers and body go out as two writes: with Nagle's algorithm on, the body waits for
+            # the client's delayed ACK of the headers, some 40 ms on every request.
+            disable_nagle_algorithm = True
 
             def log_message(self, *args):  # quiet
                 pass
@@ -77,6 +96,8 @@ class FaultProxy:
 
             def _handle(self):
                 body = self._body()
+                if proxy.delay:
+                    time.sleep(proxy.delay)
                 url = urlparse(self.path)
                 if proxy.should_fail(operation(self.command, url.path, url.query, self.headers)):
                     self.send_response(503, "Slow Down")
@@ -134,9 +155,9 @@ class FaultProxy:
             self.rules.append(Rule(name, nth, times))
 
     def clear(self) -> None:
-        """No faults from now on; the counts start again."""
+        """No faults and no delay from now on; the counts start again."""
         with self.lock:
-            self.fraction, self.rules, self.seen = 0.0, [], {}
+            self.fraction, self.rules, self.seen, self.delay = 0.0, [], {}, 0.0
             self.requests = self.faults = 0
 
     def __enter__(self) -> FaultProxy:

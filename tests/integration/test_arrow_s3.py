@@ -381,3 +381,26 @@ def test_to_batches_copies_between_s3_datasets(s3):
     expected = flights()[flights().month == 1]
     assert_same_rows(lake.read("pqp").to_pandas(), expected)
     assert {partition_of(k)[1] for k in s3.objects("pqp")} == {1}
+
+
+def test_a_moto_server_preloaded_with_a_local_table_serves_it(tmp_path, s3_endpoint):
+    """What bench_pruning.py starts its S3 server with: a local folder's files as a bucket's objects."""
+    import pyarrow.dataset as ds
+    import yaml
+    from s3_server import moto_server
+
+    table = pa.table({"id": pa.array(range(6), pa.int64()), "part": ["a", "b", "c"] * 2})
+    ds.write_dataset(table, tmp_path / "bucket" / "events", format="parquet", partitioning=["part"],
+                     partitioning_flavor="hive")
+    with moto_server(preload={"lakeio-preloaded": tmp_path / "bucket"}) as endpoint:
+        conf = tmp_path / "conf"
+        conf.mkdir()
+        (conf / "lakeio.yaml").write_text(yaml.safe_dump(
+            {"environments": {"s3": {"engine": "arrow", "s3": {"endpoint_url": endpoint}}}}))
+        (conf / "events.yaml").write_text(yaml.safe_dump({"events": {
+            "format": "parquet", "partition_by": ["part"],
+            "environments": {"s3": {"uri": "s3://lakeio-preloaded/events"}}}}))
+        read = lakeio.Catalog.load(conf, env="s3").read("events", where="part = 'b'").to_arrow()
+        keys = boto3.client("s3", endpoint_url=endpoint).list_objects_v2(Bucket="lakeio-preloaded")["KeyCount"]
+    assert sorted(read["id"].to_pylist()) == [1, 4] and set(read["part"].to_pylist()) == {"b"}
+    assert keys == 3

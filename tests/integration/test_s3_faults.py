@@ -79,3 +79,21 @@ def test_a_write_under_targeted_faults_changed_nothing_or_committed(through_prox
     else:
         assert after == list(range(6)), failed  # a write that reports failure changed nothing
     print(f"targeted {operation} #{nth} x{times}: {'failed cleanly' if failed else 'committed'}")
+
+
+def test_the_proxy_delays_every_request_and_forwards_it_unchanged(s3_endpoint, faulty):
+    import time
+
+    import boto3
+
+    key = f"faults/delay/{uuid.uuid4().hex[:10]}"
+    direct, proxied = boto3.client("s3"), boto3.client("s3", endpoint_url=faulty.endpoint)
+    direct.put_object(Bucket="lakeio-test", Key=key, Body=b"payload")
+    faulty.delay = 0.05
+    started = time.perf_counter()
+    answers = [proxied.get_object(Bucket="lakeio-test", Key=key)["Body"].read() for _ in range(4)]
+    elapsed = time.perf_counter() - started
+    listed = proxied.list_objects_v2(Bucket="lakeio-test", Prefix=key)["KeyCount"]
+    assert answers == [b"payload"] * 4 and listed == 1
+    assert elapsed >= 4 * 0.05, f"4 requests held {faulty.delay} s each took only {elapsed:.3f} s"
+    assert faulty.requests == 5 and faulty.faults == 0

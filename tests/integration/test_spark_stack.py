@@ -36,6 +36,10 @@ def test_session_has_delta_and_s3a(spark, s3_endpoint):
         assert name in jars
 
 
+def test_session_lakeio_starts_prints_no_console_progress_bar(spark):
+    assert spark.sparkContext.getConf().get("spark.ui.showConsoleProgress") == "false"
+
+
 def test_missing_jars_fail_fast_with_what_to_do(tmp_path, monkeypatch):
     monkeypatch.setenv("LAKEIO_JARS_DIR", str(tmp_path))
     with pytest.raises(lakeio.EngineUnavailableError, match="make setup"):

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import itertools
 import json
 import re
+import shutil
 
 import pandas as pd
 import pyarrow as pa
 import pytest
 
 from lakeio import Catalog, InvalidArgumentError, SchemaMismatchError, StorageError
+from lakeio.config import EnvironmentSettings
+from lakeio.engines import create_engine
 from lakeio.metrics import IORecord
+from lakeio.storage import Storage
 
 RESOURCES = """
 pq:  {format: parquet, environments: {local: {uri: data/pq}}}
@@ -438,6 +444,103 @@ def test_filter_literal_of_the_wrong_type(lake, name):
 def test_empty_column_list_returns_no_columns(lake):
     lake.write("pq", flights())
     assert lake.read("pq", columns=[]).to_arrow().num_columns == 0
+
+
+# -- Delta partition filters reach delta-rs before any fragment is built -------------------------------
+
+DAYS = (dt.date(2020, 1, 1), dt.date(2020, 1, 2), dt.date(2020, 2, 1))
+KINDS = ("a", "b'x", None)  # a quote, and null partitions
+
+
+def by_kind_n_day() -> pd.DataFrame:
+    """One row per (kind, n, day) of 3 x 3 x 3 partitions, each in its own file, and a value column."""
+    combos = list(itertools.product(KINDS, (1, 2, 3), DAYS))
+    return pd.DataFrame({"id": range(len(combos)), "kind": [c[0] for c in combos],
+                         "n": pd.array([c[1] for c in combos], "int32"), "day": [c[2] for c in combos],
+                         "v": [float(i % 4) for i in range(len(combos))]})
+
+
+PARTITION_FILTERS = [  # (where, rows it keeps, files delta-rs selects before any fragment is built)
+    ("kind = 'a'", lambda d: d.kind == "a", 9),
+    ("kind = 'b''x'", lambda d: d.kind == "b'x", 9),
+    ("kind IS NULL", lambda d: d.kind.isna(), 9),
+    ("kind IN ('a', 'zzz') AND n >= 2", lambda d: (d.kind == "a") & (d.n >= 2), 6),
+    ("n = 2", lambda d: d.n == 2, 9),
+    ("NOT n IN (1, 2)", lambda d: d.n == 3, 9),
+    ("n BETWEEN 2 AND 3 AND kind != 'a'", lambda d: (d.n >= 2) & (d.kind == "b'x"), 6),
+    ("day = DATE '2020-01-02'", lambda d: d.day == dt.date(2020, 1, 2), 9),
+    ("day BETWEEN DATE '2020-01-01' AND DATE '2020-01-31'", lambda d: d.day < dt.date(2020, 2, 1), 18),
+    ("day >= DATE '2020-01-02' OR n = 1", lambda d: (d.day >= dt.date(2020, 1, 2)) | (d.n == 1), 21),
+    # A term on a data column is left to the scan (statistics, then rows); the partition terms still select.
+    ("n = 1 AND v = 2", lambda d: (d.n == 1) & (d.v == 2), 9),
+    ("v = 2", lambda d: d.v == 2, 27),
+    # Literals of another kind than the column's are compared by Arrow alone, on every file.
+    ("n = 2.0", lambda d: d.n == 2, 27),
+    ("day = TIMESTAMP '2020-01-02 00:00:00'", lambda d: d.day == dt.date(2020, 1, 2), 27),
+    ("n = 1 OR v = 2", lambda d: (d.n == 1) | (d.v == 2), 27),
+]
+
+
+@pytest.fixture
+def delta_by_kind_n_day(tmp_path, write_yaml):
+    write_yaml("conf/datasets.yaml",
+               "kd: {format: delta, partition_by: [kind, n, day], environments: {local: {uri: data/kd}}}\n")
+    lake = Catalog.load(tmp_path / "conf", env="local", base_dir=tmp_path)
+    data = by_kind_n_day()
+    lake.write("kd", data)
+    return lake, data
+
+
+@pytest.mark.parametrize("where, mask, selected", PARTITION_FILTERS, ids=[w for w, _, _ in PARTITION_FILTERS])
+def test_delta_partition_filters_select_files_before_fragments(delta_by_kind_n_day, io_records, where, mask,
+                                                               selected):
+    lake, data = delta_by_kind_n_day
+    frame = lake.read("kd", where=where, engine="arrow")
+    expected = data[mask(data)]
+    assert 0 < len(expected) < len(data)
+    actual = frame.to_pandas()
+    pd.testing.assert_frame_equal(actual.sort_values("id").reset_index(drop=True)[list(data.columns)],
+                                  expected.reset_index(drop=True), check_dtype=False)
+    (record,) = io_records("read", "kd")
+    assert record["files_total"] == 27
+    assert record["files_scanned"] <= selected
+    scan = create_engine("arrow", EnvironmentSettings(), Storage(EnvironmentSettings().s3)).open_scan(frame.plan)
+    assert len(scan.dataset.files) == selected  # the fragments built: only the files delta-rs selected
+
+
+def test_delta_filter_refused_by_delta_rs_reads_every_file(delta_by_kind_n_day, monkeypatch):
+    """Should delta-rs refuse the partition filter handed to it, the read builds every file's fragment and
+    the scan's own filter prunes and filters: the same rows."""
+    from deltalake import DeltaTable
+
+    lake, data = delta_by_kind_n_day
+    original = DeltaTable.to_pyarrow_dataset
+    handed = []
+
+    def refusing(self, *args, file_pruning_predicate=None, **kwargs):
+        if file_pruning_predicate is not None:
+            handed.append(file_pruning_predicate)
+            raise ValueError("injected: delta-rs cannot apply this predicate")
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(DeltaTable, "to_pyarrow_dataset", refusing)
+    actual = lake.read("kd", where="kind = 'a' AND n = 2", engine="arrow").to_pandas()
+    assert handed == ["(`kind` = 'a') AND (`n` = 2)"]
+    assert sorted(actual.id) == sorted(data[(data.kind == "a") & (data.n == 2)].id)
+
+
+def test_delta_reads_of_the_latest_version_follow_commits_and_a_table_made_again(lake, tmp_path):
+    """A read of the latest version brings the table the engine opened before up to date, and opens
+    it anew when the table was deleted and made again at its URI (its commit file is another)."""
+    lake.write("dlp", flights(range(1, 7)))
+    assert lake.read("dlp", engine="arrow").count() == 6
+    lake.write("dlp", flights(range(7, 9)), mode="append")
+    assert sorted(lake.read("dlp", engine="arrow").to_pandas().id) == list(range(1, 9))
+    shutil.rmtree(tmp_path / "data" / "dlp")
+    lake.write("dlp", flights(range(20, 23)))
+    lake.write("dlp", flights(range(23, 24)), mode="append")  # as many versions as before
+    assert sorted(lake.read("dlp", engine="arrow").to_pandas().id) == [20, 21, 22, 23]
+    assert sorted(lake.read("dlp", where="month = 1").to_pandas().id) == [21]
 
 
 # -- engine: auto reads the scan it opened to choose the engine, while that scan is current -------------

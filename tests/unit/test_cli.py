@@ -189,6 +189,7 @@ def test_submit_dry_run_prints_the_spark_submit_command(jars, tmp_path):
     conf = [words[i + 1] for i, word in enumerate(words) if word == "--conf"]
     assert "spark.sql.extensions=io.delta.sql.DeltaSparkSessionExtension" in conf
     assert "spark.executor.memory=2g" in conf
+    assert "spark.ui.showConsoleProgress=false" in conf  # no progress bar in the job's log
     assert words[-3:] == [str(driver), "--engine", "spark"]
     names = zipfile.ZipFile(dist / "lakeio.zip").namelist()
     assert "lakeio/cli.py" in names and "lakeio/spark/session.py" in names

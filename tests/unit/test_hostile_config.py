@@ -276,6 +276,16 @@ def test_the_spark_conf_lakeio_starts_a_session_with_holds_no_credential():
     assert not any(key.endswith(("secret.key", "session.token", "access.key")) for key in conf)
 
 
+def test_sessions_lakeio_starts_print_no_console_progress_bar_unless_the_user_asks():
+    from lakeio.config import EnvironmentSettings, SparkSettings
+    from lakeio.spark.session import session_conf
+
+    settings = EnvironmentSettings()
+    assert session_conf(settings, Storage(settings.s3))["spark.ui.showConsoleProgress"] == "false"
+    asked = EnvironmentSettings(spark=SparkSettings(conf={"spark.ui.showConsoleProgress": "true"}))
+    assert session_conf(asked, Storage(asked.s3))["spark.ui.showConsoleProgress"] == "true"
+
+
 def test_result_too_large_says_sizes_a_person_reads(conf):
     from lakeio import ResultTooLargeError
     from lakeio.requests import ScanPlan

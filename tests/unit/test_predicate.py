@@ -11,7 +11,19 @@ import pyarrow.dataset as ds
 import pytest
 
 from lakeio.errors import InvalidArgumentError, LakeioError
-from lakeio.predicate import And, Compare, In, IsNull, Not, Or, columns_of, parse_filter, to_arrow, to_sql
+from lakeio.predicate import (
+    And,
+    Compare,
+    In,
+    IsNull,
+    Not,
+    Or,
+    columns_of,
+    conjuncts_where,
+    parse_filter,
+    to_arrow,
+    to_sql,
+)
 
 C = Compare
 
@@ -487,3 +499,26 @@ def test_structured_non_finite_and_huge_values_are_refused(value):
         parse_filter([("x", "<", value)])
     with pytest.raises(InvalidArgumentError, match="filter on 'x'"):
         parse_filter(C("x", "<", value))
+
+
+ON_INT_DAY = lambda column, value: column == "day" and (value is None or type(value) is int)  # noqa: E731
+
+
+@pytest.mark.parametrize("text, kept", [
+    ("day = 1", "day = 1"),
+    ("day = 1 AND carrier = 'UA'", "day = 1"),
+    ("(day = 1 AND (day < 9 AND carrier = 'UA')) AND NOT day IN (3, 4)", "day = 1 AND day < 9 AND NOT day IN (3, 4)"),
+    ("day = 1 OR day IS NULL", "day = 1 OR day IS NULL"),
+    ("day = 1 OR carrier = 'UA'", None),  # an OR with another column: no term can be handed on
+    ("NOT (day = 1 AND carrier = 'UA')", None),
+    ("day = 1.5 AND day = 2", "day = 2"),  # a literal of another kind than the column's
+    ("day IN (1, 'x')", None),
+    ("carrier = 'UA'", None),
+])
+def test_conjuncts_where_keeps_the_and_terms_that_fit(text, kept):
+    found = conjuncts_where(parse_filter(text), ON_INT_DAY)
+    assert found == parse_filter(kept)
+
+
+def test_conjuncts_where_of_no_filter():
+    assert conjuncts_where(None, ON_INT_DAY) is None

@@ -15,7 +15,7 @@ import posixpath
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from lakeio import files
@@ -68,6 +68,10 @@ class ArrowEngine:
 
         # the settings: a Spark DataFrame written here is staged in the environment's scratch folder
         self.settings, self.storage = settings or EnvironmentSettings(), storage
+        # The latest version of each Delta table read, by URI, with the mark of its commit file (see
+        # _latest_delta_table); the lock guards them and every use of their table objects.
+        self._latest: dict[str, tuple[Any, tuple]] = {}
+        self._latest_lock = threading.Lock()
 
     def exists(self, location: Location, format: str) -> bool:
         """True when ``location`` holds a table of ``format`` (for plain files: anything at all)."""
@@ -81,18 +85,42 @@ class ArrowEngine:
         """The Arrow schema of the Delta table at ``location`` (its latest version)."""
         from deltalake import DeltaTable
 
-        return DeltaTable(location.uri, storage_options=self.storage.delta_options(location)).to_pyarrow_dataset().schema
+        return _delta_arrow_schema(DeltaTable(location.uri, storage_options=self.storage.delta_options(location)))
 
     # -- reads --------------------------------------------------------------------------------
 
-    def _delta_table(self, plan: ScanPlan):
-        """The Delta table of the plan, at the version or timestamp it asks for."""
+    def _latest_delta_table(self, location: Location):
+        """The latest version of the Delta table at ``location``: the table object opened by an
+        earlier read, brought up to date with only the commits made since (one listing of the log),
+        or opened now. Opening replays the whole log, which costs in proportion to the table's
+        files, not to what a read selects. An earlier object is reused only while the commit file
+        of its version is the one it read (same size and time), so a table deleted and made again
+        at the URI is opened anew. Called with ``_latest_lock`` held."""
         from deltalake import DeltaTable
 
-        options = self.storage.delta_options(plan.location)
-        if plan.version is None and plan.timestamp is None:
-            return DeltaTable(plan.location.uri, storage_options=options)
-        table = DeltaTable(plan.location.uri, storage_options=options)
+        cached = self._latest.get(location.uri)
+        if cached is not None and self._commit_mark(location, cached[0].version()) == cached[1]:
+            table = cached[0]
+            version = table.version()
+            table.update_incremental()
+            if table.version() != version:
+                self._latest[location.uri] = (table, self._commit_mark(location, table.version()))
+            return table
+        table = DeltaTable(location.uri, storage_options=self.storage.delta_options(location))
+        self._latest[location.uri] = (table, self._commit_mark(location, table.version()))
+        return table
+
+    def _commit_mark(self, location: Location, version: int) -> tuple:
+        """The type, size and modification time of the commit file of ``version``."""
+        info = self.storage.filesystem(location).get_file_info(
+            posixpath.join(location.path, "_delta_log", f"{version:020d}.json"))
+        return info.type, info.size, info.mtime_ns
+
+    def _delta_table(self, plan: ScanPlan):
+        """The Delta table of the plan, at the version or timestamp it asks for (a new object)."""
+        from deltalake import DeltaTable
+
+        table = DeltaTable(plan.location.uri, storage_options=self.storage.delta_options(plan.location))
         what = f"dataset {plan.dataset!r} [{plan.env}]"
         latest = table.version()
         if plan.version is not None:
@@ -112,15 +140,26 @@ class ArrowEngine:
         table.load_as_version(before[-1])
         return table
 
-    def _open(self, plan: ScanPlan) -> tuple[ds.Dataset, object]:
-        """The plan's data as a pyarrow dataset, and its DeltaTable (None for plain files)."""
+    def _open(self, plan: ScanPlan) -> tuple[ds.Dataset, DeltaSnapshot | None]:
+        """The plan's data as a pyarrow dataset, and its Delta snapshot (None for plain files)."""
         return _again_if_transient(plan, lambda: self._open_once(plan))
 
-    def _open_once(self, plan: ScanPlan) -> tuple[ds.Dataset, object]:
+    def _open_delta(self, plan: ScanPlan) -> tuple[ds.Dataset, DeltaSnapshot]:
+        import pyarrow as pa
+
+        latest = plan.version is None and plan.timestamp is None
+        lock = self._latest_lock if latest else threading.Lock()
+        with lock:
+            table = self._latest_delta_table(plan.location) if latest else self._delta_table(plan)
+            dataset = _delta_dataset(table, plan, self.storage.filesystem(plan.location))
+            actions = pa.table(table.get_add_actions(flatten=False))
+            sizes = dict(zip(actions["path"].to_pylist(), actions["size_bytes"].to_pylist()))
+            return dataset, DeltaSnapshot(table, table.version(), sizes, lock)
+
+    def _open_once(self, plan: ScanPlan) -> tuple[ds.Dataset, DeltaSnapshot | None]:
         try:
             if plan.format == "delta":
-                table = self._delta_table(plan)
-                return table.to_pyarrow_dataset(), table  # delta-rs's fragments carry partitions and statistics
+                return self._open_delta(plan)
             return files.read_consistently(self.storage, plan, lambda: files.open_dataset(
                 self.storage.filesystem(plan.location), plan.location, plan.format, bool(plan.partition_by),
                 plan.options, plan.column_types)), None
@@ -143,10 +182,10 @@ class ArrowEngine:
         """Opens the plan's data and prunes its files; a scan opened once serves both a size
         estimate (:meth:`Scan.files`) and the reads of the frame planned with it (``scan=``
         of the read methods), for as long as it is current (see :meth:`Scan.is_current`)."""
-        dataset, table = self._open(plan)
-        return self.scan(plan, dataset, table)
+        dataset, delta = self._open(plan)
+        return self.scan(plan, dataset, delta)
 
-    def scan(self, plan: ScanPlan, dataset: ds.Dataset, table=None,
+    def scan(self, plan: ScanPlan, dataset: ds.Dataset, delta: DeltaSnapshot | None = None,
              sizes: dict[str, int] | None = None) -> Scan:
         """The scan of ``plan`` over an opened ``dataset``: its columns checked, its files pruned by
         the plan's filter. ``sizes``: the files' sizes, for a dataset of files selected elsewhere."""
@@ -155,7 +194,7 @@ class ArrowEngine:
         with _filter_errors(plan, dataset.schema, plan.predicate):
             expression = to_arrow(plan.predicate) if plan.predicate is not None else None
             kept = list(dataset.get_fragments(filter=expression))
-        return Scan(plan, dataset, table, expression, kept, sizes, None if table is None else table.version())
+        return Scan(plan, dataset, delta, expression, kept, sizes, None if delta is None else delta.version)
 
     def current_scan(self, plan: ScanPlan, scan: Scan | None) -> Scan:
         """``scan`` (opened earlier for ``plan``) if reading it now reads what opening the plan now
@@ -179,11 +218,8 @@ class ArrowEngine:
         if plan.format == "delta":
             import pyarrow.dataset as ds
 
-            # delta-rs gives each file's path relative to the root, decoded from the log: as it is on storage.
-            filesystem = self.storage.filesystem(plan.location)
-            fragments = native_parquet_fragments(
-                [(posixpath.join(plan.location.path, f.path), f.partition_expression, None) for f in scan.kept], filesystem)
-            dataset = ds.FileSystemDataset(fragments, dataset.schema, ds.ParquetFileFormat(), filesystem)
+            # Only the kept files, so the scan does not test every fragment's statistics again.
+            dataset = ds.FileSystemDataset(scan.kept, dataset.schema, dataset.format, dataset.filesystem)
         with _filter_errors(plan, dataset.schema, scan.expression, scan):
             yield dataset.scanner(columns=None if plan.columns is None else list(plan.columns), filter=scan.expression)
 
@@ -381,14 +417,65 @@ def _lost_to_another_writer(what: str, error: Exception) -> ConcurrentWriteError
                                 f"nothing was committed: retry the write")
 
 
+def _delta_arrow_schema(table) -> pa.Schema:
+    """The Arrow schema of a DeltaTable, as its pyarrow datasets have it, with no file touched."""
+    import pyarrow as pa
+
+    return pa.schema(table.schema().to_arrow())
+
+
+def _delta_dataset(table, plan: ScanPlan, filesystem) -> ds.Dataset:
+    """The Delta table's files as a pyarrow dataset: only those of the partitions the plan's
+    filter can match, chosen by delta-rs from the log before any fragment is made (making every
+    file's fragment costs in proportion to the table, not to the read). Each fragment carries
+    its partition values and statistics, so the scan's filter prunes the rest by statistics.
+
+    The part of the filter handed to delta-rs is its AND terms on partition columns whose
+    literals are of the column's own kind (see :func:`_partition_literal_fits`): those select
+    the same files in delta-rs as in Arrow. A filter delta-rs refuses builds every file's fragment.
+
+    The fragments read through ``filesystem`` (pyarrow's own, rooted at the table) rather than
+    delta-rs's Python wrapper, which is several times slower and costs a walk of the log to make.
+    """
+    from pyarrow import fs as pafs
+
+    from lakeio.predicate import conjuncts_where
+
+    rooted = pafs.SubTreeFileSystem(plan.location.path, filesystem)
+    schema = _delta_arrow_schema(table)
+    types = {name: schema.field(name).type for name in table.metadata().partition_columns}
+    selecting = conjuncts_where(plan.predicate, lambda column, value: column in types and
+                                _partition_literal_fits(types[column], value))
+    if selecting is not None:
+        with contextlib.suppress(Exception):  # delta-rs cannot apply it: the scan's filter alone prunes
+            return table.to_pyarrow_dataset(file_pruning_predicate=to_sql(selecting, dialect="delta"),
+                                            filesystem=rooted)
+    return table.to_pyarrow_dataset(filesystem=rooted)
+
+
+def _partition_literal_fits(type_: pa.DataType, value: object) -> bool:
+    """True when delta-rs compares ``value`` with a partition column of ``type_`` as Arrow does:
+    integers, strings, dates and booleans of the column's own kind, and ``IS NULL`` (None).
+    Other kinds (floats, timestamps and their zones, decimals, mixed kinds) are left to Arrow."""
+    import pyarrow as pa
+
+    if value is None:
+        return True
+    if isinstance(value, bool):
+        return pa.types.is_boolean(type_)
+    if isinstance(value, int):
+        return pa.types.is_integer(type_)
+    if isinstance(value, str):
+        return pa.types.is_string(type_) or pa.types.is_large_string(type_)
+    return isinstance(value, dt.date) and not isinstance(value, dt.datetime) and pa.types.is_date(type_)
+
+
 def native_parquet_fragments(files: list[tuple[str, object, int | None]], filesystem) -> list:
     """Parquet files already found, as fragments read through pyarrow's own filesystem, with nothing
     listed or opened to make them.
 
     Each file is (path on ``filesystem``, partition expression, size in bytes or None); a known size
-    spares a request per file on S3. The Delta scan's kept files come here: delta-rs's Python
-    filesystem wrapper reads several times slower (measured by bench_to_pandas.py), and rebuilding
-    only kept files makes a small read of a large table cost in proportion to what it reads.
+    spares a request per file on S3.
     """
     import pyarrow.dataset as ds
 
@@ -397,20 +484,30 @@ def native_parquet_fragments(files: list[tuple[str, object, int | None]], filesy
             for path, expression, size in files]
 
 
+@dataclass(frozen=True)
+class DeltaSnapshot:
+    """A Delta table as a scan opened it. The table object may be shared by later reads, which
+    bring it up to date; what the scan needs of the version it read is kept here."""
+
+    table: Any  # the DeltaTable
+    version: int
+    sizes: dict[str, int]  # every file of the version (its path in the log) -> bytes
+    lock: threading.Lock  # held for every use of ``table``: delta-rs refuses concurrent updates of one object
+
+
 @dataclass
 class Scan:
     """A plan's data, opened, with the files its scan keeps after pruning."""
 
     plan: ScanPlan
     dataset: ds.Dataset
-    table: Any  # the DeltaTable of a Delta scan, else None
+    delta: DeltaSnapshot | None  # a Delta scan's table, else None
     expression: object  # the plan's filter as a pyarrow expression, or None
     kept: list
     # For a dataset of files already selected elsewhere (the partitions Spark's helper chose): their
     # sizes. The dataset is then only what was selected, so the table's file count is unknown.
     sizes: dict[str, int] | None = None
     version: int | None = None  # the Delta table version the dataset was built from
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def is_current(self) -> bool:
         """True when reading this scan now reads what opening its plan now would.
@@ -421,13 +518,13 @@ class Scan:
         long as a small pruned read itself). Scans of plain files (their folders change in place)
         and of the version current at a timestamp are not reused.
         """
-        if self.table is None or self.plan.timestamp is not None:
+        if self.delta is None or self.plan.timestamp is not None:
             return False
         if self.plan.version is not None:
             return True
-        with self._lock:  # delta-rs refuses concurrent updates of one table object
-            self.table.update_incremental()
-            return self.table.version() == self.version
+        with self.delta.lock:
+            self.delta.table.update_incremental()
+            return self.delta.table.version() == self.version
 
     @property
     def filesystem(self):
@@ -435,19 +532,21 @@ class Scan:
 
     def total_files(self) -> int | None:
         """The table's files (before pruning), or None when the dataset holds only selected ones."""
-        return None if self.sizes is not None else sum(1 for _ in self.dataset.get_fragments())
+        if self.sizes is not None:
+            return None
+        if self.delta is not None:  # the dataset holds only the files delta-rs selected: count the log's
+            return len(self.delta.sizes)
+        return sum(1 for _ in self.dataset.get_fragments())
 
     def files(self) -> list[tuple[str, int]]:
         """The kept files as (path, bytes): sizes as selected, from the Delta log, or from one listing
         of the dataset's folder for plain files."""
-        import pyarrow as pa
         from pyarrow import fs as pafs
 
         if self.sizes is not None:
             sizes = self.sizes
-        elif self.table is not None:
-            actions = pa.table(self.table.get_add_actions(flatten=True))
-            sizes = dict(zip(actions["path"].to_pylist(), actions["size_bytes"].to_pylist()))
+        elif self.delta is not None:
+            sizes = self.delta.sizes
         else:
             root = self.filesystem.get_file_info(self.plan.location.path)
             listing = self.filesystem.get_file_info(pafs.FileSelector(root.path, recursive=True)) \

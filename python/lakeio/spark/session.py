@@ -81,8 +81,9 @@ def spark_session(settings: EnvironmentSettings, storage: Storage) -> SparkSessi
 
 def session_conf(settings: EnvironmentSettings, storage: Storage) -> dict[str, str]:
     """The Spark conf lakeio starts a session with (all but ``spark.jars``): Delta, UTC, Arrow,
-    Parquet timestamps, Delta's s3a log store for the environment's ``s3.delta_commits``, s3a for the
-    environment's S3, then the environment's ``spark.conf``.
+    Parquet timestamps, no console progress bar, Delta's s3a log store for the environment's
+    ``s3.delta_commits``, s3a for the environment's S3, then the environment's ``spark.conf``
+    (which may turn the progress bar back on).
     ``lakeio submit`` passes the same keys to spark-submit. The log store is left out on a line whose
     s3a cannot create conditionally (it would fail every commit); :func:`check_delta_commits` then
     refuses a commit under ``conditional_put`` by name."""
@@ -96,6 +97,8 @@ def session_conf(settings: EnvironmentSettings, storage: Storage) -> dict[str, s
         "spark.sql.execution.arrow.pyspark.enabled": "true",
         "spark.sql.session.timeZone": "UTC",
         **PARQUET_CONF,
+        # The console progress bar redraws itself with carriage returns: noise in a job's log.
+        "spark.ui.showConsoleProgress": "false",
         **({S3_LOG_STORE_CONF: S3_LOG_STORE} if arbitrated else {}),
         **storage.hadoop_conf(),
         **settings.spark.conf,

@@ -1,14 +1,19 @@
-"""The Arrow backend: computes a contract's measures with ``pyarrow.compute``, one pass over a stream
-of record batches, so data larger than memory is validated batch by batch.
+"""The Arrow backend: computes a contract's measures with ``pyarrow.compute`` and numpy, one pass
+over a stream of record batches, so data larger than memory is validated batch by batch.
 
-Memory: every measure keeps a few numbers, except two. ``unique``, compound ``unique`` and
-``distinct_count`` keep the key columns of every row (after nulls are dropped) until the end, then
-sort or hash them: plan on about three times the key columns' size (20M int64 keys: ~160 MB kept,
-~480 MB at the peak). ``counts_per_label`` keeps one count per distinct label.
+Memory: every measure keeps a few numbers, except these. ``unique`` and ``distinct_count`` of one
+integer-like column (integers, booleans, dates, timestamps, floats) keep a byte map over the range
+of the keys while that range is dense (at most 4 bytes per key, or 64 MiB whatever the count; the
+OS maps only the pages keys touch), else the keys as 8-byte words, spilled past 256 MiB to
+temporary files in 16 hash partitions and counted one partition at a time. Compound keys and
+string or decimal keys keep the key columns of every row (after nulls are dropped) to the end, and
+are counted by Arrow's hash kernels. ``counts_per_label`` keeps one count per distinct label.
 
-Speed: measures of one batch run in a thread pool (Arrow kernels release the GIL); integer-like keys
-(integers, dates, timestamps, booleans, floats) are counted by a SIMD numpy sort, other keys by Arrow's
-hash kernels, which are several times slower on millions of distinct keys.
+Speed: a batch is cut into slices of ``SLICE_ROWS`` rows, measured in a thread pool (Arrow and numpy
+kernels release the GIL). A numeric column's statistics and range checks share one pass per slice,
+and a range check whose bounds hold the slice's min and max passes without a comparison per value.
+Dense integer keys are counted without a sort or a hash (one byte store per key); sparse keys are
+sorted, per spilled partition when they spill.
 """
 
 from __future__ import annotations
@@ -42,6 +47,9 @@ from lakeio.validation.semantics import (
 if TYPE_CHECKING:
     import pyarrow as pa
 
+# Rows per slice a thread measures: big enough that a kernel call's overhead vanishes, small enough
+# that two cores share a batch and each kernel's output stays in cache.
+SLICE_ROWS = 1 << 20
 _COMPARE = {">": "greater", ">=": "greater_equal", "<": "less", "<=": "less_equal"}
 
 
@@ -104,25 +112,35 @@ def measure(batches: Iterable[pa.RecordBatch], plan: Plan, casts: Mapping[str, L
 
 
 class Measurer:
-    """The measures of ``plan``, taken batch by batch as the data passes (:meth:`add`)."""
+    """The measures of ``plan``, taken batch by batch as the data passes (:meth:`add`).
+
+    A batch is cut into slices of ``SLICE_ROWS``; each accumulator measures each slice in a thread
+    (Arrow and numpy kernels release the GIL), and the parts are merged in order in this thread.
+    """
 
     def __init__(self, plan: Plan, casts: Mapping[str, LogicalType]):
         self.plan, self.casts = plan, casts
-        self.accumulators = [_accumulator(m, plan.types) for m in plan.measures if not isinstance(m, CastFailures)]
+        self.accumulators = _accumulators([m for m in plan.measures if not isinstance(m, CastFailures)], plan.types)
         self.cast_failures = {column: 0 for column in casts}
 
     def add(self, batch: pa.RecordBatch) -> pa.RecordBatch:
         """Measures one batch; returns it after the casts."""
         if self.casts:
             batch = _cast(batch, self.casts, self.cast_failures)
-        columns = {name: _decoded(batch.column(i)) for i, name in enumerate(batch.schema.names)
-                   if name in self.plan.types}
-        list(_pool().map(lambda acc: acc.update(batch.num_rows, columns), self.accumulators))
+        names = [name for name in batch.schema.names if name in self.plan.types]
+        jobs = []
+        for start in range(0, max(batch.num_rows, 1), SLICE_ROWS):
+            piece = batch.slice(start, SLICE_ROWS)
+            columns = {name: _decoded(piece.column(name)) for name in names}
+            jobs += [(accumulator, piece.num_rows, columns) for accumulator in self.accumulators]
+        for (accumulator, _, _), part in zip(jobs, _pool().map(lambda job: job[0].part(job[1], job[2]), jobs)):
+            accumulator.merge(part)
         return batch
 
     def result(self) -> dict:
-        measured = dict(zip((acc.measure for acc in self.accumulators),
-                            _pool().map(lambda acc: acc.result(), self.accumulators)))
+        measured: dict = {}
+        for found in _pool().map(lambda accumulator: accumulator.results(), self.accumulators):
+            measured.update(found)
         measured.update({CastFailures(column, target): self.cast_failures[column]
                          for column, target in self.casts.items()})
         return measured
@@ -169,6 +187,21 @@ def _cast(batch, casts: Mapping[str, LogicalType], failures: dict[str, int]):
     return pa.RecordBatch.from_arrays(arrays, names=batch.schema.names)
 
 
+def _accumulators(measures: list, types: Mapping[str, LogicalType]) -> list:
+    """One accumulator per measure, except that a numeric column's statistics and range checks
+    share one (:class:`_Numbers`: one pass gives them all)."""
+    numbers: dict[str, list] = {}
+    others = []
+    for item in measures:
+        column = getattr(item, "column", None)
+        shared = isinstance(item, Stat) or (isinstance(item, Failing) and isinstance(item.rule, (Compare, Range)))
+        if shared and column is not None and types[column].name in _NUMPY_TYPES:
+            numbers.setdefault(column, []).append(item)
+        else:
+            others.append(_accumulator(item, types))
+    return others + [_Numbers(column, items, types[column]) for column, items in numbers.items()]
+
+
 def _accumulator(measure, types: Mapping[str, LogicalType]):
     if isinstance(measure, Rows):
         return _Rows(measure)
@@ -187,26 +220,44 @@ def _accumulator(measure, types: Mapping[str, LogicalType]):
     raise TypeError(f"no Arrow accumulator for {measure!r}")
 
 
-class _Rows:
-    def __init__(self, measure):
-        self.measure, self.rows = measure, 0
+class _Accumulator:
+    """One measure: :meth:`part` measures a slice (in any thread, touching no state), :meth:`merge`
+    adds a slice's part (in order, in one thread), :meth:`result` is the measure's value."""
 
-    def update(self, rows: int, columns: dict) -> None:
-        self.rows += rows
+    def __init__(self, measure):
+        self.measure = measure
+
+    def part(self, rows: int, columns: dict) -> Any:
+        raise NotImplementedError
+
+    def merge(self, part: Any) -> None:
+        raise NotImplementedError
+
+    def result(self) -> Any:
+        raise NotImplementedError
+
+    def results(self) -> dict:
+        return {self.measure: self.result()}
+
+
+class _Rows(_Accumulator):
+    def __init__(self, measure):
+        super().__init__(measure)
+        self.rows = 0
+
+    def part(self, rows: int, columns: dict) -> int:
+        return rows
+
+    def merge(self, part: int) -> None:
+        self.rows += part
 
     def result(self) -> int:
         return self.rows
 
 
-class _Nulls:
-    def __init__(self, measure):
-        self.measure, self.nulls = measure, 0
-
-    def update(self, rows: int, columns: dict) -> None:
-        self.nulls += columns[self.measure.column].null_count
-
-    def result(self) -> int:
-        return self.nulls
+class _Nulls(_Rows):
+    def part(self, rows: int, columns: dict) -> int:
+        return columns[self.measure.column].null_count
 
 
 def _typed_scalar(value: Any, arrow_type):
@@ -235,32 +286,47 @@ def _passing(array, rule):
     raise TypeError(f"unknown rule {rule!r}")
 
 
-class _Failing:
+def _failing_part(array, rule) -> FailingValues | None:
+    """How many non-null values of ``array`` fail ``rule``, their extremes and NaNs; None if none fail."""
+    import pyarrow.compute as pc
+    from pyarrow import types as pa_types
+
+    valid = len(array) - array.null_count
+    if not valid:
+        return None
+    passing = _passing(array, rule)
+    failing = valid - (pc.sum(passing).as_py() or 0)
+    if not failing:
+        return None
+    failed = pc.filter(array, pc.invert(passing))
+    nans = (pc.sum(pc.is_nan(failed)).as_py() or 0) if pa_types.is_floating(failed.type) else 0
+    low, high = _extremes(failed)
+    return FailingValues(failing, low, high, nans)
+
+
+def _merge_failing(total: FailingValues, part: FailingValues | None) -> FailingValues:
+    if part is None:
+        return total
+    low = part.lowest if total.lowest is None or (part.lowest is not None and part.lowest < total.lowest) \
+        else total.lowest
+    high = part.highest if total.highest is None or (part.highest is not None and part.highest > total.highest) \
+        else total.highest
+    return FailingValues(total.count + part.count, low, high, total.nans + part.nans)
+
+
+class _Failing(_Accumulator):
     def __init__(self, measure):
-        self.measure, self.count, self.lowest, self.highest, self.nans = measure, 0, None, None, 0
+        super().__init__(measure)
+        self.found = FailingValues(0)
 
-    def update(self, rows: int, columns: dict) -> None:
-        import pyarrow.compute as pc
-        from pyarrow import types as pa_types
+    def part(self, rows: int, columns: dict) -> FailingValues | None:
+        return _failing_part(columns[self.measure.column], self.measure.rule)
 
-        array = columns[self.measure.column]
-        valid = len(array) - array.null_count
-        if not valid:
-            return
-        passing = _passing(array, self.measure.rule)
-        failing = valid - (pc.sum(passing).as_py() or 0)
-        if not failing:
-            return
-        self.count += failing
-        failed = pc.filter(array, pc.invert(passing))
-        if pa_types.is_floating(failed.type):
-            self.nans += pc.sum(pc.is_nan(failed)).as_py() or 0
-        low, high = _extremes(failed)
-        self.lowest = low if self.lowest is None or (low is not None and low < self.lowest) else self.lowest
-        self.highest = high if self.highest is None or (high is not None and high > self.highest) else self.highest
+    def merge(self, part: FailingValues | None) -> None:
+        self.found = _merge_failing(self.found, part)
 
     def result(self) -> FailingValues:
-        return FailingValues(self.count, self.lowest, self.highest, self.nans)
+        return self.found
 
 
 def _extremes(array) -> tuple[Any, Any]:
@@ -278,29 +344,37 @@ def _extremes(array) -> tuple[Any, Any]:
     return low, high
 
 
-class _Present:
+class _Present(_Accumulator):
     def __init__(self, measure):
-        self.measure, self.found = measure, set()
+        super().__init__(measure)
+        self.found: set = set()
 
-    def update(self, rows: int, columns: dict) -> None:
+    def part(self, rows: int, columns: dict) -> list:
         import pyarrow.compute as pc
 
         array = columns[self.measure.column]
-        if len(self.found) < len(self.measure.values):
-            members = pc.filter(array, _passing(array, Member(self.measure.values)))
-            self.found.update(pc.unique(members).to_pylist())
+        if len(self.found) == len(self.measure.values):  # all found already (a racy read only skips work)
+            return []
+        members = pc.filter(array, _passing(array, Member(self.measure.values)))
+        return pc.unique(members).to_pylist()
+
+    def merge(self, part: list) -> None:
+        self.found.update(part)
 
     def result(self) -> frozenset:
         return frozenset(self.found)
 
 
-class _MinMax:
+class _MinMax(_Accumulator):
     def __init__(self, measure, types):
-        self.measure, self.value = measure, None
+        super().__init__(measure)
+        self.value = None
 
-    def update(self, rows: int, columns: dict) -> None:
+    def part(self, rows: int, columns: dict) -> Any:
         low, high = _extremes(columns[self.measure.column])
-        found = low if self.measure.name == "min" else high
+        return low if self.measure.name == "min" else high
+
+    def merge(self, found: Any) -> None:
         if found is None:
             return
         if self.value is None or (found < self.value if self.measure.name == "min" else found > self.value):
@@ -310,14 +384,25 @@ class _MinMax:
         return self.value
 
 
-class _Moments:
-    """mean, stddev and variance from per-batch (count, mean, M2), merged exactly (Chan et al.)."""
+def _moment_value(name: str, parts: list) -> float | None:
+    """mean, stddev or variance from per-slice (count, mean, M2), merged exactly (Chan et al.)."""
+    count, mean, variance = merge_moments(parts)
+    if name == "mean":
+        return mean
+    if variance is None:
+        return None
+    return variance if name == "variance" else variance ** 0.5
+
+
+class _Moments(_Accumulator):
+    """mean, stddev or variance of a column numpy does not hold (decimals, float32)."""
 
     def __init__(self, measure, types):
-        self.measure, self.parts = measure, []
+        super().__init__(measure)
+        self.parts: list = []
         self.is_float = types[measure.column].is_float
 
-    def update(self, rows: int, columns: dict) -> None:
+    def part(self, rows: int, columns: dict) -> tuple | None:
         import pyarrow as pa
         import pyarrow.compute as pc
 
@@ -325,29 +410,116 @@ class _Moments:
         if self.is_float and pc.any(pc.is_nan(values)).as_py():
             values = pc.filter(values, pc.invert(pc.is_nan(values)))
         count = len(values) - values.null_count
-        if count:
-            variance = pc.variance(values, ddof=0).as_py()
-            self.parts.append((count, pc.mean(values).as_py(), variance * count))
+        if not count:
+            return None
+        return count, pc.mean(values).as_py(), pc.variance(values, ddof=0).as_py() * count
+
+    def merge(self, part: tuple | None) -> None:
+        if part is not None:
+            self.parts.append(part)
 
     def result(self) -> float | None:
-        count, mean, variance = merge_moments(self.parts)
-        if self.measure.name == "mean":
-            return mean
-        if variance is None:
-            return None
-        return variance if self.measure.name == "variance" else variance ** 0.5
+        return _moment_value(self.measure.name, self.parts)
 
 
-class _Labels:
+# Logical types whose non-null values numpy holds without a copy, and compares as Arrow does.
+_NUMPY_TYPES = frozenset({"int8", "int16", "int32", "int64", "float64"})
+
+
+class _Numbers(_Accumulator):
+    """Every statistic (min, max, mean, stddev, variance) and range check (greater/less than,
+    between) of one integer or float64 column, from one numpy pass per slice: a range check
+    whose bounds hold the slice's min and max (and no NaN) passes without looking at a value,
+    else it is counted as :class:`_Failing` counts it."""
+
+    def __init__(self, column: str, measures: list, logical: LogicalType):
+        super().__init__(None)
+        self.column, self.is_float = column, logical.is_float
+        self.stats = [m for m in measures if isinstance(m, Stat)]
+        self.checks = [m for m in measures if isinstance(m, Failing)]
+        self.spread = any(m.name in ("stddev", "variance") for m in self.stats)
+        self.moments = self.spread or any(m.name == "mean" for m in self.stats)
+        self.low = self.high = None
+        self.parts: list = []
+        self.failing = {m: FailingValues(0) for m in self.checks}
+
+    def part(self, rows: int, columns: dict) -> tuple:
+        import numpy as np
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        array = columns[self.column]
+        values = (pc.drop_null(array) if array.null_count else array).to_numpy(zero_copy_only=False)
+        if not len(values):
+            return None, None, None, {}
+        low, high, nans, numbers = values.min(), values.max(), 0, array
+        if self.is_float and (np.isnan(low) or np.isnan(high)):  # numpy's min and max propagate NaN
+            is_nan = np.isnan(values)
+            nans, values = int(is_nan.sum()), values[~is_nan]
+            low, high = (values.min(), values.max()) if len(values) else (None, None)
+            numbers = pa.array(values)
+        low, high = (None, None) if low is None else (low.item(), high.item())
+        failing = {item: _failing_part(array, item.rule) for item in self.checks
+                   if nans or low is None or not self._holds(item.rule, low, high)}
+        moments = None
+        if self.moments and len(values):  # Arrow's kernels skip nulls (numpy's would need a copy without them)
+            numbers = pc.cast(numbers, pa.float64())
+            spread = pc.variance(numbers, ddof=0).as_py() * len(values) if self.spread else 0.0
+            moments = (len(values), pc.mean(numbers).as_py(), spread)
+        return low, high, moments, failing
+
+    def _holds(self, rule, low, high) -> bool:
+        """Whether every value between ``low`` and ``high`` satisfies ``rule``, with its bounds typed as
+        Arrow types them (a bound that is no plain number of the column's kind: never assumed)."""
+        def bound(value):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or \
+                    (not self.is_float and not isinstance(value, int)):
+                return None
+            return float(value) if self.is_float else value
+
+        if isinstance(rule, Compare):
+            value = bound(rule.value)
+            if value is None:
+                return False
+            return {">": low > value, ">=": low >= value, "<": high < value, "<=": high <= value}[rule.operator]
+        lowest, highest = bound(rule.low), bound(rule.high)
+        if lowest is None or highest is None:
+            return False
+        return (low >= lowest if rule.include_low else low > lowest) and \
+            (high <= highest if rule.include_high else high < highest)
+
+    def merge(self, part: tuple) -> None:
+        low, high, moments, failing = part
+        if low is not None:
+            self.low = low if self.low is None else min(self.low, low)
+            self.high = high if self.high is None else max(self.high, high)
+        if moments is not None:
+            self.parts.append(moments)
+        for item, found in failing.items():
+            self.failing[item] = _merge_failing(self.failing[item], found)
+
+    def results(self) -> dict:
+        found: dict = dict(self.failing)
+        for item in self.stats:
+            found[item] = self.low if item.name == "min" else self.high if item.name == "max" else \
+                _moment_value(item.name, self.parts)
+        return found
+
+
+class _Labels(_Accumulator):
     def __init__(self, measure):
-        self.measure, self.parts = measure, []
+        super().__init__(measure)
+        self.parts: list = []
 
-    def update(self, rows: int, columns: dict) -> None:
+    def part(self, rows: int, columns: dict) -> Any:
         import pyarrow.compute as pc
 
         array = columns[self.measure.column]
-        if len(array) > array.null_count:
-            self.parts.append(pc.value_counts(pc.drop_null(array)))
+        return pc.value_counts(pc.drop_null(array)) if len(array) > array.null_count else None
+
+    def merge(self, part: Any) -> None:
+        if part is not None:
+            self.parts.append(part)
 
     def result(self) -> dict[str, int]:
         import pyarrow as pa
@@ -361,28 +533,150 @@ class _Labels:
                 for label, count in zip(summed["label"].to_pylist(), summed["n_sum"].to_pylist())}
 
 
-class _Distinct:
-    """(rows whose key is not all null, distinct keys among them); keeps the key columns to the end."""
+# A byte map over the keys' range is kept while it takes at most this many bytes per key seen (an
+# int64 key kept takes 8), or at most _DENSE_FLOOR bytes whatever the count: the OS maps a page of
+# it only when a key marks it, so a few keys over a wide range cost a page each.
+_DENSE_BYTES_PER_KEY = 4
+_DENSE_FLOOR = 64 << 20
+# Integer words kept past this many bytes are spilled to files, in _PARTITIONS hash partitions.
+_SPILL_BYTES = 256 << 20
+_PARTITIONS = 16
+
+
+class _Distinct(_Accumulator):
+    """(rows whose key is not all null, distinct keys among them).
+
+    A single integer-like key (integers, booleans, dates, timestamps, floats) is counted as it
+    streams, without sorting while its keys are dense: each value marks one byte of a map over
+    the range of the values seen (ids, dates, counters), as long as that range is small next to
+    the number of keys (``_DENSE_BYTES_PER_KEY``). Sparse keys are kept as int64 words, past
+    ``_SPILL_BYTES`` spilled to temporary files in hash partitions, and counted partition by
+    partition at the end, so memory stays bounded. Other keys (strings, decimals, compound keys)
+    are kept to the end and counted there (:func:`_distinct_keys`, Arrow's hash kernels).
+    """
 
     def __init__(self, measure, types):
-        self.measure, self.types = measure, types
+        super().__init__(measure)
+        self.streamed = len(measure.columns) == 1 and types[measure.columns[0]].name not in ("string", "decimal")
+        self.sparse = False  # the keys seen span too wide a range for a byte map: kept as words
         self.chunks: dict[str, list] = {column: [] for column in measure.columns}
+        self.keyed = 0
+        self.base, self.marks = 0, None  # the byte map, marks[v - base] for each value v seen
+        self.words: list = []
+        self.held = 0
+        self.spill: Any = None  # a TemporaryDirectory of partition files, once words spill
 
-    def update(self, rows: int, columns: dict) -> None:
-        for column in self.measure.columns:
-            self.chunks[column].append(columns[column])
+    def part(self, rows: int, columns: dict) -> Any:
+        if not self.streamed:
+            return {column: columns[column] for column in self.measure.columns}
+        import pyarrow.compute as pc
+
+        array = columns[self.measure.columns[0]]
+        return _words(pc.drop_null(array) if array.null_count else array)
+
+    def merge(self, part: Any) -> None:
+        if not self.streamed:
+            for column, array in part.items():
+                self.chunks[column].append(array)
+            return
+        if not len(part):
+            return
+        self.keyed += len(part)
+        if not self.sparse and self._mark_range(int(part.min()), int(part.max())):
+            self.marks[part - self.base] = True
+        else:
+            self._keep(part)
+
+    def _mark_range(self, low: int, high: int) -> bool:
+        """Makes the byte map span ``low``..``high``; False when that range is too wide for the keys
+        seen (the marks then become words, and every later key is kept as a word)."""
+        import numpy as np
+
+        start = low if self.marks is None else min(low, self.base)
+        end = high if self.marks is None else max(high, self.base + len(self.marks) - 1)
+        span, allowed = end - start + 1, max(_DENSE_FLOOR, _DENSE_BYTES_PER_KEY * self.keyed)
+        if span > allowed:
+            self.sparse = True
+            if self.marks is not None:
+                marked = np.flatnonzero(self.marks).astype(np.int64) + self.base
+                self.marks = None
+                self._keep(marked)
+            return False
+        if self.marks is None:
+            self.base, self.marks = start, np.zeros(span, dtype=np.bool_)
+        elif span > len(self.marks):  # grow by half again at least, so a rising key reallocates rarely
+            grown = min(max(span, len(self.marks) * 3 // 2), allowed)
+            start = end - grown + 1 if low < self.base else start  # the room goes where the keys went
+            marks = np.zeros(grown, dtype=np.bool_)
+            marks[self.base - start:self.base - start + len(self.marks)] = self.marks
+            self.base, self.marks = start, marks
+        return True
+
+    def _keep(self, words) -> None:
+        self.words.append(words)
+        self.held += words.nbytes
+        if self.held > _SPILL_BYTES:
+            self._spill()
+
+    def _spill(self) -> None:
+        """Writes the words held to the partition files (appending), by a multiplicative hash."""
+        import tempfile
+
+        import numpy as np
+
+        if self.spill is None:
+            self.spill = tempfile.TemporaryDirectory(prefix="lakeio-distinct-")
+        if not self.words:
+            return
+        words = np.concatenate(self.words)
+        partition = _partition_of(words)
+        for index in range(_PARTITIONS):
+            with open(f"{self.spill.name}/{index}.i64", "ab") as file:
+                words[partition == index].tofile(file)
+        self.words, self.held = [], 0
 
     def result(self) -> tuple[int, int]:
+        import numpy as np
         import pyarrow as pa
+        import pyarrow.compute as pc
 
-        arrays = {c: pa.chunked_array(chunks, type=chunks[0].type if chunks else None).combine_chunks()
-                  if chunks else None for c, chunks in self.chunks.items()}
-        self.chunks = {}
-        if any(array is None for array in arrays.values()):
-            return 0, 0
-        if len(arrays) == 1:
-            return _distinct_values(next(iter(arrays.values())))
-        return _distinct_keys(arrays)
+        if not self.streamed:
+            arrays = {c: pa.chunked_array(chunks, type=chunks[0].type if chunks else None).combine_chunks()
+                      if chunks else None for c, chunks in self.chunks.items()}
+            self.chunks = {}
+            if any(array is None for array in arrays.values()):
+                return 0, 0
+            if len(arrays) == 1:
+                values = pc.drop_null(next(iter(arrays.values())))
+                return len(values), len(pc.unique(values))
+            return _distinct_keys(arrays)
+        if self.marks is not None:
+            return self.keyed, int(np.count_nonzero(self.marks))
+        if self.spill is None:
+            return self.keyed, _distinct_words(np.concatenate(self.words)) if self.words else 0
+        self._spill()
+        try:
+            return self.keyed, sum(_distinct_words(np.fromfile(f"{self.spill.name}/{index}.i64", dtype=np.int64))
+                                   for index in range(_PARTITIONS))
+        finally:
+            self.spill.cleanup()
+
+
+def _partition_of(words):
+    """Each word's partition, 0 to _PARTITIONS - 1: the top bits of a Fibonacci hash."""
+    import numpy as np
+
+    shift = np.uint64(64 - _PARTITIONS.bit_length() + 1)
+    return ((words.view(np.uint64) * np.uint64(0x9E3779B97F4A7C15)) >> shift).astype(np.intp)
+
+
+def _distinct_words(words) -> int:
+    import numpy as np
+
+    if not len(words):
+        return 0
+    words = np.sort(words)
+    return 1 + int(np.count_nonzero(words[1:] != words[:-1]))
 
 
 def _sortable(array) -> bool:
@@ -402,23 +696,16 @@ def _as_numpy(array):
     return array.to_numpy(zero_copy_only=False)
 
 
-def _distinct_values(array) -> tuple[int, int]:
+def _words(values):
+    """A null-free integer-like array as int64 words, equal exactly when the values are one value:
+    floats by their bits, with 0.0 and -0.0 one word and every NaN one word."""
     import numpy as np
-    import pyarrow.compute as pc
 
-    values = pc.drop_null(array)
-    keyed = len(values)
-    if not keyed:
-        return 0, 0
-    if not _sortable(values):
-        return keyed, len(pc.unique(values))
-    ordered = np.sort(_as_numpy(values))
-    if ordered.dtype.kind == "f":
-        nans = int(np.isnan(ordered).sum())  # np.sort puts NaN last; they count as one value
-        numbers = ordered[:keyed - nans]
-        distinct = (1 + int(np.count_nonzero(numbers[1:] != numbers[:-1])) if len(numbers) else 0) + (1 if nans else 0)
-        return keyed, distinct
-    return keyed, 1 + int(np.count_nonzero(ordered[1:] != ordered[:-1]))
+    numbers = _as_numpy(values)
+    if numbers.dtype.kind == "f":
+        numbers = np.where(np.isnan(numbers), np.nan, numbers + 0.0).astype(np.float64)
+        return numbers.view(np.int64)
+    return numbers.astype(np.int64, copy=False)
 
 
 def _distinct_keys(arrays: dict) -> tuple[int, int]:
