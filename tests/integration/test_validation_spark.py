@@ -75,7 +75,7 @@ def test_spark_writes_validate_before_commit_and_keep_the_previous_version(lake,
         assert DeltaTable.forPath(spark, location).history().count() == 1
 
 
-def test_one_aggregate_job_per_contract_and_no_callback_server(lake, spark):
+def test_one_aggregate_job_per_contract_beside_one_grouping_per_key_and_no_callback_server(lake, spark):
     contract = lake._contracts["delta_flights"]
     frame = spark.createDataFrame(GOOD)
     tracker = spark.sparkContext.statusTracker()
@@ -95,14 +95,14 @@ def test_one_aggregate_job_per_contract_and_no_callback_server(lake, spark):
 
     jobs, (report, _) = jobs_of(lambda: contract.run_spark(frame, "validate", deequ=False))
     assert report.passed and report.backend == "spark"
-    assert jobs == 2  # the aggregate job, and the one groupBy job of counts_per_label
+    assert jobs == 3  # the aggregate job, the groupBy of the unique key, the one groupBy of counts_per_label
     assert report.metric("carrier", "counts_per_label", "AA") == 2 and report.metric("delay", "mean") == 3.0
 
     columns = contract.contract.columns
     slim = replace(contract, contract=replace(contract.contract, columns={
         **columns, "carrier": replace(columns["carrier"], metrics=())}))
     jobs, (report, _) = jobs_of(lambda: slim.run_spark(frame, "validate", deequ=False))
-    assert jobs == 1 and report.passed
+    assert jobs == 2 and report.passed
     assert spark.sparkContext._gateway._callback_server is None
 
 

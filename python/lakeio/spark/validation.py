@@ -1,8 +1,10 @@
 """The Spark backend: computes a contract's measures with Spark SQL aggregates.
 
 Every check and metric of a contract is one or a few aggregate expressions of ONE ``agg`` over the
-DataFrame, so one Spark job (one scan) answers them all, uniqueness included: a key is unique when
-``count(key) == count(DISTINCT key)``. The only other jobs: one ``groupBy`` for all
+DataFrame, so one Spark job (one scan) answers them all, except distinct keys: a key is unique when
+the rows with a key number as many as its distinct values, which one ``groupBy`` of the key counts
+(as Deequ's ``CountDistinct`` runs). Beside the other aggregates, ``count(DISTINCT key)`` would make
+Spark group every row's aggregate buffers by the key. The only other jobs: one ``groupBy`` for all
 ``counts_per_label`` metrics together, when the contract has any, and, only when a value check
 failed, one ``agg`` for the range of the failing values shown in the report. No Python UDF and no py4j callback
 server are involved: everything runs in the JVM.
@@ -85,7 +87,7 @@ def cast_frame(frame: DataFrame, casts: Mapping[str, LogicalType]) -> DataFrame:
 
 
 def measure(frame: DataFrame, plan: Plan, casts: Mapping[str, LogicalType]) -> dict:
-    """Computes ``plan.measures``: one ``agg`` job, plus one job when there are label counts."""
+    """Computes ``plan.measures``: one ``agg`` job, plus one per distinct count and one for label counts."""
     from pyspark.sql import functions as F
 
     def column(name: str) -> Column:
@@ -96,20 +98,38 @@ def measure(frame: DataFrame, plan: Plan, casts: Mapping[str, LogicalType]) -> d
     decoders: list[tuple[Any, int, int, Callable[[list], Any]]] = []
     source_types = {field.name: field.dataType.simpleString() for field in frame.schema.fields}
     labels = [m for m in plan.measures if isinstance(m, Labels)]
+    distinct = [m for m in plan.measures if isinstance(m, Distinct)]
     for item in plan.measures:
-        if isinstance(item, Labels):
+        if isinstance(item, Labels | Distinct):
             continue
         built, decode = _expressions(item, column, plan.types, source_types)
         decoders.append((item, len(expressions), len(built), decode))
         expressions.extend(built)
     row = frame.agg(*[e.alias(f"m{i}") for i, e in enumerate(expressions)]).collect()[0]
     measured = {item: decode(list(row[start:start + size])) for item, start, size, decode in decoders}
+    measured.update({item: _distinct_keys(frame, item, column) for item in distinct})
     failed = [m for m in plan.measures if isinstance(m, Failing) and measured[m].count]
     if failed:
         measured.update(failing_extremes(frame, failed, column, plan.types, measured))
     if labels:
         measured.update(_label_counts(frame, labels, column))
     return measured
+
+
+def _distinct_keys(frame: DataFrame, item: Distinct, column: Callable[[str], Column]) -> tuple[int, int]:
+    """(rows with a key, distinct keys) of ``item``'s columns, by one ``groupBy`` of them; a row has
+    a key when any of its columns is not null (nulls within a key compare equal, as in SQL's
+    ``DISTINCT``)."""
+    import functools
+    import operator
+
+    from pyspark.sql import functions as F
+
+    values = [column(c).alias(f"k{i}") for i, c in enumerate(item.columns)]
+    keyed = functools.reduce(operator.or_, [column(c).isNotNull() for c in item.columns])
+    groups = frame.where(keyed).groupBy(*values).count()
+    row = groups.agg(F.sum("count"), F.count(F.lit(1))).collect()[0]
+    return int(row[0] or 0), int(row[1])
 
 
 def _expressions(item, column: Callable[[str], Column], types: Mapping[str, LogicalType],
@@ -135,16 +155,6 @@ def _expressions(item, column: Callable[[str], Column], types: Mapping[str, Logi
         member = value.isin(*[_literal(v, logical) for v in item.values])
         return ([F.collect_set(F.when(member, _out(value, logical)))],
                 lambda v: frozenset(read(x) for x in v[0]))
-    if isinstance(item, Distinct):
-        values = [column(c) for c in item.columns]
-        if len(values) == 1:
-            key = values[0]
-        else:
-            any_present = values[0].isNotNull()
-            for value in values[1:]:
-                any_present = any_present | value.isNotNull()
-            key = F.when(any_present, F.struct(*values))
-        return [F.count(key), F.count_distinct(key)], lambda v: (v[0], v[1])
     if isinstance(item, Stat):
         value = column(item.column)
         if logical.is_float:
