@@ -7,6 +7,7 @@ batches collected by pyspark; pandas).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:
@@ -64,11 +65,12 @@ def create_frame(spark: SparkSession, table: pa.Table, schema: StructType | None
     return spark.createDataFrame([tuple(row.values()) for row in table.to_pylist()], schema=schema)
 
 
-def merge_counts(result: DataFrame | None, commit_metrics: dict) -> dict:
+def merge_counts(result: DataFrame | None, commit_metrics: Callable[[], dict]) -> dict:
     """A Delta merge's row counts: the frame ``execute()`` returns (Delta 4), or, where it returns
-    None (Delta 3.x, the 3.5 line), the merge commit's operation metrics."""
+    None (Delta 3.x, the 3.5 line), the merge commit's operation metrics (read only then)."""
     if result is not None:
         return result.collect()[0].asDict()
-    return {"num_inserted_rows": int(commit_metrics.get("numTargetRowsInserted", 0)),
-            "num_updated_rows": int(commit_metrics.get("numTargetRowsUpdated", 0)),
-            "num_deleted_rows": int(commit_metrics.get("numTargetRowsDeleted", 0))}
+    metrics = commit_metrics()
+    return {"num_inserted_rows": int(metrics.get("numTargetRowsInserted", 0)),
+            "num_updated_rows": int(metrics.get("numTargetRowsUpdated", 0)),
+            "num_deleted_rows": int(metrics.get("numTargetRowsDeleted", 0))}

@@ -78,10 +78,7 @@ def measure(frame: DataFrame, plan: Plan, casts: Mapping[str, LogicalType]) -> d
             logical = plan.types[item.column]
             readers[item] = _count_reader(compliance(one_job.failing(item, column, logical)), FailingValues)
         elif isinstance(item, Distinct):
-            any_present = column(item.columns[0]).isNotNull()
-            for name in item.columns[1:]:
-                any_present = any_present | column(name).isNotNull()
-            keyed = _count_reader(compliance(any_present), int)
+            keyed = _count_reader(compliance(one_job.has_key(item, column)), int)
             analyzers.append(A.CountDistinct(list(item.columns)))
             key = (",".join(item.columns), "CountDistinct")
             readers[item] = lambda m, keyed=keyed, key=key: (keyed(m), int(m.get(key, 0)))

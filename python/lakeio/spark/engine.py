@@ -340,7 +340,7 @@ class SparkEngine:
             builder = builder.whenMatchedUpdateAll()
         if request.when_not_matched == "insert":
             builder = builder.whenNotMatchedInsertAll(condition=merge_inserts(request))
-        return compat.merge_counts(builder.execute(), self._last_commit_metrics(request.location))
+        return compat.merge_counts(builder.execute(), lambda: self._last_commit_metrics(request.location))
 
 
 def to_column(predicate: Predicate, table: str | None = None) -> Column:

@@ -37,15 +37,20 @@ def spark_line(version: str) -> str:
     return line
 
 
+def installed_line() -> str:
+    """The supported line of the installed pyspark (the error names the lines if it is none)."""
+    import pyspark
+
+    return spark_line(pyspark.__version__)
+
+
 def jars_dir() -> Path:
     """Where the helper and third-party jars are: ``$LAKEIO_JARS_DIR``, else the checkout's folder for
     the installed pyspark's line (build/jars, build/jars-3.5)."""
     configured = os.environ.get("LAKEIO_JARS_DIR")
     if configured:
         return Path(configured)
-    import pyspark
-
-    return Path(__file__).resolve().parents[3] / "build" / SPARK_LINES[spark_line(pyspark.__version__)]
+    return Path(__file__).resolve().parents[3] / "build" / SPARK_LINES[installed_line()]
 
 
 def jar_paths() -> list[str]:

@@ -40,11 +40,10 @@ def spark_session(settings: EnvironmentSettings, storage: Storage) -> SparkSessi
         EngineUnavailableError: no pyspark, no Java, a missing jar, or a session lakeio cannot use.
     """
     try:
-        import pyspark
         from pyspark.sql import SparkSession
     except ImportError as error:
         raise EngineUnavailableError("the Spark engine needs pyspark: pip install 'lakeio[spark]'") from error
-    jvm.spark_line(pyspark.__version__)
+    jvm.installed_line()
 
     active = SparkSession.getActiveSession()
     if active is None and os.environ.get("PYSPARK_GATEWAY_PORT"):
@@ -87,10 +86,7 @@ def session_conf(settings: EnvironmentSettings, storage: Storage) -> dict[str, s
     ``lakeio submit`` passes the same keys to spark-submit. The log store is left out on a line whose
     s3a cannot create conditionally (it would fail every commit); :func:`check_delta_commits` then
     refuses a commit under ``conditional_put`` by name."""
-    import pyspark
-
-    arbitrated = (storage.delta_commits == "conditional_put"
-                  and jvm.spark_line(pyspark.__version__) in jvm.CONDITIONAL_CREATE_LINES)
+    arbitrated = storage.delta_commits == "conditional_put" and jvm.installed_line() in jvm.CONDITIONAL_CREATE_LINES
     return {
         "spark.sql.extensions": DELTA_EXTENSION,
         "spark.sql.catalog.spark_catalog": DELTA_CATALOG,

@@ -116,18 +116,21 @@ def measure(frame: DataFrame, plan: Plan, casts: Mapping[str, LogicalType]) -> d
     return measured
 
 
-def _distinct_keys(frame: DataFrame, item: Distinct, column: Callable[[str], Column]) -> tuple[int, int]:
-    """(rows with a key, distinct keys) of ``item``'s columns, by one ``groupBy`` of them; a row has
-    a key when any of its columns is not null (nulls within a key compare equal, as in SQL's
-    ``DISTINCT``)."""
+def has_key(item: Distinct, column: Callable[[str], Column]) -> Column:
+    """A row has a key of ``item``'s columns when any of them is not null."""
     import functools
     import operator
 
+    return functools.reduce(operator.or_, [column(c).isNotNull() for c in item.columns])
+
+
+def _distinct_keys(frame: DataFrame, item: Distinct, column: Callable[[str], Column]) -> tuple[int, int]:
+    """(rows with a key, distinct keys) of ``item``'s columns, by one ``groupBy`` of them (nulls
+    within a key compare equal, as in SQL's ``DISTINCT``)."""
     from pyspark.sql import functions as F
 
     values = [column(c).alias(f"k{i}") for i, c in enumerate(item.columns)]
-    keyed = functools.reduce(operator.or_, [column(c).isNotNull() for c in item.columns])
-    groups = frame.where(keyed).groupBy(*values).count()
+    groups = frame.where(has_key(item, column)).groupBy(*values).count()
     row = groups.agg(F.sum("count"), F.count(F.lit(1))).collect()[0]
     return int(row[0] or 0), int(row[1])
 
