@@ -201,11 +201,8 @@ class SparkConnectEngine(SparkEngine):
 
     def _last_commit(self, location: Location) -> tuple[int, dict]:
         """The Delta table's latest version and that commit's operation metrics."""
-        row = self.session().sql(f"DESCRIBE HISTORY delta.{quote_name(location.spark_path)} LIMIT 1").collect()[0]
+        row = self._history(location, 1)[0]
         return int(row["version"]), dict(row["operationMetrics"] or {})
-
-    def _last_commit_metrics(self, location: Location) -> dict:
-        return self._last_commit(location)[1]
 
     def _merge_into(self, request: MergeRequest, frame: DataFrame) -> dict:
         """Spark's ``mergeInto`` on the ``delta.`path``` table; the counts from its commit's metrics."""

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from lakeio import files
 from lakeio.config import EnvironmentSettings
-from lakeio.engines import is_spark_dataframe, text, to_arrow_data
+from lakeio.engines import find_own_commit, is_spark_dataframe, text, to_arrow_data
 from lakeio.engines.arrow import ArrowEngine
 from lakeio.errors import InvalidArgumentError, StorageError
 from lakeio.metrics import IORecord
@@ -264,22 +264,29 @@ class SparkEngine:
             request.skipped_as_repeat(record)
             return
         check_delta_commits(self.session(), self.storage, request.location)
-        writer = frame.write.format("delta").options(**_write_options(request, rows_per_file))
+        writer = frame.write.format("delta").options(**_write_options(request, rows_per_file),
+                                                     userMetadata=request.commit_marker)
         # "error", never its alias "errorifexists", which Spark Connect refuses
         writer = writer.mode({"overwrite_partitions": "overwrite"}.get(request.mode, request.mode))
         if request.partition_by:
             writer = writer.partitionBy(*request.partition_by)
         with translated(request.describe(), exists=request.already_exists):
             writer.save(request.location.spark_path)
-        metrics = self._last_commit_metrics(request.location)
-        record.rows = int(metrics.get("numOutputRows", record.rows or 0))
-        record.files_written = int(metrics["numFiles"]) if "numFiles" in metrics else None
+        own = find_own_commit(request, lambda depth: [
+            (row["version"], row["userMetadata"], dict(row["operationMetrics"] or {}))
+            for row in self._history(request.location, depth)])
+        if own is not None:
+            record.version, metrics = own
+            record.rows = int(metrics.get("numOutputRows", record.rows or 0))
+            record.files_written = int(metrics["numFiles"]) if "numFiles" in metrics else None
+
+    def _history(self, location: Location, depth: int) -> list:
+        """The Delta table's latest ``depth`` commits, newest first (rows of ``DESCRIBE HISTORY``:
+        SQL, so Spark Connect runs it too)."""
+        return self.session().sql(f"DESCRIBE HISTORY delta.{quote_name(location.spark_path)} LIMIT {depth}").collect()
 
     def _last_commit_metrics(self, location) -> dict:
-        from delta.tables import DeltaTable
-
-        history = DeltaTable.forPath(self.session(), location.spark_path).history(1).collect()[0]
-        return history["operationMetrics"] or {}
+        return dict(self._history(location, 1)[0]["operationMetrics"] or {})
 
     def _write_files(self, request: WriteRequest, frame: DataFrame, sample: pa.Table, rows_per_file: int,
                      record: IORecord) -> None:
