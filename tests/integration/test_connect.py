@@ -42,7 +42,7 @@ def test_a_setting_only_the_server_takes_is_refused_by_name_without_its_value(re
 
 # -- results over the server's spark.driver.maxResultSize (the test server's: conftest's 4 MiB) ----------
 
-ROWS = 300_000  # some 10 MiB as Arrow, past the limit; the columns alone (or a write's 50,000-row sample) within it
+ROWS = 200_000  # some 7 MiB as Arrow, past the limit; the columns alone (or a write's 50,000-row sample) within it
 
 
 @pytest.fixture(scope="module")

@@ -339,16 +339,13 @@ def shared_scratch(settings: EnvironmentSettings, spark: SparkSession, storage: 
         return None
     token = uuid.uuid4().hex
     folder = posixpath.join(scratch.path, f"lakeio-probe-{token[:12]}")
+    filesystem = storage.filesystem(scratch)
     try:
-        filesystem = storage.filesystem(scratch)
         filesystem.create_dir(folder)
         with filesystem.open_output_stream(posixpath.join(folder, "token")) as probe:
             probe.write(token.encode())
-    except OSError:  # this process cannot write there
-        return None
-    try:
         seen = [row[0] for row in spark.read.text(dataclasses.replace(scratch, path=folder).spark_path).collect()]
-    except PySparkException:  # the server does not see the folder
+    except (OSError, PySparkException):  # this process cannot write there, or the server cannot read it
         seen = []
     finally:
         with contextlib.suppress(OSError):
