@@ -161,7 +161,6 @@ class SparkEngine:
                      scan: Scan | None = None) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
         """The plan's schema, and its rows streamed: from the files by Arrow for a plain scan
         (of ``scan`` while current), else from Spark partition by partition."""
-        import pyarrow as pa
         from pyspark.sql.pandas.types import to_arrow_schema
 
         direct, selection = self._direct_scan(plan, record, scan)
@@ -171,14 +170,24 @@ class SparkEngine:
             return wanted, (batch if wanted.equals(schema) else batch.cast(wanted, safe=False) for batch in batches)
         frame, text_schema = self._read(plan, record, selection)
         schema = text_schema or to_arrow_schema(frame.schema)
+        batches = self._stream(plan, frame, schema, record)
+
+        def translated_batches() -> Iterator[pa.RecordBatch]:
+            with translated(plan.describe(), read=(plan, text_schema), read_on_arrow=self._read_on_arrow(plan)):
+                yield from batches
+
+        return schema, translated_batches()
+
+    def _stream(self, plan: ScanPlan, frame: DataFrame, schema: pa.Schema, record: IORecord) -> Iterator[pa.RecordBatch]:
+        """A Spark-computed read streamed as ``schema``: partition by partition through the driver."""
+        import pyarrow as pa
 
         def collected() -> Iterator[pa.RecordBatch]:
-            with translated(plan.describe(), read=(plan, text_schema), read_on_arrow=self._read_on_arrow(plan)):
-                rows = frame.toLocalIterator(prefetchPartitions=True)
-                while chunk := list(itertools.islice(rows, _ROWS_PER_BATCH)):
-                    yield pa.RecordBatch.from_pylist([row.asDict(recursive=True) for row in chunk], schema=schema)
+            rows = frame.toLocalIterator(prefetchPartitions=True)
+            while chunk := list(itertools.islice(rows, _ROWS_PER_BATCH)):
+                yield pa.RecordBatch.from_pylist([row.asDict(recursive=True) for row in chunk], schema=schema)
 
-        return schema, collected()
+        return collected()
 
     def _read_on_arrow(self, plan: ScanPlan) -> Callable[[], object]:
         """Reads ``plan`` on the Arrow engine: on the error path only, to name the file of a bad value."""
