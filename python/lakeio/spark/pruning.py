@@ -29,6 +29,7 @@ from lakeio.predicate import And, Compare, In, IsNull, Literal, Not, Predicate
 from lakeio.spark import jvm
 
 if TYPE_CHECKING:
+    import pyarrow as pa
     from pyspark.sql import DataFrame, SparkSession
     from pyspark.sql.types import StructType
 
@@ -220,6 +221,13 @@ def _with_partition_types(schema: StructType, types: dict[str, str | None]) -> S
         for f in schema.fields
     ]
     return StructType(fields) if fields != schema.fields else None
+
+
+def spark_type_name(type_: pa.DataType) -> str | None:
+    """The helper's type name of an Arrow partition column type, or None where Spark's inference stands."""
+    import pyarrow as pa
+
+    return {pa.int32(): "int", pa.int64(): "bigint", pa.date32(): "date", pa.string(): "string"}.get(type_)
 
 
 def _spark_type(name: str):
