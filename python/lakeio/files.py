@@ -113,6 +113,7 @@ def partitioned_dataset(filesystem, location: Location, file_format, declared: d
     if filesystem.get_file_info(root).type != pafs.FileType.Directory:  # not there, or a file: pyarrow says so
         return ds.dataset(root, filesystem=filesystem, format=file_format)
     folders: dict[str, dict[str, str | None]] = {}  # each folder holding files -> its columns' values
+    written: dict[str, set[str]] = {}  # each column -> its values as spelt in folder names
     paths = []
     for info in filesystem.get_file_info(pafs.FileSelector(root, recursive=True)):
         parts = info.path[len(root):].strip("/").split("/")
@@ -121,10 +122,19 @@ def partitioned_dataset(filesystem, location: Location, file_format, declared: d
         paths.append(info.path)
         folder = "/".join(parts[:-1])
         if folder not in folders:
-            found = (partitions.parse_folder(part) for part in parts[:-1])
-            folders[folder] = dict(pair for pair in found if pair is not None)
+            found = [(part, partitions.parse_folder(part)) for part in parts[:-1]]
+            folders[folder] = dict(pair for _, pair in found if pair is not None)
+            for part, pair in found:
+                if pair is not None:
+                    written.setdefault(pair[0], set()).add(part.partition("=")[2])
     columns = list(dict.fromkeys(column for values in folders.values() for column in values))
     types = {c: declared.get(c) or partitions.infer(values.get(c) for values in folders.values()) for c in columns}
+    if columns and not declared and all(partitions.pyarrow_reads_alike(spelt, types[c])
+                                        for c in columns for spelt in written[c]):
+        # pyarrow's own hive parsing gives these folders the same values, and builds fragments far faster.
+        partitioning = ds.HivePartitioning(pa.schema([(c, types[c]) for c in columns]),
+                                           null_fallback=partitions.NULL_NAME)
+        return ds.dataset(root, filesystem=filesystem, format=file_format, partitioning=partitioning)
 
     def condition(folder: str, column: str):
         value = folders[folder].get(column)

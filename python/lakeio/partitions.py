@@ -149,6 +149,7 @@ def parse_folder(segment: str) -> tuple[str, str | None] | None:
     return unescape(column), None if value == NULL_NAME else unescape(value)
 
 
+@functools.lru_cache(maxsize=1 << 16)  # a table's folders repeat their values level after level
 def kind_of(value: str) -> tuple[Kind, Any]:
     """The kind Spark infers for one (unescaped) partition value, and the value of that kind."""
     if _INTEGRAL.fullmatch(value):
@@ -179,6 +180,30 @@ def kind_of(value: str) -> tuple[Kind, Any]:
         if parsed:
             return "date", parsed[0]
     return "string", value
+
+
+def pyarrow_reads_alike(spelt: str, type_: pa.DataType) -> bool:
+    """True when pyarrow's hive partitioning (URI-decoding, then its own cast) reads a folder value
+    so spelt as this rule does: the null partition, plain integers and dates, and text whose escapes
+    are UTF-8; other values (``+5``, ``1e5``, ``1.5d``, timestamps, Spark's escapes of bytes that
+    are no UTF-8) are read by the rule itself."""
+    import pyarrow as pa
+
+    if spelt == NULL_NAME:
+        return True
+    if pa.types.is_string(type_):
+        if "%" not in spelt:
+            return True
+        if not re.fullmatch(r"(?:[^%]|%[0-9A-Fa-f]{2})*", spelt):
+            return False
+        try:
+            urllib.parse.unquote_to_bytes(spelt).decode("utf-8")
+        except UnicodeDecodeError:
+            return False
+        return True
+    if type_ in (pa.int32(), pa.int64()):
+        return re.fullmatch(r"-?[0-9]+", spelt) is not None
+    return type_ == pa.date32()  # inferred from yyyy-MM-dd folders only
 
 
 def _scale(text: str) -> int:
@@ -262,7 +287,8 @@ def typed_value(value: str | None, type_: pa.DataType) -> pa.Scalar:
     kind, parsed = kind_of(value)
     if kind == "string":
         return pc.cast(pa.scalar(value), type_)
-    return pc.cast(pa.scalar(parsed, arrow_type(kind)), type_)
+    own = arrow_type(kind)
+    return pa.scalar(parsed, own) if own == type_ else pc.cast(pa.scalar(parsed, own), type_)
 
 
 # -- writing ----------------------------------------------------------------------------------

@@ -138,3 +138,26 @@ def test_a_folder_tree_reads_as_spark_reads_it(tmp_path):
     declared = partitioned_dataset(fs.LocalFileSystem(), Location("file", str(tmp_path)), ds.ParquetFileFormat(),
                                    {"code": pa.string()})
     assert sorted(declared.to_table().column("code").to_pylist()) == ["007", "010", "100"]
+
+
+def test_pyarrows_own_parsing_is_used_only_where_it_reads_alike(tmp_path):
+    """Folders pyarrow's hive parsing reads as the rule does go through it (fast); declared types
+    take the rule's own path: both give the same table."""
+    import pyarrow.parquet as pq
+    from pyarrow import fs
+
+    for n, (code, day, key) in enumerate([("007", "2024-01-01", "%C3%A9%20t%27"), ("-3", "__HIVE_DEFAULT_PARTITION__", "é t%27"),
+                                          ("__HIVE_DEFAULT_PARTITION__", "2024-01-02", "__HIVE_DEFAULT_PARTITION__")]):
+        folder = tmp_path / f"code={code}" / f"day={day}" / f"k={key}"
+        folder.mkdir(parents=True)
+        pq.write_table(pa.table({"id": [n]}), folder / "part-0.parquet")
+    location, filesystem = Location("file", str(tmp_path)), fs.LocalFileSystem()
+    fast = partitioned_dataset(filesystem, location, ds.ParquetFileFormat(), {})
+    types = {field.name: field.type for field in fast.schema if field.name != "id"}
+    ruled = partitioned_dataset(filesystem, location, ds.ParquetFileFormat(), types)
+    assert types == {"code": pa.int32(), "day": pa.date32(), "k": pa.string()}
+    assert fast.to_table().sort_by("id").equals(ruled.to_table().sort_by("id"))
+    assert fast.to_table().sort_by("id").column("k").to_pylist() == ["é t'", "é t'", None]
+    assert not partitions.pyarrow_reads_alike("+5", pa.int32())
+    assert not partitions.pyarrow_reads_alike("%E9", pa.string())  # a byte no UTF-8: Spark's one character
+    assert partitions.unescape("%E9") == "é"
