@@ -129,7 +129,7 @@ def partitioned_dataset(filesystem, location: Location, file_format, declared: d
                     written.setdefault(pair[0], set()).add(part.partition("=")[2])
     columns = list(dict.fromkeys(column for values in folders.values() for column in values))
     types = {c: declared.get(c) or partitions.infer(values.get(c) for values in folders.values()) for c in columns}
-    if columns and not declared and all(partitions.pyarrow_reads_alike(spelt, types[c])
+    if columns and not declared.keys() & set(columns) and all(partitions.pyarrow_reads_alike(spelt, types[c])
                                         for c in columns for spelt in written[c]):
         # pyarrow's own hive parsing gives these folders the same values, and builds fragments far faster.
         partitioning = ds.HivePartitioning(pa.schema([(c, types[c]) for c in columns]),
