@@ -66,20 +66,22 @@ def exists(filesystem, location: Location) -> bool:
 
 
 def open_dataset(filesystem, location: Location, format: str, partitioned: bool, options: Options,
-                 column_types: tuple[tuple[str, str], ...] = ()) -> ds.Dataset:
+                 column_types: tuple[tuple[str, str], ...] = (),
+                 partition_types: tuple[tuple[str, str], ...] = ()) -> ds.Dataset:
     """The plain files at ``location`` as one pyarrow dataset, typed as every engine reads them.
 
     Partition folders are read, and their columns typed, by :mod:`lakeio.partitions` (Spark's
     rules). Text files are typed by inference, file by file: a column all null in the first file
     must not make the dataset's column null-typed, so every file's inferred schema is unified. The
-    contract's types (``column_types``) win: the scan converts.
+    contract's types (``column_types``, ``partition_types``) win: the scan converts.
     """
     import pyarrow as pa
     import pyarrow.dataset as ds
 
     file_format = read_format(format, options, column_types)
     declared = declared_types(column_types)
-    dataset = partitioned_dataset(filesystem, location, file_format, declared) if partitioned else \
+    dataset = partitioned_dataset(filesystem, location, file_format, declared_types(partition_types)) \
+        if partitioned else \
         ds.dataset(location.path, filesystem=filesystem, format=file_format)
     if format == "parquet":
         return dataset
@@ -200,8 +202,8 @@ def write(request: WriteRequest, storage: Storage, incoming: pa.Table, stage: St
     present = exists(filesystem, location)
     if present and request.mode == "error":
         raise request.already_exists()
-    existing = open_dataset(filesystem, location, request.format, bool(request.partition_by), request.options) \
-        if present else None
+    existing = open_dataset(filesystem, location, request.format, bool(request.partition_by), request.options,
+                            partition_types=request.partition_types) if present else None
     if existing is not None and request.options.schema_mode != "overwrite":
         check_schema(request, existing.schema, incoming)
     if empty and present and request.mode in ("append", "overwrite_partitions"):

@@ -69,6 +69,8 @@ def lake(request, tmp_path, storage, spark, s3_endpoint) -> lakeio.Catalog:
         "notes_parts": ("csv", ["part"]),
         "folders_arrow": ("parquet", ["day", "code", "k"]),
         "folders_spark": ("parquet", ["day", "code", "k"]),
+        "codes_arrow": ("parquet", ["day", "code"]),
+        "codes_spark": ("parquet", ["day", "code"]),
         "lines": ("csv", []),
         "readings": ("csv", []),
         "readings_json": ("json", []),
@@ -89,6 +91,11 @@ def lake(request, tmp_path, storage, spark, s3_endpoint) -> lakeio.Catalog:
 # The contracts of the text datasets (by the first word of their names): the columns they declare
 # are read as these types, the others as inferred from the files.
 CONTRACTS = {
+    "codes": """
+        extra_columns: allow
+        columns:
+          code: {type: string}
+    """,
     "notes": """
         extra_columns: allow
         columns:
@@ -642,3 +649,17 @@ def test_partition_typing_is_sparks(spark, tmp_path):
         assert mine.schema.field(column).type == theirs.schema.field(column).type, case
         assert [str(v) for v in mine.column(column).to_pylist()] == \
             [str(v) for v in theirs.column(column).to_pylist()], case
+
+
+def test_a_declared_partition_type_wins_on_every_engine(lake, engine):
+    """A contract declaring ``code`` a string keeps its folders' leading zeros (``code=005``), on
+    every engine, whoever wrote them."""
+    table = folders_table().select(["id", "day", "code"])
+    for writer in dict.fromkeys(["arrow", engine]):
+        lake.write(f"codes_{writer}", table, engine=writer)
+        for reader in dict.fromkeys(["arrow", engine]):
+            got = lake.read(f"codes_{writer}", engine=reader).to_arrow()
+            assert got.schema.field("code").type == pa.string(), (writer, reader)
+            assert sorted_rows(got.select(["id", "day", "code"])) == sorted_rows(table), (writer, reader)
+            filtered = lake.read(f"codes_{writer}", where="code = '005'", engine=reader).to_arrow()
+            assert sorted(filtered.column("id").to_pylist()) == [1, 5, 9, 13], (writer, reader)

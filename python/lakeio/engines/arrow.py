@@ -162,7 +162,7 @@ class ArrowEngine:
                 return self._open_delta(plan)
             return files.read_consistently(self.storage, plan, lambda: files.open_dataset(
                 self.storage.filesystem(plan.location), plan.location, plan.format, bool(plan.partition_by),
-                plan.options, plan.column_types)), None
+                plan.options, plan.column_types, plan.partition_types)), None
         except Exception as error:
             if plan.format in text.TEXT_FORMATS and text.is_conversion_error(error):
                 # A value of a file's first rows that does not read as the contract's type.
