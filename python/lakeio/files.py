@@ -79,12 +79,14 @@ def open_dataset(filesystem, location: Location, format: str, partitioned: bool,
     import pyarrow.dataset as ds
 
     file_format = read_format(format, options, column_types)
-    declared = declared_types(column_types)
     dataset = partitioned_dataset(filesystem, location, file_format, declared_types(partition_types)) \
         if partitioned else \
         ds.dataset(location.path, filesystem=filesystem, format=file_format)
     if format == "parquet":
         return dataset
+    declared = declared_types(column_types)
+    if format == "json":
+        declared = text.json_read_types(declared)
 
     def typed(schema: pa.Schema) -> pa.Schema:
         return pa.schema([field.with_type(declared.get(field.name, field.type)) for field in schema])

@@ -464,8 +464,9 @@ def _read_text(spark: SparkSession, plan: ScanPlan, schema: pa.Schema) -> DataFr
     Arrow engine reads them. CSV values are read as text and converted as pyarrow's CSV reader
     converts them (:func:`_converted`, with the dataset's null values); JSON values by Spark's JSON
     parser with that schema, except timestamps (converted as pyarrow's JSON reader converts them:
-    a value without a time zone is UTC) and decimals (Spark's parser rounds extra decimals, which
-    pyarrow refuses). A value that does not convert fails the job, with the message of
+    a value without a time zone is UTC), decimals (Spark's parser rounds extra decimals, which
+    pyarrow refuses) and dates (Spark's parser takes ``2024-01-02T05:00`` for a day; the Arrow
+    engine, a ``yyyy-mm-dd`` date only). A value that does not convert fails the job, with the message of
     :func:`text.bad_value_message`."""
     import pyarrow as pa
     from pyspark.sql import Column
@@ -477,7 +478,8 @@ def _read_text(spark: SparkSession, plan: ScanPlan, schema: pa.Schema) -> DataFr
         return from_arrow_type(data_type, prefer_timestamp_ntz=True)
 
     as_text = {field.name for field in schema if field.name not in plan.partition_by
-               and (plan.format == "csv" or pa.types.is_timestamp(field.type) or pa.types.is_decimal(field.type))}
+               and (plan.format == "csv" or pa.types.is_timestamp(field.type) or pa.types.is_decimal(field.type)
+                    or pa.types.is_date(field.type))}
     read_schema = T.StructType([T.StructField(f.name, T.StringType() if f.name in as_text else spark_type(f.type))
                                 for f in schema])
     frame = spark.read.format(plan.format).options(**_read_options(plan)).schema(read_schema) \
