@@ -207,7 +207,8 @@ class Catalog:
                                partition_by=self._resources[name].partition_by,
                                options=self._options(name, format, options),
                                contract=self._contracts.get(name) if validate else None,
-                               column_types=self._column_types(name), engine=binding.engine,
+                               column_types=self._column_types(name),
+                               partition_types=self._column_types(name, partitions=True), engine=binding.engine,
                                placeholders=tuple((k, str(v)) for k, v in sorted(placeholders.items())),
                                on_complete=self._completed)
 
@@ -487,12 +488,14 @@ class Catalog:
             raise EngineUnavailableError(f"the engine {engine.name!r} registered as 'spark' has no Spark session")
         return engine.session()
 
-    def _column_types(self, name: str) -> tuple[tuple[str, str], ...]:
-        """The contract's column types, for readers of text formats (partition folders type their own)."""
+    def _column_types(self, name: str, *, partitions: bool = False) -> tuple[tuple[str, str], ...]:
+        """The contract's types of its data columns (for readers of text formats), or of its
+        partition columns (for readers of partition folders)."""
         if name not in self._contracts:
             return ()
         columns = self._contracts[name].contract.columns.values()
-        return tuple((c.name, str(c.type)) for c in columns if c.name not in self._resources[name].partition_by)
+        partition_by = self._resources[name].partition_by
+        return tuple((c.name, str(c.type)) for c in columns if (c.name in partition_by) == partitions)
 
     def _engine(self, name: str) -> Engine:
         if name not in self._engines:

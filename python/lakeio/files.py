@@ -20,9 +20,11 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import decimal
+import functools
 import hashlib
 import json
 import logging
+import operator
 import os
 import posixpath
 import re
@@ -32,6 +34,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, TypeVar
 
+from lakeio import partitions
 from lakeio.engines import text
 from lakeio.errors import SchemaMismatchError, StorageError, storage_error
 from lakeio.predicate import And, Compare, IsNull, Or, Predicate, to_arrow
@@ -63,23 +66,22 @@ def exists(filesystem, location: Location) -> bool:
 
 
 def open_dataset(filesystem, location: Location, format: str, partitioned: bool, options: Options,
-                 column_types: tuple[tuple[str, str], ...] = ()) -> ds.Dataset:
+                 column_types: tuple[tuple[str, str], ...] = (),
+                 partition_types: tuple[tuple[str, str], ...] = ()) -> ds.Dataset:
     """The plain files at ``location`` as one pyarrow dataset, typed as every engine reads them.
 
-    Text files are typed by inference, file by file: a column all null in the first file must not
-    make the dataset's column null-typed, so every file's inferred schema is unified. The
-    contract's types (``column_types``) win: the scan converts.
+    Partition folders are read, and their columns typed, by :mod:`lakeio.partitions` (Spark's
+    rules). Text files are typed by inference, file by file: a column all null in the first file
+    must not make the dataset's column null-typed, so every file's inferred schema is unified. The
+    contract's types (``column_types``, ``partition_types``) win: the scan converts.
     """
     import pyarrow as pa
     import pyarrow.dataset as ds
 
     file_format = read_format(format, options, column_types)
-
-    def open_(schema=None):
-        return ds.dataset(location.path, filesystem=filesystem, schema=schema,
-                          format=file_format, partitioning="hive" if partitioned else None)
-
-    dataset = open_()
+    dataset = partitioned_dataset(filesystem, location, file_format, declared_types(partition_types)) \
+        if partitioned else \
+        ds.dataset(location.path, filesystem=filesystem, format=file_format)
     if format == "parquet":
         return dataset
     declared = declared_types(column_types)
@@ -91,7 +93,71 @@ def open_dataset(filesystem, location: Location, format: str, partitioned: bool,
 
     physical = [typed(fragment.physical_schema) for fragment in dataset.get_fragments()]
     unified = text.held_by_both(pa.unify_schemas([typed(dataset.schema), *physical], promote_options="permissive"))
-    return dataset if unified == dataset.schema else open_(unified)
+    if unified == dataset.schema:
+        return dataset
+    return dataset.replace_schema(unified) if partitioned else \
+        ds.dataset(location.path, filesystem=filesystem, schema=unified, format=file_format)
+
+
+def partitioned_dataset(filesystem, location: Location, file_format, declared: dict[str, pa.DataType]) -> ds.Dataset:
+    """The files under ``location`` (hidden ones, ``.*`` and ``_*``, left out as pyarrow and Spark
+    leave them) as a dataset whose partition columns are typed and valued by
+    :mod:`lakeio.partitions` from their folders, a ``declared`` type winning over inference; the
+    data columns are the first file's.
+
+    Raises:
+        SchemaMismatchError: a folder's value is not of the column's declared type.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.dataset as ds
+    from pyarrow import fs as pafs
+
+    root = location.path.rstrip("/")
+    if filesystem.get_file_info(root).type != pafs.FileType.Directory:  # not there, or a file: pyarrow says so
+        return ds.dataset(root, filesystem=filesystem, format=file_format)
+    folders: dict[str, dict[str, str | None]] = {}  # each folder holding files -> its columns' values
+    written: dict[str, set[str]] = {}  # each column -> its values as spelt in folder names
+    paths = []
+    for info in filesystem.get_file_info(pafs.FileSelector(root, recursive=True)):
+        parts = info.path[len(root):].strip("/").split("/")
+        if info.type != pafs.FileType.File or any(part.startswith((".", "_")) for part in parts):
+            continue
+        paths.append(info.path)
+        folder = "/".join(parts[:-1])
+        if folder not in folders:
+            found = [(part, partitions.parse_folder(part)) for part in parts[:-1]]
+            folders[folder] = dict(pair for _, pair in found if pair is not None)
+            for part, pair in found:
+                if pair is not None:
+                    written.setdefault(pair[0], set()).add(part.partition("=")[2])
+    columns = list(dict.fromkeys(column for values in folders.values() for column in values))
+    types = {c: declared.get(c) or partitions.infer(values.get(c) for values in folders.values()) for c in columns}
+    if columns and not declared.keys() & set(columns) and all(partitions.pyarrow_reads_alike(spelt, types[c])
+                                        for c in columns for spelt in written[c]):
+        # pyarrow's own hive parsing gives these folders the same values, and builds fragments far faster.
+        partitioning = ds.HivePartitioning(pa.schema([(c, types[c]) for c in columns]),
+                                           null_fallback=partitions.NULL_NAME)
+        return ds.dataset(root, filesystem=filesystem, format=file_format, partitioning=partitioning)
+
+    def condition(folder: str, column: str):
+        value = folders[folder].get(column)
+        if value is None:
+            return pc.field(column).is_null()
+        try:
+            return pc.field(column) == partitions.typed_value(value, types[column])
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as error:
+            raise SchemaMismatchError(f"{location.uri}: the partition folder {folder!r} holds {column} = {value!r}, "
+                                      f"which is not of the column's declared type {types[column]}") from error
+
+    expressions = {folder: functools.reduce(operator.and_, [condition(folder, c) for c in columns])
+                   if columns else None for folder in folders}
+    fragments = [file_format.make_fragment(path, filesystem=filesystem,
+                                           partition_expression=expressions[relative_dir(root, path)])
+                 for path in sorted(paths)]
+    data = [field for field in fragments[0].physical_schema if field.name not in types] if fragments else []
+    schema = pa.schema(data + [pa.field(column, type_) for column, type_ in types.items()])
+    return ds.FileSystemDataset(fragments, schema, file_format, filesystem)
 
 
 def read_consistently(storage: Storage, plan: ScanPlan, listing: Callable[[], T]) -> T:
@@ -138,8 +204,8 @@ def write(request: WriteRequest, storage: Storage, incoming: pa.Table, stage: St
     present = exists(filesystem, location)
     if present and request.mode == "error":
         raise request.already_exists()
-    existing = open_dataset(filesystem, location, request.format, bool(request.partition_by), request.options) \
-        if present else None
+    existing = open_dataset(filesystem, location, request.format, bool(request.partition_by), request.options,
+                            partition_types=request.partition_types) if present else None
     if existing is not None and request.options.schema_mode != "overwrite":
         check_schema(request, existing.schema, incoming)
     if empty and present and request.mode in ("append", "overwrite_partitions"):
@@ -175,7 +241,9 @@ def replaced_folders(request: WriteRequest, existing: ds.Dataset | None, filled:
         matching = existing.get_fragments(filter=to_arrow(request.replace_where, existing.schema)) if existing else ()
         return sorted({relative_dir(request.location.path, f.path) for f in matching} | set(filled))
     if request.mode == "overwrite_partitions":
-        return sorted(filled)
+        # Folders of the same values spelt otherwise (pyarrow's URI-encoding, older lakeio's) go too.
+        folders = {relative_dir(request.location.path, f.path) for f in existing.get_fragments()} if existing else set()
+        return sorted({folder for folder in folders if partitions.respelt(folder) in filled} | set(filled))
     return [""]
 
 
@@ -275,12 +343,9 @@ def partitions_of(data: pa.Table, partition_by: tuple[str, ...]) -> Predicate:
 
 
 def partition_dirs(data: pa.Table, partition_by: tuple[str, ...]) -> list[str]:
-    """The hive folders (``year=2013/month=1``) of the partitions present in ``data``."""
-    import pyarrow.dataset as ds
-
-    partitioning = ds.partitioning(data.select(list(partition_by)).schema, flavor="hive")
-    return sorted(partitioning.format(to_arrow(partition_predicate(key)))[0]
-                  for key in partition_keys(data, partition_by))
+    """The hive folders (``year=2013/month=1``) of the partitions present in ``data``, named by
+    :func:`lakeio.partitions.folder_path` (as Spark names them)."""
+    return sorted(partitions.folder_path(key) for key in partition_keys(data, partition_by))
 
 
 def relative_dir(root: str, path: str) -> str:

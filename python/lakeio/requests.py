@@ -49,6 +49,8 @@ class ResolvedDataset:
         contract: its contract in this environment, or None (none, or the call skips validation).
         column_types: the contract's declared (name, logical type) of non-partition columns, even
             when validation is skipped: text formats are read as these types instead of inferred.
+        partition_types: the contract's declared (name, logical type) of partition columns: their
+            folders are read as these types instead of inferred (see :mod:`lakeio.partitions`).
         engine: the binding's ``engine:``, or None.
         placeholders: the call's ``{placeholder}`` values, as (name, value) pairs.
         on_complete: what runs when an I/O of this call ends (see :class:`~lakeio.metrics.Timer`).
@@ -62,6 +64,7 @@ class ResolvedDataset:
     options: Options = Options()
     contract: ContractBinding | None = None
     column_types: tuple[tuple[str, str], ...] = ()
+    partition_types: tuple[tuple[str, str], ...] = ()
     engine: str | None = None
     placeholders: tuple[tuple[str, str], ...] = ()
     on_complete: Callable[[ResolvedDataset, IORecord, BaseException | None], None] | None = field(
@@ -121,6 +124,10 @@ class _OnDataset:
     @property
     def column_types(self) -> tuple[tuple[str, str], ...]:
         return self.target.column_types
+
+    @property
+    def partition_types(self) -> tuple[tuple[str, str], ...]:
+        return self.target.partition_types
 
     def describe(self) -> str:
         return self.target.describe()

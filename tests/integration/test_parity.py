@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import json
+import logging
 import uuid
 
 import pandas as pd
@@ -66,6 +67,10 @@ def lake(request, tmp_path, storage, spark, s3_endpoint) -> lakeio.Catalog:
         "notes": ("csv", []),
         "notes_json": ("json", []),
         "notes_parts": ("csv", ["part"]),
+        "folders_arrow": ("parquet", ["day", "code", "k"]),
+        "folders_spark": ("parquet", ["day", "code", "k"]),
+        "codes_arrow": ("parquet", ["day", "code"]),
+        "codes_spark": ("parquet", ["day", "code"]),
         "lines": ("csv", []),
         "readings": ("csv", []),
         "readings_json": ("json", []),
@@ -86,6 +91,11 @@ def lake(request, tmp_path, storage, spark, s3_endpoint) -> lakeio.Catalog:
 # The contracts of the text datasets (by the first word of their names): the columns they declare
 # are read as these types, the others as inferred from the files.
 CONTRACTS = {
+    "codes": """
+        extra_columns: allow
+        columns:
+          code: {type: string}
+    """,
     "notes": """
         extra_columns: allow
         columns:
@@ -521,3 +531,135 @@ def test_text_written_by_either_engine_reads_alike_on_both(lake, engine, writer,
     assert sorted_rows(mine) == sorted_rows(reference) == sorted_rows(text_table())  # the contract's types
     later = lake.read(name, engine=engine, where="day >= '2024-02-01'", columns=["id", "day"]).to_arrow()
     assert later.to_pylist() == [{"id": 2, "day": dt.date(2024, 2, 29)}]
+
+
+# -- partition folders: one rule for naming and typing them (lakeio.partitions) ------------------
+
+# Values whose folders engines used to name or type differently: a date, digits with leading zeros
+# (Spark types them as integers), every character an engine escapes, control characters, non-ASCII,
+# Spark's variables, empty and null.
+AWKWARD = ["é t'", "a/b", "50%", "x=y", "#h", "c:d", "q\"r", "a*b?", "[1]", "^{~}", "Zürich 日本", "line\nbreak",
+           "${spark.app.name}", "", None]
+# Filtered on: a quote, a space and non-ASCII; escapes; a control character (Spark readers: the first,
+# second and fifth, to keep the test short).
+FILTERED = ["é t'", "a/b", "50%", "x=y", "Zürich 日本", "line\nbreak"]
+def folders_table() -> pa.Table:
+    rows = len(AWKWARD)
+    return pa.table({
+        "id": pa.array(range(rows), pa.int64()),
+        "day": pa.array([dt.date(2024, 1, 1 + i % 3) for i in range(rows)], pa.date32()),
+        "code": pa.array([f"{i % 4 * 5:03d}" for i in range(rows)], pa.string()),
+        "k": pa.array(AWKWARD, pa.string()),
+    })
+
+
+def folder_record(caplog, frame) -> dict:
+    caplog.set_level(logging.INFO, logger="lakeio.io")
+    caplog.clear()
+    frame.to_arrow()
+    return [r.lakeio for r in caplog.records if r.name == "lakeio.io"][-1]
+
+
+def test_folders_written_by_either_engine_read_alike_on_every_engine(lake, engine, storage, caplog, monkeypatch):
+    """Both engines write the same folders, and every engine reads them back as Spark types them:
+    ``day`` a date, ``code`` ("005") an int (Spark's inference), ``k`` the strings as written, the
+    empty one and null as null; filters on each prune, on Connect without the plugin too."""
+    from lakeio.spark.connect import SparkConnectEngine
+
+    monkeypatch.setattr(SparkConnectEngine, "has_plugin", lambda self: False)  # Connect: the client's listing
+    expected = folders_table().to_pylist()
+    for row in expected:
+        row["code"], row["k"] = int(row["code"]), row["k"] or None
+    schema = [("id", pa.int64()), ("day", pa.date32()), ("code", pa.int32()), ("k", pa.string())]
+    folders = {}
+    for writer in dict.fromkeys(["arrow", engine]):
+        name = f"folders_{writer}"
+        lake.write(name, folders_table(), engine=writer)
+        folders[writer] = sorted(data_file_sizes(lake, name))
+        for reader in dict.fromkeys(["arrow", engine]):
+            table = lake.read(name, engine=reader).to_arrow()
+            assert types_of(table.select([n for n, _ in schema]).schema) == schema, (writer, reader)
+            assert sorted_rows(table.select([n for n, _ in schema])) == expected, (writer, reader)
+            for where, wanted in [([("day", ">=", dt.date(2024, 1, 3))], lambda r: r["day"] >= dt.date(2024, 1, 3)),
+                                  ("code = 5", lambda r: r["code"] == 5), ("k IS NULL", lambda r: r["k"] is None),
+                                  *[([("k", "=", value)], lambda r, v=value: r["k"] == v)
+                                    for value in (FILTERED if reader == "arrow" else FILTERED[:2] + FILTERED[4:5])]]:
+                ids = {r["id"] for r in expected if wanted(r)}
+                frame = lake.read(name, where=where, engine=reader)
+                record = folder_record(caplog, frame)
+                assert {r["id"] for r in frame.to_arrow().to_pylist()} == ids, (writer, reader, where)
+                read = record["partitions_listed"] if reader != "arrow" else record["files_scanned"]
+                assert read == len(ids), (writer, reader, where, record)  # one folder (and file) per row
+    # the same folder names, whoever wrote them (data file names aside)
+    assert len({tuple(names) for names in folders.values()}) == 1, folders
+    assert "day=2024-01-01/code=000/k=é t%27" in folders["arrow"]
+
+
+def test_an_overwrite_of_partitions_replaces_folders_spelt_the_old_way(lake, engine):
+    """Folders pyarrow URI-encoded (as lakeio wrote them before) read as the same values, and a
+    partition overwrite replaces them rather than adding a second folder of the same value."""
+    import pyarrow.dataset as ds
+
+    from lakeio.config import S3Settings
+    from lakeio.storage import Storage
+
+    table = folders_table().filter(pa.compute.field("id") < 2)
+    location = lake.location("folders_arrow")
+    ds.write_dataset(table, location.path, filesystem=Storage(S3Settings()).filesystem(location), format="parquet",
+                     partitioning=["day", "code", "k"],
+                     partitioning_flavor="hive")  # pyarrow's own spelling: k=%C3%A9%20t%27
+    assert {r["k"] for r in lake.read("folders_arrow", engine="arrow").to_arrow().to_pylist()} == {"é t'", "a/b"}
+    lake.write("folders_arrow", folders_table().filter(pa.compute.field("id") == 0), mode="overwrite_partitions",
+               engine=engine)
+    got = sorted_rows(lake.read("folders_arrow", engine="arrow").to_arrow())
+    assert [(r["id"], r["k"]) for r in got] == [(0, "é t'"), (1, "a/b")]
+
+
+# Folder values of one partition column each (a case of several: the column's folders); lakeio's
+# rule must type and read them as real Spark does.
+SPARK_CASES = [
+    ("1", "2"), ("007", "010"), ("+5", "-3"), ("1", "9999999999"), ("1", "123456789012345678901"), ("1e5",),
+    ("1.5e1",), ("1.",), ("9" * 38,), ("9" * 39,), ("1", "1e5"), ("1.5", "2"), ("-Infinity", "1"), ("1.5d",),
+    ("0x1p3",), (" 5",), ("2024-01-01", "2024-01-02"), ("2024-1-5",), ("2024-02-30",),
+    ("2024-01-01 10%3A00%3A00", "2024-01-02 00%3A00%3A00.5"), ("2024-01-01", "2024-01-01 10%3A00%3A00"),
+    ("2024-01-01T10%3A00%3A00",), ("2024-01-01 10%3A00%3A00.1234567",), ("2024-01-01", "5"), ("9999999999", "1.5"),
+    ("1e5", "1.5"), ("true", "false"), ("1_000",), ("__HIVE_DEFAULT_PARTITION__", "7"), ("é t%27", "a%2Fb"),
+]
+
+
+def test_partition_typing_is_sparks(spark, tmp_path):
+    """One table whose column ``c<i>`` has the folders of case i, read by Spark's partition discovery
+    and by lakeio's rule: the same type and the same values for every column."""
+    import pyarrow.dataset as ds
+    import pyarrow.parquet as pq
+    from pyarrow import fs
+
+    from lakeio.files import partitioned_dataset
+    from lakeio.storage import Location
+
+    for leaf in range(max(len(case) for case in SPARK_CASES)):
+        folder = tmp_path.joinpath(*(f"c{i}={case[min(leaf, len(case) - 1)]}" for i, case in enumerate(SPARK_CASES)))
+        folder.mkdir(parents=True)
+        pq.write_table(pa.table({"id": [leaf]}), folder / "part-0.parquet")
+    theirs = compat.to_arrow(spark.read.parquet(f"file:{tmp_path}")).sort_by("id")
+    mine = partitioned_dataset(fs.LocalFileSystem(), Location("file", str(tmp_path)), ds.ParquetFileFormat(),
+                               {}).to_table().sort_by("id")
+    for i, case in enumerate(SPARK_CASES):
+        column = f"c{i}"
+        assert mine.schema.field(column).type == theirs.schema.field(column).type, case
+        assert [str(v) for v in mine.column(column).to_pylist()] == \
+            [str(v) for v in theirs.column(column).to_pylist()], case
+
+
+def test_a_declared_partition_type_wins_on_every_engine(lake, engine):
+    """A contract declaring ``code`` a string keeps its folders' leading zeros (``code=005``), on
+    every engine, whoever wrote them."""
+    table = folders_table().select(["id", "day", "code"])
+    for writer in dict.fromkeys(["arrow", engine]):
+        lake.write(f"codes_{writer}", table, engine=writer)
+        for reader in dict.fromkeys(["arrow", engine]):
+            got = lake.read(f"codes_{writer}", engine=reader).to_arrow()
+            assert got.schema.field("code").type == pa.string(), (writer, reader)
+            assert sorted_rows(got.select(["id", "day", "code"])) == sorted_rows(table), (writer, reader)
+            filtered = lake.read(f"codes_{writer}", where="code = '005'", engine=reader).to_arrow()
+            assert sorted(filtered.column("id").to_pylist()) == [1, 5, 9, 13], (writer, reader)

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-from lakeio import files
+from lakeio import files, partitions
 from lakeio.engines import counted, find_own_commit, text, to_arrow_data
 from lakeio.errors import ConcurrentWriteError, InvalidArgumentError, SchemaMismatchError, StorageError, storage_error
 from lakeio.metrics import IORecord
@@ -162,7 +162,7 @@ class ArrowEngine:
                 return self._open_delta(plan)
             return files.read_consistently(self.storage, plan, lambda: files.open_dataset(
                 self.storage.filesystem(plan.location), plan.location, plan.format, bool(plan.partition_by),
-                plan.options, plan.column_types)), None
+                plan.options, plan.column_types, plan.partition_types)), None
         except Exception as error:
             if plan.format in text.TEXT_FORMATS and text.is_conversion_error(error):
                 # A value of a file's first rows that does not read as the contract's type.
@@ -638,14 +638,14 @@ def _write_file_dataset(request: WriteRequest, data, sample: pa.Table, filesyste
         else file_format.make_write_options(**files.csv_write_options(options))
     written: list[str] = []
     ds.write_dataset(
-        data, target, filesystem=filesystem, format=file_format, file_options=write_options,
-        basename_template=f"part-{token}-{{i}}.{request.format}",
+        partitions.with_spark_text(data, partition_by) if partition_by else data, target, filesystem=filesystem,
+        format=file_format, file_options=write_options, basename_template=f"part-{token}-{{i}}.{request.format}",
         partitioning=partition_by, partitioning_flavor="hive" if partition_by else None,
         max_rows_per_file=rows_per_file, max_rows_per_group=min(rows_per_file, 1 << 20),
         min_rows_per_group=min(rows_per_file, 1 << 17),
         existing_data_behavior="overwrite_or_ignore", file_visitor=lambda f: written.append(f.path),
     )
-    return written
+    return partitions.respell(filesystem, target, written) if partition_by else written
 
 
 def _peeked(data) -> tuple[object, pa.Table]:
@@ -671,12 +671,11 @@ def _write_json_lines(table: pa.Table, filesystem, target: str, partition_by: li
 
     groups = [("", table)]
     if partition_by:
-        partitioning = ds.partitioning(table.select(partition_by).schema, flavor="hive")
         groups = []
         for key in files.partition_keys(table, partition_by):
             condition = files.partition_predicate(key)
-            folder, _ = partitioning.format(to_arrow(condition))
-            groups.append((folder, ds.dataset(table).to_table(filter=to_arrow(condition)).drop_columns(partition_by)))
+            groups.append((partitions.folder_path(key),
+                           ds.dataset(table).to_table(filter=to_arrow(condition)).drop_columns(partition_by)))
     written = []
     for folder, rows in groups:
         directory = posixpath.join(target, folder) if folder else target

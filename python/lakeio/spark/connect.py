@@ -159,7 +159,8 @@ class SparkConnectEngine(SparkEngine):
 
     def _client_selection(self, plan: ScanPlan) -> pruning.PartitionSelection:
         """The partition directories holding the files pyarrow keeps for ``plan`` (Spark gets them as
-        explicit paths with ``basePath`` and lists nothing else); Spark types the partition columns."""
+        explicit paths with ``basePath`` and lists nothing else), typed as the Arrow engine types
+        them (:mod:`lakeio.partitions`: Spark's rules, over every partition, not only those read)."""
         try:
             scan = self._arrow.open_scan(plan)
         except InvalidArgumentError:  # a filter Arrow cannot type as Spark does: every partition, Spark filters
@@ -171,7 +172,8 @@ class SparkConnectEngine(SparkEngine):
             return replace(plan.location, path=folder).spark_path
 
         return pruning.PartitionSelection(
-            paths=tuple(hadoop(folder) for folder in kept), types=dict.fromkeys(plan.partition_by),
+            paths=tuple(hadoop(folder) for folder in kept),
+            types={c: pruning.spark_type_name(scan.dataset.schema.field(c).type) for c in plan.partition_by},
             total=len(every), schema_path=hadoop(every[0]) if every else None, data_schema=None, requests=1,
             steps=("client: pyarrow listed the table and pruned its partitions",))
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 from lakeio.errors import LakeioError, StorageError
@@ -29,6 +29,7 @@ from lakeio.predicate import And, Compare, In, IsNull, Literal, Not, Predicate
 from lakeio.spark import jvm
 
 if TYPE_CHECKING:
+    import pyarrow as pa
     from pyspark.sql import DataFrame, SparkSession
     from pyspark.sql.types import StructType
 
@@ -130,10 +131,34 @@ def select_partitions(spark: SparkSession, plan: ScanPlan, *, prune: bool = True
             raise StorageError(f"{what}: partition layout does not match partition_by "
                                f"[{', '.join(plan.partition_by)}]: {answer['message']}")
         raise StorageError(f"{what}: {answer['message']}")
-    return PartitionSelection(paths=tuple(answer["paths"]), types=answer["types"], total=answer["total"],
-                              schema_path=answer["schemaPath"], data_schema=answer["dataSchema"],
-                              requests=answer["requests"], steps=tuple(answer["steps"]),
-                              partitions=tuple(answer.get("partitions", ())))
+    return with_declared_types(PartitionSelection(
+        paths=tuple(answer["paths"]), types=answer["types"], total=answer["total"], schema_path=answer["schemaPath"],
+        data_schema=answer["dataSchema"], requests=answer["requests"], steps=tuple(answer["steps"]),
+        partitions=tuple(answer.get("partitions", ()))), plan)
+
+
+def with_declared_types(selection: PartitionSelection, plan: ScanPlan) -> PartitionSelection:
+    """``selection`` with the contract's declared partition types (of the kinds the helper reads:
+    int, bigint, date, string) in place of those it inferred, each partition's values read again
+    from its folder names as that type (:mod:`lakeio.partitions`), as the Arrow engine reads them."""
+    from lakeio import partitions
+    from lakeio.files import declared_types
+
+    arrow = {c: t for c, t in declared_types(plan.partition_types).items() if spark_type_name(t)}
+    if not arrow:
+        return selection
+
+    def value(raw: str | None, column: str):
+        typed = None if raw is None else partitions.typed_value(raw, arrow[column]).as_py()
+        return typed.isoformat() if isinstance(typed, dt.date) else typed
+
+    def retyped(partition: dict) -> dict:
+        names = partition["path"].rstrip("/").split("/")[-len(plan.partition_by):]
+        found = dict(pair for pair in map(partitions.parse_folder, names) if pair is not None)
+        return {**partition, "values": {**partition["values"], **{c: value(found.get(c), c) for c in arrow}}}
+
+    return replace(selection, types={**selection.types, **{c: spark_type_name(t) for c, t in arrow.items()}},
+                   partitions=tuple(retyped(p) for p in selection.partitions))
 
 
 def read(spark: SparkSession, plan: ScanPlan, selection: PartitionSelection, door: HelperDoor = jvm) -> DataFrame:
@@ -220,6 +245,13 @@ def _with_partition_types(schema: StructType, types: dict[str, str | None]) -> S
         for f in schema.fields
     ]
     return StructType(fields) if fields != schema.fields else None
+
+
+def spark_type_name(type_: pa.DataType) -> str | None:
+    """The helper's type name of an Arrow partition column type, or None where Spark's inference stands."""
+    import pyarrow as pa
+
+    return {pa.int32(): "int", pa.int64(): "bigint", pa.date32(): "date", pa.string(): "string"}.get(type_)
 
 
 def _spark_type(name: str):
