@@ -395,7 +395,7 @@ class Catalog:
         from lakeio import files
 
         if not failed:
-            commit(replace(request, run_id=run_id))  # nothing to quarantine: one commit, the run's txn on Delta
+            commit(request)  # nothing to quarantine: one commit (a key's txn, if any, already marks it)
             return
         q_target = self.resolve(self._quarantine(request.dataset).name, validate=False)
         journal = files.RunJournal(self._storage, q_target.location)
