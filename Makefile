@@ -36,7 +36,7 @@ SPARK_TESTS := tests/integration/test_parity.py tests/integration/test_validatio
 	       tests/integration/test_validation_spark.py tests/integration/test_pruning.py \
 	       tests/integration/test_spark_submit.py tests/integration/test_spark_stack.py
 
-.PHONY: demo test lint unit unit-3.13 integration spark-integration test-spark-3.5 jvm-test setup jars jars-dir browser clean
+.PHONY: demo test lint unit unit-3.13 integration spark-integration test-spark-3.5 jvm-test setup jars jars-dir browser crds clean
 
 demo: $(VENV)/.demo
 	$(PY) -m lakeio.demo
@@ -50,7 +50,7 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check python tests
 	$(VENV)/bin/mypy
 
-unit: $(VENV)/.installed
+unit: $(VENV)/.installed crds
 	$(PY) -m pytest tests/unit python/lakeio
 
 integration: setup
@@ -65,7 +65,7 @@ test-spark-3.5:
 
 # The unit tests (and docstring examples) on Python 3.13: the unit tests' dependencies and the 4.1
 # line's pyspark (`lakeio submit` finds spark-submit in it), no JVM.
-unit-3.13: .venv-3.13/.installed
+unit-3.13: .venv-3.13/.installed crds
 	.venv-3.13/bin/python -m pytest tests/unit python/lakeio
 
 .venv-3.13/.installed: pyproject.toml constraints/spark-4.1.txt
@@ -79,12 +79,25 @@ unit-3.13: .venv-3.13/.installed
 jvm-test: setup
 	$(GRADLE) testHelper
 
-setup: $(VENV)/.installed $(JARS)/.built browser
+setup: $(VENV)/.installed $(JARS)/.built browser crds
 
 # The line's jars alone (docker/Dockerfile builds them so), and the folder they are in.
 jars: $(JARS)/.built
 jars-dir:
 	@echo $(abspath $(JARS))
+
+# The Kubeflow Spark operator's CRDs, of the release `lakeio k8s manifest` writes for, which
+# tests/unit/test_k8s.py validates its manifests against: from the operator's Go module on the Go
+# module proxy (`go mod download` checks it against Go's checksum database).
+OPERATOR_VERSION := v2.5.0
+CRDS := build/spark-operator-$(OPERATOR_VERSION)
+crds: $(CRDS)/.downloaded
+$(CRDS)/.downloaded:
+	@command -v go >/dev/null || { apt-get update -q && apt-get install -y -q golang-go; }
+	module=$$(GOMODCACHE=$(abspath build/go-mod) GOFLAGS=-modcacherw go mod download -json \
+	    github.com/kubeflow/spark-operator/v2@$(OPERATOR_VERSION) | $(PYTHON) -c 'import json, sys; print(json.load(sys.stdin)["Dir"])') && \
+	  mkdir -p $(CRDS) && cp "$$module"/charts/spark-operator-chart/crds/*.yaml $(CRDS)/
+	touch $@
 
 # Debian's Chromium renders the HTML validation report in tests/integration/test_quality.py.
 browser:

@@ -83,6 +83,8 @@ def open_dataset(filesystem, location: Location, format: str, partitioned: bool,
     if format == "parquet":
         return dataset
     declared = declared_types(column_types)
+    if format == "json":
+        declared = text.json_read_types(declared)
 
     def typed(schema: pa.Schema) -> pa.Schema:
         return pa.schema([field.with_type(declared.get(field.name, field.type)) for field in schema])
@@ -170,7 +172,7 @@ def replaced_folders(request: WriteRequest, existing: ds.Dataset | None, filled:
     if request.mode == "append":
         return None
     if request.replace_where is not None:
-        matching = existing.get_fragments(filter=to_arrow(request.replace_where)) if existing else ()
+        matching = existing.get_fragments(filter=to_arrow(request.replace_where, existing.schema)) if existing else ()
         return sorted({relative_dir(request.location.path, f.path) for f in matching} | set(filled))
     if request.mode == "overwrite_partitions":
         return sorted(filled)

@@ -1,9 +1,10 @@
-"""``lakeio k8s manifest``: a SparkApplication validated strictly against the operator's CRD schema
-(tests/data/spark-operator, with its source and version), from the same source as ``lakeio submit``."""
+"""``lakeio k8s manifest``: a SparkApplication validated strictly against the operator's own CRD (of
+the release the Makefile's ``crds`` target downloads), from the same source as ``lakeio submit``."""
 
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 
 import jsonschema
@@ -16,17 +17,29 @@ from lakeio.cli import cli
 REPO = Path(__file__).resolve().parents[2]
 CONF = REPO / "conf"
 DRIVER = REPO / "deploy" / "demo_driver.py"
-CRD_SCHEMA = REPO / "tests" / "data" / "spark-operator" / "sparkapplication-v1beta2.schema.yaml"
+# The operator release lakeio.k8s writes for, named once, in the Makefile that downloads its CRDs.
+OPERATOR_VERSION = re.search(r"^OPERATOR_VERSION := (\S+)$", (REPO / "Makefile").read_text(), re.MULTILINE)[1]
+CRD = REPO / "build" / f"spark-operator-{OPERATOR_VERSION}" / "sparkoperator.k8s.io_sparkapplications.yaml"
+
+
+def crd_schema() -> dict:
+    """The openAPIV3Schema of the CRD's ``v1beta2`` version, the API lakeio writes."""
+    if not CRD.is_file():
+        raise FileNotFoundError(f"{CRD} is missing: `make crds` downloads the operator's CRDs")
+    [version] = [v for v in yaml.safe_load(CRD.read_text())["spec"]["versions"] if v["name"] == "v1beta2"]
+    return version["schema"]["openAPIV3Schema"]
 
 
 def strict(schema: dict) -> dict:
-    """``schema`` with every object that lists its properties closed to others: an unknown field is
-    an error, as in the API server's strict field validation."""
+    """``schema`` with every object that lists its properties closed to others (unless it keeps
+    unknown fields, ``x-kubernetes-preserve-unknown-fields``): an unknown field is an error, as in the
+    API server's strict field validation."""
     schema = copy.deepcopy(schema)
 
     def close(node):
         if isinstance(node, dict):
-            if node.get("type") == "object" and "properties" in node and "additionalProperties" not in node:
+            if node.get("type") == "object" and "properties" in node and "additionalProperties" not in node \
+                    and not node.get("x-kubernetes-preserve-unknown-fields"):
                 node["additionalProperties"] = False
             for value in node.values():
                 close(value)
@@ -38,7 +51,7 @@ def strict(schema: dict) -> dict:
     return schema
 
 
-VALIDATOR = jsonschema.Draft202012Validator(strict(yaml.safe_load(CRD_SCHEMA.read_text())))
+VALIDATOR = jsonschema.Draft202012Validator(strict(crd_schema()))
 
 
 def manifest(*args: str, env: str = "prod", conf: Path = CONF):

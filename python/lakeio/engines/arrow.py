@@ -176,7 +176,7 @@ class ArrowEngine:
     def text_schema(self, plan: ScanPlan) -> pa.Schema:
         """The Arrow schema the plan's CSV or JSON files are read as, by this engine and by Spark:
         the contract's types for the columns it declares, pyarrow's inference for the others."""
-        return self._open(plan)[0].schema
+        return _presented(self._open(plan)[0].schema, _converted(plan))
 
     def open_scan(self, plan: ScanPlan) -> Scan:
         """Opens the plan's data and prunes its files; a scan opened once serves both a size
@@ -189,10 +189,15 @@ class ArrowEngine:
              sizes: dict[str, int] | None = None) -> Scan:
         """The scan of ``plan`` over an opened ``dataset``: its columns checked, its files pruned by
         the plan's filter. ``sizes``: the files' sizes, for a dataset of files selected elsewhere."""
+        import pyarrow.compute as pc
+
         plan.check_columns(dataset.schema.names)
         expression = None
+        converted = _converted(plan)
         with _filter_errors(plan, dataset.schema, plan.predicate):
-            expression = to_arrow(plan.predicate) if plan.predicate is not None else None
+            if plan.predicate is not None:
+                fields = {name: pc.field(name).cast(data_type) for name, data_type in converted.items()}
+                expression = to_arrow(plan.predicate, _presented(dataset.schema, converted), fields)
             kept = list(dataset.get_fragments(filter=expression))
         return Scan(plan, dataset, delta, expression, kept, sizes, None if delta is None else delta.version)
 
@@ -220,8 +225,15 @@ class ArrowEngine:
 
             # Only the kept files, so the scan does not test every fragment's statistics again.
             dataset = ds.FileSystemDataset(scan.kept, dataset.schema, dataset.format, dataset.filesystem)
+        columns: list[str] | dict | None = None if plan.columns is None else list(plan.columns)
+        converted = _converted(plan)
+        if converted:
+            import pyarrow.compute as pc
+
+            columns = {name: pc.field(name).cast(converted[name]) if name in converted else pc.field(name)
+                       for name in columns or dataset.schema.names}
         with _filter_errors(plan, dataset.schema, scan.expression, scan):
-            yield dataset.scanner(columns=None if plan.columns is None else list(plan.columns), filter=scan.expression)
+            yield dataset.scanner(columns=columns, filter=scan.expression)
 
     def read_arrow(self, plan: ScanPlan, record: IORecord, scan: Scan | None = None) -> pa.Table:
         """The plan's rows; ``scan``: the plan opened earlier, read if still current."""
@@ -569,7 +581,8 @@ def _filter_errors(plan: ScanPlan, schema: pa.Schema, expression, scan: Scan | N
         yield
     except (pa.ArrowNotImplementedError, pa.ArrowTypeError, pa.ArrowInvalid) as error:
         if scan is not None and plan.format in text.TEXT_FORMATS and text.is_conversion_error(error):
-            types = {f.name: f.type for f in scan.dataset.schema if f.name not in plan.partition_by}
+            types = {f.name: f.type for f in _presented(scan.dataset.schema, _converted(plan))
+                     if f.name not in plan.partition_by}
             found = text.bad_value_error(plan, error, [fragment.path for fragment in scan.kept], scan.filesystem,
                                          types)
             if found is not None:
@@ -582,6 +595,19 @@ def _filter_errors(plan: ScanPlan, schema: pa.Schema, expression, scan: Scan | N
             f"dataset {plan.dataset!r}: filter {shown} does not fit the column types "
             f"({', '.join(f'{f.name}: {f.type}' for f in schema if f.name in columns_of(plan.predicate))}): {error}"
         ) from error
+
+
+def _converted(plan: ScanPlan) -> dict[str, pa.DataType]:
+    """The columns a scan of ``plan`` converts as it reads them, with their types: a JSON dataset's
+    dates, which the files hold as text (:func:`lakeio.engines.text.json_dates`)."""
+    return text.json_dates(files.declared_types(plan.column_types)) if plan.format == "json" else {}
+
+
+def _presented(schema: pa.Schema, converted: dict[str, pa.DataType]) -> pa.Schema:
+    """``schema`` (the files' as read) with the ``converted`` columns' types."""
+    import pyarrow as pa
+
+    return pa.schema([field.with_type(converted.get(field.name, field.type)) for field in schema], schema.metadata)
 
 
 def _write_file_dataset(request: WriteRequest, data, sample: pa.Table, filesystem, target: str,

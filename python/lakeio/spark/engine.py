@@ -16,7 +16,7 @@ from lakeio.engines import is_spark_dataframe, text, to_arrow_data
 from lakeio.engines.arrow import ArrowEngine
 from lakeio.errors import InvalidArgumentError, StorageError
 from lakeio.metrics import IORecord
-from lakeio.predicate import And, Compare, In, IsNull, Not, Predicate, quote_name, to_sql
+from lakeio.predicate import And, Compare, In, IsNull, Not, Predicate, TimeKind, quote_name, to_sql, typed
 from lakeio.requests import TRANSACTION_VERSION, MergeRequest, WriteRequest
 from lakeio.spark import compat, handoff, jvm, pruning
 from lakeio.spark.errors import SPARK_PATH, translated
@@ -106,7 +106,7 @@ class SparkEngine:
                     **_read_options(plan)).load(plan.location.spark_path))
             plan.check_columns(frame.columns)  # on Spark Connect, the read is analysed only here
         if plan.predicate is not None:
-            frame = frame.where(to_column(plan.predicate))
+            frame = frame.where(to_column(typed(plan.predicate, time_kinds(frame))))
         if plan.columns is not None:
             frame = frame.select(*[F.col(quote_name(c)) for c in plan.columns])
             schema = None if schema is None else pa.schema([schema.field(c) for c in plan.columns])
@@ -363,6 +363,19 @@ def _transaction(spark: SparkSession, app_id: str | None) -> Iterator[None]:
             spark.conf.unset(conf)
 
 
+def time_kinds(frame: DataFrame) -> dict[str, TimeKind]:
+    """The frame's date and timestamp columns, as :func:`lakeio.predicate.typed` takes them."""
+    from pyspark.sql.types import DateType, TimestampNTZType, TimestampType
+
+    kinds: dict[str, TimeKind] = {}
+    for field in frame.schema.fields:
+        if isinstance(field.dataType, DateType):
+            kinds[field.name] = "date"
+        elif isinstance(field.dataType, (TimestampType, TimestampNTZType)):
+            kinds[field.name] = "timestamp" if isinstance(field.dataType, TimestampType) else "timestamp_ntz"
+    return kinds
+
+
 def to_column(predicate: Predicate, table: str | None = None) -> Column:
     """A predicate as a Spark Column of ``F.col`` and ``F.lit``: values reach Spark as values, never
     as SQL text it parses (or substitutes ``${...}`` into). ``table`` qualifies each column
@@ -471,8 +484,9 @@ def _read_text(spark: SparkSession, plan: ScanPlan, schema: pa.Schema) -> DataFr
     Arrow engine reads them. CSV values are read as text and converted as pyarrow's CSV reader
     converts them (:func:`_converted`, with the dataset's null values); JSON values by Spark's JSON
     parser with that schema, except timestamps (converted as pyarrow's JSON reader converts them:
-    a value without a time zone is UTC) and decimals (Spark's parser rounds extra decimals, which
-    pyarrow refuses). A value that does not convert fails the job, with the message of
+    a value without a time zone is UTC), decimals (Spark's parser rounds extra decimals, which
+    pyarrow refuses) and dates (Spark's parser takes ``2024-01-02T05:00`` for a day; the Arrow
+    engine, a ``yyyy-mm-dd`` date only). A value that does not convert fails the job, with the message of
     :func:`text.bad_value_message`."""
     import pyarrow as pa
     from pyspark.sql import Column
@@ -484,7 +498,8 @@ def _read_text(spark: SparkSession, plan: ScanPlan, schema: pa.Schema) -> DataFr
         return from_arrow_type(data_type, prefer_timestamp_ntz=True)
 
     as_text = {field.name for field in schema if field.name not in plan.partition_by
-               and (plan.format == "csv" or pa.types.is_timestamp(field.type) or pa.types.is_decimal(field.type))}
+               and (plan.format == "csv" or pa.types.is_timestamp(field.type) or pa.types.is_decimal(field.type)
+                    or pa.types.is_date(field.type))}
     read_schema = T.StructType([T.StructField(f.name, T.StringType() if f.name in as_text else spark_type(f.type))
                                 for f in schema])
     frame = spark.read.format(plan.format).options(**_read_options(plan)).schema(read_schema) \
