@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from lakeio import files
-from lakeio.engines import counted, text, to_arrow_data
+from lakeio.engines import counted, find_own_commit, text, to_arrow_data
 from lakeio.errors import ConcurrentWriteError, InvalidArgumentError, SchemaMismatchError, StorageError, storage_error
 from lakeio.metrics import IORecord
 from lakeio.predicate import columns_of, to_arrow, to_sql
@@ -337,17 +337,18 @@ class ArrowEngine:
                 return
             mode, predicate = "append", None  # no rows, but the run's commit point: its txn commits
         try:
-            # delta-rs's overloads tie predicate= to mode="overwrite" (it is None in the other modes), and
-            # mypy gives up matching their unions.
-            write_deltalake(  # type: ignore[misc]
+            # delta-rs's overloads tie predicate= to mode="overwrite" (it is None in the other modes).
+            write_deltalake(
                 location.uri, data, mode=mode, storage_options=storage_options,  # type: ignore[arg-type]
                 partition_by=list(request.partition_by) or None,
                 predicate=to_sql(predicate, dialect="delta") if predicate is not None and exists else None,
                 schema_mode=None if options.schema_mode == "enforce" else options.schema_mode,
                 target_file_size=int(options.target_file_size),
                 writer_properties=WriterProperties(compression=DELTA_COMPRESSION[options.compression]),
-                commit_properties=None if request.transaction_app_id is None else CommitProperties(
-                    app_transactions=[Transaction(request.transaction_app_id, TRANSACTION_VERSION)]),
+                commit_properties=CommitProperties(
+                    custom_metadata={"userMetadata": request.commit_marker},
+                    app_transactions=None if request.transaction_app_id is None else [
+                        Transaction(request.transaction_app_id, TRANSACTION_VERSION)]),
             )
         except DeltaSchemaMismatch as error:
             raise SchemaMismatchError(f"{request.describe()}: {error} (schema_mode='merge' adds new columns)") from error
@@ -359,8 +360,12 @@ class ArrowEngine:
             if request.mode == "error" and "already exists" in str(error).lower():
                 raise request.already_exists() from error
             raise storage_error(f"{request.describe()}: Delta write failed", error) from error
-        metrics = DeltaTable(location.uri, storage_options=storage_options).history(1)[0].get("operationMetrics", {})
-        record.files_written = metrics.get("num_added_files")
+        own = find_own_commit(request, lambda depth: [
+            (entry["version"], entry.get("userMetadata"), entry.get("operationMetrics") or {})
+            for entry in DeltaTable(location.uri, storage_options=storage_options).history(depth)])
+        if own is not None:
+            record.version, metrics = own
+            record.files_written = metrics.get("num_added_files")
 
     def transaction_committed(self, request: WriteRequest) -> bool:
         """True when the request's Delta table already holds the commit of its idempotency key
@@ -385,7 +390,7 @@ class ArrowEngine:
     # -- merge --------------------------------------------------------------------------------
 
     def merge(self, request: MergeRequest, record: IORecord) -> None:
-        from deltalake import DeltaTable
+        from deltalake import CommitProperties, DeltaTable, Transaction
         from deltalake.exceptions import CommitFailedError
         from deltalake.exceptions import SchemaMismatchError as DeltaSchemaMismatch
 
@@ -399,8 +404,6 @@ class ArrowEngine:
             raise StorageError(f"{request.describe()}: no Delta table to merge into; create it with lake.write()")
         table = DeltaTable(request.location.uri, storage_options=storage_options)
         request.check_columns([field.name for field in table.schema().fields], data.schema.names)
-        from deltalake import CommitProperties, Transaction
-
         merger = table.merge(data, predicate=request.condition(), source_alias="source", target_alias="target",
                              merge_schema=request.options.schema_mode == "merge",
                              commit_properties=None if request.transaction_app_id is None else CommitProperties(
