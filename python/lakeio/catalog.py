@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import difflib
 import importlib.util
@@ -9,7 +10,7 @@ import logging
 import os
 import re
 import string
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,6 +20,7 @@ from lakeio.config import (
     Binding,
     EnvironmentSettings,
     Options,
+    Quarantine,
     Resource,
     effective_options,
     expand_variables,
@@ -38,7 +40,7 @@ from lakeio.errors import (
 from lakeio.frame import LakeFrame, columns_argument
 from lakeio.lineage import Lineage
 from lakeio.metrics import IORecord, Timer
-from lakeio.predicate import FilterSpec, parse_filter
+from lakeio.predicate import And, FilterSpec, In, Not, parse_filter
 from lakeio.requests import (
     ENGINE_CHOICES,
     WRITE_MODES,
@@ -57,6 +59,7 @@ from lakeio.validation import Contract, ContractBinding, MetricsSink, Validation
 if TYPE_CHECKING:
     from lakeio.dataset import Dataset
     from lakeio.engines.arrow import Scan
+    from lakeio.files import RunJournal
 
 DEFAULT_ENV = "local"
 
@@ -270,7 +273,12 @@ class Catalog:
         """
         engine = engine_argument(engine)
         target = self.resolve(name, options=options, **placeholders)
-        plan = ScanPlan(target, columns=columns_argument(columns), predicate=parse_filter(where),
+        predicate = parse_filter(where)
+        unsettled = self._unsettled_runs(name)
+        if unsettled:  # a quarantine shows a run once its dataset's commit is known to be made
+            hidden = Not(In(QUARANTINE_RUN_COLUMN, unsettled))
+            predicate = hidden if predicate is None else And((predicate, hidden))
+        plan = ScanPlan(target, columns=columns_argument(columns), predicate=predicate,
                         version=version_argument(version, timestamp, target.format, name),
                         timestamp=timestamp_argument(timestamp), validate=validate)
         scan = scan_bytes = None
@@ -324,6 +332,7 @@ class Catalog:
         request = WriteRequest(target, mode=mode, data=data, replace_where=parse_filter(replace_where),
                                idempotency_key=idempotency_key)
         request.check_arguments()
+        self._settle_runs(name)
         contract = target.contract if validate else None
         if contract is not None and contract.contract.quarantined:
             return self._write_quarantining(request, contract, chosen, reason)
@@ -336,45 +345,162 @@ class Catalog:
     def _write_quarantining(self, request: WriteRequest, contract: ContractBinding, chosen: str,
                             reason: str) -> IORecord:
         """A write whose contract quarantines: the rows failing a quarantining check go to the
-        quarantine dataset (an append), the others to the dataset; both or neither.
-
-        Order: the contract judges the passing rows (nothing is written if they fail); the
-        quarantine append commits first, under the run's id (a Delta ``txn`` of that id, so a retry
-        with the same ``idempotency_key`` skips it); then the dataset's commit. If that fails, the
-        quarantine rows of this run are removed again (an overwrite of its ``lakeio_run_id``
-        partition with no rows) before the error is raised. See docs/guide/validation.md.
-        """
+        quarantine dataset (an append), the others to the dataset; both or neither
+        (:meth:`_commit_run`). A retry with the same ``idempotency_key`` after the run's commit
+        point writes nothing to either."""
         import uuid
 
-        from lakeio.predicate import Compare
-
-        quarantine = self._resources[request.dataset].quarantine
-        assert quarantine is not None, "the catalog refuses a quarantining contract without a quarantine dataset"
         run_id = request.idempotency_key or uuid.uuid4().hex
-        passing, failing, failed = contract.split(request.data, quarantine.column, run_id)
-        q_target = self.resolve(quarantine.name, validate=False)
         engine = self._engine(chosen)
         with Timer(request.record(chosen, reason)) as record:
+            record.extra["quarantine"] = {"dataset": self._quarantine(request.dataset).name, "rows": 0,
+                                          "run_id": run_id}
+            if request.idempotency_key is not None and self._run_committed(None, request.location, request.format,
+                                                                            request.transaction_app_id, run_id):
+                request.skipped_as_repeat(record)  # its commit point was made: both datasets have the run
+                return record
+            passing, failing, failed = contract.split(request.data, self._quarantine(request.dataset).column, run_id)
             request = contract.check_write(replace(request, data=passing), self._table_reader(passing), record,
                                            quarantined=failed)
-            if failed:
-                q_request = WriteRequest(q_target, mode="append", data=failing,
-                                         idempotency_key=run_id if q_target.format == "delta" else None)
-                with Timer(q_request.record(chosen, "the quarantine of " + request.dataset)) as q_record:
-                    engine.write(q_request, q_record)
-            try:
-                engine.write(request, record)
-            except BaseException:
-                if failed:
-                    empty = failing.limit(0) if hasattr(failing, "limit") else failing.slice(0, 0)
-                    undo = WriteRequest(q_target, mode="overwrite", data=empty,
-                                        replace_where=Compare(QUARANTINE_RUN_COLUMN, "=", run_id))
-                    engine.write(undo, undo.record(chosen, "undoing the quarantine of a failed write"))
-                raise
+            self._commit_run(request, run_id, failing, failed, chosen,
+                             lambda marked: engine.write(marked, record))
             if record.rows is None:  # an engine that does not count what it wrote: the contract counted it
                 record.rows = record.extra["validation"]["rows"]
-            record.extra["quarantine"] = {"dataset": quarantine.name, "rows": failed, "run_id": run_id}
+            record.extra["quarantine"]["rows"] = failed
         return record
+
+    def _merge_quarantining(self, request: MergeRequest, contract: ContractBinding, chosen: str,
+                            reason: str) -> IORecord:
+        """A merge whose contract quarantines: the source rows it would write that fail a
+        quarantining check go to the quarantine dataset, the others (and the deletes) are merged;
+        both or neither, as a write's (:meth:`_commit_run`)."""
+        import uuid
+
+        run_id = uuid.uuid4().hex
+        engine = self._engine(chosen)
+        with Timer(request.record(chosen, reason)) as record:
+            passing, failing, failed = contract.split(request.data, self._quarantine(request.dataset).column, run_id,
+                                                      keep=request.delete_when)
+            request = contract.check_merge(replace(request, data=passing), self._table_reader(passing), record)
+            self._commit_run(request, run_id, failing, failed, chosen,
+                             lambda marked: engine.merge(marked, record))
+            record.extra["quarantine"] = {"dataset": self._quarantine(request.dataset).name, "rows": failed,
+                                          "run_id": run_id}
+        return record
+
+    def _commit_run(self, request: WriteRequest | MergeRequest, run_id: str, failing: Any, failed: int, chosen: str,
+                    commit: Callable[[Any], None]) -> None:
+        """Commits quarantining run ``run_id``: ``failing`` (``failed`` rows) appended to the
+        quarantine dataset, then ``commit(request)``, the dataset's commit; both or neither.
+
+        The run is journaled beside the quarantine (:class:`lakeio.files.RunJournal`), then the
+        quarantine append commits, then the dataset's commit, which is the run's commit point: on
+        Delta it carries the run's ``txn``, a plain-file commit puts the run's receipt. A run that
+        fails before its commit point has its quarantine rows removed again; one whose writer is
+        killed is settled the same way by the next operation on either dataset (:meth:`_settle_runs`).
+        """
+        from lakeio import files
+
+        if not failed:
+            commit(request)  # nothing to quarantine: one commit (a key's txn, if any, already marks it)
+            return
+        q_target = self.resolve(self._quarantine(request.dataset).name, validate=False)
+        journal = files.RunJournal(self._storage, q_target.location)
+        marked = replace(request, run_id=run_id, run_receipt=journal.receipt(run_id)) \
+            if isinstance(request, WriteRequest) else replace(request, run_id=run_id)
+        entry = journal.begin(run_id, request.location, request.format, marked.transaction_app_id)
+        try:
+            q_request = WriteRequest(q_target, mode="append", data=failing)
+            with Timer(q_request.record(chosen, "the quarantine of " + request.dataset)) as q_record:
+                self._engine(chosen).write(q_request, q_record)
+            files.reach_step("quarantine-committed")
+            commit(marked)
+            files.reach_step("dataset-committed")
+        except BaseException:
+            journal.abandon(entry)  # if settling it here fails too, the next operation does
+            with contextlib.suppress(Exception):
+                self._settle_run(journal, entry, q_target)
+            raise
+        journal.end(run_id)
+
+    def _quarantine(self, name: str) -> Quarantine:
+        quarantine = self._resources[name].quarantine
+        assert quarantine is not None, "the catalog refuses a quarantining contract without a quarantine dataset"
+        return quarantine
+
+    def _quarantine_pair(self, name: str) -> tuple[str, str] | None:
+        """(dataset, its quarantine dataset) when ``name`` is either; else None."""
+        quarantine = self._resources[name].quarantine
+        if quarantine is not None:
+            return name, quarantine.name
+        for source, resource in self._resources.items():
+            if resource.quarantine is not None and resource.quarantine.name == name:
+                return source, name
+        return None
+
+    def _settle_runs(self, name: str) -> int:
+        """Settles the quarantining runs of ``name``'s pair whose writers are gone before settling
+        them (rolled back if their dataset's commit was not made); returns how many. Every write,
+        merge and ``recover`` of either dataset runs this first."""
+        from lakeio import files
+
+        pair = self._quarantine_pair(name)
+        if pair is None or pair[1] not in self._bindings:
+            return 0
+        q_target = self.resolve(pair[1], validate=False)
+        journal = files.RunJournal(self._storage, q_target.location)
+        abandoned = [entry for entry in journal.pending() if journal.abandoned(entry)]
+        for entry in abandoned:
+            self._settle_run(journal, entry, q_target)
+        return len(abandoned)
+
+    def _unsettled_runs(self, name: str) -> tuple[str, ...]:
+        """The runs in flight of quarantine dataset ``name`` (none if it is not one), which its
+        reads leave out: their dataset's commit is not known to be made."""
+        from lakeio import files
+
+        pair = self._quarantine_pair(name)
+        if pair is None or pair[1] != name:
+            return ()
+        return tuple(entry["run"] for entry in files.RunJournal(self._storage, self.location(name)).pending())
+
+    def _settle_run(self, journal: RunJournal, entry: dict, q_target: ResolvedDataset) -> None:
+        """Settles run ``entry`` of ``journal``: its quarantine rows stay if its dataset's commit
+        was made, else they are removed (an overwrite of its ``lakeio_run_id`` partition with no
+        rows, by the Arrow engine: a Delta commit or a plain-file commit); then it is forgotten."""
+        import logging
+
+        from lakeio import files
+        from lakeio.predicate import Compare
+
+        dataset = entry["dataset"]
+        location, format = Location(dataset["scheme"], dataset["path"]), dataset["format"]
+        committed = self._run_committed(journal, location, format, dataset["app_id"], entry["run"])
+        if format != "delta":  # the writer may have been killed half way through the quarantine's commit
+            files.CommitLog(self._storage, q_target.location, q_target.describe()).recover_abandoned()
+        arrow = self._engine("arrow")
+        if not committed and arrow.exists(q_target.location, q_target.format):
+            empty = arrow.schema(ScanPlan(q_target, validate=False)).empty_table()
+            undo = WriteRequest(q_target, mode="overwrite", data=empty,
+                                replace_where=Compare(QUARANTINE_RUN_COLUMN, "=", entry["run"]))
+            arrow.write(undo, undo.record("arrow", "rolling back the quarantine of a run whose dataset "
+                                                   "commit was not made"))
+        journal.end(entry["run"])
+        logging.getLogger(__name__).warning(
+            "lakeio: %s: %s the quarantining run %s its writer left unsettled", q_target.describe(),
+            "completed" if committed else "rolled back", entry["run"])
+
+    def _run_committed(self, journal: RunJournal | None, location: Location, format: str, app_id: str | None,
+                       run: str) -> bool:
+        """True when the dataset at ``location`` holds run ``run``'s commit (its commit point):
+        on Delta its ``txn``; on plain files the receipt in ``journal``, once the dataset's commit
+        log holds no commit of a writer that is gone (which may be that run's)."""
+        from lakeio import files
+
+        if format == "delta":
+            return app_id is not None and self._storage.delta_transaction(location, app_id) is not None
+        files.CommitLog(self._storage, location, location.uri).recover_abandoned()
+        return journal is not None and journal.committed(run)
 
     def merge(self, name: str, data: Any, *, on: str | Iterable[str], when_matched: MergeMatched = "update",
               when_not_matched: MergeNotMatched = "insert", delete_when: FilterSpec = None,
@@ -418,6 +544,9 @@ class Catalog:
                                when_matched=when_matched, when_not_matched=when_not_matched,
                                delete_when=parse_filter(delete_when))
         request.check_arguments()
+        self._settle_runs(name)
+        if validate and target.contract is not None and target.contract.contract.quarantined:
+            return self._merge_quarantining(request, target.contract, chosen, reason)
         with Timer(request.record(chosen, reason)) as record:
             if validate and target.contract is not None:
                 request = target.contract.check_merge(request, self._table_reader(data), record)
@@ -426,15 +555,19 @@ class Catalog:
 
     def recover(self, name: str, **placeholders: Any) -> bool:
         """Finishes a commit of plain dataset ``name`` whose writer was stopped before it ended:
-        completed if all its files had moved, else rolled back (see docs/guide/reliability.md).
-        The next write does the same. False when there was none to finish (or its writer lives).
+        completed if all its files had moved, else rolled back (see docs/guide/reliability.md);
+        and settles the quarantining runs of ``name`` or of its quarantine (or, for a quarantine
+        dataset, of its dataset) whose writers were stopped between their two commits (see
+        docs/guide/validation.md). The next write does the same. False when there was none to
+        finish (or its writer lives).
         """
         from lakeio import files
 
         target = self.resolve(name, validate=False, **placeholders)
-        if target.format == "delta":
-            return False  # the Delta log commits at once
-        return files.CommitLog(self._storage, target.location, target.describe()).recover_abandoned()
+        # A plain dataset's own commit first (settling a run may need its receipt), then its pair's runs.
+        finished = target.format != "delta" and \
+            files.CommitLog(self._storage, target.location, target.describe()).recover_abandoned()
+        return self._settle_runs(name) > 0 or finished
 
     def _table_reader(self, data: Any) -> Engine:
         """The engine that reads a dataset's current rows for the table checks of a write of

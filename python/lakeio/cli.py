@@ -222,7 +222,8 @@ def validate(state: _State, name: str, as_json: bool, html_path: Path | None, en
 @param_option
 @click.pass_obj
 def recover(state: _State, name: str, params: tuple[str, ...]) -> None:
-    """Completes or rolls back a commit of NAME (plain files) whose writer was stopped before it ended."""
+    """Completes or rolls back a commit of NAME (plain files) whose writer was stopped before it ended,
+    and settles the quarantining runs of NAME's pair stopped between their two commits."""
     finished = state.catalog.recover(name, **_placeholders(params))
     click.echo(f"{name}: {'finished the interrupted commit' if finished else 'no interrupted commit'}")
 

@@ -215,8 +215,8 @@ def write(request: WriteRequest, storage: Storage, incoming: pa.Table, stage: St
     staging = f"{location.path}{STAGING_MARK}{token}.{_writer_tag()}"
     try:
         written, filled = stage(staging, token)
-        _step("staged")
-        with log.held(token):
+        reach_step("staged")
+        with log.held(token, request.run_receipt):
             if request.mode != "append" and log.last_commit() != seen:
                 # Its replaced folders were chosen from data another write has replaced since.
                 raise StorageError(f"{request.describe()}: another write committed to the dataset while this "
@@ -444,7 +444,7 @@ def commit(filesystem, location: Location, staging: str, replaced: list[str] | N
         for number, (source, target) in enumerate(moves, 1):
             filesystem.create_dir(posixpath.dirname(target), recursive=True)
             filesystem.move(source, target)
-            _step(f"moved-{number}")
+            reach_step(f"moved-{number}")
     except BaseException:
         undo(filesystem, moves, location.scheme == "file")  # if this fails too, the log stays for the next write to finish
         log.undone()
@@ -454,7 +454,7 @@ def commit(filesystem, location: Location, staging: str, replaced: list[str] | N
     # Committed: what is left over is litter, not a reason to call the write failed.
     for leftover in (staging, retired):
         _remove_quietly(filesystem, leftover)
-    _step("cleaned")
+    reach_step("cleaned")
 
 
 def undo(filesystem, moves: list[tuple[str, str]], renames: bool) -> None:
@@ -483,11 +483,12 @@ ABANDONED_AFTER_S = 600.0
 WAIT_FOR_COMMIT_S = 60.0
 
 # Called with the name of each step of a commit ("staged", "locked", "moved-<n>", "committed",
-# "cleaned", "marked"): the seam the kill tests use to stop a writer at every step.
+# "cleaned", "marked") and of a quarantining run ("run-journaled", "quarantine-committed",
+# "dataset-committed", "run-ended"): the seam the kill tests use to stop a writer at every step.
 step_hook: Callable[[str], None] | None = None
 
 
-def _step(name: str) -> None:
+def reach_step(name: str) -> None:
     if step_hook is not None:
         step_hook(name)
 
@@ -516,27 +517,16 @@ def _entry_abandoned(entry: dict) -> bool:
     return entry.get("abandoned", False) or _abandoned(host, int(pid, 16), int(started, 16))
 
 
-class CommitLog:
-    """The commit log of one plain dataset: two small objects beside its root.
+class SmallObjects:
+    """Small JSON objects beside a dataset (logs, journals, receipts), locally or on S3: each put
+    is seen whole or not at all, and may be made only if nothing is there (an exclusive create
+    locally, a conditional put on S3)."""
 
-    ``<root>.lakeio-commit`` exists while a commit is made: created only if absent (a conditional
-    put on S3, an exclusive create locally), it is the lock that serialises writers and the
-    journal of the commit's planned moves. ``<root>.lakeio-committed`` names the last commit: a
-    reader that sees the same one, and no commit in progress, before and after listing the files
-    has listed one commit's files (:meth:`consistent`).
-    """
+    def __init__(self, storage: Storage, location: Location):
+        self.storage, self.location, self.scheme = storage, location, location.scheme
 
-    def __init__(self, storage: Storage, location: Location, describe: str):
-        self.storage, self.location, self.describe = storage, location, describe
-        # Beside the root, not in it: a local commit may move the root itself aside.
-        self.journal, self.marker = f"{location.path}.lakeio-commit", f"{location.path}.lakeio-committed"
-        self._held: dict | None = None
-        self._moving = False  # moves made and not undone: the log must outlive this process's commit
-
-    # -- the two objects ----------------------------------------------------------------------
-
-    def _read(self, path: str) -> bytes | None:
-        if self.location.scheme == "file":
+    def read(self, path: str) -> bytes | None:
+        if self.scheme == "file":
             try:
                 with open(path, "rb") as file:
                     return file.read()
@@ -548,10 +538,11 @@ class CommitLog:
         except self.storage.s3_client.exceptions.NoSuchKey:
             return None
 
-    def _put(self, path: str, body: bytes, *, only_if_absent: bool = False) -> bool:
+    def put(self, path: str, body: bytes, *, only_if_absent: bool = False) -> bool:
         """Writes ``body`` at ``path`` at once (readers see all or nothing); False when
         ``only_if_absent`` and something is there."""
-        if self.location.scheme == "file":
+        if self.scheme == "file":
+            os.makedirs(posixpath.dirname(path), exist_ok=True)
             if only_if_absent:
                 try:
                     with open(path, "xb") as file:
@@ -576,57 +567,85 @@ class CommitLog:
             raise
         return True
 
-    def _delete(self, path: str) -> None:
-        if self.location.scheme == "file":
+    def delete(self, path: str) -> None:
+        if self.scheme == "file":
             with contextlib.suppress(FileNotFoundError):
                 os.remove(path)
             return
         bucket, key = path.split("/", 1)
         self.storage.s3_client.delete_object(Bucket=bucket, Key=key)
 
+    def names(self, folder: str) -> list[str]:
+        """The names of the objects directly in ``folder`` ([] when there is none)."""
+        from pyarrow import fs as pafs
+
+        selector = pafs.FileSelector(folder, allow_not_found=True)
+        return sorted(info.base_name for info in self.storage.filesystem(self.location).get_file_info(selector)
+                      if info.type == pafs.FileType.File)
+
+
+class CommitLog:
+    """The commit log of one plain dataset: two small objects beside its root.
+
+    ``<root>.lakeio-commit`` exists while a commit is made: created only if absent (a conditional
+    put on S3, an exclusive create locally), it is the lock that serialises writers and the
+    journal of the commit's planned moves. ``<root>.lakeio-committed`` names the last commit: a
+    reader that sees the same one, and no commit in progress, before and after listing the files
+    has listed one commit's files (:meth:`consistent`).
+    """
+
+    def __init__(self, storage: Storage, location: Location, describe: str):
+        self.storage, self.location, self.describe = storage, location, describe
+        # Beside the root, not in it: a local commit may move the root itself aside.
+        self.journal, self.marker = f"{location.path}.lakeio-commit", f"{location.path}.lakeio-committed"
+        self.objects = SmallObjects(storage, location)
+        self._held: dict | None = None
+        self._moving = False  # moves made and not undone: the log must outlive this process's commit
+
     def in_progress(self) -> dict | None:
         """The journal of the commit in progress (or interrupted), or None."""
-        body = self._read(self.journal)
+        body = self.objects.read(self.journal)
         return None if body is None else json.loads(body)
 
     def last_commit(self) -> str | None:
         """The token of the last commit (None before lakeio's first)."""
-        body = self._read(self.marker)
+        body = self.objects.read(self.marker)
         return None if body is None else json.loads(body)["token"]
 
     # -- writers ------------------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def held(self, token: str) -> Iterator[None]:
+    def held(self, token: str, receipt: str | None = None) -> Iterator[None]:
         """The lock: waits up to :data:`WAIT_FOR_COMMIT_S` for another write's commit (rolling
-        back one whose writer is gone), then holds the log until the commit is done."""
+        back one whose writer is gone), then holds the log until the commit is done. ``receipt``:
+        where the commit, made, puts a receipt (the commit point of a quarantining run, :class:`RunJournal`)."""
         entry = {"token": token, "writer": _writer_tag(), "started": time.time(), "state": "locked",
-                 "dataset": self.describe}
+                 "dataset": self.describe, "receipt": receipt}
         deadline = time.monotonic() + WAIT_FOR_COMMIT_S
-        while not self._put(self.journal, json.dumps(entry).encode(), only_if_absent=True):
+        while not self.objects.put(self.journal, json.dumps(entry).encode(), only_if_absent=True):
             if not self.recover_abandoned() and time.monotonic() > deadline:
                 raise StorageError(f"{self.describe}: another write is committing to the dataset (its log "
                                    f"{self.journal} is {WAIT_FOR_COMMIT_S:.0f} s old); nothing was written")
             time.sleep(0.05)
         self._held = entry
-        _step("locked")
+        reach_step("locked")
         try:
             yield
             if entry.get("state") == "committed":
-                self._put(self.marker, json.dumps({"token": token, "at": time.time()}).encode())
-                _step("marked")
+                self.objects.put(self.marker, json.dumps({"token": token, "at": time.time()}).encode())
+                reach_step("marked")
         finally:
             self._held = None
             if self._moving:  # a failed undo: whoever comes next rolls the commit back
-                self._put(self.journal, json.dumps({**entry, "abandoned": True}).encode())
+                self.objects.put(self.journal, json.dumps({**entry, "abandoned": True}).encode())
             else:
-                self._delete(self.journal)
+                self.objects.delete(self.journal)
 
     def begin(self, moves: list[tuple[str, str]], leftovers: list[str]) -> None:
         """Journals the planned moves before the first is made."""
         assert self._held is not None
         self._held.update(state="moving", moves=moves, leftovers=leftovers)
-        self._put(self.journal, json.dumps(self._held).encode())
+        self.objects.put(self.journal, json.dumps(self._held).encode())
         self._moving = True
 
     def undone(self) -> None:
@@ -637,9 +656,16 @@ class CommitLog:
         """Journals that every move is made: from now on the commit is only completed, never undone."""
         assert self._held is not None
         self._held["state"] = "committed"
-        self._put(self.journal, json.dumps(self._held).encode())
+        self.objects.put(self.journal, json.dumps(self._held).encode())
         self._moving = False
-        _step("committed")
+        reach_step("committed")
+        self._receipt(self._held)
+
+    def _receipt(self, entry: dict) -> None:
+        """A made commit's receipt, put before its journal goes (a writer killed in between leaves
+        the journal, whose recovery puts it): once no journal is left, it exists iff the commit was made."""
+        if entry.get("receipt") is not None:
+            self.objects.put(entry["receipt"], json.dumps({"token": entry["token"], "dataset": self.describe}).encode())
 
     def sweep(self, filesystem) -> None:
         """Deletes the staging and retired folders beside the root that no live write owns (run
@@ -671,12 +697,14 @@ class CommitLog:
         filesystem = self.storage.filesystem(self.location)
         if entry["state"] == "moving":
             undo(filesystem, [tuple(move) for move in entry["moves"]], self.location.scheme == "file")
+        elif entry["state"] == "committed":
+            self._receipt(entry)
         for leftover in entry.get("leftovers", ()):
             _remove_quietly(filesystem, leftover)
         if exists(filesystem, self.location):  # a rolled back first write leaves no root
-            self._put(self.marker, json.dumps({"token": entry["token"], "at": time.time(),
+            self.objects.put(self.marker, json.dumps({"token": entry["token"], "at": time.time(),
                                                "recovered": entry["state"]}).encode())
-        self._delete(self.journal)
+        self.objects.delete(self.journal)
         logging.getLogger(__name__).warning("lakeio: %s: %s the commit %s its writer left unfinished",
                                             self.describe, "completed" if entry["state"] == "committed"
                                             else "rolled back", entry["token"])
@@ -729,6 +757,72 @@ def _remove_quietly(filesystem, folder: str) -> None:
             filesystem.delete_dir(folder)
     except Exception as error:  # noqa: BLE001 - any failure here leaves litter only
         logging.getLogger(__name__).warning("lakeio: could not remove %s (%s); it holds no live data", folder, error)
+
+
+def run_object(run: str) -> str:
+    """The object name of run ``run`` (an idempotency key may hold any character)."""
+    return hashlib.sha1(run.encode()).hexdigest()[:24]
+
+
+class RunJournal:
+    """The quarantining runs in flight beside one quarantine dataset: an object per run in
+    ``<quarantine root>.lakeio-pending-runs/``, put before the run's quarantine commit and deleted
+    once the run is settled. The run's commit point is its dataset's commit (a Delta commit with
+    the run's ``txn``, or a plain-file commit that puts the run's receipt, :meth:`receipt`, in the
+    same folder); the quarantine commit comes before it, so a run that reached its commit point
+    has both. A run whose writer is gone with its object still there is settled
+    by whoever comes next (``Catalog``): rolled back (its quarantine rows removed) when its
+    dataset's commit was not made, else only forgotten.
+    """
+
+    def __init__(self, storage: Storage, location: Location):
+        self.objects = SmallObjects(storage, location)
+        self.folder = f"{location.path}.lakeio-pending-runs"
+
+    def begin(self, run: str, dataset: Location, format: str, app_id: str | None) -> dict:
+        """Journals run ``run`` of the dataset at ``dataset`` before anything of it is committed;
+        ``app_id``: the Delta ``txn`` app id its dataset's commit carries. Returns its entry."""
+        entry = {"run": run, "writer": _writer_tag(), "started": time.time(),
+                 "dataset": {"scheme": dataset.scheme, "path": dataset.path, "format": format, "app_id": app_id}}
+        self.objects.put(f"{self.folder}/{run_object(run)}.json", json.dumps(entry).encode())
+        reach_step("run-journaled")
+        return entry
+
+    def receipt(self, run: str) -> str:
+        """Where the plain-file commit of run ``run``'s dataset puts its receipt."""
+        return f"{self.folder}/{run_object(run)}.receipt"
+
+    def committed(self, run: str) -> bool:
+        """True when run ``run``'s plain-file dataset commit put its receipt (ask once that
+        dataset's commit log has no commit of a writer that is gone)."""
+        return self.objects.read(self.receipt(run)) is not None
+
+    def abandon(self, entry: dict) -> None:
+        """Marks a run whose commits failed: whoever comes next settles it (if this writer cannot)."""
+        self.objects.put(f"{self.folder}/{run_object(entry['run'])}.json",
+                         json.dumps({**entry, "abandoned": True}).encode())
+
+    def end(self, run: str) -> None:
+        """Forgets a settled run: its entry, then its receipt (the other way round, a kill in
+        between would leave an entry whose made commit looks unmade)."""
+        self.objects.delete(f"{self.folder}/{run_object(run)}.json")
+        reach_step("run-ended")
+        self.objects.delete(self.receipt(run))
+
+    def pending(self) -> list[dict]:
+        """The runs in flight (their writers live or gone); deletes the receipts of runs already
+        forgotten (left by a writer killed between the two deletes of :meth:`end`)."""
+        names = self.objects.names(self.folder)
+        for name in names:
+            if name.endswith(".receipt") and name.replace(".receipt", ".json") not in names:
+                self.objects.delete(f"{self.folder}/{name}")
+        entries = (self.objects.read(f"{self.folder}/{name}") for name in names if name.endswith(".json"))
+        return [json.loads(body) for body in entries if body is not None]
+
+    @staticmethod
+    def abandoned(entry: dict) -> bool:
+        """True when run ``entry``'s writer can no longer settle it."""
+        return _entry_abandoned(entry)
 
 
 def _joined(root: str, folder: str) -> str:

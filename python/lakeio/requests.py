@@ -187,12 +187,19 @@ class WriteRequest(_OnDataset):
     table's state keeps one small ``txn`` entry per key (Delta expires them only when
     ``delta.setTransactionRetentionDuration`` is set on the table). Plain files have no
     transaction log: the key is refused there rather than promised and not kept.
+
+    ``run_id`` and ``run_receipt`` (set by the catalog, never by a user) mark the write as the
+    commit point of a quarantining run (:class:`lakeio.files.RunJournal`): on Delta its commit
+    carries the run's ``txn`` (the idempotency key's, if it has one), in any mode; a plain-file
+    commit puts an object at ``run_receipt`` once made.
     """
 
     mode: WriteMode
     data: Any
     replace_where: Predicate | None = None
     idempotency_key: str | None = None
+    run_id: str | None = None
+    run_receipt: str | None = None
     #: This write's own mark (on Delta, its commit's ``userMetadata``), by which it finds its commit
     #: in the table's history whoever committed since (:func:`lakeio.engines.find_own_commit`).
     write_id: str = field(default_factory=lambda: uuid.uuid4().hex, compare=False)
@@ -204,8 +211,10 @@ class WriteRequest(_OnDataset):
 
     @property
     def transaction_app_id(self) -> str | None:
-        """Delta's ``txnAppId`` of this write: the dataset and the idempotency key; None without a key."""
-        return None if self.idempotency_key is None else f"lakeio:{self.dataset}:{self.idempotency_key}"
+        """Delta's ``txnAppId`` of this write: the dataset and the idempotency key (else the run);
+        None with neither."""
+        key = self.idempotency_key or self.run_id
+        return None if key is None else f"lakeio:{self.dataset}:{key}"
 
     def skipped_as_repeat(self, record: IORecord) -> None:
         """Marks ``record`` as the repeat of an append already committed under its key: nothing written."""
@@ -283,6 +292,12 @@ class MergeRequest(_OnDataset):
     when_matched: MergeMatched = "update"
     when_not_matched: MergeNotMatched = "insert"
     delete_when: Predicate | None = None
+    run_id: str | None = None  # the quarantining run whose commit point the merge is (see WriteRequest)
+
+    @property
+    def transaction_app_id(self) -> str | None:
+        """Delta's ``txnAppId`` the merge's commit carries: its quarantining run's; None outside one."""
+        return None if self.run_id is None else f"lakeio:{self.dataset}:{self.run_id}"
 
     def record(self, engine: str, reason: str) -> IORecord:
         return self.target.record("merge", engine, reason, mode="merge")

@@ -178,6 +178,16 @@ class Storage:
             return None
         return DeltaTable(location.uri, storage_options=options).version()
 
+    def delta_transaction(self, location: Location, app_id: str) -> int | None:
+        """The last ``txn`` version the Delta table at ``location`` records for ``app_id``; None
+        when it records none (or there is no table there)."""
+        from deltalake import DeltaTable
+
+        options = self.delta_options(location)
+        if not DeltaTable.is_deltatable(location.uri, storage_options=options):
+            return None
+        return DeltaTable(location.uri, storage_options=options).transaction_version(app_id)
+
     def delta_options(self, location: Location) -> dict[str, str]:
         """delta-rs ``storage_options`` for ``location``."""
         if location.scheme == "file":

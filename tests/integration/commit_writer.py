@@ -1,9 +1,10 @@
 """A writer process for the commit tests: writes one dataset and, with ``--kill-at STEP``, is
-SIGKILLed at that step of the plain-file commit (:data:`lakeio.files.step_hook`), as a crash or an
-OOM kill would stop it.
+SIGKILLed at that step of the plain-file commit or of a quarantining run
+(:data:`lakeio.files.step_hook`), as a crash or an OOM kill would stop it. A step reached again
+(a quarantining run makes two commits) is named ``STEP@N`` its Nth time.
 
     python commit_writer.py CONF ENV DATASET MODE DATA.parquet [--engine E] [--kill-at STEP] [--steps FILE]
-        [--repeat N]
+        [--repeat N] [--idempotency-key KEY]
 """
 
 from __future__ import annotations
@@ -27,9 +28,14 @@ def main() -> None:
     parser.add_argument("--kill-at")
     parser.add_argument("--steps", help="a file that gets each step's name as it is reached")
     parser.add_argument("--repeat", type=int, default=1, help="writes this often, ids shifted by 1000 every other time")
+    parser.add_argument("--idempotency-key")
     arguments = parser.parse_args()
+    reached: dict[str, int] = {}
 
     def step(name: str) -> None:
+        reached[name] = reached.get(name, 0) + 1
+        if reached[name] > 1:
+            name = f"{name}@{reached[name]}"
         if arguments.steps:
             with open(arguments.steps, "a") as out:
                 out.write(name + "\n")
@@ -39,6 +45,8 @@ def main() -> None:
     files.step_hook = step
     lake = lakeio.Catalog.load(arguments.conf, env=arguments.env)
     options = {"engine": arguments.engine}
+    if arguments.idempotency_key:
+        options["idempotency_key"] = arguments.idempotency_key
     data = pq.read_table(arguments.data)
     shifted = data.set_column(0, "id", pc.add(data["id"], 1000))
     for time in range(arguments.repeat):

@@ -4,14 +4,18 @@ dataset; both or neither, on both engines, locally and on the S3 server."""
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
-import textwrap
+from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
-from lakeio.errors import DataQualityError
+from lakeio.errors import DataQualityError, StorageError
+from lakeio.files import SmallObjects
+from lakeio.storage import Storage
 
 CONTRACT = """
 on_fail: quarantine
@@ -103,30 +107,121 @@ def test_a_failed_commit_of_the_dataset_takes_its_quarantine_rows_back(make_lake
     assert [r["id"] for r in stored(lake, "events_rejected")] == [2]
 
 
-@pytest.mark.parametrize("storage", ["local", "s3"])
-def test_a_run_killed_between_the_commits_is_completed_by_its_retry(make_lake, storage, tmp_path):
-    """Killed after the quarantine commit: a retry with the same idempotency_key skips the
-    quarantine (its Delta txn) and commits the dataset, so the pair is whole and nothing doubles."""
-    lake = make_lake("arrow", storage, "delta")
-    script = textwrap.dedent(f"""
-        import os, pyarrow as pa, lakeio
-        from lakeio.engines.arrow import ArrowEngine
-        written = ArrowEngine.write
-        def killed(self, request, record):
-            if request.dataset == "events":
-                os._exit(9)  # a kill: no undo runs
-            return written(self, request, record)
-        ArrowEngine.write = killed
-        lake = lakeio.Catalog.load({str(tmp_path / "conf")!r}, env={storage!r})
-        lake.write("events", pa.table({{"id": [1, 2], "day": ["a", "c"], "v": [1.0, 1.0]}}), mode="append",
-                   idempotency_key="run-1")
-    """)
-    killed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
-    assert killed.returncode == 9, killed.stderr
-    assert not lake.exists("events") and [r["id"] for r in stored(lake, "events_rejected")] == [2]
-    record = lake.write("events", pa.table({"id": [1, 2], "day": ["a", "c"], "v": [1.0, 1.0]}), mode="append",
-                        idempotency_key="run-1")
-    assert record.rows == 1 and record.extra["quarantine"]["rows"] == 1
-    assert [r["id"] for r in stored(lake, "events")] == [1]
-    assert [r["id"] for r in stored(lake, "events_rejected")] == [2]
+WRITER = Path(__file__).with_name("commit_writer.py")
+# Arrow on both stores and formats; one Spark case, killed only between and around its two commits
+# (each Spark writer process starts a JVM).
+KILL_CASES = [("arrow", "local", "delta"), ("arrow", "s3", "delta"), ("arrow", "local", "parquet"),
+              ("arrow", "s3", "parquet"), ("spark", "local", "delta")]
+RUN_STEPS = ["run-journaled", "quarantine-committed", "dataset-committed", "run-ended"]
+# Of each plain-file commit: before its first move, after it (an append moves one file), journaled as made.
+COMMIT_STEPS = ["staged", "moved-1", "committed"]
 
+
+def ids(lake, name: str) -> list[int]:
+    if not lake.exists(name):
+        return []
+    return lake.read(name, engine="arrow", validate=False).to_arrow()["id"].to_pylist()
+
+
+def batch(number: int) -> pa.Table:
+    """Batch ``number`` of a quarantining run: ids 10n+1 and 10n+3 pass, 10n+2 is quarantined."""
+    base = 10 * number
+    return pa.table({"id": pa.array([base + 1, base + 2, base + 3], pa.int64()), "day": ["a", "c", "a"],
+                     "v": [1.0, 1.0, 1.0]})
+
+
+def kill_writer(tmp_path, storage: str, engine: str, number: int, *, kill_at: str | None = None,
+                steps: Path | None = None, key: str | None = None) -> subprocess.CompletedProcess:
+    """Appends batch ``number`` in a writer process."""
+    data = tmp_path / f"batch{number}.parquet"
+    pq.write_table(batch(number), data)
+    command = [sys.executable, str(WRITER), str(tmp_path / "conf"), storage, "events", "append", str(data),
+               "--engine", engine]
+    command += (["--kill-at", kill_at] if kill_at else []) + (["--steps", str(steps)] if steps else [])
+    return subprocess.run(command + (["--idempotency-key", key] if key else []), capture_output=True, text=True,
+                          timeout=300)
+
+
+@pytest.mark.parametrize(("engine", "storage", "format"), KILL_CASES, ids=["-".join(case) for case in KILL_CASES])
+def test_a_writer_killed_at_any_step_of_a_quarantining_run_leaves_both_or_neither(make_lake, tmp_path, engine,
+                                                                                 storage, format):
+    """SIGKILLed at each step of its two commits: a read of the quarantine never shows the run
+    without the dataset's rows; after the next operation (``recover``, or the next write) the run
+    is in both datasets or in neither; a retry with the same idempotency key (Delta) then leaves
+    it in each exactly once."""
+    lake = make_lake(engine, storage, format)
+    recorded = tmp_path / "steps.txt"
+    assert kill_writer(tmp_path, storage, "arrow", 0, steps=recorded).returncode == 0
+    steps = recorded.read_text().split()
+    assert [s for s in steps if s in RUN_STEPS] == RUN_STEPS, steps
+    if format == "parquet":  # the quarantine's commit, then the dataset's, each step by step
+        assert steps.index("moved-1") < steps.index("quarantine-committed") < steps.index("moved-1@2")
+    # Spark (a JVM per writer process): killed between the two commits and after the second.
+    steps = ["quarantine-committed", "dataset-committed"] if engine == "spark" else \
+        [s for s in steps if s.split("@")[0] in RUN_STEPS + COMMIT_STEPS]
+    outcomes = {"both": 0, "neither": 0}
+    in_dataset, in_quarantine = [1, 3], [2]  # what the datasets hold, each row once
+    for number, step in enumerate(steps, 1):
+        base, key = 10 * number, f"run-{number}" if format == "delta" else None
+        killed = kill_writer(tmp_path, storage, engine, number, kill_at=step, key=key)
+        assert killed.returncode == -9, (step, killed.stderr)
+        with contextlib.suppress(StorageError):  # a plain commit killed half way: recover names itself
+            assert base + 1 in ids(lake, "events") or base + 2 not in ids(lake, "events_rejected"), step
+        if number % 2:
+            lake.recover("events")
+        else:  # the next write of the dataset settles it as well
+            lake.write("events", pa.table({"id": pa.array([base + 9], pa.int64()), "day": ["b"], "v": [5.0]}),
+                       mode="append", engine="arrow")
+            in_dataset.append(base + 9)
+        both = base + 1 in ids(lake, "events")
+        outcomes["both" if both else "neither"] += 1
+        in_dataset, in_quarantine = in_dataset + ([base + 1, base + 3] if both else []), \
+            in_quarantine + ([base + 2] if both else [])
+        # the run in both or in neither, and every earlier run as it was
+        assert sorted(ids(lake, "events")) == sorted(in_dataset), step
+        assert sorted(ids(lake, "events_rejected")) == sorted(in_quarantine), step
+        if key is not None and not both:  # the task retried: the run is made
+            lake.write("events", batch(number), mode="append", engine=engine, idempotency_key=key)
+            in_dataset, in_quarantine = in_dataset + [base + 1, base + 3], in_quarantine + [base + 2]
+        if key is not None:  # retried again: a run made writes nothing
+            record = lake.write("events", batch(number), mode="append", engine=engine, idempotency_key=key)
+            assert record.extra["idempotent_skip"] and record.rows == 0
+            assert sorted(ids(lake, "events")) == sorted(in_dataset), step
+            assert sorted(ids(lake, "events_rejected")) == sorted(in_quarantine), step
+    assert outcomes["both"] and outcomes["neither"], outcomes
+    quarantine = lake.location("events_rejected")  # no run in flight, no receipt left
+    assert SmallObjects(Storage(lake.settings.s3), quarantine).names(quarantine.path + ".lakeio-pending-runs") == []
+    print(f"quarantine kills {engine} {storage} {format}: {len(steps)} steps, {outcomes}")
+
+
+MERGE_CASES = [("arrow", "local"), ("arrow", "s3"), ("spark", "local")]
+
+
+@pytest.mark.parametrize(("engine", "storage"), MERGE_CASES, ids=["-".join(case) for case in MERGE_CASES])
+def test_a_merge_quarantines_the_failing_source_rows_and_merges_the_rest(make_lake, engine, storage, monkeypatch):
+    lake = make_lake(engine, storage, "delta")
+    lake.write("events", rows(lake, engine, [1, 2, 3], ["a", "a", "b"], [1.0, 2.0, 3.0]), mode="append", engine=engine)
+    # 1 updated, 4 inserted; 2 (day z) and 5 (v < 0) quarantined, their keys untouched; 3 deleted: a
+    # delete writes no values, so its failing day is no reason to quarantine it.
+    changes = rows(lake, engine, [1, 2, 4, 5, 3], ["a", "z", "b", "a", "q"], [5.0, 2.5, 4.0, -1.0, 999.0])
+    record = lake.merge("events", changes, on="id", delete_when="v = 999", engine=engine)
+    assert (record.extra["rows_updated"], record.extra["rows_inserted"], record.extra["rows_deleted"]) == (1, 1, 1)
+    assert record.extra["quarantine"]["rows"] == 2 and record.extra["quarantine"]["dataset"] == "events_rejected"
+    assert sorted((r["id"], r["day"], r["v"]) for r in stored(lake, "events")) == \
+        [(1, "a", 5.0), (2, "a", 2.0), (4, "b", 4.0)]
+    assert sorted((r["id"], r["lakeio_failed_checks"]) for r in stored(lake, "events_rejected")) == \
+        [(2, ["in_set [day]"]), (5, ["between [v]"])]
+    run_ids = set(lake.read("events_rejected", engine="arrow").to_arrow()["lakeio_run_id"].to_pylist())
+    assert run_ids == {record.extra["quarantine"]["run_id"]}
+
+    merged = type(lake._engine(engine)).merge
+
+    def failing(self, request, record):
+        raise OSError("injected: the merge's commit fails")
+
+    monkeypatch.setattr(type(lake._engine(engine)), "merge", failing)
+    with pytest.raises(OSError, match="injected"):
+        lake.merge("events", rows(lake, engine, [6, 7], ["a", "z"], [1.0, 1.0]), on="id", engine=engine)
+    monkeypatch.setattr(type(lake._engine(engine)), "merge", merged)
+    assert sorted(r["id"] for r in stored(lake, "events")) == [1, 2, 4]
+    assert sorted(r["id"] for r in stored(lake, "events_rejected")) == [2, 5]  # the failed merge's row 7 went again

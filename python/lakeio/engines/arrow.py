@@ -328,12 +328,14 @@ class ArrowEngine:
         if exists and self.transaction_committed(request):
             request.skipped_as_repeat(record)
             return
-        if sample.num_rows == 0 and exists and request.mode in ("append", "overwrite_partitions"):
-            record.rows, record.files_written = 0, 0  # no rows: no commit
-            return
         mode: Literal["error", "append", "overwrite"]
         mode, predicate = ("overwrite", files.partitions_of(data, request.partition_by)) \
             if request.mode == "overwrite_partitions" else (request.mode, request.replace_where)
+        if sample.num_rows == 0 and exists and request.mode in ("append", "overwrite_partitions"):
+            if request.run_id is None:
+                record.rows, record.files_written = 0, 0  # no rows: no commit
+                return
+            mode, predicate = "append", None  # no rows, but the run's commit point: its txn commits
         try:
             # delta-rs's overloads tie predicate= to mode="overwrite" (it is None in the other modes).
             write_deltalake(
@@ -368,12 +370,9 @@ class ArrowEngine:
     def transaction_committed(self, request: WriteRequest) -> bool:
         """True when the request's Delta table already holds the commit of its idempotency key
         (its ``txn`` app id at :data:`~lakeio.requests.TRANSACTION_VERSION` or later); False without a key."""
-        from deltalake import DeltaTable
-
         if request.transaction_app_id is None:
             return False
-        table = DeltaTable(request.location.uri, storage_options=self.storage.delta_options(request.location))
-        committed = table.transaction_version(request.transaction_app_id)
+        committed = self.storage.delta_transaction(request.location, request.transaction_app_id)
         return committed is not None and committed >= TRANSACTION_VERSION
 
     def _write_files(self, request: WriteRequest, data, sample: pa.Table, record: IORecord) -> None:
@@ -391,7 +390,7 @@ class ArrowEngine:
     # -- merge --------------------------------------------------------------------------------
 
     def merge(self, request: MergeRequest, record: IORecord) -> None:
-        from deltalake import DeltaTable
+        from deltalake import CommitProperties, DeltaTable, Transaction
         from deltalake.exceptions import CommitFailedError
         from deltalake.exceptions import SchemaMismatchError as DeltaSchemaMismatch
 
@@ -406,7 +405,9 @@ class ArrowEngine:
         table = DeltaTable(request.location.uri, storage_options=storage_options)
         request.check_columns([field.name for field in table.schema().fields], data.schema.names)
         merger = table.merge(data, predicate=request.condition(), source_alias="source", target_alias="target",
-                             merge_schema=request.options.schema_mode == "merge")
+                             merge_schema=request.options.schema_mode == "merge",
+                             commit_properties=None if request.transaction_app_id is None else CommitProperties(
+                                 app_transactions=[Transaction(request.transaction_app_id, TRANSACTION_VERSION)]))
         if request.delete_when is not None:
             merger = merger.when_matched_delete(predicate=request.delete_condition())
         if request.when_matched == "update":
@@ -615,12 +616,17 @@ def _presented(schema: pa.Schema, converted: dict[str, pa.DataType]) -> pa.Schem
 def _write_file_dataset(request: WriteRequest, data, sample: pa.Table, filesystem, target: str,
                         token: str) -> list[str]:
     """Writes ``data`` as hive-partitioned files under ``target``; returns the files' paths. No rows
-    make one file of no rows, so the dataset keeps its columns."""
+    make one file of no rows, so the dataset keeps its columns; but none for a ``replace_where``
+    write, which only empties the partitions it matches (a file at the root would stay, and later
+    match every partition's filter)."""
     import pyarrow.dataset as ds
 
     options = request.options
     rows_per_file = files.rows_per_file(sample, request.format, options)
     partition_by = list(request.partition_by) or None
+    if sample.num_rows == 0 and request.replace_where is not None:
+        filesystem.create_dir(target, recursive=True)
+        return []
     if sample.num_rows == 0:
         filesystem.create_dir(target, recursive=True)
         if request.format == "json":  # pyarrow cannot read an empty JSON file: an empty folder it is

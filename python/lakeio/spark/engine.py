@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import itertools
 import math
@@ -332,7 +333,7 @@ class SparkEngine:
             if repeated:
                 raise InvalidArgumentError(f"{request.describe()}: keys appear more than once in the data, e.g. "
                                            f"{[row.asDict() for row in repeated]}; nothing was merged")
-        with translated(request.describe()):
+        with translated(request.describe()), _transaction(self.session(), request.transaction_app_id):
             counts = self._merge_into(request, frame)
         request.set_counts(record, counts.get("num_inserted_rows", 0), counts.get("num_updated_rows", 0),
                            counts.get("num_deleted_rows", 0))
@@ -357,6 +358,25 @@ class SparkEngine:
         if request.when_not_matched == "insert":
             builder = builder.whenNotMatchedInsertAll(condition=merge_inserts(request))
         return compat.merge_counts(builder.execute(), lambda: self._last_commit_metrics(request.location))
+
+
+# Delta's idempotent DML: a MERGE commits the txn these session settings name (Delta >= 2.3).
+TRANSACTION_CONFS = ("spark.databricks.delta.write.txnAppId", "spark.databricks.delta.write.txnVersion")
+
+
+@contextlib.contextmanager
+def _transaction(spark: SparkSession, app_id: str | None) -> Iterator[None]:
+    """Delta commits made in the block carry the ``txn`` of ``app_id`` (a quarantining run's)."""
+    if app_id is None:
+        yield
+        return
+    spark.conf.set(TRANSACTION_CONFS[0], app_id)
+    spark.conf.set(TRANSACTION_CONFS[1], str(TRANSACTION_VERSION))
+    try:
+        yield
+    finally:
+        for conf in TRANSACTION_CONFS:
+            spark.conf.unset(conf)
 
 
 def time_kinds(frame: DataFrame) -> dict[str, TimeKind]:

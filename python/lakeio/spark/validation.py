@@ -306,14 +306,18 @@ def table_after(after: TableAfter, current: DataFrame | None, incoming: DataFram
 
 
 def split(frame: DataFrame, checks: tuple[tuple[str, Any], ...], types: Mapping[str, LogicalType], column: str,
-          run: tuple[str, str]) -> tuple[DataFrame, DataFrame, int]:
-    """The rows passing the quarantining ``checks``, the others with ``column`` (the checks each
-    failed) and the run column ``run`` (name, value), and how many those are (one job)."""
+          run: tuple[str, str], keep: Column | None = None) -> tuple[DataFrame, DataFrame, int]:
+    """The rows passing the quarantining ``checks`` (or for which ``keep`` is true), the others
+    with ``column`` (the checks each failed) and the run column ``run`` (name, value), and how
+    many those are (one job)."""
     from pyspark.sql import functions as F
 
+    quarantined = F.size(column) > 0
+    if keep is not None:
+        quarantined = quarantined & ~F.coalesce(keep, F.lit(False))
     marked = frame.withColumn(column, failed_checks(checks, types))
-    failing = marked.where(F.size(column) > 0).withColumn(run[0], F.lit(run[1]))
-    return marked.where(F.size(column) == 0).drop(column), failing, failing.count()
+    failing = marked.where(quarantined).withColumn(run[0], F.lit(run[1]))
+    return marked.where(~quarantined).drop(column), failing, failing.count()
 
 
 def failed_checks(checks: tuple[tuple[str, Any], ...], types: Mapping[str, LogicalType]) -> Column:

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from lakeio.config import Resource
     from lakeio.engines import Engine
     from lakeio.metrics import IORecord
+    from lakeio.predicate import Predicate
     from lakeio.requests import MergeRequest, ScanPlan, WriteRequest
     from lakeio.validation.after import TableAfter
 
@@ -167,9 +168,10 @@ class ContractBinding:
         self.conclude(report, record, partition=request.target.partition)
         return replace(request, data=self.cast(data))
 
-    def split(self, data: Any, column: str, run_id: str) -> tuple[Any, Any, int]:
-        """Splits a write's data (pandas, Arrow or Spark) on the checks that quarantine: returns the
-        rows passing them all, the others with ``column`` (the names of the checks each failed) and
+    def split(self, data: Any, column: str, run_id: str, keep: Predicate | None = None) -> tuple[Any, Any, int]:
+        """Splits a write's or merge's data (pandas, Arrow or Spark) on the checks that quarantine:
+        returns the rows passing them all (and those ``keep`` is true for: a merge's deletes, which
+        write no values), the others with ``column`` (the names of the checks each failed) and
         ``lakeio_run_id``, and how many those are (one Spark job to count them, none on Arrow)."""
         from lakeio.config import QUARANTINE_RUN_COLUMN
         from lakeio.engines import is_spark_dataframe, to_arrow_data
@@ -177,18 +179,21 @@ class ContractBinding:
         checks = tuple((name, check) for name, check in self.contract.quarantined)
         if is_spark_dataframe(data):
             from lakeio.spark import validation as spark_backend
+            from lakeio.spark.engine import to_column
 
             types = {c.name: c.type for c in self.contract.columns.values()}
-            return spark_backend.split(data, checks, types, column, (QUARANTINE_RUN_COLUMN, run_id))
+            return spark_backend.split(data, checks, types, column, (QUARANTINE_RUN_COLUMN, run_id),
+                                       None if keep is None else to_column(keep))
         import pyarrow as pa
         import pyarrow.compute as pc
 
         from lakeio.validation import arrow_backend
+        from lakeio.validation.after import true_for
 
         table = to_arrow_data(data)
         table = table.read_all() if hasattr(table, "read_all") else table
         failed = arrow_backend.failed_checks(table, checks)
-        quarantined = pc.greater(pc.list_value_length(failed), 0)
+        quarantined = pc.and_(pc.greater(pc.list_value_length(failed), 0), pc.invert(true_for(table, keep)))
         failing = table.append_column(column, failed).filter(quarantined)
         failing = failing.append_column(QUARANTINE_RUN_COLUMN, pa.array([run_id] * failing.num_rows, pa.string()))
         return table.filter(pc.invert(quarantined)), failing, failing.num_rows

@@ -87,7 +87,7 @@ class TableAfter:
         matched: list[pa.Table] = []
         offered = affected = incoming
         if merge is not None:
-            deleting = _true_for(incoming, merge.delete_when)
+            deleting = true_for(incoming, merge.delete_when)
             offered = incoming.filter(_negated(deleting))
             affected = (incoming if merge.when_matched == "update" else incoming.filter(deleting)).select(list(merge.on))
         if not self._keeps_nothing():
@@ -114,7 +114,7 @@ class TableAfter:
     def offered_mask(self, incoming: pa.Table):
         """Where a merge's source rows are not marked for deleting (the rows it may write)."""
         assert self.merge is not None, "only a merge marks rows for deleting"
-        return _negated(_true_for(incoming, self.merge.delete_when))
+        return _negated(true_for(incoming, self.merge.delete_when))
 
     def _replaced_rows(self, incoming: pa.Table):
         """The Arrow expression of the current rows the write replaces, or None."""
@@ -139,7 +139,7 @@ class TableAfter:
         return table_after(self, current, incoming, columns)
 
 
-def _true_for(table: pa.Table, predicate: Predicate | None):
+def true_for(table: pa.Table, predicate: Predicate | None):
     """A boolean array: where ``predicate`` is true (false where it is false or null)."""
     import pyarrow as pa
     import pyarrow.compute as pc
