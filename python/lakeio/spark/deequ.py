@@ -191,7 +191,7 @@ def _deequ_check(spark: SparkSession, scala: jvm.Scala, index: int, planned: Pla
     logical, compliant = types[name], scala.assertion("atLeast", 1 - check.tolerance)
     numeric = _numeric(logical)
     exact = check.tolerance == 0  # Deequ's numeric isContainedIn, hasMin and hasMax allow no failing row
-    if isinstance(check, InSet) and logical.name == "string":
+    if isinstance(check, InSet) and logical.name == "string" and all(isinstance(v, str) for v in check.values):
         deequ._Check = deequ._Check.isContainedIn(name, scala.strings(list(check.values)), compliant, none())
     elif isinstance(check, Between) and numeric and exact:
         deequ._Check = deequ._Check.isContainedIn(name, float(check.min), float(check.max), check.include_min,
