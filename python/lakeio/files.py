@@ -170,7 +170,7 @@ def replaced_folders(request: WriteRequest, existing: ds.Dataset | None, filled:
     if request.mode == "append":
         return None
     if request.replace_where is not None:
-        matching = existing.get_fragments(filter=to_arrow(request.replace_where)) if existing else ()
+        matching = existing.get_fragments(filter=to_arrow(request.replace_where, existing.schema)) if existing else ()
         return sorted({relative_dir(request.location.path, f.path) for f in matching} | set(filled))
     if request.mode == "overwrite_partitions":
         return sorted(filled)

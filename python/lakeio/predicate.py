@@ -15,9 +15,10 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, replace
 from typing import Any, NoReturn
+from typing import Literal as OneOf
 
 from lakeio.errors import InvalidArgumentError
 
@@ -27,6 +28,9 @@ COMPARISONS = ("=", "!=", "<", "<=", ">", ">=")
 MAX_DEPTH = 100  # nesting of NOT, AND/OR and parentheses a filter may have
 INT64 = (-(2**63), 2**63 - 1)  # the integers every engine holds as a literal
 Dialect = str  # "spark" (Spark SQL) or "delta" (delta-rs's DataFusion SQL)
+#: How a column holds time, for typing the literals compared with it (:func:`typed`): dates,
+#: instants (a timestamp with a zone; Spark ``TIMESTAMP``) or wall-clock times (``TIMESTAMP_NTZ``).
+TimeKind = OneOf["date", "timestamp", "timestamp_ntz"]
 
 
 @dataclass(frozen=True)
@@ -209,11 +213,14 @@ def to_sql(predicate: Predicate, table: str | None = None, dialect: Dialect = "s
     return joiner.join(f"({to_sql(p, table, dialect)})" for p in predicate.operands)
 
 
-def to_arrow(predicate: Predicate):
-    """Renders a predicate as a ``pyarrow.compute.Expression`` for ``pyarrow.dataset`` scans."""
+def to_arrow(predicate: Predicate, schema=None):
+    """Renders a predicate as a ``pyarrow.compute.Expression`` for ``pyarrow.dataset`` scans; with
+    the data's ``schema`` (a ``pyarrow.Schema``), its literals typed as Spark types them (:func:`typed`)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
+    if schema is not None:
+        predicate = typed(predicate, arrow_time_kinds(schema))
     if isinstance(predicate, Compare):
         field, value = pc.field(predicate.column), predicate.value
         return {
@@ -233,6 +240,77 @@ def to_arrow(predicate: Predicate):
     for expression in expressions[1:]:
         combined = (combined & expression) if isinstance(predicate, And) else (combined | expression)
     return combined
+
+
+def typed(predicate: Predicate, kinds: Mapping[str, TimeKind]) -> Predicate:
+    """``predicate`` with each literal compared with a date or timestamp column typed as Spark
+    compares it (:func:`typed_literal`); ``kinds``: the data's date and timestamp columns, each an
+    engine's (:func:`arrow_time_kinds`, or the Spark engine's). Both engines filter with the result,
+    so a string or a timestamp without a zone means one thing on each."""
+    if isinstance(predicate, Compare):
+        return replace(predicate, value=typed_literal(predicate.column, predicate.value, kinds.get(predicate.column)))
+    if isinstance(predicate, In):
+        kind = kinds.get(predicate.column)
+        return replace(predicate, values=tuple(typed_literal(predicate.column, v, kind) for v in predicate.values))
+    if isinstance(predicate, Not):
+        return Not(typed(predicate.operand, kinds))
+    if isinstance(predicate, (And, Or)):
+        return type(predicate)(tuple(typed(operand, kinds) for operand in predicate.operands))
+    return predicate
+
+
+def arrow_time_kinds(schema) -> dict[str, TimeKind]:
+    """The date and timestamp columns of a ``pyarrow.Schema``, by :data:`TimeKind`."""
+    import pyarrow as pa
+
+    kinds: dict[str, TimeKind] = {}
+    for field in schema:
+        if pa.types.is_date(field.type):
+            kinds[field.name] = "date"
+        elif pa.types.is_timestamp(field.type):
+            kinds[field.name] = "timestamp" if field.type.tz is not None else "timestamp_ntz"
+    return kinds
+
+
+def typed_literal(column: str, value: Literal, kind: TimeKind | None) -> Literal:
+    """``value`` as Spark compares it with a column of ``kind`` (None: not a date or timestamp).
+
+    Spark's sessions run in UTC (lakeio sets it), so: a string compared with a date or timestamp
+    column is read as one (``'2024-01-31'``, ``'2024-01-31 12:00:00'``, ISO 8601 with an offset);
+    a timestamp without a time zone compared with a column of instants is a UTC time; a date
+    compared with a timestamp column is its midnight.
+
+    Raises:
+        InvalidArgumentError: a string that is not a date or timestamp, naming it and the column.
+
+    Example:
+        >>> typed_literal("day", "2024-01-31", "date")
+        datetime.date(2024, 1, 31)
+        >>> typed_literal("at", dt.datetime(2024, 1, 31, 12), "timestamp")
+        datetime.datetime(2024, 1, 31, 12, 0, tzinfo=datetime.timezone.utc)
+    """
+    if kind is None or isinstance(value, bool) or not isinstance(value, (str, dt.date)):
+        return value
+    if isinstance(value, str):
+        value = _parse_time(column, value, date_only=kind == "date")
+    if kind == "date":
+        return value
+    if not isinstance(value, dt.datetime):
+        value = dt.datetime(value.year, value.month, value.day)
+    if kind == "timestamp_ntz":  # a wall-clock column: an instant compares as its UTC time
+        return value if value.tzinfo is None else value.astimezone(dt.UTC).replace(tzinfo=None)
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value
+
+
+def _parse_time(column: str, text: str, date_only: bool) -> dt.date:
+    """A filter's string as the date (``date_only``) or timestamp Spark's cast reads in it."""
+    try:
+        moment = dt.datetime.fromisoformat(text.strip())
+    except ValueError:
+        kind = "date (yyyy-mm-dd)" if date_only else "timestamp (yyyy-mm-dd hh:mm:ss)"
+        raise InvalidArgumentError(f"filter on {column!r}: {_short(text)!r} is not a {kind}, "
+                                   f"and {column!r} holds {'dates' if date_only else 'timestamps'}") from None
+    return moment.date() if date_only else moment
 
 
 def _is_in(field, values: tuple[Literal, ...]):

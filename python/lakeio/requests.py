@@ -245,7 +245,7 @@ class WriteRequest(_OnDataset):
             return
         import pyarrow.dataset as ds
 
-        matching = ds.dataset(table).count_rows(filter=to_arrow(self.replace_where))
+        matching = ds.dataset(table).count_rows(filter=to_arrow(self.replace_where, table.schema))
         if matching != table.num_rows:
             raise InvalidArgumentError(
                 f"{self.describe()}: {table.num_rows - matching} of {table.num_rows} rows do not match "

@@ -177,6 +177,30 @@ def test_filter_and_columns(lake, engine, name):
     assert frame.to_pandas()["id"].sort_values().tolist() == [1, 3]
 
 
+# Literals compared with time columns, as Spark types them: a string against a date or timestamp
+# column is one; a timestamp without a zone is UTC, the session's; an instant against wall-clock
+# times is its UTC time; a date against timestamps is its midnight.
+TIME_FILTERS = {
+    "day > '2024-01-01'": [2, 4],
+    "day IN ('2024-01-02', '2024-02-29')": [2, 4],
+    "at > TIMESTAMP '2024-01-01 13:00:00'": [3],
+    "at >= '2024-03-01'": [3],
+    "at < TIMESTAMP '2024-01-01 13:30:00+01:00'": [1, 4],
+    "local_at < TIMESTAMP '2024-01-01 12:00:00+01:00'": [4],
+    "at < DATE '2000-01-01'": [4],
+}
+
+
+@pytest.mark.parametrize("name", ["typed_delta", "typed_parquet"])
+def test_time_literals_mean_the_same_on_every_engine(lake, engine, name):
+    lake.write(name, typed_table(), engine="arrow")
+    found = {where: sorted(lake.read(name, where=where, engine=engine).to_arrow().column("id").to_pylist())
+             for where in TIME_FILTERS}
+    assert found == TIME_FILTERS
+    with pytest.raises(lakeio.InvalidArgumentError, match=r"filter on 'day': '2024-13-01' is not a date"):
+        lake.read(name, where="day = '2024-13-01'", engine=engine).to_arrow()
+
+
 @pytest.mark.parametrize("name, where", [
     ("typed_delta", None),  # on Spark: a plain scan, its files read by Arrow
     ("typed_parquet", "score > 0"),

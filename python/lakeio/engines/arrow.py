@@ -192,7 +192,7 @@ class ArrowEngine:
         plan.check_columns(dataset.schema.names)
         expression = None
         with _filter_errors(plan, dataset.schema, plan.predicate):
-            expression = to_arrow(plan.predicate) if plan.predicate is not None else None
+            expression = to_arrow(plan.predicate, dataset.schema) if plan.predicate is not None else None
             kept = list(dataset.get_fragments(filter=expression))
         return Scan(plan, dataset, delta, expression, kept, sizes, None if delta is None else delta.version)
 

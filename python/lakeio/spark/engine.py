@@ -15,7 +15,7 @@ from lakeio.engines import is_spark_dataframe, text, to_arrow_data
 from lakeio.engines.arrow import ArrowEngine
 from lakeio.errors import InvalidArgumentError, StorageError
 from lakeio.metrics import IORecord
-from lakeio.predicate import And, Compare, In, IsNull, Not, Predicate, quote_name, to_sql
+from lakeio.predicate import And, Compare, In, IsNull, Not, Predicate, TimeKind, quote_name, to_sql, typed
 from lakeio.requests import TRANSACTION_VERSION, MergeRequest, WriteRequest
 from lakeio.spark import compat, handoff, jvm, pruning
 from lakeio.spark.errors import SPARK_PATH, translated
@@ -105,7 +105,7 @@ class SparkEngine:
                     **_read_options(plan)).load(plan.location.spark_path))
             plan.check_columns(frame.columns)  # on Spark Connect, the read is analysed only here
         if plan.predicate is not None:
-            frame = frame.where(to_column(plan.predicate))
+            frame = frame.where(to_column(typed(plan.predicate, time_kinds(frame))))
         if plan.columns is not None:
             frame = frame.select(*[F.col(quote_name(c)) for c in plan.columns])
             schema = None if schema is None else pa.schema([schema.field(c) for c in plan.columns])
@@ -341,6 +341,19 @@ class SparkEngine:
         if request.when_not_matched == "insert":
             builder = builder.whenNotMatchedInsertAll(condition=merge_inserts(request))
         return compat.merge_counts(builder.execute(), lambda: self._last_commit_metrics(request.location))
+
+
+def time_kinds(frame: DataFrame) -> dict[str, TimeKind]:
+    """The frame's date and timestamp columns, as :func:`lakeio.predicate.typed` takes them."""
+    from pyspark.sql.types import DateType, TimestampNTZType, TimestampType
+
+    kinds: dict[str, TimeKind] = {}
+    for field in frame.schema.fields:
+        if isinstance(field.dataType, DateType):
+            kinds[field.name] = "date"
+        elif isinstance(field.dataType, (TimestampType, TimestampNTZType)):
+            kinds[field.name] = "timestamp" if isinstance(field.dataType, TimestampType) else "timestamp_ntz"
+    return kinds
 
 
 def to_column(predicate: Predicate, table: str | None = None) -> Column:
