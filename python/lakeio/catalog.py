@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import difflib
 import importlib.util
+import logging
 import os
 import re
 import string
@@ -32,6 +33,7 @@ from lakeio.errors import (
     InvalidArgumentError,
     LakeioError,
     ResourceNotFoundError,
+    storage_error,
 )
 from lakeio.frame import LakeFrame, columns_argument
 from lakeio.lineage import Lineage
@@ -213,7 +215,11 @@ class Catalog:
         """When a read, write or merge ends: the Delta version it read or made goes on the record,
         a write's metrics go to the sink (only now that it committed), and lineage is emitted."""
         if error is None and target.format == "delta" and record.version is None and record.operation != "count":
-            record.version = self._storage.delta_version(target.location)
+            try:
+                record.version = self._storage.delta_version(target.location)
+            except Exception as failure:  # noqa: BLE001 - the I/O succeeded: only its record lacks the version
+                logging.getLogger("lakeio").warning("lakeio: %s: done, but the table's version could not be read (%s)",
+                                                    target.describe(), storage_error("version", failure))
         if error is None and record.operation == "write" and target.contract is not None:
             target.contract.committed(record, target.partition)
         if self._lineage is not None:

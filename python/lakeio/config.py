@@ -69,7 +69,8 @@ class SparkSettings(FrozenModel):
     app_name: str = "lakeio"
     conf: dict[str, str] = Field(default_factory=dict)
     # Where results computed by Spark are staged as Parquet for Arrow to read (a folder every
-    # executor and the driver can reach); default: a local temporary folder, for local masters.
+    # executor and the driver can reach; on Spark Connect, the server and this process); default: a
+    # local temporary folder, for local masters.
     scratch_uri: str | None = None
     # A Spark Connect server (sc://host:port[/;param=value...]): the Spark engine runs there, through
     # the DataFrame API only (lakeio.spark.connect); master and the server-side conf are the server's.

@@ -83,6 +83,8 @@ def open_dataset(filesystem, location: Location, format: str, partitioned: bool,
     if format == "parquet":
         return dataset
     declared = declared_types(column_types)
+    if format == "json":
+        declared = text.json_read_types(declared)
 
     def typed(schema: pa.Schema) -> pa.Schema:
         return pa.schema([field.with_type(declared.get(field.name, field.type)) for field in schema])

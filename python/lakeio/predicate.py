@@ -213,29 +213,32 @@ def to_sql(predicate: Predicate, table: str | None = None, dialect: Dialect = "s
     return joiner.join(f"({to_sql(p, table, dialect)})" for p in predicate.operands)
 
 
-def to_arrow(predicate: Predicate, schema=None):
+def to_arrow(predicate: Predicate, schema=None, fields: Mapping[str, Any] | None = None):
     """Renders a predicate as a ``pyarrow.compute.Expression`` for ``pyarrow.dataset`` scans; with
-    the data's ``schema`` (a ``pyarrow.Schema``), its literals typed as Spark types them (:func:`typed`)."""
+    the data's ``schema`` (a ``pyarrow.Schema``), its literals typed as Spark types them (:func:`typed`).
+    ``fields``: the expressions that stand for some columns (a column the scan converts as it reads)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
     if schema is not None:
         predicate = typed(predicate, arrow_time_kinds(schema))
+    fields = fields or {}
+    if isinstance(predicate, (Compare, In, IsNull)):
+        field = fields.get(predicate.column, pc.field(predicate.column))
     if isinstance(predicate, Compare):
-        field, value = pc.field(predicate.column), predicate.value
+        value = predicate.value
         return {
             "=": field.__eq__, "!=": field.__ne__, "<": field.__lt__,
             "<=": field.__le__, ">": field.__gt__, ">=": field.__ge__,
         }[predicate.op](value)
     if isinstance(predicate, In):
         # SQL three-valued logic: NULL IN (...) is NULL, so NOT IN drops nulls as Spark does.
-        field = pc.field(predicate.column)
         return pc.if_else(field.is_null(), pa.scalar(None, pa.bool_()), _is_in(field, predicate.values))
     if isinstance(predicate, IsNull):
-        return pc.field(predicate.column).is_null()
+        return field.is_null()
     if isinstance(predicate, Not):
-        return ~to_arrow(predicate.operand)
-    expressions = [to_arrow(p) for p in predicate.operands]
+        return ~to_arrow(predicate.operand, fields=fields)
+    expressions = [to_arrow(p, fields=fields) for p in predicate.operands]
     combined = expressions[0]
     for expression in expressions[1:]:
         combined = (combined & expression) if isinstance(predicate, And) else (combined | expression)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import difflib
 import functools
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, get_args
@@ -185,6 +186,14 @@ class WriteRequest(_OnDataset):
     data: Any
     replace_where: Predicate | None = None
     idempotency_key: str | None = None
+    #: This write's own mark (on Delta, its commit's ``userMetadata``), by which it finds its commit
+    #: in the table's history whoever committed since (:func:`lakeio.engines.find_own_commit`).
+    write_id: str = field(default_factory=lambda: uuid.uuid4().hex, compare=False)
+
+    @property
+    def commit_marker(self) -> str:
+        """The ``userMetadata`` of this write's Delta commit."""
+        return f"lakeio-write:{self.write_id}"
 
     @property
     def transaction_app_id(self) -> str | None:

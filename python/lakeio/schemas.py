@@ -140,7 +140,8 @@ _FIELD_DOCS: dict[type[BaseModel], dict[str, str]] = {
         "app_name": "The application name of a session lakeio starts itself.",
         "conf": "Spark settings of a session lakeio starts itself (values are strings: quote numbers).",
         "scratch_uri": "Where results computed by Spark are staged as Parquet for Arrow to read: a folder the "
-                       "driver and every executor reach (default: a local temporary folder).",
+                       "driver and every executor reach (default: a local temporary folder); on Spark Connect, one the "
+                       "server and this process both reach.",
         "remote": "A Spark Connect server, sc://host:port: the Spark engine runs there (the server's own "
                   "conf must bring Delta and lakeio's plugin; see the Spark Connect guide).",
     },

@@ -145,8 +145,10 @@ def main() -> int:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
     from connect_server import connect_server
 
+    # The server's heap as the classic session's driver: with 3g, Connect's toPandas() of 20M rows
+    # ran the server out of memory.
     with connect_server({"spark.driver.maxResultSize": "0", "spark.ui.enabled": "false", "spark.log.level": "ERROR"},
-                        ROOT / "connect.log", memory="3g") as remote:
+                        ROOT / "connect.log", memory="6g") as remote:
         os.environ["LAKEIO_BENCH_REMOTE"] = remote
         (ROOT / "conf" / "lakeio.yaml").write_text(f"environments: {{bench_connect: {{spark: {{remote: '{remote}'}}}}}}\n")
         runs["lakeio_connect"] = [measure("lakeio_connect")]

@@ -29,6 +29,9 @@ TEST_SPARK_CONF = {
 # A test's Spark Connect case: the 3.5 line deselects them (-m "not connect"): pyspark 3.5 ships no
 # Connect server, and lakeio's Connect plugin is built for the 4.1 line's.
 CONNECT = pytest.param("connect", marks=pytest.mark.connect)
+# The test Connect server's spark.driver.maxResultSize: above every other Connect test's collected
+# results (and a write's 50,000-row sample), below test_connect's large result.
+CONNECT_MAX_RESULT_SIZE = "4m"
 
 
 def pytest_collection_modifyitems(items):
@@ -77,11 +80,13 @@ def spark(s3_endpoint):
 @pytest.fixture(scope="session")
 def connect_remote(s3_endpoint, tmp_path_factory):
     """One Spark Connect server for the whole test session (Delta, s3a at the S3 server, lakeio's
-    plugin), stopped at the end; its ``sc://`` URL."""
+    plugin), stopped at the end; its ``sc://`` URL. Its result-size limit is small
+    (:data:`CONNECT_MAX_RESULT_SIZE`), so test_connect can pass it with a few MiB."""
     from lakeio.config import EnvironmentSettings
     from lakeio.storage import Storage
 
     conf = {key: value for key, value in TEST_SPARK_CONF.items() if key != "spark.driver.memory"}
+    conf["spark.driver.maxResultSize"] = CONNECT_MAX_RESULT_SIZE
     conf.update(Storage(EnvironmentSettings().s3).hadoop_conf())
     with connect_server(conf, tmp_path_factory.mktemp("connect") / "server.log") as remote:
         yield remote

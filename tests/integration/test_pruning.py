@@ -235,7 +235,7 @@ def test_on_connect_a_read_of_ten_days_reads_ten_partitions_and_says_how(daily, 
         # pyarrow types dt=2020-02-25 folders as strings, so a date filter prunes nothing client-side:
         # Spark gets every partition's path (and filters); an int partition column prunes (below).
         assert (record["partitions_listed"], record["partitions_total"]) == (150, 150)
-        assert record["extra"]["path"] == "spark connect: arrow batches"
+        assert record["extra"]["path"] == "spark connect: parquet hand-off"  # the test server shares the scratch
 
 
 def test_on_connect_without_the_plugin_the_client_prunes_int_partitions(on_connect, tmp_path, caplog, monkeypatch):

@@ -4,6 +4,8 @@ engines); overwrite, replace_where and merge re-runs give the same table as one 
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pyarrow as pa
 import pytest
 from deltalake import DeltaTable
@@ -133,3 +135,44 @@ def test_retried_overwrite_replace_where_and_merge_give_the_table_of_one_run(lak
                   (3, "2024-01-01", 3.0)],
     }[operation]
     assert [(r["id"], r["day"], r["value"]) for r in table_rows(lake, "events")] == expected
+
+
+def test_a_committed_append_whose_history_cannot_be_read_reports_success(lake, engine, monkeypatch, caplog):
+    """The fault: every read of the table's history fails after the commit (as under S3 503s). The
+    write committed, so it says so; a caller told it failed would retry and append twice."""
+    from deltalake import DeltaTable as RustTable
+
+    from lakeio.spark.engine import SparkEngine
+
+    lake.write("events", events([1]), mode="append", engine=engine)
+    before = delta_version(lake, "events")
+
+    def unreadable(*args, **kwargs):
+        raise OSError("Generic S3 error: 503 SlowDown reading _delta_log")
+
+    monkeypatch.setattr(RustTable, "history", unreadable)
+    monkeypatch.setattr(SparkEngine, "_history", unreadable)
+    record = lake.write("events", events([2]), mode="append", engine=engine)
+
+    assert [r["id"] for r in table_rows(lake, "events")] == [1, 2]
+    assert record.version == before + 1  # the catalog's own read of the version, which did not fail
+    assert "committed, but its commit could not be read back" in caplog.text
+
+
+def test_a_write_finds_its_own_commit_when_another_writer_committed_after_it(lake, engine):
+    """Each write marks its commit (``userMetadata``) and reads back that one, not the latest."""
+    from lakeio.engines import find_own_commit
+    from lakeio.requests import WriteRequest
+
+    first = lake.write("events", events([1, 2]), mode="append", engine=engine)
+    request = WriteRequest(lake.resolve("events"), mode="append", data=None)
+    location = lake.location("events")
+    table = DeltaTable(location.uri, storage_options=Storage(lake.settings.s3).delta_options(location))
+    marker = table.history(1)[0]["userMetadata"]
+    lake.write("events", events([3]), mode="append", engine=engine)  # another commit on top
+
+    found = find_own_commit(replace(request, write_id=marker.removeprefix("lakeio-write:")), lambda depth: [
+        (e["version"], e.get("userMetadata"), e.get("operationMetrics") or {})
+        for e in DeltaTable(location.uri, storage_options=Storage(lake.settings.s3).delta_options(location)).history(depth)])
+    assert found is not None and found[0] == first.version == delta_version(lake, "events") - 1
+    assert first.files_written is not None and first.files_written >= 1

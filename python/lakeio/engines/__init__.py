@@ -15,10 +15,12 @@ Modules are imported only when an engine is made, so ``import lakeio`` stays lig
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Iterator
+import logging
+import time
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from lakeio.errors import EngineUnavailableError, InvalidArgumentError
+from lakeio.errors import EngineUnavailableError, InvalidArgumentError, storage_error
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -201,3 +203,34 @@ def to_arrow_data(data: Any, settings: EnvironmentSettings | None = None, storag
         f"cannot take a {type(data).__module__}.{type(data).__name__}: "
         "use a pandas DataFrame, a pyarrow Table/RecordBatch/RecordBatchReader or a Spark DataFrame"
     )
+
+
+#: How many of a Delta table's latest commits a write looks through for its own (others may have
+#: committed since), and how often it asks again when the history cannot be read.
+OWN_COMMIT_DEPTH, OWN_COMMIT_ATTEMPTS = 20, 3
+
+
+def find_own_commit(request: WriteRequest, history: Callable[[int], Iterable[tuple[int, str | None, dict]]]
+                    ) -> tuple[int, dict] | None:
+    """The version and operation metrics of the Delta commit ``request`` made, found by its
+    :attr:`~lakeio.requests.WriteRequest.commit_marker` in ``history(depth)`` (the table's latest
+    commits: version, ``userMetadata``, metrics), asked again after a pause if it fails.
+
+    The write has committed when this runs: a history that still cannot be read (a storage fault)
+    is a warning on the ``lakeio`` logger and None (the record goes without the commit's figures),
+    never an error, since a caller told the write failed would retry it and write it twice.
+    """
+    for attempt in range(1, OWN_COMMIT_ATTEMPTS + 1):
+        try:
+            for version, marker, metrics in history(OWN_COMMIT_DEPTH):
+                if marker == request.commit_marker:
+                    return version, metrics
+            return None
+        except Exception as error:  # noqa: BLE001 - committed: the figures are the only loss
+            if attempt == OWN_COMMIT_ATTEMPTS:
+                logging.getLogger("lakeio").warning(
+                    "lakeio: %s: committed, but its commit could not be read back from the table's history (%s)",
+                    request.describe(), storage_error("history", error))
+                return None
+            time.sleep(0.2 * attempt)
+    raise AssertionError("unreachable")

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from lakeio import files
-from lakeio.engines import counted, text, to_arrow_data
+from lakeio.engines import counted, find_own_commit, text, to_arrow_data
 from lakeio.errors import ConcurrentWriteError, InvalidArgumentError, SchemaMismatchError, StorageError, storage_error
 from lakeio.metrics import IORecord
 from lakeio.predicate import columns_of, to_arrow, to_sql
@@ -176,7 +176,7 @@ class ArrowEngine:
     def text_schema(self, plan: ScanPlan) -> pa.Schema:
         """The Arrow schema the plan's CSV or JSON files are read as, by this engine and by Spark:
         the contract's types for the columns it declares, pyarrow's inference for the others."""
-        return self._open(plan)[0].schema
+        return _presented(self._open(plan)[0].schema, _converted(plan))
 
     def open_scan(self, plan: ScanPlan) -> Scan:
         """Opens the plan's data and prunes its files; a scan opened once serves both a size
@@ -189,10 +189,15 @@ class ArrowEngine:
              sizes: dict[str, int] | None = None) -> Scan:
         """The scan of ``plan`` over an opened ``dataset``: its columns checked, its files pruned by
         the plan's filter. ``sizes``: the files' sizes, for a dataset of files selected elsewhere."""
+        import pyarrow.compute as pc
+
         plan.check_columns(dataset.schema.names)
         expression = None
+        converted = _converted(plan)
         with _filter_errors(plan, dataset.schema, plan.predicate):
-            expression = to_arrow(plan.predicate, dataset.schema) if plan.predicate is not None else None
+            if plan.predicate is not None:
+                fields = {name: pc.field(name).cast(data_type) for name, data_type in converted.items()}
+                expression = to_arrow(plan.predicate, _presented(dataset.schema, converted), fields)
             kept = list(dataset.get_fragments(filter=expression))
         return Scan(plan, dataset, delta, expression, kept, sizes, None if delta is None else delta.version)
 
@@ -220,8 +225,15 @@ class ArrowEngine:
 
             # Only the kept files, so the scan does not test every fragment's statistics again.
             dataset = ds.FileSystemDataset(scan.kept, dataset.schema, dataset.format, dataset.filesystem)
+        columns: list[str] | dict | None = None if plan.columns is None else list(plan.columns)
+        converted = _converted(plan)
+        if converted:
+            import pyarrow.compute as pc
+
+            columns = {name: pc.field(name).cast(converted[name]) if name in converted else pc.field(name)
+                       for name in columns or dataset.schema.names}
         with _filter_errors(plan, dataset.schema, scan.expression, scan):
-            yield dataset.scanner(columns=None if plan.columns is None else list(plan.columns), filter=scan.expression)
+            yield dataset.scanner(columns=columns, filter=scan.expression)
 
     def read_arrow(self, plan: ScanPlan, record: IORecord, scan: Scan | None = None) -> pa.Table:
         """The plan's rows; ``scan``: the plan opened earlier, read if still current."""
@@ -323,17 +335,18 @@ class ArrowEngine:
         mode, predicate = ("overwrite", files.partitions_of(data, request.partition_by)) \
             if request.mode == "overwrite_partitions" else (request.mode, request.replace_where)
         try:
-            # delta-rs's overloads tie predicate= to mode="overwrite" (it is None in the other modes), and
-            # mypy gives up matching their unions.
-            write_deltalake(  # type: ignore[misc]
+            # delta-rs's overloads tie predicate= to mode="overwrite" (it is None in the other modes).
+            write_deltalake(
                 location.uri, data, mode=mode, storage_options=storage_options,  # type: ignore[arg-type]
                 partition_by=list(request.partition_by) or None,
                 predicate=to_sql(predicate, dialect="delta") if predicate is not None and exists else None,
                 schema_mode=None if options.schema_mode == "enforce" else options.schema_mode,
                 target_file_size=int(options.target_file_size),
                 writer_properties=WriterProperties(compression=DELTA_COMPRESSION[options.compression]),
-                commit_properties=None if request.transaction_app_id is None else CommitProperties(
-                    app_transactions=[Transaction(request.transaction_app_id, TRANSACTION_VERSION)]),
+                commit_properties=CommitProperties(
+                    custom_metadata={"userMetadata": request.commit_marker},
+                    app_transactions=None if request.transaction_app_id is None else [
+                        Transaction(request.transaction_app_id, TRANSACTION_VERSION)]),
             )
         except DeltaSchemaMismatch as error:
             raise SchemaMismatchError(f"{request.describe()}: {error} (schema_mode='merge' adds new columns)") from error
@@ -345,8 +358,12 @@ class ArrowEngine:
             if request.mode == "error" and "already exists" in str(error).lower():
                 raise request.already_exists() from error
             raise storage_error(f"{request.describe()}: Delta write failed", error) from error
-        metrics = DeltaTable(location.uri, storage_options=storage_options).history(1)[0].get("operationMetrics", {})
-        record.files_written = metrics.get("num_added_files")
+        own = find_own_commit(request, lambda depth: [
+            (entry["version"], entry.get("userMetadata"), entry.get("operationMetrics") or {})
+            for entry in DeltaTable(location.uri, storage_options=storage_options).history(depth)])
+        if own is not None:
+            record.version, metrics = own
+            record.files_written = metrics.get("num_added_files")
 
     def transaction_committed(self, request: WriteRequest) -> bool:
         """True when the request's Delta table already holds the commit of its idempotency key
@@ -566,7 +583,8 @@ def _filter_errors(plan: ScanPlan, schema: pa.Schema, expression, scan: Scan | N
         yield
     except (pa.ArrowNotImplementedError, pa.ArrowTypeError, pa.ArrowInvalid) as error:
         if scan is not None and plan.format in text.TEXT_FORMATS and text.is_conversion_error(error):
-            types = {f.name: f.type for f in scan.dataset.schema if f.name not in plan.partition_by}
+            types = {f.name: f.type for f in _presented(scan.dataset.schema, _converted(plan))
+                     if f.name not in plan.partition_by}
             found = text.bad_value_error(plan, error, [fragment.path for fragment in scan.kept], scan.filesystem,
                                          types)
             if found is not None:
@@ -579,6 +597,19 @@ def _filter_errors(plan: ScanPlan, schema: pa.Schema, expression, scan: Scan | N
             f"dataset {plan.dataset!r}: filter {shown} does not fit the column types "
             f"({', '.join(f'{f.name}: {f.type}' for f in schema if f.name in columns_of(plan.predicate))}): {error}"
         ) from error
+
+
+def _converted(plan: ScanPlan) -> dict[str, pa.DataType]:
+    """The columns a scan of ``plan`` converts as it reads them, with their types: a JSON dataset's
+    dates, which the files hold as text (:func:`lakeio.engines.text.json_dates`)."""
+    return text.json_dates(files.declared_types(plan.column_types)) if plan.format == "json" else {}
+
+
+def _presented(schema: pa.Schema, converted: dict[str, pa.DataType]) -> pa.Schema:
+    """``schema`` (the files' as read) with the ``converted`` columns' types."""
+    import pyarrow as pa
+
+    return pa.schema([field.with_type(converted.get(field.name, field.type)) for field in schema], schema.metadata)
 
 
 def _write_file_dataset(request: WriteRequest, data, sample: pa.Table, filesystem, target: str,

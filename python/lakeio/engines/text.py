@@ -28,7 +28,7 @@ TEXT_FORMATS = ("csv", "json")
 # The words of every bad-value message: the Spark engine knows its own errors by them.
 DOES_NOT_READ_AS = "does not read as"
 # Arrow's words for a value its CSV or JSON reader could not convert.
-_CONVERSION_ERRORS = ("In CSV column #", "Failed to convert JSON", "changed from")
+_CONVERSION_ERRORS = ("In CSV column #", "Failed to convert JSON", "changed from", "Failed to parse string")
 
 
 def held_by_both(schema: pa.Schema) -> pa.Schema:
@@ -62,12 +62,30 @@ def csv_options(options: Options, types: dict[str, pa.DataType],
 
 
 def json_options(types: dict[str, pa.DataType], others: str = "infer"):
-    """pyarrow's JSON parse options: ``types`` for the fields named there; ``others``: what other
-    fields get (``"infer"``, or ``"ignore"`` to read only those)."""
+    """pyarrow's JSON parse options: ``types`` for the fields named there (read as
+    :func:`json_read_types` says); ``others``: what other fields get (``"infer"``, or ``"ignore"``
+    to read only those)."""
     import pyarrow as pa
     import pyarrow.json as pjson
 
-    return pjson.ParseOptions(explicit_schema=pa.schema(types) if types else None, unexpected_field_behavior=others)
+    read = json_read_types(types)
+    return pjson.ParseOptions(explicit_schema=pa.schema(read) if read else None, unexpected_field_behavior=others)
+
+
+def json_read_types(types: dict[str, pa.DataType]) -> dict[str, pa.DataType]:
+    """The types pyarrow's JSON reader reads ``types`` as: dates as their text, which the scan then
+    converts (:func:`json_dates`), since the reader takes a date column for numbers of days."""
+    import pyarrow as pa
+
+    return {name: pa.string() if pa.types.is_date(data_type) else data_type for name, data_type in types.items()}
+
+
+def json_dates(types: dict[str, pa.DataType]) -> dict[str, pa.DataType]:
+    """The date columns of ``types``: read from JSON as text, converted to dates as they are scanned
+    (a value that is no ``yyyy-mm-dd`` date fails the conversion, and is named)."""
+    import pyarrow as pa
+
+    return {name: data_type for name, data_type in types.items() if pa.types.is_date(data_type)}
 
 
 def bad_value_message(plan: ScanPlan, file: Any, column: str, value: Any, data_type: pa.DataType) -> list:
@@ -150,7 +168,11 @@ def _read(data: bytes, format: str, options: Options, types: dict[str, pa.DataTy
 
     if format == "csv":
         return pcsv.read_csv(io.BytesIO(data), **csv_options(options, types, list(types) if only else None))
-    return pjson.read_json(io.BytesIO(data), parse_options=json_options(types, "ignore" if only else "infer"))
+    table = pjson.read_json(io.BytesIO(data), parse_options=json_options(types, "ignore" if only else "infer"))
+    for name, data_type in json_dates(types).items():
+        if name in table.column_names:
+            table = table.set_column(table.schema.get_field_index(name), name, table[name].cast(data_type))
+    return table
 
 
 def _text_of(lines: list[bytes], format: str, options: Options, column: str) -> str:

@@ -8,8 +8,13 @@ engine, through the DataFrame API only (no py4j, no ``sparkContext``).
   server without the plugin gets explicit partition paths with ``basePath``, listed and pruned by
   this process (pyarrow). ``record.extra["pruning"]`` says which ran.
 - **The model boundary**: a plain scan is read from its files by Arrow when this process reaches the
-  storage; otherwise, and for what Spark computes, the result comes as Connect's Arrow batches. A
-  result over the server's ``spark.driver.maxResultSize`` is a :class:`~lakeio.errors.ResultTooLargeError`.
+  storage. Otherwise, and for what Spark computes, the server writes the result as Parquet to the
+  scratch folder and Arrow reads it, as on a classic session, when the server shares that folder with
+  this process (:func:`lakeio.spark.handoff.shared_scratch`, asked once per session): Connect's
+  result-size limit does not apply. Without a shared folder the result comes as Connect's Arrow
+  batches, and one over the server's ``spark.driver.maxResultSize`` is a
+  :class:`~lakeio.errors.ResultTooLargeError` that says what works. ``record.extra["path"]`` says
+  which ran.
 - **MERGE** is Spark's ``DataFrame.mergeInto`` on the ``delta.`path``` table (Delta's Python
   DeltaTable API on Connect needs Delta's own Connect plugin on the server, which this stack lacks);
   its counts come from the commit's metrics.
@@ -19,10 +24,11 @@ from __future__ import annotations
 
 import json
 import posixpath
+from collections.abc import Iterator
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from lakeio.errors import EngineUnavailableError, InvalidArgumentError, ResultTooLargeError, StorageError
+from lakeio.errors import EngineUnavailableError, InvalidArgumentError, StorageError
 from lakeio.metrics import IORecord
 from lakeio.predicate import quote_name
 from lakeio.spark import handoff, pruning
@@ -40,6 +46,9 @@ if TYPE_CHECKING:
 # The type URL of lakeio's extension relations (jvm/src/connect/scala/lakeio/helper/ConnectPlugin.scala).
 REQUEST_TYPE_URL = "type.googleapis.com/lakeio.helper.Request"
 PLUGIN_CLASS = "lakeio.helper.ConnectPlugin"
+# How a Spark-computed result came back (record.extra["path"]).
+HANDOFF_PATH = "spark connect: parquet hand-off"
+BATCHES_PATH = "spark connect: arrow batches"
 
 
 class PluginDoor:
@@ -87,12 +96,22 @@ class SparkConnectEngine(SparkEngine):
         super().__init__(settings, storage)
         self._session: Any = None  # the Connect session, once set up
         self._plugin: bool | None = None  # whether the server has lakeio's plugin, once asked
+        # the scratch folder the server shares with this process (None: none), once asked
+        self._scratch: tuple[Location | None] | None = None
 
     def session(self) -> SparkSession:
         """The Connect session (:func:`lakeio.spark.session.connect_session`), set up once."""
         if self._session is None or self._session.is_stopped:
-            self._session, self._plugin = connect_session(self.settings, self.storage), None
+            self._session, self._plugin, self._scratch = connect_session(self.settings, self.storage), None, None
         return self._session
+
+    def shared_scratch(self) -> Location | None:
+        """The scratch folder when the server shares it with this process, else None
+        (:func:`lakeio.spark.handoff.shared_scratch`), asked once per session."""
+        spark = self.session()
+        if self._scratch is None:
+            self._scratch = (handoff.shared_scratch(self.settings, spark, self.storage),)
+        return self._scratch[0]
 
     def has_plugin(self) -> bool:
         """True when the server runs lakeio's Connect plugin, of this lakeio and this Spark.
@@ -183,29 +202,55 @@ class SparkConnectEngine(SparkEngine):
             return False
 
     def _collect(self, plan: ScanPlan, frame: DataFrame, record: IORecord) -> pa.Table:
-        """A Spark-computed read as Arrow: Connect's Arrow batches."""
+        """A Spark-computed read as Arrow: through the scratch folder when the server shares it,
+        else Connect's Arrow batches."""
         from pyspark.errors import PySparkException
 
-        record.extra["path"] = "spark connect: arrow batches"
+        scratch = self.shared_scratch()
+        if scratch is not None:
+            record.extra["path"] = HANDOFF_PATH
+            return handoff.spark_frame_to_arrow(frame, scratch, self.storage)
+        record.extra["path"] = BATCHES_PATH
         try:
             return handoff.as_spark_types(frame.toArrow())
         except PySparkException as error:
-            if "maxResultSize" not in str(error):
+            self._raise_if_too_large(plan, error)
+            raise
+
+    def _stream(self, plan: ScanPlan, frame: DataFrame, schema: pa.Schema, record: IORecord) -> Iterator[pa.RecordBatch]:
+        """A Spark-computed read streamed: from the Parquet files the server writes to the shared
+        scratch folder, else as Connect's Arrow batches (never Row objects)."""
+        from pyspark.errors import PySparkException
+
+        scratch = self.shared_scratch()
+        record.extra["path"] = HANDOFF_PATH if scratch is not None else BATCHES_PATH
+
+        def batches() -> Iterator[pa.RecordBatch]:  # Spark runs at the first batch
+            if scratch is not None:
+                for batch in handoff.staged_batches(frame, scratch, self.storage):
+                    yield handoff.conformed(batch, schema)
+                return
+            try:
+                yield from handoff.connect_batches(frame, schema)
+            except PySparkException as error:
+                self._raise_if_too_large(plan, error)
                 raise
-            raise ResultTooLargeError(
-                f"dataset {plan.dataset!r} [{plan.env}] at {plan.location.uri}: the result is larger than the Spark "
-                "Connect server's spark.driver.maxResultSize; stream it with .to_batches(), narrow it with "
-                "columns=/where=, or write it to another dataset with lake.write()") from error
+
+        return batches()
+
+    def _raise_if_too_large(self, plan: ScanPlan, error: Exception) -> None:
+        """Raises :func:`lakeio.spark.handoff.result_too_large`'s error when ``error`` is Spark's for
+        a result past the server's limit."""
+        too_large = handoff.result_too_large(error, plan.describe(), self.settings)
+        if too_large is not None:
+            raise too_large from error
 
     # -- Delta --------------------------------------------------------------------------------
 
     def _last_commit(self, location: Location) -> tuple[int, dict]:
         """The Delta table's latest version and that commit's operation metrics."""
-        row = self.session().sql(f"DESCRIBE HISTORY delta.{quote_name(location.spark_path)} LIMIT 1").collect()[0]
+        row = self._history(location, 1)[0]
         return int(row["version"]), dict(row["operationMetrics"] or {})
-
-    def _last_commit_metrics(self, location: Location) -> dict:
-        return self._last_commit(location)[1]
 
     def _merge_into(self, request: MergeRequest, frame: DataFrame) -> dict:
         """Spark's ``mergeInto`` on the ``delta.`path``` table; the counts from its commit's metrics."""

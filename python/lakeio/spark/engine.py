@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from lakeio import files
 from lakeio.config import EnvironmentSettings
-from lakeio.engines import is_spark_dataframe, text, to_arrow_data
+from lakeio.engines import find_own_commit, is_spark_dataframe, text, to_arrow_data
 from lakeio.engines.arrow import ArrowEngine
 from lakeio.errors import InvalidArgumentError, StorageError
 from lakeio.metrics import IORecord
@@ -161,7 +161,6 @@ class SparkEngine:
                      scan: Scan | None = None) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
         """The plan's schema, and its rows streamed: from the files by Arrow for a plain scan
         (of ``scan`` while current), else from Spark partition by partition."""
-        import pyarrow as pa
         from pyspark.sql.pandas.types import to_arrow_schema
 
         direct, selection = self._direct_scan(plan, record, scan)
@@ -171,14 +170,24 @@ class SparkEngine:
             return wanted, (batch if wanted.equals(schema) else batch.cast(wanted, safe=False) for batch in batches)
         frame, text_schema = self._read(plan, record, selection)
         schema = text_schema or to_arrow_schema(frame.schema)
+        batches = self._stream(plan, frame, schema, record)
+
+        def translated_batches() -> Iterator[pa.RecordBatch]:
+            with translated(plan.describe(), read=(plan, text_schema), read_on_arrow=self._read_on_arrow(plan)):
+                yield from batches
+
+        return schema, translated_batches()
+
+    def _stream(self, plan: ScanPlan, frame: DataFrame, schema: pa.Schema, record: IORecord) -> Iterator[pa.RecordBatch]:
+        """A Spark-computed read streamed as ``schema``: partition by partition through the driver."""
+        import pyarrow as pa
 
         def collected() -> Iterator[pa.RecordBatch]:
-            with translated(plan.describe(), read=(plan, text_schema), read_on_arrow=self._read_on_arrow(plan)):
-                rows = frame.toLocalIterator(prefetchPartitions=True)
-                while chunk := list(itertools.islice(rows, _ROWS_PER_BATCH)):
-                    yield pa.RecordBatch.from_pylist([row.asDict(recursive=True) for row in chunk], schema=schema)
+            rows = frame.toLocalIterator(prefetchPartitions=True)
+            while chunk := list(itertools.islice(rows, _ROWS_PER_BATCH)):
+                yield pa.RecordBatch.from_pylist([row.asDict(recursive=True) for row in chunk], schema=schema)
 
-        return schema, collected()
+        return collected()
 
     def _read_on_arrow(self, plan: ScanPlan) -> Callable[[], object]:
         """Reads ``plan`` on the Arrow engine: on the error path only, to name the file of a bad value."""
@@ -264,22 +273,29 @@ class SparkEngine:
             request.skipped_as_repeat(record)
             return
         check_delta_commits(self.session(), self.storage, request.location)
-        writer = frame.write.format("delta").options(**_write_options(request, rows_per_file))
+        writer = frame.write.format("delta").options(**_write_options(request, rows_per_file),
+                                                     userMetadata=request.commit_marker)
         # "error", never its alias "errorifexists", which Spark Connect refuses
         writer = writer.mode({"overwrite_partitions": "overwrite"}.get(request.mode, request.mode))
         if request.partition_by:
             writer = writer.partitionBy(*request.partition_by)
         with translated(request.describe(), exists=request.already_exists):
             writer.save(request.location.spark_path)
-        metrics = self._last_commit_metrics(request.location)
-        record.rows = int(metrics.get("numOutputRows", record.rows or 0))
-        record.files_written = int(metrics["numFiles"]) if "numFiles" in metrics else None
+        own = find_own_commit(request, lambda depth: [
+            (row["version"], row["userMetadata"], dict(row["operationMetrics"] or {}))
+            for row in self._history(request.location, depth)])
+        if own is not None:
+            record.version, metrics = own
+            record.rows = int(metrics.get("numOutputRows", record.rows or 0))
+            record.files_written = int(metrics["numFiles"]) if "numFiles" in metrics else None
+
+    def _history(self, location: Location, depth: int) -> list:
+        """The Delta table's latest ``depth`` commits, newest first (rows of ``DESCRIBE HISTORY``:
+        SQL, so Spark Connect runs it too)."""
+        return self.session().sql(f"DESCRIBE HISTORY delta.{quote_name(location.spark_path)} LIMIT {depth}").collect()
 
     def _last_commit_metrics(self, location) -> dict:
-        from delta.tables import DeltaTable
-
-        history = DeltaTable.forPath(self.session(), location.spark_path).history(1).collect()[0]
-        return history["operationMetrics"] or {}
+        return dict(self._history(location, 1)[0]["operationMetrics"] or {})
 
     def _write_files(self, request: WriteRequest, frame: DataFrame, sample: pa.Table, rows_per_file: int,
                      record: IORecord) -> None:
@@ -464,8 +480,9 @@ def _read_text(spark: SparkSession, plan: ScanPlan, schema: pa.Schema) -> DataFr
     Arrow engine reads them. CSV values are read as text and converted as pyarrow's CSV reader
     converts them (:func:`_converted`, with the dataset's null values); JSON values by Spark's JSON
     parser with that schema, except timestamps (converted as pyarrow's JSON reader converts them:
-    a value without a time zone is UTC) and decimals (Spark's parser rounds extra decimals, which
-    pyarrow refuses). A value that does not convert fails the job, with the message of
+    a value without a time zone is UTC), decimals (Spark's parser rounds extra decimals, which
+    pyarrow refuses) and dates (Spark's parser takes ``2024-01-02T05:00`` for a day; the Arrow
+    engine, a ``yyyy-mm-dd`` date only). A value that does not convert fails the job, with the message of
     :func:`text.bad_value_message`."""
     import pyarrow as pa
     from pyspark.sql import Column
@@ -477,7 +494,8 @@ def _read_text(spark: SparkSession, plan: ScanPlan, schema: pa.Schema) -> DataFr
         return from_arrow_type(data_type, prefer_timestamp_ntz=True)
 
     as_text = {field.name for field in schema if field.name not in plan.partition_by
-               and (plan.format == "csv" or pa.types.is_timestamp(field.type) or pa.types.is_decimal(field.type))}
+               and (plan.format == "csv" or pa.types.is_timestamp(field.type) or pa.types.is_decimal(field.type)
+                    or pa.types.is_date(field.type))}
     read_schema = T.StructType([T.StructField(f.name, T.StringType() if f.name in as_text else spark_type(f.type))
                                 for f in schema])
     frame = spark.read.format(plan.format).options(**_read_options(plan)).schema(read_schema) \

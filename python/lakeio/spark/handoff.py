@@ -5,7 +5,10 @@ its pruned file list by the Arrow engine, the same scan it runs for its own read
 types Spark gives the same columns, so the engine behind a frame does not change its schema. For a
 partitioned Parquet table the file list is the one the Scala helper found for Spark
 (:func:`selected_files_dataset`), so nothing is listed twice. Data that Spark computes goes through
-:func:`spark_frame_to_arrow`.
+:func:`spark_frame_to_arrow` (and :func:`spark_frame_batches`): Spark writes it as Parquet to a
+scratch folder, Arrow reads it. On Spark Connect that needs a folder the server and this process
+share, which :func:`shared_scratch` asks the server about; without one, the result is Connect's
+Arrow batches (:func:`connect_batches`), within the server's ``spark.driver.maxResultSize``.
 
 Before a whole result is materialised, :func:`check_fits_in_memory` compares an estimate of its
 in-memory size against the memory this process can still get, so a result that cannot fit is a
@@ -15,13 +18,14 @@ clear error instead of an out-of-memory kill.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import operator
 import os
 import posixpath
 import uuid
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
 from lakeio.dispatch import readable_size
 from lakeio.errors import InvalidArgumentError, ResultTooLargeError
@@ -194,10 +198,30 @@ def spark_frame_to_arrow(frame: DataFrame, scratch: Location, storage: Storage) 
 def spark_frame_batches(frame: DataFrame, settings: EnvironmentSettings, storage: Storage) -> pa.RecordBatchReader:
     """A Spark DataFrame as a stream of Arrow batches, without the driver: what a write of Spark
     data on the Arrow engine takes. Spark writes Parquet to the environment's scratch folder
-    (:func:`scratch_location`); the reader streams the files and removes them once exhausted or closed."""
+    (:func:`scratch_location`) and :func:`staged_batches` streams it. On Spark Connect the folder is
+    used when the server shares it (:func:`shared_scratch`, asked for each frame); else the frame
+    comes as Connect's Arrow batches (:func:`connect_batches`), within the server's
+    ``spark.driver.maxResultSize``."""
     import pyarrow as pa
 
-    dataset, remove, void = _staged(frame, scratch_location(settings, frame.sparkSession), storage)
+    spark = frame.sparkSession
+    if not is_connect(spark):
+        return staged_batches(frame, scratch_location(settings, spark), storage)
+    scratch = shared_scratch(settings, spark, storage)
+    if scratch is not None:
+        return staged_batches(frame, scratch, storage)
+    from pyspark.sql.pandas.types import to_arrow_schema
+
+    schema = to_arrow_schema(frame.schema)
+    return pa.RecordBatchReader.from_batches(schema, connect_batches(frame, schema))
+
+
+def staged_batches(frame: DataFrame, scratch: Location, storage: Storage) -> pa.RecordBatchReader:
+    """``frame`` written by Spark as Parquet under ``scratch`` (:func:`_staged`), streamed by Arrow
+    in Spark's types; the files are removed once the reader is exhausted or closed."""
+    import pyarrow as pa
+
+    dataset, remove, void = _staged(frame, scratch, storage)
     schema = spark_arrow_schema(dataset.schema)
 
     def batches():
@@ -208,6 +232,30 @@ def spark_frame_batches(frame: DataFrame, settings: EnvironmentSettings, storage
             remove()
 
     return pa.RecordBatchReader.from_batches(_with_nulls(schema.empty_table(), void).schema, batches())
+
+
+def is_connect(spark: SparkSession) -> bool:
+    """True for a Spark Connect session (without importing Connect's client, which needs grpc)."""
+    return type(spark).__module__.startswith("pyspark.sql.connect")
+
+
+def connect_batches(frame: DataFrame, schema: pa.Schema) -> Iterator[pa.RecordBatch]:
+    """A Spark Connect frame's rows as the server sends them, Arrow batches, cast to ``schema``
+    (pyspark's ``toLocalIterator`` makes Row objects of the same stream). The server runs one job
+    for the whole result, so it is bounded by the server's ``spark.driver.maxResultSize``: past it,
+    the stream raises Spark's error (see :func:`result_too_large`)."""
+    import pyarrow as pa
+
+    connect_frame: Any = frame  # a Connect DataFrame, typed as the DataFrame API it implements
+    client, plan = connect_frame.sparkSession.client, connect_frame._plan  # what toArrow() sends
+    for item in client.to_table_as_iterator(plan.to_proto(client), plan.observations):
+        if isinstance(item, pa.Table):  # the first item is the result's Spark schema
+            yield from conformed(item, schema).to_batches()
+
+
+def conformed(data, schema: pa.Schema):
+    """A table or batch of Spark's columns as ``schema`` has them (its order, types and nullability)."""
+    return data.select(schema.names).cast(schema)
 
 
 def _staged(frame: DataFrame, scratch: Location, storage: Storage
@@ -221,7 +269,6 @@ def _staged(frame: DataFrame, scratch: Location, storage: Storage
     from pyspark.sql.types import NullType
 
     folder = posixpath.join(scratch.path, f"lakeio-handoff-{uuid.uuid4().hex[:12]}")
-    spark_path = f"file:{folder}" if scratch.scheme == "file" else f"s3a://{folder}"
     filesystem = storage.filesystem(scratch)
 
     def remove() -> None:
@@ -231,7 +278,7 @@ def _staged(frame: DataFrame, scratch: Location, storage: Storage
     void = [(index, field.name) for index, field in enumerate(frame.schema.fields) if isinstance(field.dataType, NullType)]
     if void:
         frame = frame.drop(*[name for _, name in void])
-    frame.write.mode("error").parquet(spark_path)
+    frame.write.mode("error").parquet(dataclasses.replace(scratch, path=folder).spark_path)
     try:
         return ds.dataset(folder, filesystem=filesystem, format="parquet"), remove, void
     except BaseException:
@@ -277,6 +324,48 @@ def scratch_location(settings: EnvironmentSettings, spark: SparkSession) -> Loca
             "write to this machine's disk: set it to shared storage every executor and this process can "
             "reach (e.g. s3://bucket/tmp)")
     return location
+
+
+def shared_scratch(settings: EnvironmentSettings, spark: SparkSession, storage: Storage) -> Location | None:
+    """The scratch folder (:func:`scratch_location`) when a Spark Connect server and this process
+    both reach it, else None: a fact asked, not assumed. This process writes a token under the
+    folder and the server reads it back (``spark.read.text``); the probe is removed either way. A
+    server on a cluster with no shared ``spark.scratch_uri`` shares none."""
+    from pyspark.errors import PySparkException
+
+    try:
+        scratch = scratch_location(settings, spark)  # the server's spark.master decides what a cluster is
+    except InvalidArgumentError:
+        return None
+    token = uuid.uuid4().hex
+    folder = posixpath.join(scratch.path, f"lakeio-probe-{token[:12]}")
+    filesystem = storage.filesystem(scratch)
+    try:
+        filesystem.create_dir(folder)
+        with filesystem.open_output_stream(posixpath.join(folder, "token")) as probe:
+            probe.write(token.encode())
+        seen = [row[0] for row in spark.read.text(dataclasses.replace(scratch, path=folder).spark_path).collect()]
+    except (OSError, PySparkException):  # this process cannot write there, or the server cannot read it
+        seen = []
+    finally:
+        with contextlib.suppress(OSError):
+            filesystem.delete_dir(folder)
+    return scratch if seen == [token] else None
+
+
+def result_too_large(error: Exception, what: str, settings: EnvironmentSettings) -> ResultTooLargeError | None:
+    """The error for a Spark Connect result past the server's ``spark.driver.maxResultSize`` (None
+    for any other ``error``), raised when the server does not share the scratch folder: what works
+    is a scratch folder both reach, less data, or a write that stays in the server."""
+    if "maxResultSize" not in str(error):
+        return None
+    uri = settings.spark.scratch_uri
+    scratch = f"the scratch folder {uri}" if uri else "a scratch folder (spark.scratch_uri is unset)"
+    return ResultTooLargeError(
+        f"{what}: the result is larger than the Spark Connect server's spark.driver.maxResultSize, and the "
+        f"server and this process do not share {scratch}, through which larger results come back as Parquet: "
+        "set spark.scratch_uri in lakeio.yaml to a folder both reach (e.g. s3://bucket/tmp), narrow the read "
+        "with columns=/where=, or write the data to another dataset with lake.write()")
 
 
 def default_scratch() -> str:
