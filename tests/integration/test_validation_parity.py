@@ -303,7 +303,67 @@ def test_where_deequ_alone_differs_lakeios_semantics_stand(spark, tmp_path, monk
     assert ("n", "Mean") not in alone and ("*", "Compliance") not in alone  # "Empty state": no metric
     report, _ = _binding(tmp_path, """
         columns:
-          n: {type: int64, checks: [{greater_than: 0}], metrics: [mean]}
+          n: {type: int64, checks: [not_null, {greater_than: 0}], metrics: [mean]}
         """).run_spark(empty, "validate")
     assert report.backend == "deequ" and report.metric("n", "mean") is None
     assert [(r.passed, r.observed) for r in report.results if r.check == "greater_than"] == [(True, 0)]
+    for result in (r for r in report.results if r.check != "type"):  # Deequ's constraints fail on no rows
+        assert result.passed and str(result.deequ).startswith("Failure") and "Empty state" in str(result.deequ)
+
+    # Deequ's own constraints, where their verdict differs: lakeio's stands, the report shows both.
+    report, _ = _binding(tmp_path, """
+        columns:
+          x: {type: float64, checks: [{greater_or_equal: 0}]}
+          n: {type: int64}
+          label: {type: string, checks: [{pattern: "^a$"}]}
+        """).run_spark(numbers, "validate")
+    said = {r.check: (r.passed, r.deequ) for r in report.results if r.check != "type"}
+    assert said["greater_or_equal"][0] is False  # NaN fails a value check
+    assert str(said["greater_or_equal"][1]).startswith("Success: MinimumConstraint")  # Spark's min passes NaN by
+    assert said["pattern"][0] is True  # a null is an absent value
+    assert str(said["pattern"][1]).startswith("Failure: PatternMatchConstraint")  # Deequ counts it as no match
+    assert spark.sparkContext._gateway._callback_server is None
+
+
+@pytest.mark.deequ
+def test_one_contract_is_one_deequ_run_whose_constraints_reach_the_report(spark, tmp_path, monkeypatch):
+    """One VerificationSuite run computes the checks' constraints and the metrics together (no
+    AnalysisRunner beside it); each result carries Deequ's word, and no callback server runs after."""
+    monkeypatch.setenv("SPARK_VERSION", jvm.spark_line(spark.version))  # pydeequ reads it at import
+    from pydeequ.analyzers import AnalysisRunBuilder
+    from pydeequ.verification import VerificationRunBuilder
+
+    runs: list[VerificationRunBuilder] = []
+    real_run = VerificationRunBuilder.run
+
+    def counted(builder):  # a spy: the real run, counted
+        runs.append(builder)
+        return real_run(builder)
+
+    def refused(builder):
+        raise AssertionError("an AnalysisRunner run beside the suite")
+
+    monkeypatch.setattr(VerificationRunBuilder, "run", counted)
+    monkeypatch.setattr(AnalysisRunBuilder, "run", refused)
+    frame = _spark_frame(spark, pa.table({"n": pa.array([1, 2, 2, None], pa.int64()),
+                                          "s": pa.array(["a", "b", "zz", None], pa.string())}))
+    report, _ = _binding(tmp_path, """
+        columns:
+          n: {type: int64, checks: [not_null, unique, {between: {min: 1, max: 5}}], metrics: [mean, stddev]}
+          s: {type: string, checks: [{in_set: {values: [a, b], severity: warning}}]}
+        checks:
+          - {row_count: {min: 1, max: 10}}
+        """).run_spark(frame, "validate")
+    assert len(runs) == 1 and report.backend == "deequ"
+    said = {(r.check, r.column): r for r in report.results if r.check != "type"}
+    assert {key: (r.passed, str(r.deequ).split(":")[0]) for key, r in said.items()} == {
+        ("not_null", "n"): (False, "Failure"), ("unique", "n"): (False, "Failure"), ("between", "n"): (True, "Success"),
+        ("in_set", "s"): (False, "Failure"), ("row_count", None): (True, "Success")}
+    assert said[("not_null", "n")].deequ == ("Failure: CompletenessConstraint(Completeness(n,None,None)): "
+                                             "Value: 0.75 does not meet the constraint requirement!")
+    assert "Compliance(s contained in a,b" in str(said[("in_set", "s")].deequ)
+    assert [w.check for w in report.warnings] == ["in_set"]
+    assert report.metric("n", "mean") == pytest.approx(5 / 3) and report.metric("n", "stddev") == pytest.approx(
+        math.sqrt(2 / 9))  # the metrics of the same run
+    assert "(deequ: Failure: CompletenessConstraint(Completeness(n,None,None))" in str(report)
+    assert spark.sparkContext._gateway._callback_server is None

@@ -65,6 +65,10 @@ def test_spark_writes_validate_before_commit_and_keep_the_previous_version(lake,
         report = caught.value.report
         assert {(r.check, r.column, r.observed) for r in report.errors} == {
             ("unique", "id", 1), ("in_set", "carrier", 1), ("between", "delay", 1)}
+        if report.backend == "deequ":  # a write's table checks judge the table after it, not Deequ's rows
+            said = {r.check: str(r.deequ).split(":")[0] for r in report.results if r.check != "type"}
+            assert said == {"not_null": "Success", "unique": "None", "in_set": "Failure", "between": "Failure",
+                            "row_count": "None"}
 
     after = lake.read(dataset, engine="arrow", validate=False).to_pandas().sort_values("id", ignore_index=True)
     pd.testing.assert_frame_equal(after, before)

@@ -196,3 +196,18 @@ def test_types_are_checked_and_cast_only_where_allowed(lake):
     with pytest.raises(DataQualityError, match=r"cast to int64: 1 value\(s\) do not fit"):
         lake.write("flights", lossy, mode="error")
     assert not lake.exists("flights")
+
+
+def test_deequs_word_on_a_result_reaches_the_report_text_html_and_json():
+    from lakeio.validation.report import CheckResult, ValidationReport
+
+    said = "Failure: CompletenessConstraint(Completeness(n,None,None)): Value: 0.75 does not meet the constraint requirement!"
+    report = ValidationReport("d", "test", "validate", "deequ", "r1", "c.yaml", rows=4, seconds=0.1, filtered=False,
+                              results=(CheckResult("not_null", "n", "error", False, 1, 0, "1 null value(s) of 4 rows",
+                                                   said),
+                                       CheckResult("unique", "n", "error", True, 0, 0, "none repeated")),
+                              metrics=(), skipped=())
+    assert f"1 null value(s) of 4 rows (deequ: {said})" in str(report)
+    assert [r["deequ"] for r in report.as_dict()["results"]] == [said, None]
+    html = report.to_html()
+    assert "deequ: Failure: CompletenessConstraint(Completeness(n,None,None))" in html and html.count("deequ:") == 1

@@ -1,21 +1,33 @@
-"""The Deequ backend: a contract's measures computed by ONE Deequ analysis run (through pydeequ), on
-a Spark line whose classpath has Deequ (the 3.5 line; no Deequ for Spark 4 is served).
+"""The Deequ backend: a contract run as ONE Deequ ``VerificationSuite`` run (through pydeequ), on a
+Spark line whose classpath has Deequ (the 3.5 line; no Deequ for Spark 4 is served).
 
-Deequ computes what its analyzers compute; lakeio's semantics (``lakeio.validation.semantics``)
-then judge, as for the other backends, so verdicts mean the same everywhere:
+The run carries, over the frame cast to the contract's types, both:
 
-* rows: ``Size``; nulls: ``Completeness``; failing values: ``Compliance`` of the
-  very predicate the one-job Spark backend counts (its SQL text); distinct keys: ``CountDistinct``
+* a Deequ ``Check`` per contract check that Deequ has a constraint for (``isComplete``,
+  ``hasCompleteness``, ``isUnique``, ``hasUniqueness``, ``hasSize``, ``isContainedIn``, ``hasMin``,
+  ``hasMax``, ``hasPattern``, and ``satisfies`` with lakeio's own predicate for the rest), whose
+  status and message the report shows beside lakeio's verdict (``CheckResult.deequ``); and
+* the analyzers whose metrics lakeio's semantics (``lakeio.validation.semantics``) read, as required
+  analyzers: rows: ``Size``; nulls: ``Completeness``; failing values: ``Compliance`` of the very
+  predicate the one-job Spark backend counts (its SQL text); distinct keys: ``CountDistinct``
   (which, like lakeio, ignores keys whose columns are all null) beside a ``Compliance`` for the rows
   with a key; min, max, mean, stddev, variance of numbers: ``Minimum``, ``Maximum``, ``Mean``,
   ``StandardDeviation`` with ``where: NOT isnan(...)`` on floats (Deequ's Mean over NaN is NaN;
   lakeio leaves NaN out), variance as the square of Deequ's population stddev.
-* what Deequ has no analyzer for, the one-job backend computes, in its own single job: values
-  present (``all_present``), cast failures, label counts (Deequ's Histogram caps bins and names nulls
-  ``NullValue``), min/max of dates, timestamps and strings, and the range of failing values shown
-  when a check failed. See docs/deequ.md.
 
-Analyzers run in the JVM: no Python callable is passed, so no py4j callback server starts.
+Deequ shares one scan (and one grouping per key) among the checks' analyzers and the required
+ones. lakeio's semantics judge the metrics, so a verdict means the same on every backend; where
+Deequ's own constraint says otherwise (NaN, nulls in keys, empty tables: docs/deequ.md), lakeio's
+verdict stands and the report shows both.
+
+What Deequ has no analyzer for, the one-job backend computes in its own single job: values present
+(``all_present``), cast failures, label counts (Deequ's Histogram caps bins and names nulls
+``NullValue``), min/max of dates, timestamps and strings, and the range of failing values shown when
+a check failed. On a write, table checks judge the table after the write (the one-job backend's
+job over it), so Deequ gets no constraint for them.
+
+Every assertion runs in the JVM (Deequ's ``Check.IsOne``, or ``lakeio.helper.Assertions``): no
+Python callable is passed, so no py4j callback server starts.
 """
 
 from __future__ import annotations
@@ -28,34 +40,62 @@ from typing import TYPE_CHECKING, Any
 from lakeio.predicate import quote_name
 from lakeio.spark import jvm
 from lakeio.spark import validation as one_job
-from lakeio.validation.contract import LogicalType
-from lakeio.validation.semantics import Distinct, Failing, FailingValues, Nulls, Plan, Rows, Stat
+from lakeio.validation.contract import (
+    Between,
+    Comparison,
+    InSet,
+    LogicalType,
+    MaxNullFraction,
+    NotNull,
+    Pattern,
+    RowCount,
+    Unique,
+    UniqueKey,
+    ValueCheck,
+    portable_regex,
+)
+from lakeio.validation.semantics import (
+    Distinct,
+    Failing,
+    FailingValues,
+    Nulls,
+    Plan,
+    Planned,
+    Rows,
+    Stat,
+    is_table_check,
+    rule_of,
+)
 
 if TYPE_CHECKING:
-    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql import Column, DataFrame, SparkSession
 
-RUNNER_CLASS = "com.amazon.deequ.analyzers.runners.AnalysisRunner"
+SUITE_CLASS = "com.amazon.deequ.VerificationSuite"
 
 
 def available(spark: SparkSession) -> bool:
     """True when the session has Deequ's jars and pydeequ is installed."""
     import importlib.util
 
-    return importlib.util.find_spec("pydeequ") is not None and jvm.has_class(spark, RUNNER_CLASS)
+    return importlib.util.find_spec("pydeequ") is not None and jvm.has_class(spark, SUITE_CLASS)
 
 
-def measure(frame: DataFrame, plan: Plan, casts: Mapping[str, LogicalType]) -> dict:
-    """Computes ``plan.measures``: one Deequ run, plus the one-job backend for what Deequ lacks."""
+def measure(frame: DataFrame, plan: Plan, casts: Mapping[str, LogicalType]) -> tuple[dict, dict[int, str]]:
+    """Computes ``plan.measures`` by one Deequ run (plus the one-job backend for what Deequ lacks).
+    Returns the measures and what Deequ said of each planned check it ran, by its index in
+    ``plan.checks`` (``"Success: <constraint>"`` or ``"Failure: <constraint>: <message>"``)."""
     from pyspark.sql import functions as F
 
     spark = frame.sparkSession
     # pydeequ reads the Spark line from the environment at import; the session knows it.
     os.environ.setdefault("SPARK_VERSION", jvm.spark_line(spark.version))
     from pydeequ import analyzers as A
+    from pydeequ.verification import VerificationResult, VerificationSuite
 
     cast = one_job.cast_frame(frame, casts)  # Deequ reads the values as the contract types them
+    scala = jvm.Scala(spark)
 
-    def column(name: str):
+    def column(name: str) -> Column:
         return F.col(quote_name(name))
 
     analyzers: list = []
@@ -95,11 +135,20 @@ def measure(frame: DataFrame, plan: Plan, casts: Mapping[str, LogicalType]) -> d
         else:
             rest.append(item)
 
-    runner = A.AnalysisRunner(spark).onData(cast)
+    suite = VerificationSuite(spark).onData(cast)
+    writing = bool(plan.table_measures)  # a write's table checks judge the table after it, not these rows
+    for index, planned in enumerate(plan.checks):
+        if writing and is_table_check(planned.check):
+            continue
+        check = _deequ_check(spark, scala, index, planned, plan.types, column)
+        if check is not None:
+            suite = suite.addCheck(check)
     for analyzer in analyzers:
-        runner = runner.addAnalyzer(analyzer)
-    context = runner.run()
-    rows = A.AnalyzerContext.successMetricsAsDataFrame(spark, context).collect()
+        scala.add_required_analyzer(suite, analyzer)
+    result = suite.run()
+    rows = VerificationResult.successMetricsAsDataFrame(spark, result).collect()
+    said = _said(VerificationResult.checkResultsAsJson(spark, result))
+
     metrics: dict[Any, Any] = {(row["instance"], row["name"]): row["value"] for row in rows}
     metrics["rows"] = metrics.get(("*", "Size"), 0)
     measured = {item: read(metrics) for item, read in readers.items()}
@@ -108,7 +157,72 @@ def measure(frame: DataFrame, plan: Plan, casts: Mapping[str, LogicalType]) -> d
     failed = [m for m in plan.measures if isinstance(m, Failing) and measured[m].count]
     if failed:
         measured.update(one_job.failing_extremes(cast, failed, column, plan.types, measured))
-    return measured
+    return measured, said
+
+
+def _deequ_check(spark: SparkSession, scala: jvm.Scala, index: int, planned: Planned,
+                 types: Mapping[str, LogicalType], column) -> Any:
+    """A Deequ ``Check`` (named ``lakeio<index>``) of one constraint for a contract check, or None
+    for the checks Deequ has no constraint for (history bounds, a row count without bounds)."""
+    from pydeequ.checks import Check, CheckLevel
+
+    check, name = planned.check, planned.column
+    if isinstance(check, RowCount) and not check.has_bounds or not isinstance(
+            check, (RowCount, UniqueKey, Unique, NotNull, MaxNullFraction, ValueCheck)):
+        return None
+    level = CheckLevel.Error if check.severity == "error" else CheckLevel.Warning
+    deequ = Check(spark, level, f"lakeio{index}")
+    none = scala.none
+    if isinstance(check, RowCount):
+        deequ._Check = deequ._Check.hasSize(scala.rows_between(check.min, check.max), none())
+        return deequ
+    if isinstance(check, UniqueKey):
+        deequ._Check = deequ._Check.hasUniqueness(scala.seq(list(check.columns)), scala.is_one(), none())
+        return deequ
+    assert name is not None, "the rest are a column's checks"
+    if isinstance(check, NotNull):
+        return deequ.isComplete(name)
+    if isinstance(check, Unique):
+        return deequ.isUnique(name)
+    if isinstance(check, MaxNullFraction):
+        deequ._Check = deequ._Check.hasCompleteness(name, scala.assertion("atLeast", 1 - check.fraction), none(), none())
+        return deequ
+    assert isinstance(check, ValueCheck)
+    logical, compliant = types[name], scala.assertion("atLeast", 1 - check.tolerance)
+    numeric = _numeric(logical)
+    exact = check.tolerance == 0  # Deequ's numeric isContainedIn, hasMin and hasMax allow no failing row
+    if isinstance(check, InSet) and logical.name == "string" and all(isinstance(v, str) for v in check.values):
+        deequ._Check = deequ._Check.isContainedIn(name, scala.strings(list(check.values)), compliant, none())
+    elif isinstance(check, Between) and numeric and exact:
+        deequ._Check = deequ._Check.isContainedIn(name, float(check.min), float(check.max), check.include_min,
+                                                  check.include_max, none(), none())
+    elif isinstance(check, Comparison) and numeric and exact:
+        bound = {">": "above", ">=": "atLeast", "<": "below", "<=": "atMost"}[check.operator]
+        method = deequ._Check.hasMin if check.operator in (">", ">=") else deequ._Check.hasMax
+        deequ._Check = method(name, scala.assertion(bound, float(check.value)), none(), none())
+    elif isinstance(check, Pattern):
+        deequ._Check = deequ._Check.hasPattern(name, scala.regex(portable_regex(check.regex)), compliant,
+                                               none(), none(), none())
+    else:  # lakeio's own rule, as SQL: a row complies unless it fails it
+        from pyspark.sql import functions as F
+
+        rule = rule_of(check)
+        assert rule is not None
+        passing = ~F.coalesce(one_job.failing(Failing(name, rule), column, logical), F.lit(False))
+        deequ._Check = deequ._Check.satisfies(jvm.column_sql(passing), f"{check.name} {name}", compliant, none(),
+                                              scala.immutable_list([]), none())
+    return deequ
+
+
+def _said(results: list[dict]) -> dict[int, str]:
+    """What Deequ said of each check, by the index its name ``lakeio<index>`` carries."""
+    said = {}
+    for row in results:
+        words = f"{row['constraint_status']}: {row['constraint']}"
+        if row.get("constraint_message"):
+            words += f": {row['constraint_message']}"
+        said[int(row["check"].removeprefix("lakeio"))] = words
+    return said
 
 
 def _numeric(logical: LogicalType) -> bool:

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
 
 HELPER_CLASS = "lakeio.helper.Helper"
+ASSERTIONS_CLASS = "lakeio.helper.Assertions"  # Deequ constraints' assertions, run in the JVM
 # The supported Spark lines (major.minor) and the checkout folder each line's jars are built into.
 SPARK_LINES = {"4.1": "jars", "3.5": "jars-3.5"}
 # The lines whose s3a creates a file only if absent (Hadoop 3.4.2+), which lakeio's Delta log store
@@ -171,3 +172,56 @@ def try_cast_column(value: Column, type_name: str) -> Column:
     data_type = gateway.org.apache.spark.sql.types.DataType.fromDDL(type_name)
     cast = expressions.Cast(java_column.expr(), data_type, gateway.scala.Option.empty(), try_mode)
     return Column(gateway.org.apache.spark.sql.Column(cast))
+
+
+class Scala:
+    """The Scala values pydeequ's raw Deequ calls take (options, sequences, arrays, regexes) and
+    lakeio's JVM assertions (``lakeio.helper.Assertions``): a constraint asserting in the JVM needs
+    no py4j callback server, which a Python lambda given to pydeequ starts."""
+
+    def __init__(self, spark: SparkSession) -> None:
+        _helper(spark)  # the assertions live in the helper jar: a missing one fails here, saying so
+        if not has_class(spark, ASSERTIONS_CLASS):
+            raise EngineUnavailableError(f"the lakeio helper jar on this session's classpath predates "
+                                         f"{ASSERTIONS_CLASS}; rebuild it: {_SETUP_HINT}")
+        self._gateway: Any = spark._jvm
+        self._spark = spark
+
+    def none(self) -> Any:
+        return self._gateway.scala.Option.empty()
+
+    def seq(self, values: list[str]) -> Any:
+        return self._gateway.org.apache.spark.api.python.PythonUtils.toSeq(values)
+
+    def immutable_list(self, values: list[str]) -> Any:
+        return self._gateway.org.apache.spark.api.python.PythonUtils.toList(values)
+
+    def strings(self, values: list[str]) -> Any:
+        py4j: Any = self._spark.sparkContext._gateway
+        array = py4j.new_array(self._gateway.java.lang.String, len(values))
+        for index, value in enumerate(values):
+            array[index] = value
+        return array
+
+    def regex(self, pattern: str) -> Any:
+        return self._gateway.scala.util.matching.Regex(pattern, self.seq([]))
+
+    def assertion(self, name: str, *bounds: float) -> Any:
+        """``lakeio.helper.Assertions.<name>(bounds)``: a ``Double => Boolean`` (``atLeast``, ``atMost``,
+        ``above``, ``below``, ``between``)."""
+        return getattr(_java(self._spark, ASSERTIONS_CLASS), name)(*[float(b) for b in bounds])
+
+    def rows_between(self, low: int | None, high: int | None) -> Any:
+        """``lakeio.helper.Assertions.rowsBetween``: a ``Long => Boolean`` for Deequ's ``hasSize``
+        (a missing bound is open)."""
+        return _java(self._spark, ASSERTIONS_CLASS).rowsBetween(low or 0, 2**63 - 1 if high is None else high)
+
+    def is_one(self) -> Any:
+        """Deequ's own ``Check.IsOne``."""
+        return self._gateway.com.amazon.deequ.checks.Check.IsOne()
+
+    def add_required_analyzer(self, suite: Any, analyzer: Any) -> None:
+        """Adds a pydeequ analyzer to a pydeequ ``VerificationRunBuilder`` as a required analyzer
+        (its metric computed in the suite's run though no check needs it; pydeequ has no call for it)."""
+        analyzer._set_jvm(self._gateway)
+        suite._VerificationRunBuilder.addRequiredAnalyzer(analyzer._analyzer_jvm)

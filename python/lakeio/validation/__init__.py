@@ -328,10 +328,11 @@ class ContractBinding:
     def run_spark(self, frame, operation: str, *, partial: bool = False, filtered: bool = False,
                   after: TableAfter | None = None, source: Any = None,
                   deequ: bool | None = None) -> tuple[ValidationReport, Any]:
-        """Runs the contract on a Spark DataFrame: by one Deequ run when the session has Deequ (or
-        ``deequ`` says so), else by lakeio's one-job backend (one aggregate job, plus one for label
-        counts); with ``after`` and table checks, one more job over the table after the write. Returns
-        the report (its ``backend`` says which ran) and the frame, cast where the contract allows (lazily)."""
+        """Runs the contract on a Spark DataFrame: by one Deequ ``VerificationSuite`` run when the
+        session has Deequ (or ``deequ`` says so; each result then carries Deequ's own word), else by
+        lakeio's one-job backend (one aggregate job, plus one for label counts); with ``after`` and
+        table checks, one more job over the table after the write. Returns the report (its
+        ``backend`` says which ran) and the frame, cast where the contract allows (lazily)."""
         from lakeio.spark import deequ as deequ_backend
         from lakeio.spark import validation as spark_backend
 
@@ -339,21 +340,23 @@ class ContractBinding:
         outcome = check_schema(self.contract, spark_backend.logical_schema(frame), partial=partial)
         chosen = semantics_plan(self.contract, outcome, filtered=filtered, write=after is not None)
         use_deequ = deequ_backend.available(frame.sparkSession) if deequ is None else deequ
-        measured = (deequ_backend if use_deequ else spark_backend).measure(frame, chosen, outcome.casts)
+        measured, said = deequ_backend.measure(frame, chosen, outcome.casts) if use_deequ else \
+            (spark_backend.measure(frame, chosen, outcome.casts), {})
         cast = spark_backend.cast_frame(frame, outcome.casts)
         table = None
         if after is not None and chosen.table_measures:
             incoming = spark_backend.cast_frame(source, outcome.casts) if source is not None else cast
             table = spark_backend.measure(after.spark_frame(incoming, chosen.table_columns), chosen.of_table(), {})
         report = self._report(operation, "deequ" if use_deequ else "spark", chosen, outcome, measured, filtered,
-                              started, table)
+                              started, table, said)
         return report, cast
 
-    def _report(self, operation, backend, chosen, outcome, measured, filtered, started, table=None) -> ValidationReport:
+    def _report(self, operation, backend, chosen, outcome, measured, filtered, started, table=None,
+                deequ=None) -> ValidationReport:
         from lakeio.validation.semantics import Rows
 
         history = self.sink.history(self.dataset, self.env, operation) if not filtered else None
-        results, metrics = evaluate(chosen, measured, outcome, table, history=history)
+        results, metrics = evaluate(chosen, measured, outcome, table, history=history, deequ=deequ)
         return ValidationReport(
             dataset=self.dataset, env=self.env, operation=operation, backend=backend, run_id=uuid.uuid4().hex[:16],
             contract=self.contract.path, rows=measured[Rows()], seconds=round(time.perf_counter() - started, 4),

@@ -60,6 +60,11 @@ def render(report: ValidationReport, history: Iterable[Mapping[str, Any]] | None
     return "\n".join(parts) + "\n"
 
 
+def _deequ_said(result: CheckResult) -> str:
+    """What Deequ's own constraint said, under lakeio's message, when the Deequ backend ran."""
+    return f'<br><small class="deequ">deequ: {_e(result.deequ)}</small>' if result.deequ else ""
+
+
 def _checks_table(results: tuple[CheckResult, ...]) -> str:
     rows = []
     ordered = sorted(results, key=lambda r: (r.passed, r.severity != "error"))
@@ -69,7 +74,7 @@ def _checks_table(results: tuple[CheckResult, ...]) -> str:
                     f'<td><span class="verdict {state}">{state}</span></td><td>{_e(r.check)}</td>'
                     f"<td>{_e(r.column or 'table')}</td><td>{_e(r.severity)}</td>"
                     f"<td><code>{_e(_json(r.observed))}</code></td><td><code>{_e(_json(r.threshold))}</code></td>"
-                    f"<td>{_e(r.message)}</td></tr>")
+                    f"<td>{_e(r.message)}{_deequ_said(r)}</td></tr>")
     return ('<h2>Checks</h2><table id="checks"><tr><th>verdict</th><th>check</th><th>column</th><th>severity</th>'
             "<th>observed</th><th>threshold</th><th>message</th></tr>" + "".join(rows) + "</table>")
 

@@ -12,7 +12,9 @@ class CheckResult:
     """One check on one column (or the table, when ``column`` is None).
 
     ``observed`` is what the data showed (failing rows, null fraction, duplicate keys, a type) and
-    ``threshold`` the bound it was held to; both are plain JSON values.
+    ``threshold`` the bound it was held to; both are plain JSON values. ``deequ`` is what Deequ's
+    own constraint said of the check when the Deequ backend ran it (``"Success: <constraint>"`` or
+    ``"Failure: <constraint>: <message>"``); ``passed`` is lakeio's verdict, which stands.
     """
 
     check: str
@@ -22,6 +24,7 @@ class CheckResult:
     observed: Any
     threshold: Any
     message: str
+    deequ: str | None = None
 
 
 @dataclass(frozen=True)
@@ -116,7 +119,7 @@ class ValidationReport:
     def describe_failures(self) -> str:
         """One line per failed check, errors first."""
         return "\n".join(f"  {r.severity:<7} {r.check} [{r.column or 'table'}]: {r.message}"
-                         for r in self.errors + self.warnings)
+                         + (f" (deequ: {r.deequ})" if r.deequ else "") for r in self.errors + self.warnings)
 
     def __str__(self) -> str:
         head = (f"validation of dataset {self.dataset!r} [{self.env}] on {self.operation} ({self.backend}, "

@@ -17,6 +17,7 @@ Rules both backends follow:
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import decimal
 import math
@@ -351,11 +352,14 @@ History = Callable[[str | None, str, int], list[float] | None]
 
 
 def evaluate(plan: Plan, measured: Mapping, schema: SchemaOutcome, table: Mapping | None = None, *,
-             history: History | None = None) -> tuple[list[CheckResult], list[MetricValue]]:
+             history: History | None = None,
+             deequ: Mapping[int, str] | None = None) -> tuple[list[CheckResult], list[MetricValue]]:
     """Turns a backend's measures into check results and metric values (the one place of semantics).
     ``table``: on a write, the measures of the table after it (``plan.of_table()``), which table
     checks judge; row checks, metrics and history checks judge ``measured``, the rows written.
-    ``history`` gives earlier runs' metrics to history checks; None: there is no history kept."""
+    ``history`` gives earlier runs' metrics to history checks; None: there is no history kept.
+    ``deequ``: what Deequ's constraints said of planned checks (by index in ``plan.checks``), put on
+    their results beside lakeio's verdict, which stands."""
     rows = measured[Rows()]
     table = measured if table is None else table
     results = list(schema.results)
@@ -364,10 +368,12 @@ def evaluate(plan: Plan, measured: Mapping, schema: SchemaOutcome, table: Mappin
         results.append(CheckResult(
             "type", column, "error", failures == 0, failures, 0,
             f"cast to {target}: {failures} value(s) do not fit" if failures else f"cast to {target}, all values fit"))
-    for planned in plan.checks:
+    said = deequ or {}
+    for index, planned in enumerate(plan.checks):
         check = planned.check
         if not isinstance(check, (RowCount, MetricHistory)) or (isinstance(check, RowCount) and check.has_bounds):
-            results.append(_verdict(planned, measured, rows, table))
+            verdict = _verdict(planned, measured, rows, table)
+            results.append(dataclasses.replace(verdict, deequ=said[index]) if index in said else verdict)
         if isinstance(check, (RowCount, MetricHistory)) and check.has_history_bounds:
             metric = check.metric if isinstance(check, MetricHistory) else "row_count"
             current = rows if isinstance(check, RowCount) else _metric_value(planned.column, metric, measured, rows)
