@@ -83,8 +83,8 @@ class LakeFrame:
         The frame is the one ``to_arrow().to_pandas()`` gives (dtypes, values, index, column
         labels, pandas blocks), converted a few columns at a time, each column's Arrow memory
         handed back before the next (:mod:`lakeio.conversion`). The peak is the read's own, the
-        table and the reader's scratch memory, not the table plus the frame: about 1.4 frames in
-        ``bench_to_pandas.py``, against 2.4 for ``to_arrow().to_pandas()``.
+        table and the reader's scratch memory, not the table plus the frame (``bench_to_pandas.py``
+        measures it; see docs/figures.md).
         """
         from lakeio.conversion import arrow_to_pandas
 
