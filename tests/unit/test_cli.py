@@ -147,6 +147,14 @@ def test_storage_errors_exit_3(scores):
     assert "cannot open parquet data" in result.output and "out/empty" in result.output
 
 
+def test_recover_exits_0_with_nothing_to_do_and_2_for_an_unknown_dataset(scores):
+    lakeio.Catalog.load("conf", env="dev").write("scores", pa.table({"value": [1, 2]}))
+    done = CliRunner().invoke(cli, ["--env", "dev", "recover", "scores"])
+    unknown = CliRunner().invoke(cli, ["--env", "dev", "recover", "scorez"])
+    assert (done.exit_code, done.output) == (0, "scores: no interrupted commit\n")
+    assert unknown.exit_code == 2 and "did you mean 'scores'?" in unknown.output
+
+
 def test_contract_init_writes_a_skeleton_that_loads_back_and_passes_on_its_data(tmp_path):
     output = tmp_path / "flights.yaml"
     result = lakeio_command("contract", "init", "flights", "-o", str(output))
