@@ -38,6 +38,7 @@ from lakeio import partitions
 from lakeio.engines import text
 from lakeio.errors import SchemaMismatchError, StorageError, storage_error
 from lakeio.predicate import And, Compare, IsNull, Or, Predicate, to_arrow
+from lakeio.storage import again_if_transient
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -204,8 +205,13 @@ def write(request: WriteRequest, storage: Storage, incoming: pa.Table, stage: St
     present = exists(filesystem, location)
     if present and request.mode == "error":
         raise request.already_exists()
-    existing = open_dataset(filesystem, location, request.format, bool(request.partition_by), request.options,
-                            partition_types=request.partition_types) if present else None
+    try:
+        existing = again_if_transient(location, lambda: open_dataset(
+            filesystem, location, request.format, bool(request.partition_by), request.options,
+            partition_types=request.partition_types)) if present else None
+    except OSError as error:  # nothing staged yet: nothing changed
+        raise storage_error(f"{request.describe()}: cannot read the data there to check the write against it",
+                            error) from error
     if existing is not None and request.options.schema_mode != "overwrite":
         check_schema(request, existing.schema, incoming)
     if empty and present and request.mode in ("append", "overwrite_partitions"):

@@ -11,9 +11,11 @@ import contextlib
 import functools
 import logging
 import os
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 from urllib.parse import urlparse
 
 from pydantic import SecretStr
@@ -36,6 +38,25 @@ def transient(error: BaseException) -> bool:
     said = str(error)
     return any(mark in said for mark in ("SlowDown", "SLOW_DOWN", "503", "INTERNAL_FAILURE", "NETWORK_CONNECTION",
                                          "Failed to flush response stream", "ServiceUnavailable"))
+
+
+T = TypeVar("T")
+
+#: How many times a call S3 answered with a transient fault is made (after the client's own retries).
+TRANSIENT_ATTEMPTS = 3
+
+
+def again_if_transient(location: Location, call: Callable[[], T]) -> T:
+    """``call()``, made again (after a pause) when S3 answered it with a transient fault the
+    client's retries gave up on, or could not retry (a GetObject into a stream already written)."""
+    for attempt in range(1, TRANSIENT_ATTEMPTS + 1):
+        try:
+            return call()
+        except Exception as error:
+            if location.scheme != "s3" or attempt == TRANSIENT_ATTEMPTS or not transient(error):
+                raise
+            time.sleep(0.2 * attempt)
+    raise AssertionError("unreachable")
 
 
 @dataclass(frozen=True)

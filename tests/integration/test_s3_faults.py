@@ -81,6 +81,44 @@ def test_a_write_under_targeted_faults_changed_nothing_or_committed(through_prox
     print(f"targeted {operation} #{nth} x{times}: {'failed cleanly' if failed else 'committed'}")
 
 
+@pytest.mark.parametrize("format", ["parquet", "csv"])
+def test_spark_plain_writes_under_a_quarter_of_requests_failing_commit_or_change_nothing(faulty, spark, tmp_path,
+                                                                                     format):
+    """Spark stages the files through s3a (retrying), lakeio's commit moves them; each write either
+    committed or failed with a lakeio error and left the last committed data, never a mix. The
+    data is in a bucket of its own, first reached here, so Spark's s3a client for it is made with
+    this catalog's endpoint, the proxy (s3a keeps one client per bucket)."""
+    import boto3
+
+    bucket = f"lakeio-faults-{format}"
+    boto3.client("s3").create_bucket(Bucket=bucket)
+    conf = tmp_path / "conf"
+    conf.mkdir()
+    (conf / "lakeio.yaml").write_text(yaml.safe_dump(
+        {"environments": {"s3": {"engine": "spark", "s3": {"endpoint_url": faulty.endpoint}}}}))
+    (conf / "faults.yaml").write_text(yaml.safe_dump(
+        {"events": {"format": format, "partition_by": ["part"],
+                    "environments": {"s3": {"uri": f"s3://{bucket}/events"}}}}))
+    lake = lakeio.Catalog.load(conf, env="s3")
+    lake.write("events", rows(range(6)), mode="overwrite")
+    committed, outcomes = list(range(6)), []
+    faulty.fail_fraction(0.25)
+    for trial in range(1, 4):
+        wanted = list(range(trial * 10, trial * 10 + 6))
+        try:
+            lake.write("events", rows(wanted), mode="overwrite")
+            committed = wanted
+            outcomes.append("committed")
+        except lakeio.LakeioError as error:
+            outcomes.append(f"failed: {type(error).__name__}")
+    faults, requests = faulty.faults, faulty.requests
+    faulty.clear()
+    lake.recover("events")
+    print(f"spark {format} under 25% faults: {faults} of {requests} requests answered 503, {outcomes}")
+    assert faults > 0
+    assert ids(lake) == committed  # the last write that said it committed, whole
+
+
 def test_the_proxy_delays_every_request_and_forwards_it_unchanged(s3_endpoint, faulty):
     import time
 

@@ -13,8 +13,7 @@ import datetime as dt
 import itertools
 import posixpath
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
@@ -24,7 +23,7 @@ from lakeio.errors import ConcurrentWriteError, InvalidArgumentError, SchemaMism
 from lakeio.metrics import IORecord
 from lakeio.predicate import columns_of, to_arrow, to_sql
 from lakeio.requests import TRANSACTION_VERSION, MergeRequest, WriteRequest
-from lakeio.storage import Location, Storage, transient
+from lakeio.storage import Location, Storage, again_if_transient
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -43,19 +42,6 @@ T = TypeVar("T")
 # Reads of plain files whose files a commit replaced mid-read, before that is an error; and of
 # any data that met a fault the S3 client's own retries did not ride out.
 _READ_ATTEMPTS = 3
-
-
-def _again_if_transient(plan: ScanPlan, read: Callable[[], T]) -> T:
-    """``read()``, tried again (after a pause) when S3 answered it with a transient fault the
-    client's retries gave up on, or could not retry (a GetObject into a stream already written)."""
-    for attempt in range(1, _READ_ATTEMPTS + 1):
-        try:
-            return read()
-        except Exception as error:
-            if plan.location.scheme != "s3" or attempt == _READ_ATTEMPTS or not transient(error):
-                raise
-            time.sleep(0.2 * attempt)
-    raise AssertionError("unreachable")
 
 
 class ArrowEngine:
@@ -142,7 +128,7 @@ class ArrowEngine:
 
     def _open(self, plan: ScanPlan) -> tuple[ds.Dataset, DeltaSnapshot | None]:
         """The plan's data as a pyarrow dataset, and its Delta snapshot (None for plain files)."""
-        return _again_if_transient(plan, lambda: self._open_once(plan))
+        return again_if_transient(plan.location, lambda: self._open_once(plan))
 
     def _open_delta(self, plan: ScanPlan) -> tuple[ds.Dataset, DeltaSnapshot]:
         import pyarrow as pa
@@ -245,7 +231,7 @@ class ArrowEngine:
         for attempt in range(1, _READ_ATTEMPTS + 1):
             try:
                 with self._scanning(plan, record, scan) as scanner:
-                    return _again_if_transient(plan, scanner.to_table)
+                    return again_if_transient(plan.location, scanner.to_table)
             except OSError as error:
                 if plan.format == "delta" or not files.vanished(error):
                     raise
