@@ -151,7 +151,7 @@ class SparkEngine:
         frame, schema = self._read(plan, record, selection)
         with translated(plan.describe(), read=(plan, schema), read_on_arrow=self._read_on_arrow(plan)):
             table = self._collect(plan, frame, record)
-        return table if schema is None else table.select(schema.names).cast(schema)
+        return table if schema is None else handoff.conformed(table, schema)
 
     def _collect(self, plan: ScanPlan, frame: DataFrame, record: IORecord) -> pa.Table:
         """A Spark-computed read as Arrow: written by Spark to the scratch folder, read by Arrow."""

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from lakeio.dispatch import readable_size
 from lakeio.errors import InvalidArgumentError, ResultTooLargeError
+from lakeio.spark import jvm
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -205,7 +206,7 @@ def spark_frame_batches(frame: DataFrame, settings: EnvironmentSettings, storage
     import pyarrow as pa
 
     spark = frame.sparkSession
-    if not is_connect(spark):
+    if not jvm.is_connect(spark):
         return staged_batches(frame, scratch_location(settings, spark), storage)
     scratch = shared_scratch(settings, spark, storage)
     if scratch is not None:
@@ -232,11 +233,6 @@ def staged_batches(frame: DataFrame, scratch: Location, storage: Storage) -> pa.
             remove()
 
     return pa.RecordBatchReader.from_batches(_with_nulls(schema.empty_table(), void).schema, batches())
-
-
-def is_connect(spark: SparkSession) -> bool:
-    """True for a Spark Connect session (without importing Connect's client, which needs grpc)."""
-    return type(spark).__module__.startswith("pyspark.sql.connect")
 
 
 def connect_batches(frame: DataFrame, schema: pa.Schema) -> Iterator[pa.RecordBatch]:

@@ -90,8 +90,14 @@ def column_sql(value: Column) -> str:
     return java_column.expr().sql()
 
 
+def is_connect(spark: SparkSession) -> bool:
+    """True for a Spark Connect session, which has no py4j door (without importing Connect's
+    client, which needs grpc)."""
+    return type(spark).__module__.startswith("pyspark.sql.connect")
+
+
 def _helper(spark: SparkSession):
-    if not hasattr(spark, "_jvm") or spark.__class__.__module__.startswith("pyspark.sql.connect"):
+    if not hasattr(spark, "_jvm") or is_connect(spark):
         raise EngineUnavailableError(
             "lakeio's Spark engine needs a classic SparkSession (py4j); this is a Spark Connect session. "
             "Start Spark without SPARK_REMOTE / spark.remote, or use engine='arrow'."
