@@ -70,6 +70,7 @@ def lake(request, tmp_path, storage, spark, s3_endpoint) -> lakeio.Catalog:
         "folders_arrow": ("parquet", ["day", "code", "k"]),
         "folders_spark": ("parquet", ["day", "code", "k"]),
         "codes_arrow": ("parquet", ["day", "code"]),
+        **{f"kinds_{format}": (format, list(KINDS)) for format in ("parquet", "csv", "json", "delta")},
         "codes_spark": ("parquet", ["day", "code"]),
         "lines": ("csv", []),
         "readings": ("csv", []),
@@ -91,6 +92,15 @@ def lake(request, tmp_path, storage, spark, s3_endpoint) -> lakeio.Catalog:
 # The contracts of the text datasets (by the first word of their names): the columns they declare
 # are read as these types, the others as inferred from the files.
 CONTRACTS = {
+    "kinds": """
+        extra_columns: allow
+        columns:
+          id: {type: int64}
+          flag: {type: boolean}
+          price: {type: "decimal(10,2)"}
+          score: {type: float64}
+          at: {type: timestamp}
+    """,
     "codes": """
         extra_columns: allow
         columns:
@@ -663,3 +673,59 @@ def test_a_declared_partition_type_wins_on_every_engine(lake, engine):
             assert sorted_rows(got.select(["id", "day", "code"])) == sorted_rows(table), (writer, reader)
             filtered = lake.read(f"codes_{writer}", where="code = '005'", engine=reader).to_arrow()
             assert sorted(filtered.column("id").to_pylist()) == [1, 5, 9, 13], (writer, reader)
+
+
+# Partition columns of the declared kinds Spark would infer otherwise (``true`` a string, ``1.50`` a
+# double, a timestamp in its own zone rule), each row a folder of its own.
+KINDS = {"flag": pa.bool_(), "price": pa.decimal128(10, 2), "score": pa.float64(), "at": pa.timestamp("us", "UTC")}
+
+
+def kinds_table() -> pa.Table:
+    return pa.table({
+        "id": pa.array(range(6), pa.int64()),
+        "flag": pa.array([True, False] * 3, pa.bool_()),
+        "price": pa.array([decimal.Decimal(v) for v in ("1.50", "2.25", "1.50", "10.00", "0.10", "2.25")],
+                          pa.decimal128(10, 2)),
+        "score": pa.array([0.5, 1.5, 2.5, 1e10, -1.0, 0.5], pa.float64()),
+        "at": pa.array([utc(2024, 1, 2, 3, 4, 5), utc(2024, 1, 3), utc(2024, 1, 3, 0, 0, 0, 500000),
+                        utc(2024, 1, 4, 23, 59, 59), utc(2024, 1, 2, 3, 4, 5), utc(2023, 12, 31)],
+                       pa.timestamp("us", "UTC")),
+    })
+
+
+@pytest.mark.parametrize("format", ["parquet", "csv", "json", "delta"])
+def test_declared_partition_kinds_type_the_columns_on_every_engine(lake, engine, engine_mode, format, caplog,
+                                                                   monkeypatch):
+    """A contract's boolean, decimal, double and timestamp partition columns, written by either
+    engine, read back as those types and values on every engine (Connect: with the plugin and with
+    the client's listing), and a filter on each prunes Parquet folders."""
+    from lakeio.spark.connect import SparkConnectEngine
+
+    name = f"kinds_{format}"
+    expected = sorted_rows(kinds_table())
+    schema = [("id", pa.int64()), *KINDS.items()]
+    filters = [("flag = true", lambda r: r["flag"]), ("price = 1.5", lambda r: r["price"] == decimal.Decimal("1.50")),
+               ("score > 1.0", lambda r: r["score"] > 1),
+               ([("at", ">=", utc(2024, 1, 3))], lambda r: r["at"] >= utc(2024, 1, 3))]
+    listings = [True, False] if engine_mode == "connect" else [None]  # Connect: the plugin, the client's listing
+    for writer in dict.fromkeys(["arrow", engine]):
+        lake.write(name, kinds_table(), mode="overwrite", engine=writer)
+        for reader in dict.fromkeys(["arrow", engine]):
+            for plugin in listings if reader == engine else [None]:
+                if plugin is not None:
+                    monkeypatch.setattr(SparkConnectEngine, "has_plugin", lambda self, plugin=plugin: plugin)
+                table = lake.read(name, engine=reader).to_arrow()
+                assert types_of(table.select([n for n, _ in schema]).schema) == schema, (writer, reader, plugin)
+                assert sorted_rows(table.select([n for n, _ in schema])) == expected, (writer, reader, plugin)
+                if reader != "arrow":  # Spark's own frame, not only the rows handed to Arrow
+                    theirs = compat.to_arrow(lake.read(name, engine=reader).to_spark())
+                    assert types_of(theirs.select([n for n, _ in schema]).schema) == schema, (writer, plugin)
+                    assert sorted_rows(theirs.select([n for n, _ in schema])) == expected, (writer, plugin)
+                for where, wanted in filters:
+                    ids = {r["id"] for r in expected if wanted(r)}
+                    frame = lake.read(name, where=where, engine=reader)
+                    record = folder_record(caplog, frame)
+                    assert {r["id"] for r in frame.to_arrow().to_pylist()} == ids, (writer, reader, plugin, where)
+                    if format == "parquet":  # one folder (and file) per row
+                        read = record["partitions_listed"] if reader != "arrow" else record["files_scanned"]
+                        assert read == len(ids), (writer, reader, plugin, where, record)

@@ -13,6 +13,7 @@ import datetime as dt
 import itertools
 import posixpath
 import threading
+import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
@@ -139,7 +140,8 @@ class ArrowEngine:
             table = self._latest_delta_table(plan.location) if latest else self._delta_table(plan)
             dataset = _delta_dataset(table, plan, self.storage.filesystem(plan.location))
             actions = pa.table(table.get_add_actions(flatten=False))
-            sizes = dict(zip(actions["path"].to_pylist(), actions["size_bytes"].to_pylist()))
+            # The log's paths are URI-encoded (a folder k=a%20b is logged k=a%2520b); fragments' are not.
+            sizes = dict(zip(map(urllib.parse.unquote, actions["path"].to_pylist()), actions["size_bytes"].to_pylist()))
             return dataset, DeltaSnapshot(table, table.version(), sizes, lock)
 
     def _open_once(self, plan: ScanPlan) -> tuple[ds.Dataset, DeltaSnapshot | None]:
@@ -495,7 +497,7 @@ class DeltaSnapshot:
 
     table: Any  # the DeltaTable
     version: int
-    sizes: dict[str, int]  # every file of the version (its path in the log) -> bytes
+    sizes: dict[str, int]  # every file of the version (its path, decoded) -> bytes
     lock: threading.Lock  # held for every use of ``table``: delta-rs refuses concurrent updates of one object
 
 

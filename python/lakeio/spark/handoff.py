@@ -67,8 +67,6 @@ def selected_files_dataset(plan: ScanPlan, selection: PartitionSelection,
     the data columns as the first file's footer has them (what Spark reads too); with no file
     selected, the schema is the helper's.
     """
-    import datetime as dt
-
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.dataset as ds
@@ -83,8 +81,7 @@ def selected_files_dataset(plan: ScanPlan, selection: PartitionSelection,
     def condition(column: str, value):
         if value is None:
             return pc.field(column).is_null()
-        kind = partition_types[column]
-        return pc.field(column) == pa.scalar(dt.date.fromisoformat(value) if kind == pa.date32() else value, kind)
+        return pc.field(column) == pruning.arrow_value(value, partition_types[column])
 
     files = []
     for partition in selection.partitions:

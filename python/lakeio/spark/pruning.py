@@ -24,8 +24,8 @@ import math
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
-from lakeio.errors import LakeioError, StorageError
-from lakeio.predicate import And, Compare, In, IsNull, Literal, Not, Predicate
+from lakeio.errors import LakeioError, SchemaMismatchError, StorageError
+from lakeio.predicate import And, Compare, In, IsNull, Literal, Not, Predicate, conjuncts_where, to_arrow
 from lakeio.spark import jvm
 
 if TYPE_CHECKING:
@@ -37,6 +37,8 @@ if TYPE_CHECKING:
 
 
 TUNING = ("threads", "sampleSize", "maxCandidates")
+# The partition column types whose values the helper compares with a filter's literals (it prunes on them).
+HELPER_COMPARES = ("int", "bigint", "date", "string")
 
 
 class HelperDoor(Protocol):
@@ -134,31 +136,83 @@ def select_partitions(spark: SparkSession, plan: ScanPlan, *, prune: bool = True
     return with_declared_types(PartitionSelection(
         paths=tuple(answer["paths"]), types=answer["types"], total=answer["total"], schema_path=answer["schemaPath"],
         data_schema=answer["dataSchema"], requests=answer["requests"], steps=tuple(answer["steps"]),
-        partitions=tuple(answer.get("partitions", ()))), plan)
+        partitions=tuple(answer.get("partitions", ()))), plan, prune)
 
 
-def with_declared_types(selection: PartitionSelection, plan: ScanPlan) -> PartitionSelection:
-    """``selection`` with the contract's declared partition types (of the kinds the helper reads:
-    int, bigint, date, string) in place of those it inferred, each partition's values read again
-    from its folder names as that type (:mod:`lakeio.partitions`), as the Arrow engine reads them."""
+def with_declared_types(selection: PartitionSelection, plan: ScanPlan, prune: bool = True) -> PartitionSelection:
+    """``selection`` with lakeio's values and types (:mod:`lakeio.partitions`, as the Arrow engine
+    reads them) in place of the helper's, which are Spark's: each string or declared column's
+    values read again from its folder names (a folder pyarrow spelt ``k=Z%C3%BCrich`` is ``Zürich``,
+    not Spark's ``ZÃ¼rich``), a contract's declared type in place of the inferred one. The helper
+    compares only int, bigint, date and string values, so with ``prune`` the partitions of the
+    filter's top-level AND terms on other declared columns (a timestamp, decimal, double or boolean)
+    are pruned here."""
     from lakeio import partitions
     from lakeio.files import declared_types
 
     arrow = {c: t for c, t in declared_types(plan.partition_types).items() if spark_type_name(t)}
-    if not arrow:
+    if not arrow and "string" not in selection.types.values():
         return selection
+    import pyarrow as pa
 
-    def value(raw: str | None, column: str):
-        typed = None if raw is None else partitions.typed_value(raw, arrow[column]).as_py()
-        return typed.isoformat() if isinstance(typed, dt.date) else typed
+    types = {**{c: pa.string() for c, t in selection.types.items() if t == "string"}, **arrow}
 
-    def retyped(partition: dict) -> dict:
-        names = partition["path"].rstrip("/").split("/")[-len(plan.partition_by):]
+    def folder_values(path: str) -> dict[str, pa.Scalar]:
+        names = path.rstrip("/").split("/")[-len(plan.partition_by):]
         found = dict(pair for pair in map(partitions.parse_folder, names) if pair is not None)
-        return {**partition, "values": {**partition["values"], **{c: value(found.get(c), c) for c in arrow}}}
+        try:
+            return {c: partitions.typed_value(found.get(c), t) for c, t in types.items()}
+        except pa.ArrowInvalid as error:
+            raise SchemaMismatchError(f"dataset {plan.dataset!r} [{plan.env}] at {plan.location.uri}: partition "
+                                      f"folder {path!r} is not of its column's declared type "
+                                      f"({', '.join(f'{c}: {t}' for c, t in arrow.items())}): {error}") from error
 
-    return replace(selection, types={**selection.types, **{c: spark_type_name(t) for c, t in arrow.items()}},
-                   partitions=tuple(retyped(p) for p in selection.partitions))
+    values = {path: folder_values(path) for path in selection.paths}
+    compared = {c for c, t in arrow.items() if spark_type_name(t) not in HELPER_COMPARES}
+    terms = conjuncts_where(plan.predicate, lambda column, _: column in compared) if prune else None
+    paths = list(selection.paths)
+    if terms is not None and paths:
+        table = pa.table({c: pa.array([values[p][c].as_py() for p in paths], arrow[c]) for c in compared})
+        kept = set(table.append_column("path", pa.array(paths)).filter(to_arrow(terms, table.schema))
+                   .column("path").to_pylist())
+        paths = [p for p in paths if p in kept]
+    retyped = tuple({**p, "values": {**p["values"], **{c: _json_value(v) for c, v in values[p["path"]].items()}}}
+                    for p in selection.partitions if p["path"] in paths)
+    return replace(selection, paths=tuple(paths), partitions=retyped,
+                   types={**selection.types, **{c: spark_type_name(t) for c, t in arrow.items()}})
+
+
+def _json_value(scalar: pa.Scalar) -> Any:
+    """A typed partition value as the helper's ``prelistedFrame`` reads it (see Helper.scala)."""
+    import pyarrow as pa
+
+    from lakeio import partitions
+
+    value = scalar.as_py()
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if pa.types.is_timestamp(scalar.type):  # microseconds since the epoch
+        return scalar.cast(pa.int64()).as_py()
+    if isinstance(value, float):
+        return partitions.spark_text(value)  # Java's text of it, which Double.parseDouble reads back
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return format(value, "f")  # a decimal, exact
+
+
+def arrow_value(value: Any, type_: pa.DataType) -> pa.Scalar:
+    """A partition's value as the helper answers it (:func:`_json_value`'s form), as a scalar of ``type_``."""
+    import decimal
+
+    import pyarrow as pa
+
+    if value is not None and type_ == pa.date32():
+        value = dt.date.fromisoformat(value)
+    elif value is not None and pa.types.is_decimal(type_):
+        value = decimal.Decimal(value)
+    elif value is not None and pa.types.is_floating(type_):
+        value = float(value)  # Java's text: 1.0E10, NaN, Infinity
+    return pa.scalar(value, type_)
 
 
 def read(spark: SparkSession, plan: ScanPlan, selection: PartitionSelection, door: HelperDoor = jvm) -> DataFrame:
@@ -248,14 +302,27 @@ def _with_partition_types(schema: StructType, types: dict[str, str | None]) -> S
 
 
 def spark_type_name(type_: pa.DataType) -> str | None:
-    """The helper's type name of an Arrow partition column type, or None where Spark's inference stands."""
+    """The Spark type name (``int``, ``decimal(10,2)``, ``timestamp``) of an Arrow partition column
+    type, or None where Spark's inference stands (a type no partition column is given)."""
     import pyarrow as pa
 
-    return {pa.int32(): "int", pa.int64(): "bigint", pa.date32(): "date", pa.string(): "string"}.get(type_)
+    if pa.types.is_decimal128(type_):
+        return f"decimal({type_.precision},{type_.scale})"
+    if pa.types.is_timestamp(type_) and type_.unit == "us":
+        return "timestamp" if type_.tz == "UTC" else "timestamp_ntz" if type_.tz is None else None
+    return {pa.int32(): "int", pa.int64(): "bigint", pa.date32(): "date", pa.string(): "string",
+            pa.bool_(): "boolean", pa.float64(): "double"}.get(type_)
 
 
 def _spark_type(name: str):
-    """The pyspark type of one of the helper's type names (``int``, ``bigint``, ``date``, ``string``)."""
-    from pyspark.sql.types import DateType, IntegerType, LongType, StringType
+    """The pyspark type of a :func:`spark_type_name`."""
+    import re
 
-    return {"int": IntegerType, "bigint": LongType, "date": DateType, "string": StringType}[name]()
+    from pyspark.sql import types as T
+
+    decimal = re.fullmatch(r"decimal\((\d+),(\d+)\)", name)
+    if decimal:
+        return T.DecimalType(int(decimal.group(1)), int(decimal.group(2)))
+    return {"int": T.IntegerType, "bigint": T.LongType, "date": T.DateType, "string": T.StringType,
+            "boolean": T.BooleanType, "double": T.DoubleType, "timestamp": T.TimestampType,
+            "timestamp_ntz": T.TimestampNTZType}[name]()

@@ -18,7 +18,8 @@ import org.apache.spark.sql.{Dataset, Row}
 import org.apache.spark.sql.catalyst.InternalRow
 import org.apache.spark.sql.execution.datasources.{FileStatusCache, HadoopFsRelation, InMemoryFileIndex, PartitionPath, PartitionSpec}
 import org.apache.spark.sql.execution.datasources.parquet.{ParquetFileFormat, ParquetToSparkSchemaConverter}
-import org.apache.spark.sql.types.{DataType, DateType, IntegerType, LongType, StringType, StructType}
+import org.apache.spark.sql.types.{BooleanType, DataType, DateType, Decimal, DecimalType, DoubleType, IntegerType, LongType, StringType,
+  StructType, TimestampNTZType, TimestampType}
 import org.apache.spark.unsafe.types.UTF8String
 
 /** lakeio's JVM entry points, called from Python through the active SparkSession's py4j gateway.
@@ -169,7 +170,9 @@ object Helper {
       case (Some(v), _) => values.put(column, v)
     }
 
-  /** A typed partition value as Spark holds it in a row. */
+  /** A typed partition value as Spark holds it in a row: decimals and doubles come as their text
+    * (exact, and `NaN`/`Infinity` are no JSON numbers), timestamps as microseconds since the epoch.
+    */
   private def internalValue(node: JsonNode, dataType: DataType): Any =
     if (node == null || node.isNull) null
     else dataType match {
@@ -177,6 +180,10 @@ object Helper {
       case LongType => node.asLong
       case DateType => LocalDate.parse(node.asText).toEpochDay.toInt
       case StringType => UTF8String.fromString(node.asText)
+      case BooleanType => node.asBoolean
+      case DoubleType => java.lang.Double.parseDouble(node.asText)
+      case decimal: DecimalType => Decimal(new java.math.BigDecimal(node.asText), decimal.precision, decimal.scale)
+      case TimestampType | TimestampNTZType => node.asLong
       case other => throw new BadRequest(s"partition columns of type $other are not prelisted")
     }
 
