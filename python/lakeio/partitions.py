@@ -79,6 +79,24 @@ def unescape(text: str) -> str:
     return re.sub(r"(?:%[0-9A-Fa-f]{2})+", decoded, text)
 
 
+def spark_misread(path: str) -> tuple[str, str, str] | None:
+    """The first folder of ``path`` whose value Spark's own reading (each ``%XX`` one character)
+    gives other than :func:`unescape` does (a UTF-8 run: pyarrow's spelling of non-ASCII), as
+    (folder, Spark's value, lakeio's value); None when Spark reads every folder alike.
+
+    >>> spark_misread("/t/day=2024-01-02/city=Z%C3%BCrich/part-0.parquet")
+    ('city=Z%C3%BCrich', 'ZÃ¼rich', 'Zürich')
+    >>> spark_misread("/t/city=Zürich/k=a%2Fb/part-0.parquet") is None
+    True
+    """
+    for segment in path.split("/"):
+        if "=" in segment and "%" in segment:
+            spark = re.sub(r"%([0-9A-Fa-f]{2})", lambda escape: chr(int(escape.group(1), 16)), segment)
+            if spark != unescape(segment):
+                return segment, spark.partition("=")[2], unescape(segment.partition("=")[2])
+    return None
+
+
 def folder_value(value: Any) -> str:
     """The (escaped) folder value of one partition value: Spark's text of it."""
     return NULL_NAME if value is None or value == "" else escape(spark_text(value))

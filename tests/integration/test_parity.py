@@ -71,6 +71,8 @@ def lake(request, tmp_path, storage, spark, s3_endpoint) -> lakeio.Catalog:
         "folders_spark": ("parquet", ["day", "code", "k"]),
         "codes_arrow": ("parquet", ["day", "code"]),
         **{f"kinds_{format}": (format, list(KINDS)) for format in ("parquet", "csv", "json", "delta")},
+        "spelt_parquet": ("parquet", ["city"]),
+        "spelt_csv": ("csv", ["city"]),
         "codes_spark": ("parquet", ["day", "code"]),
         "lines": ("csv", []),
         "readings": ("csv", []),
@@ -623,6 +625,48 @@ def test_an_overwrite_of_partitions_replaces_folders_spelt_the_old_way(lake, eng
                engine=engine)
     got = sorted_rows(lake.read("folders_arrow", engine="arrow").to_arrow())
     assert [(r["id"], r["k"]) for r in got] == [(0, "é t'"), (1, "a/b")]
+
+
+def test_folders_spelt_the_old_way_read_alike_or_are_refused(lake, engine, engine_mode, monkeypatch):
+    """Folders pyarrow spelt (``city=Z%C3%BCrich``: URI-encoded UTF-8, as ``pq.write_to_dataset``
+    and older lakeio wrote them) read as their text through lakeio's listing on every engine, and a
+    filter matches them; a Spark read that lists them itself (CSV; Connect without the plugin)
+    is refused, naming the folder and how to rewrite it. Never mojibake."""
+    import pyarrow.dataset as ds
+    import pyarrow.parquet as pq
+
+    from lakeio.config import S3Settings
+    from lakeio.errors import StorageError
+    from lakeio.spark.connect import SparkConnectEngine
+    from lakeio.storage import Storage
+
+    table = pa.table({"id": pa.array([0, 1, 2], pa.int64()), "city": ["Zürich", "日本 x", "plain"]})
+    filesystem = Storage(S3Settings()).filesystem(lake.location("spelt_parquet"))
+    pq.write_to_dataset(table, lake.location("spelt_parquet").path, partition_cols=["city"], filesystem=filesystem)
+    ds.write_dataset(table, lake.location("spelt_csv").path, filesystem=filesystem, format="csv",
+                     partitioning=["city"], partitioning_flavor="hive")
+    assert "city=Z%C3%BCrich" in data_file_sizes(lake, "spelt_parquet")
+    for plugin in [True, False] if engine_mode == "connect" else [None]:
+        if plugin is not None:
+            monkeypatch.setattr(SparkConnectEngine, "has_plugin", lambda self, plugin=plugin: plugin)
+        if plugin is False:  # the client's listing gives Spark the folders to read itself
+            with pytest.raises(StorageError, match="city=Z%C3%BCrich.*engine='arrow'"):
+                lake.read("spelt_parquet", engine=engine).to_spark().collect()
+            continue
+        got = lake.read("spelt_parquet", engine=engine).to_arrow()
+        assert sorted_rows(got.select(["id", "city"])) == sorted_rows(table), plugin
+        if engine != "arrow":
+            theirs = compat.to_arrow(lake.read("spelt_parquet", engine=engine).to_spark())
+            assert sorted_rows(theirs.select(["id", "city"])) == sorted_rows(table), plugin
+        filtered = lake.read("spelt_parquet", where="city = 'Zürich'", engine=engine).to_arrow()
+        assert filtered.column("id").to_pylist() == [0], plugin
+    csv = lake.read("spelt_csv", engine=engine)
+    if engine == "arrow":
+        assert sorted((r["id"], r["city"]) for r in csv.to_arrow().to_pylist()) == [(0, "Zürich"), (1, "日本 x"),
+                                                                                   (2, "plain")]
+    else:
+        with pytest.raises(StorageError, match="city=Z%C3%BCrich.*'ZÃ¼rich', not 'Zürich'"):
+            csv.to_arrow()
 
 
 # Folder values of one partition column each (a case of several: the column's folders); lakeio's

@@ -98,6 +98,8 @@ class SparkEngine:
                 frame = pruning.read(spark, plan, selection or self._selection(plan, record), self._door())
             elif plan.format in text.TEXT_FORMATS:
                 schema = self._arrow.text_schema(plan)
+                if plan.partition_by:  # Spark reads the folders' names itself
+                    pruning.refuse_misread_folders(plan, self._arrow.open_scan(plan).dataset.files)
                 frame = files.read_consistently(self.storage, plan, lambda: _read_text(spark, plan, schema))
             elif plan.format == "delta":
                 frame = spark.read.format(plan.format).options(**_read_options(plan)).load(plan.location.spark_path)

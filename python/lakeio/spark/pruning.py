@@ -21,6 +21,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -140,28 +141,25 @@ def select_partitions(spark: SparkSession, plan: ScanPlan, *, prune: bool = True
 
 
 def with_declared_types(selection: PartitionSelection, plan: ScanPlan, prune: bool = True) -> PartitionSelection:
-    """``selection`` with lakeio's values and types (:mod:`lakeio.partitions`, as the Arrow engine
-    reads them) in place of the helper's, which are Spark's: each string or declared column's
-    values read again from its folder names (a folder pyarrow spelt ``k=Z%C3%BCrich`` is ``Zürich``,
-    not Spark's ``ZÃ¼rich``), a contract's declared type in place of the inferred one. The helper
-    compares only int, bigint, date and string values, so with ``prune`` the partitions of the
-    filter's top-level AND terms on other declared columns (a timestamp, decimal, double or boolean)
-    are pruned here."""
+    """``selection`` with the contract's declared partition types in place of those the helper
+    inferred, each partition's values read again from its folder names as that type
+    (:mod:`lakeio.partitions`), as the Arrow engine reads them. The helper compares only int,
+    bigint, date and string values, so with ``prune`` the partitions of the filter's top-level AND
+    terms on other declared columns (a timestamp, decimal, double or boolean) are pruned here."""
+    import pyarrow as pa
+
     from lakeio import partitions
     from lakeio.files import declared_types
 
     arrow = {c: t for c, t in declared_types(plan.partition_types).items() if spark_type_name(t)}
-    if not arrow and "string" not in selection.types.values():
+    if not arrow:
         return selection
-    import pyarrow as pa
-
-    types = {**{c: pa.string() for c, t in selection.types.items() if t == "string"}, **arrow}
 
     def folder_values(path: str) -> dict[str, pa.Scalar]:
         names = path.rstrip("/").split("/")[-len(plan.partition_by):]
         found = dict(pair for pair in map(partitions.parse_folder, names) if pair is not None)
         try:
-            return {c: partitions.typed_value(found.get(c), t) for c, t in types.items()}
+            return {c: partitions.typed_value(found.get(c), t) for c, t in arrow.items()}
         except pa.ArrowInvalid as error:
             raise SchemaMismatchError(f"dataset {plan.dataset!r} [{plan.env}] at {plan.location.uri}: partition "
                                       f"folder {path!r} is not of its column's declared type "
@@ -236,12 +234,34 @@ def read(spark: SparkSession, plan: ScanPlan, selection: PartitionSelection, doo
         request = {"root": plan.location.spark_path, "schema": schema, "partitionColumns": list(plan.partition_by),
                    "partitions": list(selection.partitions)}
         return door.frame(spark, "prelistedFrame", request)
+    refuse_misread_folders(plan, paths)  # Spark reads these folders' names itself
     reader = spark.read.format(plan.format).option("basePath", plan.location.spark_path)
     if selection.data_schema is not None:
         return reader.schema(table_schema(selection, plan.partition_by)).load(paths)
     frame = reader.load(paths)
     typed = _with_partition_types(frame.schema, selection.types)
     return frame if typed is None else reader.schema(typed).load(paths)
+
+
+def refuse_misread_folders(plan: ScanPlan, paths: Iterable[str]) -> None:
+    """Refuses a read whose partition folders Spark's own listing would read other than lakeio
+    (``city=Z%C3%BCrich``, as pyarrow and older lakeio spelt non-ASCII: Spark reads ``ZÃ¼rich``).
+
+    Raises:
+        StorageError: naming the first such folder, and what reads or rewrites the dataset.
+    """
+    from lakeio import partitions
+
+    for path in paths:
+        misread = partitions.spark_misread(path)
+        if misread is not None:
+            folder, theirs, ours = misread
+            raise StorageError(
+                f"{plan.describe()}: partition folder {folder!r} (in {path}) is spelt as pyarrow spells non-ASCII; "
+                f"Spark's own listing would read its value as {theirs!r}, not {ours!r}, so this Spark read is "
+                f"refused. Read it with engine='arrow', or rewrite the dataset once in Spark's spelling: "
+                f"lake.write({plan.dataset!r}, lake.read({plan.dataset!r}, engine='arrow').to_arrow(), "
+                f"mode='overwrite', engine='arrow')")
 
 
 def helper_predicate(predicate: Predicate, partition_columns: set[str]) -> dict:

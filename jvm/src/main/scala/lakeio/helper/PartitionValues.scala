@@ -1,9 +1,11 @@
 package lakeio.helper
 
+import java.nio.ByteBuffer
 import java.nio.charset.StandardCharsets.UTF_8
 import java.time.LocalDate
 
 import scala.util.Try
+import scala.util.matching.Regex
 
 import org.apache.hadoop.fs.FileStatus
 import org.apache.spark.sql.catalyst.catalog.ExternalCatalogUtils
@@ -68,10 +70,26 @@ object PartitionValues {
     val at = name.indexOf('=')
     if (at <= 0) None
     else {
-      val column = ExternalCatalogUtils.unescapePathName(name.substring(0, at))
+      val column = unescape(name.substring(0, at))
       val value = name.substring(at + 1)
-      Some(column -> (if (value == NullName) None else Some(ExternalCatalogUtils.unescapePathName(value))))
+      Some(column -> (if (value == NullName) None else Some(unescape(value))))
     }
+  }
+
+  private val EscapeRun = "(?:%[0-9A-Fa-f]{2})+".r
+
+  /** The text a directory name spells, as lakeio.partitions.unescape reads it: `%XX` decoded, a run
+    * of escapes that is UTF-8 (pyarrow's spelling of non-ASCII) as that text, any other escape as
+    * one character per byte (Spark's own reading, which would make `Z%C3%BCrich` "ZÃ¼rich").
+    */
+  def unescape(text: String): String =
+    if (text.indexOf('%') < 0) text
+    else EscapeRun.replaceAllIn(text, run => Regex.quoteReplacement(decoded(run.matched)))
+
+  private def decoded(run: String): String = {
+    val bytes = run.grouped(3).map(escape => Integer.parseInt(escape.substring(1), 16).toByte).toArray
+    Try(UTF_8.newDecoder().decode(ByteBuffer.wrap(bytes)).toString)
+      .getOrElse(bytes.map(b => (b & 0xff).toChar).mkString)
   }
 
   /** Names Spark's file index skips: hidden files and `_`-prefixed names that are not partitions. */

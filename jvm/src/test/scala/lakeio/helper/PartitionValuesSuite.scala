@@ -37,6 +37,9 @@ class PartitionValuesSuite extends AnyFunSuite {
     assert(PartitionValues.directoryName("col", None) == "col=__HIVE_DEFAULT_PARTITION__")
     assert(PartitionValues.parse("col=__HIVE_DEFAULT_PARTITION__") == Some("col" -> None))
     assert(PartitionValues.parse("a%20b=c%20d") == Some("a b" -> Some("c d")), "pyarrow's percent-encoding")
+    assert(PartitionValues.parse("city=Z%C3%BCrich%20%E6%97%A5") == Some("city" -> Some("Zürich 日")),
+           "pyarrow's spelling of non-ASCII: UTF-8 escapes")
+    assert(PartitionValues.parse("k=%FF%41") == Some("k" -> Some("\u00ffA")), "no UTF-8: one character per byte, as Spark")
     assert(PartitionValues.parse("part-0.parquet").isEmpty)
     assert(PartitionValues.parse("=x").isEmpty)
   }
