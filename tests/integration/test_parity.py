@@ -650,7 +650,7 @@ def test_folders_spelt_the_old_way_read_alike_or_are_refused(lake, engine, engin
         if plugin is not None:
             monkeypatch.setattr(SparkConnectEngine, "has_plugin", lambda self, plugin=plugin: plugin)
         if plugin is False:  # the client's listing gives Spark the folders to read itself
-            with pytest.raises(StorageError, match="city=Z%C3%BCrich.*engine='arrow'"):
+            with pytest.raises(StorageError, match="folder 'city=%.*spelt as pyarrow spells non-ASCII.*engine='arrow'"):
                 lake.read("spelt_parquet", engine=engine).to_spark().collect()
             continue
         got = lake.read("spelt_parquet", engine=engine).to_arrow()
@@ -665,7 +665,7 @@ def test_folders_spelt_the_old_way_read_alike_or_are_refused(lake, engine, engin
         assert sorted((r["id"], r["city"]) for r in csv.to_arrow().to_pylist()) == [(0, "Zürich"), (1, "日本 x"),
                                                                                    (2, "plain")]
     else:
-        with pytest.raises(StorageError, match="city=Z%C3%BCrich.*'ZÃ¼rich', not 'Zürich'"):
+        with pytest.raises(StorageError, match="folder 'city=%.*read its value as '.*', not '(Zürich|日本 x)'"):
             csv.to_arrow()
 
 
