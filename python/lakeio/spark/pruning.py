@@ -8,12 +8,13 @@ listing nothing again (``Helper.prelistedFrame``); a hand-off to Arrow reads the
 whole filter still runs afterwards: pruning only decides which directories are read, and a condition
 the helper cannot evaluate keeps a directory rather than dropping it.
 
-Partition column types are not declared in the configuration. The helper infers them from the
+Where the contract declares no partition column type, the helper infers them from the
 directory names it sees (a sample of each level, everything it lists), as Spark's partition
 discovery does; where Spark's inference from only the partitions read would differ (a read of
 nothing but null partitions, numbers in a string column), lakeio passes the helper's types to
-Spark so a pruned read has the table's schema. Delta tables are never listed: Spark's Delta
-reader prunes from the transaction log.
+Spark so a pruned read has the table's schema. A declared type wins (:func:`with_declared_types`),
+and folder values are read as :mod:`lakeio.partitions` reads them (pyarrow's ``%C3%BC`` is ``ü``).
+Delta tables are never listed: Spark's Delta reader prunes from the transaction log.
 """
 
 from __future__ import annotations
@@ -61,8 +62,9 @@ class PartitionSelection:
 
     Attributes:
         paths: the partition directories to read (Hadoop paths under the table root).
-        types: each partition column's Spark type name (``int``, ``bigint``, ``date``, ``string``),
-            or None where Spark's own inference stands.
+        types: each partition column's Spark type name (``int``, ``bigint``, ``date``, ``string``;
+            a declared one: also ``boolean``, ``double``, ``decimal(p,s)``, ``timestamp``), or None
+            where Spark's own inference stands.
         total: the table's number of partitions, when finding ``paths`` saw them all.
         schema_path: when ``paths`` is empty, one partition to take the table's schema from.
         data_schema: the data files' Spark schema (JSON) from one footer, read the way Spark's
