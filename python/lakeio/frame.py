@@ -137,8 +137,8 @@ class LakeFrame:
         for an engine that prunes partitions itself, partitions listed versus total."""
         plan = self._plan
         scanned, total = self._engine.file_counts(plan, self._scan)
-        files = "unknown" if scanned is None or total is None else \
-            f"{scanned} scanned of {total} ({total - scanned} pruned)"
+        files = "unknown" if scanned is None else f"{scanned} scanned of {total} ({total - scanned} pruned)" \
+            if total is not None else f"{scanned} scanned (only the partitions the filter matches listed)"
         version = f" version {plan.version}" if plan.version is not None else \
             f" as of {plan.timestamp.isoformat()}" if plan.timestamp is not None else ""
         lines = [
