@@ -215,7 +215,7 @@ def pruned_listing(filesystem, root: str, declared: dict[str, pa.DataType], part
             for info in filesystem.get_file_info(pafs.FileSelector(folder)):
                 if info.base_name.startswith((".", "_")):
                     continue
-                pair = partitions.parse_folder(info.base_name) if info.type == pafs.FileType.Directory else None
+                pair = None if info.is_file else partitions.parse_folder(info.base_name)
                 if pair is None or pair[0] != column:
                     return None
                 children.append((info.path, {**values, column: pair[1]}))
@@ -253,8 +253,8 @@ def _passing(folders: list[tuple[str, dict[str, str | None]]], types: dict[str, 
 
     columns = sorted(columns_of(condition))
     try:
-        values = pa.table({column: pa.array([partitions.typed_value(values[column], types[column])
-                                             for _, values in folders], types[column]) for column in columns})
+        values = pa.table({column: partitions.typed_values([values[column] for _, values in folders], types[column])
+                           for column in columns})
         mask = values.append_column("_row", pa.array(range(len(folders)), pa.int64())).filter(
             to_arrow(condition, values.schema))
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
