@@ -216,6 +216,8 @@ def write(request: WriteRequest, storage: Storage, incoming: pa.Table, stage: St
         check_schema(request, existing.schema, incoming)
     if empty and present and request.mode in ("append", "overwrite_partitions"):
         record.rows, record.files_written = 0, 0  # no rows: no partition to add or replace
+        if request.run_receipt is not None:  # a run whose rows all went to its quarantine: still its commit point
+            log.put_receipt(request.run_receipt, None)
         return
     token = uuid.uuid4().hex[:12]
     staging = f"{location.path}{STAGING_MARK}{token}.{_writer_tag()}"
@@ -671,7 +673,12 @@ class CommitLog:
         """A made commit's receipt, put before its journal goes (a writer killed in between leaves
         the journal, whose recovery puts it): once no journal is left, it exists iff the commit was made."""
         if entry.get("receipt") is not None:
-            self.objects.put(entry["receipt"], json.dumps({"token": entry["token"], "dataset": self.describe}).encode())
+            self.put_receipt(entry["receipt"], entry["token"])
+
+    def put_receipt(self, receipt: str, token: str | None) -> None:
+        """Puts the receipt of commit ``token`` at ``receipt`` (None: a write of no rows, which
+        changes no file and is made at once)."""
+        self.objects.put(receipt, json.dumps({"token": token, "dataset": self.describe}).encode())
 
     def sweep(self, filesystem) -> None:
         """Deletes the staging and retired folders beside the root that no live write owns (run

@@ -108,10 +108,14 @@ def test_a_failed_commit_of_the_dataset_takes_its_quarantine_rows_back(make_lake
 
 
 WRITER = Path(__file__).with_name("commit_writer.py")
-# Arrow on both stores and formats; one Spark case, killed only between and around its two commits
-# (each Spark writer process starts a JVM).
+# Arrow on both stores and formats at every step; Spark (each writer process starts a JVM) at the
+# steps where its part of the protocol differs: after each of its commits and, on plain files, half
+# way through each (the journal and run steps around them are the catalog's, as on Arrow).
 KILL_CASES = [("arrow", "local", "delta"), ("arrow", "s3", "delta"), ("arrow", "local", "parquet"),
-              ("arrow", "s3", "parquet"), ("spark", "local", "delta")]
+              ("arrow", "s3", "parquet"), ("spark", "local", "delta"), ("spark", "local", "parquet"),
+              ("spark", "s3", "delta"), ("spark", "s3", "parquet")]
+SPARK_STEPS = {"delta": ["quarantine-committed", "dataset-committed"],
+               "parquet": ["moved-1", "quarantine-committed", "moved-1@2", "dataset-committed"]}
 RUN_STEPS = ["run-journaled", "quarantine-committed", "dataset-committed", "run-ended"]
 # Of each plain-file commit: before its first move, after it (an append moves one file), journaled as made.
 COMMIT_STEPS = ["staged", "moved-1", "committed"]
@@ -123,6 +127,14 @@ def ids(lake, name: str) -> list[int]:
     return lake.read(name, engine="arrow", validate=False).to_arrow()["id"].to_pylist()
 
 
+def journals(lake) -> list[str]:
+    """What is left in flight: runs and receipts beside the quarantine, commit logs of either dataset."""
+    objects = SmallObjects(Storage(lake.settings.s3), lake.location("events_rejected"))
+    left = objects.names(lake.location("events_rejected").path + ".lakeio-pending-runs")
+    return left + [log for name in ("events", "events_rejected")
+                   if objects.read(log := lake.location(name).path + ".lakeio-commit") is not None]
+
+
 def batch(number: int) -> pa.Table:
     """Batch ``number`` of a quarantining run: ids 10n+1 and 10n+3 pass, 10n+2 is quarantined."""
     base = 10 * number
@@ -131,10 +143,11 @@ def batch(number: int) -> pa.Table:
 
 
 def kill_writer(tmp_path, storage: str, engine: str, number: int, *, kill_at: str | None = None,
-                steps: Path | None = None, key: str | None = None) -> subprocess.CompletedProcess:
-    """Appends batch ``number`` in a writer process."""
+                steps: Path | None = None, key: str | None = None,
+                data_table: pa.Table | None = None) -> subprocess.CompletedProcess:
+    """Appends batch ``number`` (or ``data_table``) in a writer process."""
     data = tmp_path / f"batch{number}.parquet"
-    pq.write_table(batch(number), data)
+    pq.write_table(batch(number) if data_table is None else data_table, data)
     command = [sys.executable, str(WRITER), str(tmp_path / "conf"), storage, "events", "append", str(data),
                "--engine", engine]
     command += (["--kill-at", kill_at] if kill_at else []) + (["--steps", str(steps)] if steps else [])
@@ -156,9 +169,7 @@ def test_a_writer_killed_at_any_step_of_a_quarantining_run_leaves_both_or_neithe
     assert [s for s in steps if s in RUN_STEPS] == RUN_STEPS, steps
     if format == "parquet":  # the quarantine's commit, then the dataset's, each step by step
         assert steps.index("moved-1") < steps.index("quarantine-committed") < steps.index("moved-1@2")
-    # Spark (a JVM per writer process): killed between the two commits and after the second.
-    steps = ["quarantine-committed", "dataset-committed"] if engine == "spark" else \
-        [s for s in steps if s.split("@")[0] in RUN_STEPS + COMMIT_STEPS]
+    steps = SPARK_STEPS[format] if engine == "spark" else [s for s in steps if s.split("@")[0] in RUN_STEPS + COMMIT_STEPS]
     outcomes = {"both": 0, "neither": 0}
     in_dataset, in_quarantine = [1, 3], [2]  # what the datasets hold, each row once
     for number, step in enumerate(steps, 1):
@@ -180,6 +191,7 @@ def test_a_writer_killed_at_any_step_of_a_quarantining_run_leaves_both_or_neithe
         # the run in both or in neither, and every earlier run as it was
         assert sorted(ids(lake, "events")) == sorted(in_dataset), step
         assert sorted(ids(lake, "events_rejected")) == sorted(in_quarantine), step
+        assert journals(lake) == [], step  # nothing left in flight
         if key is not None and not both:  # the task retried: the run is made
             lake.write("events", batch(number), mode="append", engine=engine, idempotency_key=key)
             in_dataset, in_quarantine = in_dataset + [base + 1, base + 3], in_quarantine + [base + 2]
@@ -189,8 +201,7 @@ def test_a_writer_killed_at_any_step_of_a_quarantining_run_leaves_both_or_neithe
             assert sorted(ids(lake, "events")) == sorted(in_dataset), step
             assert sorted(ids(lake, "events_rejected")) == sorted(in_quarantine), step
     assert outcomes["both"] and outcomes["neither"], outcomes
-    quarantine = lake.location("events_rejected")  # no run in flight, no receipt left
-    assert SmallObjects(Storage(lake.settings.s3), quarantine).names(quarantine.path + ".lakeio-pending-runs") == []
+    assert journals(lake) == []
     print(f"quarantine kills {engine} {storage} {format}: {len(steps)} steps, {outcomes}")
 
 
@@ -225,3 +236,41 @@ def test_a_merge_quarantines_the_failing_source_rows_and_merges_the_rest(make_la
     monkeypatch.setattr(type(lake._engine(engine)), "merge", merged)
     assert sorted(r["id"] for r in stored(lake, "events")) == [1, 2, 4]
     assert sorted(r["id"] for r in stored(lake, "events_rejected")) == [2, 5]  # the failed merge's row 7 went again
+
+
+EDGE_CASES = [("arrow", "delta"), ("arrow", "parquet"), ("spark", "delta"), ("spark", "parquet")]
+
+
+@pytest.mark.parametrize(("engine", "format"), EDGE_CASES, ids=["-".join(case) for case in EDGE_CASES])
+def test_a_run_quarantining_every_row_commits_nothing_to_the_dataset_and_one_quarantining_none_no_quarantine(
+        make_lake, tmp_path, engine, format):
+    """No row fails: no quarantine write at all (the quarantine is not even created). Every row
+    fails: the dataset's commit has no rows (on Delta an empty commit: one new version, with the
+    run's txn; on plain files no file changes), the quarantine has them all, and the run's commit
+    point is made: a writer killed right after it leaves the run in the quarantine."""
+    lake = make_lake(engine, "local", format)
+    record = lake.write("events", rows(lake, engine, [1, 2], ["a", "b"], [1.0, 2.0]), mode="append", engine=engine)
+    assert record.rows == 2 and record.extra["quarantine"]["rows"] == 0 and not lake.exists("events_rejected")
+    assert not Path(lake.location("events_rejected").path + ".lakeio-pending-runs").exists()
+    before = delta_version(lake) if format == "delta" else None
+
+    record = lake.write("events", rows(lake, engine, [3, 4], ["q", "a"], [1.0, -1.0]), mode="append", engine=engine)
+    assert record.rows == 0 and record.extra["quarantine"]["rows"] == 2
+    assert record.extra["validation"]["rows"] == 0 and record.extra["validation"]["quarantined"] == 2
+    assert sorted(ids(lake, "events")) == [1, 2] and sorted(ids(lake, "events_rejected")) == [3, 4]
+    if format == "delta":
+        assert delta_version(lake) == before + 1
+
+    # Killed right after the empty commit of an all-quarantined run: the run stands.
+    all_failing = pa.table({"id": pa.array([6, 7], pa.int64()), "day": ["q", "q"], "v": [1.0, 1.0]})
+    killed = kill_writer(tmp_path, "local", engine, 6, kill_at="dataset-committed", data_table=all_failing)
+    assert killed.returncode == -9, killed.stderr
+    lake.recover("events")
+    assert sorted(ids(lake, "events")) == [1, 2] and sorted(ids(lake, "events_rejected")) == [3, 4, 6, 7]
+    assert journals(lake) == []
+
+
+def delta_version(lake) -> int:
+    from deltalake import DeltaTable
+
+    return DeltaTable(lake.location("events").path).version()
