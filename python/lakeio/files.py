@@ -848,10 +848,15 @@ class RunJournal:
                 path = f"{self.folder}/{run_object(run)}{SETTLING_MARK}{generation}"
                 if self.objects.put(path, json.dumps(claim).encode(), only_if_absent=True):
                     self._claimed = path
+                    if self.objects.read(entry) is None:  # settled and forgotten just before the claim
+                        self.release()
+                        return False
                     reach_step("run-claimed")
                     return True
                 held = self.objects.read(path)
-                if held is not None and not _entry_abandoned(json.loads(held)):
+                if held is None:
+                    break  # its settler is forgetting the run: look again
+                if not _entry_abandoned(json.loads(held)):
                     reach_step("run-settled-elsewhere")  # a live process settles it: wait for it
                     break
             if time.monotonic() > deadline:
