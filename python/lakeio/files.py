@@ -22,6 +22,7 @@ import datetime as dt
 import decimal
 import functools
 import hashlib
+import itertools
 import json
 import logging
 import operator
@@ -317,6 +318,8 @@ def write(request: WriteRequest, storage: Storage, incoming: pa.Table, stage: St
         check_schema(request, existing.schema, incoming)
     if empty and present and request.mode in ("append", "overwrite_partitions"):
         record.rows, record.files_written = 0, 0  # no rows: no partition to add or replace
+        if request.run_receipt is not None:  # a run whose rows all went to its quarantine: still its commit point
+            log.put_receipt(request.run_receipt, None)
         return
     token = uuid.uuid4().hex[:12]
     staging = f"{location.path}{STAGING_MARK}{token}.{_writer_tag()}"
@@ -583,6 +586,8 @@ def undo(filesystem, moves: list[tuple[str, str]], renames: bool) -> None:
 
 # Where a commit's files wait, beside the root: <root><mark><token>[.<writer tag>].
 STAGING_MARK, RETIRED_MARK = ".lakeio-staging-", ".lakeio-retired-"
+# A process's claim on settling a run: <run object><mark><generation>, beside the run's entry.
+SETTLING_MARK = ".settling-"
 # A commit log or staging folder whose writer is on another machine counts as abandoned this long
 # after it started (on this machine: as soon as its process is gone).
 ABANDONED_AFTER_S = 600.0
@@ -591,7 +596,9 @@ WAIT_FOR_COMMIT_S = 60.0
 
 # Called with the name of each step of a commit ("staged", "locked", "moved-<n>", "committed",
 # "cleaned", "marked") and of a quarantining run ("run-journaled", "quarantine-committed",
-# "dataset-committed", "run-ended"): the seam the kill tests use to stop a writer at every step.
+# "dataset-committed", "run-ended"; "run-claimed" when a process takes a dead run's settling,
+# "run-settled-elsewhere" each time it waits for another's):
+# the seam the kill tests use to stop (or hold) a writer at every step.
 step_hook: Callable[[str], None] | None = None
 
 
@@ -772,7 +779,12 @@ class CommitLog:
         """A made commit's receipt, put before its journal goes (a writer killed in between leaves
         the journal, whose recovery puts it): once no journal is left, it exists iff the commit was made."""
         if entry.get("receipt") is not None:
-            self.objects.put(entry["receipt"], json.dumps({"token": entry["token"], "dataset": self.describe}).encode())
+            self.put_receipt(entry["receipt"], entry["token"])
+
+    def put_receipt(self, receipt: str, token: str | None) -> None:
+        """Puts the receipt of commit ``token`` at ``receipt`` (None: a write of no rows, which
+        changes no file and is made at once)."""
+        self.objects.put(receipt, json.dumps({"token": token, "dataset": self.describe}).encode())
 
     def sweep(self, filesystem) -> None:
         """Deletes the staging and retired folders beside the root that no live write owns (run
@@ -885,6 +897,7 @@ class RunJournal:
     def __init__(self, storage: Storage, location: Location):
         self.objects = SmallObjects(storage, location)
         self.folder = f"{location.path}.lakeio-pending-runs"
+        self._claimed: str | None = None  # this process's claim on settling a run (:meth:`take`)
 
     def begin(self, run: str, dataset: Location, format: str, app_id: str | None) -> dict:
         """Journals run ``run`` of the dataset at ``dataset`` before anything of it is committed;
@@ -910,18 +923,62 @@ class RunJournal:
                          json.dumps({**entry, "abandoned": True}).encode())
 
     def end(self, run: str) -> None:
-        """Forgets a settled run: its entry, then its receipt (the other way round, a kill in
-        between would leave an entry whose made commit looks unmade)."""
+        """Forgets a settled run: its entry, then its receipt and settling claims (the other way
+        round, a kill in between would leave an entry whose made commit looks unmade)."""
         self.objects.delete(f"{self.folder}/{run_object(run)}.json")
         reach_step("run-ended")
         self.objects.delete(self.receipt(run))
+        for name in self.objects.names(self.folder):
+            if name.startswith(f"{run_object(run)}{SETTLING_MARK}"):
+                self.objects.delete(f"{self.folder}/{name}")
+
+    def take(self, run: str) -> bool:
+        """Takes the settling of run ``run`` (its writer gone) for this process, so that of two
+        processes settling it at once exactly one does: True when this one must settle it, False
+        once another has. A claim is an object put only if absent; a claim whose process died is
+        passed over by the next (``.settling-<n+1>``). Waits up to :data:`WAIT_FOR_COMMIT_S` for
+        another's claim to end.
+
+        Raises:
+            StorageError: another live process has been settling the run for the whole wait.
+        """
+        entry, claim = f"{self.folder}/{run_object(run)}.json", {"writer": _writer_tag(), "started": time.time()}
+        deadline = time.monotonic() + WAIT_FOR_COMMIT_S
+        while self.objects.read(entry) is not None:
+            for generation in itertools.count():
+                path = f"{self.folder}/{run_object(run)}{SETTLING_MARK}{generation}"
+                if self.objects.put(path, json.dumps(claim).encode(), only_if_absent=True):
+                    self._claimed = path
+                    if self.objects.read(entry) is None:  # settled and forgotten just before the claim
+                        self.release()
+                        return False
+                    reach_step("run-claimed")
+                    return True
+                held = self.objects.read(path)
+                if held is None:
+                    break  # its settler is forgetting the run: look again
+                if not _entry_abandoned(json.loads(held)):
+                    reach_step("run-settled-elsewhere")  # a live process settles it: wait for it
+                    break
+            if time.monotonic() > deadline:
+                raise StorageError(f"{self.folder}: another process has been settling the quarantining run {run!r} "
+                                   f"for {WAIT_FOR_COMMIT_S:.0f} s")
+            time.sleep(0.05)
+        return False
+
+    def release(self) -> None:
+        """Gives up this process's claim (its settling failed: the next operation settles the run)."""
+        if self._claimed is not None:
+            self.objects.delete(self._claimed)
+            self._claimed = None
 
     def pending(self) -> list[dict]:
-        """The runs in flight (their writers live or gone); deletes the receipts of runs already
-        forgotten (left by a writer killed between the two deletes of :meth:`end`)."""
+        """The runs in flight (their writers live or gone); deletes the receipts and claims of runs
+        already forgotten (left by a process killed between the deletes of :meth:`end`)."""
         names = self.objects.names(self.folder)
         for name in names:
-            if name.endswith(".receipt") and name.replace(".receipt", ".json") not in names:
+            run, _, tail = name.partition(".")
+            if (tail == "receipt" or tail.startswith(SETTLING_MARK[1:])) and f"{run}.json" not in names:
                 self.objects.delete(f"{self.folder}/{name}")
         entries = (self.objects.read(f"{self.folder}/{name}") for name in names if name.endswith(".json"))
         return [json.loads(body) for body in entries if body is not None]
