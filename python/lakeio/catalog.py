@@ -278,9 +278,12 @@ class Catalog:
         if unsettled:  # a quarantine shows a run once its dataset's commit is known to be made
             hidden = Not(In(QUARANTINE_RUN_COLUMN, unsettled))
             predicate = hidden if predicate is None else And((predicate, hidden))
+        pair = self._quarantine_pair(name)
         plan = ScanPlan(target, columns=columns_argument(columns), predicate=predicate,
                         version=version_argument(version, timestamp, target.format, name),
-                        timestamp=timestamp_argument(timestamp), validate=validate)
+                        timestamp=timestamp_argument(timestamp), validate=validate,
+                        json_lists=(self._quarantine(pair[0]).column,) if pair is not None and pair[1] == name
+                        and target.format == "csv" else ())
         scan = scan_bytes = None
         if explicit_engine(engine, target.engine, self._settings.engine) is None:
             scan, scan_bytes = self._sized_scan(plan)
@@ -359,7 +362,8 @@ class Catalog:
                                                                             request.transaction_app_id, run_id):
                 request.skipped_as_repeat(record)  # its commit point was made: both datasets have the run
                 return record
-            passing, failing, failed = contract.split(request.data, self._quarantine(request.dataset).column, run_id)
+            passing, failing, failed = contract.split(request.data, self._quarantine(request.dataset).column, run_id,
+                                                      as_text=self._quarantine_as_text(request.dataset))
             request = contract.check_write(replace(request, data=passing), self._table_reader(passing), record,
                                            quarantined=failed)
             self._commit_run(request, run_id, failing, failed, chosen,
@@ -380,7 +384,8 @@ class Catalog:
         engine = self._engine(chosen)
         with Timer(request.record(chosen, reason)) as record:
             passing, failing, failed = contract.split(request.data, self._quarantine(request.dataset).column, run_id,
-                                                      keep=request.delete_when)
+                                                      keep=request.delete_when,
+                                                      as_text=self._quarantine_as_text(request.dataset))
             request = contract.check_merge(replace(request, data=passing), self._table_reader(passing), record)
             self._commit_run(request, run_id, failing, failed, chosen,
                              lambda marked: engine.merge(marked, record))
@@ -428,6 +433,11 @@ class Catalog:
         assert quarantine is not None, "the catalog refuses a quarantining contract without a quarantine dataset"
         return quarantine
 
+    def _quarantine_as_text(self, name: str) -> bool:
+        """True when ``name``'s quarantine is CSV, which has no list type: the names of the checks
+        each row failed are written as JSON text (``["in_set [day]"]``), read back as a list."""
+        return self.format(self._quarantine(name).name) == "csv"
+
     def _quarantine_pair(self, name: str) -> tuple[str, str] | None:
         """(dataset, its quarantine dataset) when ``name`` is either; else None."""
         quarantine = self._resources[name].quarantine
@@ -450,9 +460,7 @@ class Catalog:
         q_target = self.resolve(pair[1], validate=False)
         journal = files.RunJournal(self._storage, q_target.location)
         abandoned = [entry for entry in journal.pending() if journal.abandoned(entry)]
-        for entry in abandoned:
-            self._settle_run(journal, entry, q_target)
-        return len(abandoned)
+        return sum(self._settle_run(journal, entry, q_target) for entry in abandoned)
 
     def _unsettled_runs(self, name: str) -> tuple[str, ...]:
         """The runs in flight of quarantine dataset ``name`` (none if it is not one), which its
@@ -464,10 +472,22 @@ class Catalog:
             return ()
         return tuple(entry["run"] for entry in files.RunJournal(self._storage, self.location(name)).pending())
 
-    def _settle_run(self, journal: RunJournal, entry: dict, q_target: ResolvedDataset) -> None:
+    def _settle_run(self, journal: RunJournal, entry: dict, q_target: ResolvedDataset) -> bool:
         """Settles run ``entry`` of ``journal``: its quarantine rows stay if its dataset's commit
         was made, else they are removed (an overwrite of its ``lakeio_run_id`` partition with no
-        rows, by the Arrow engine: a Delta commit or a plain-file commit); then it is forgotten."""
+        rows, by the Arrow engine: a Delta commit or a plain-file commit); then it is forgotten.
+        Of processes settling it at once, one does (:meth:`RunJournal.take`); False for the others,
+        which return once it is settled."""
+        if not journal.take(entry["run"]):
+            return False
+        try:
+            self._settle_taken(journal, entry, q_target)
+        except BaseException:
+            journal.release()
+            raise
+        return True
+
+    def _settle_taken(self, journal: RunJournal, entry: dict, q_target: ResolvedDataset) -> None:
         import logging
 
         from lakeio import files

@@ -22,6 +22,7 @@ import datetime as dt
 import decimal
 import functools
 import hashlib
+import itertools
 import json
 import logging
 import operator
@@ -37,7 +38,7 @@ from typing import TYPE_CHECKING, TypeVar
 from lakeio import partitions
 from lakeio.engines import text
 from lakeio.errors import SchemaMismatchError, StorageError, storage_error
-from lakeio.predicate import And, Compare, IsNull, Or, Predicate, to_arrow
+from lakeio.predicate import And, Compare, IsNull, Or, Predicate, columns_of, conjuncts_where, to_arrow
 from lakeio.storage import again_if_transient
 
 if TYPE_CHECKING:
@@ -68,23 +69,32 @@ def exists(filesystem, location: Location) -> bool:
 
 def open_dataset(filesystem, location: Location, format: str, partitioned: bool, options: Options,
                  column_types: tuple[tuple[str, str], ...] = (),
-                 partition_types: tuple[tuple[str, str], ...] = ()) -> ds.Dataset:
-    """The plain files at ``location`` as one pyarrow dataset, typed as every engine reads them.
+                 partition_types: tuple[tuple[str, str], ...] = (), *,
+                 selecting: tuple[tuple[str, ...], Predicate | None] = ((), None)) -> tuple[ds.Dataset, dict[str, int] | None]:
+    """The plain files at ``location`` as one pyarrow dataset, typed as every engine reads them;
+    and, when only some partitions' folders were listed, the sizes of the files listed (else None).
 
     Partition folders are read, and their columns typed, by :mod:`lakeio.partitions` (Spark's
     rules). Text files are typed by inference, file by file: a column all null in the first file
     must not make the dataset's column null-typed, so every file's inferred schema is unified. The
     contract's types (``column_types``, ``partition_types``) win: the scan converts.
+
+    ``selecting``: the partition columns and a read's filter; the folders are then walked level by
+    level, only into those the filter can match (:func:`pruned_listing`), and the dataset holds
+    only their files (its data columns and text types those of the files listed).
     """
     import pyarrow as pa
     import pyarrow.dataset as ds
 
     file_format = read_format(format, options, column_types)
-    dataset = partitioned_dataset(filesystem, location, file_format, declared_types(partition_types)) \
-        if partitioned else \
-        ds.dataset(location.path, filesystem=filesystem, format=file_format)
+    sizes = None
+    if partitioned:
+        dataset, sizes = partitioned_dataset(filesystem, location, file_format, declared_types(partition_types),
+                                             selecting)
+    else:
+        dataset = ds.dataset(location.path, filesystem=filesystem, format=file_format)
     if format == "parquet":
-        return dataset
+        return dataset, sizes
     declared = declared_types(column_types)
     if format == "json":
         declared = text.json_read_types(declared)
@@ -95,16 +105,20 @@ def open_dataset(filesystem, location: Location, format: str, partitioned: bool,
     physical = [typed(fragment.physical_schema) for fragment in dataset.get_fragments()]
     unified = text.held_by_both(pa.unify_schemas([typed(dataset.schema), *physical], promote_options="permissive"))
     if unified == dataset.schema:
-        return dataset
-    return dataset.replace_schema(unified) if partitioned else \
-        ds.dataset(location.path, filesystem=filesystem, schema=unified, format=file_format)
+        return dataset, sizes
+    return (dataset.replace_schema(unified) if partitioned else
+            ds.dataset(location.path, filesystem=filesystem, schema=unified, format=file_format)), sizes
 
 
-def partitioned_dataset(filesystem, location: Location, file_format, declared: dict[str, pa.DataType]) -> ds.Dataset:
+def partitioned_dataset(filesystem, location: Location, file_format, declared: dict[str, pa.DataType],
+                        selecting: tuple[tuple[str, ...], Predicate | None] = ((), None),
+                        ) -> tuple[ds.Dataset, dict[str, int] | None]:
     """The files under ``location`` (hidden ones, ``.*`` and ``_*``, left out as pyarrow and Spark
     leave them) as a dataset whose partition columns are typed and valued by
     :mod:`lakeio.partitions` from their folders, a ``declared`` type winning over inference; the
-    data columns are the first file's.
+    data columns are the first file's. With ``selecting`` (partition columns, filter), only the
+    files of the partitions :func:`pruned_listing` walks into, and their sizes; else every file
+    and None.
 
     Raises:
         SchemaMismatchError: a folder's value is not of the column's declared type.
@@ -116,11 +130,14 @@ def partitioned_dataset(filesystem, location: Location, file_format, declared: d
 
     root = location.path.rstrip("/")
     if filesystem.get_file_info(root).type != pafs.FileType.Directory:  # not there, or a file: pyarrow says so
-        return ds.dataset(root, filesystem=filesystem, format=file_format)
+        return ds.dataset(root, filesystem=filesystem, format=file_format), None
+    walked = pruned_listing(filesystem, root, declared, *selecting)
+    listing, sizes = (filesystem.get_file_info(pafs.FileSelector(root, recursive=True)), None) if walked is None \
+        else (walked[0], {info.path: info.size for info in walked[0]})
     folders: dict[str, dict[str, str | None]] = {}  # each folder holding files -> its columns' values
     written: dict[str, set[str]] = {}  # each column -> its values as spelt in folder names
     paths = []
-    for info in filesystem.get_file_info(pafs.FileSelector(root, recursive=True)):
+    for info in listing:
         parts = info.path[len(root):].strip("/").split("/")
         if info.type != pafs.FileType.File or any(part.startswith((".", "_")) for part in parts):
             continue
@@ -132,14 +149,19 @@ def partitioned_dataset(filesystem, location: Location, file_format, declared: d
             for part, pair in found:
                 if pair is not None:
                     written.setdefault(pair[0], set()).add(part.partition("=")[2])
-    columns = list(dict.fromkeys(column for values in folders.values() for column in values))
-    types = {c: declared.get(c) or partitions.infer(values.get(c) for values in folders.values()) for c in columns}
-    if columns and not declared.keys() & set(columns) and all(partitions.pyarrow_reads_alike(spelt, types[c])
-                                        for c in columns for spelt in written[c]):
-        # pyarrow's own hive parsing gives these folders the same values, and builds fragments far faster.
-        partitioning = ds.HivePartitioning(pa.schema([(c, types[c]) for c in columns]),
-                                           null_fallback=partitions.NULL_NAME)
-        return ds.dataset(root, filesystem=filesystem, format=file_format, partitioning=partitioning)
+    if walked is not None:  # typed from every folder of each level, not only the files' folders
+        types = walked[1]
+        columns = list(types)
+    else:
+        columns = list(dict.fromkeys(column for values in folders.values() for column in values))
+        types = {c: declared.get(c) or partitions.infer(values.get(c) for values in folders.values())
+                 for c in columns}
+        if columns and not declared.keys() & set(columns) and all(partitions.pyarrow_reads_alike(spelt, types[c])
+                                            for c in columns for spelt in written[c]):
+            # pyarrow's own hive parsing gives these folders the same values, and builds fragments far faster.
+            partitioning = ds.HivePartitioning(pa.schema([(c, types[c]) for c in columns]),
+                                               null_fallback=partitions.NULL_NAME)
+            return ds.dataset(root, filesystem=filesystem, format=file_format, partitioning=partitioning), None
 
     def condition(folder: str, column: str):
         value = folders[folder].get(column)
@@ -158,7 +180,87 @@ def partitioned_dataset(filesystem, location: Location, file_format, declared: d
                  for path in sorted(paths)]
     data = [field for field in fragments[0].physical_schema if field.name not in types] if fragments else []
     schema = pa.schema(data + [pa.field(column, type_) for column, type_ in types.items()])
-    return ds.FileSystemDataset(fragments, schema, file_format, filesystem)
+    return ds.FileSystemDataset(fragments, schema, file_format, filesystem), sizes
+
+
+def pruned_listing(filesystem, root: str, declared: dict[str, pa.DataType], partition_by: tuple[str, ...],
+                   predicate: Predicate | None) -> tuple[list, dict[str, pa.DataType]] | None:
+    """The files (``FileInfo``) of the partitions ``predicate`` can match, found by listing the
+    folders under ``root`` level by level (``partition_by``'s order) and descending only into the
+    ``column=value`` folders whose value passes the filter's AND terms on the partition columns
+    (those of the levels above included); and each partition column's type. A read's listing so
+    costs in proportion to the partitions it reads, not to the table's.
+
+    None (list every file instead) when the filter has no such term, the folders are not exactly
+    ``partition_by``'s levels (a file above the last level, a folder that is no ``column=value`` of
+    its level's column, a partition folder below it), a value is not of its declared type (the full
+    listing says which), a term does not fit the column's type (the scan says why), or a column
+    below a pruned level has no declared type: inferring it from the folders kept could differ
+    from inferring it from all of them, as the full listing does.
+
+    Each level's type is the declared one, else inferred (:func:`lakeio.partitions.infer`) from
+    every folder of that level under the folders kept, which are all of them above any pruning.
+    """
+    from pyarrow import fs as pafs
+
+    selecting = conjuncts_where(predicate, lambda column, value: column in partition_by)
+    if selecting is None:
+        return None
+    pending = list(selecting.operands) if isinstance(selecting, And) else [selecting]
+    types: dict[str, pa.DataType] = {}
+    kept: list[tuple[str, dict[str, str | None]]] = [(root, {})]  # folders and their columns' values
+    pruned = False
+    for level, column in enumerate(partition_by):
+        children: list[tuple[str, dict[str, str | None]]] = []
+        for folder, values in kept:
+            for info in filesystem.get_file_info(pafs.FileSelector(folder)):
+                if info.base_name.startswith((".", "_")):
+                    continue
+                pair = None if info.is_file else partitions.parse_folder(info.base_name)
+                if pair is None or pair[0] != column:
+                    return None
+                children.append((info.path, {**values, column: pair[1]}))
+        if column not in declared and pruned:
+            return None
+        types[column] = declared.get(column) or partitions.infer(values[column] for _, values in children)
+        known = set(partition_by[:level + 1])
+        now = [term for term in pending if columns_of(term) <= known]
+        pending = [term for term in pending if term not in now]
+        if now and children:
+            passing = _passing(children, types, now[0] if len(now) == 1 else And(tuple(now)))
+            if passing is None:
+                return None
+            pruned = pruned or len(passing) < len(children)
+            children = passing
+        kept = children
+    found = []
+    for folder, _ in kept:
+        for info in filesystem.get_file_info(pafs.FileSelector(folder, recursive=True)):
+            parts = info.path[len(folder):].strip("/").split("/")
+            if any(part.startswith((".", "_")) for part in parts):
+                continue
+            if info.type == pafs.FileType.Directory and partitions.parse_folder(info.base_name) is not None:
+                return None
+            if info.type == pafs.FileType.File:
+                found.append(info)
+    return found, types
+
+
+def _passing(folders: list[tuple[str, dict[str, str | None]]], types: dict[str, pa.DataType],
+             condition: Predicate) -> list[tuple[str, dict[str, str | None]]] | None:
+    """The ``folders`` whose partition values (typed as ``types``) pass ``condition``; None when a
+    value is not of its column's type or the condition does not fit the types."""
+    import pyarrow as pa
+
+    columns = sorted(columns_of(condition))
+    try:
+        values = pa.table({column: partitions.typed_values([values[column] for _, values in folders], types[column])
+                           for column in columns})
+        mask = values.append_column("_row", pa.array(range(len(folders)), pa.int64())).filter(
+            to_arrow(condition, values.schema))
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+        return None
+    return [folders[row] for row in mask.column("_row").to_pylist()]
 
 
 def read_consistently(storage: Storage, plan: ScanPlan, listing: Callable[[], T]) -> T:
@@ -208,7 +310,7 @@ def write(request: WriteRequest, storage: Storage, incoming: pa.Table, stage: St
     try:
         existing = again_if_transient(location, lambda: open_dataset(
             filesystem, location, request.format, bool(request.partition_by), request.options,
-            partition_types=request.partition_types)) if present else None
+            partition_types=request.partition_types)[0]) if present else None
     except OSError as error:  # nothing staged yet: nothing changed
         raise storage_error(f"{request.describe()}: cannot read the data there to check the write against it",
                             error) from error
@@ -216,6 +318,8 @@ def write(request: WriteRequest, storage: Storage, incoming: pa.Table, stage: St
         check_schema(request, existing.schema, incoming)
     if empty and present and request.mode in ("append", "overwrite_partitions"):
         record.rows, record.files_written = 0, 0  # no rows: no partition to add or replace
+        if request.run_receipt is not None:  # a run whose rows all went to its quarantine: still its commit point
+            log.put_receipt(request.run_receipt, None)
         return
     token = uuid.uuid4().hex[:12]
     staging = f"{location.path}{STAGING_MARK}{token}.{_writer_tag()}"
@@ -482,6 +586,8 @@ def undo(filesystem, moves: list[tuple[str, str]], renames: bool) -> None:
 
 # Where a commit's files wait, beside the root: <root><mark><token>[.<writer tag>].
 STAGING_MARK, RETIRED_MARK = ".lakeio-staging-", ".lakeio-retired-"
+# A process's claim on settling a run: <run object><mark><generation>, beside the run's entry.
+SETTLING_MARK = ".settling-"
 # A commit log or staging folder whose writer is on another machine counts as abandoned this long
 # after it started (on this machine: as soon as its process is gone).
 ABANDONED_AFTER_S = 600.0
@@ -490,7 +596,9 @@ WAIT_FOR_COMMIT_S = 60.0
 
 # Called with the name of each step of a commit ("staged", "locked", "moved-<n>", "committed",
 # "cleaned", "marked") and of a quarantining run ("run-journaled", "quarantine-committed",
-# "dataset-committed", "run-ended"): the seam the kill tests use to stop a writer at every step.
+# "dataset-committed", "run-ended"; "run-claimed" when a process takes a dead run's settling,
+# "run-settled-elsewhere" each time it waits for another's):
+# the seam the kill tests use to stop (or hold) a writer at every step.
 step_hook: Callable[[str], None] | None = None
 
 
@@ -671,7 +779,12 @@ class CommitLog:
         """A made commit's receipt, put before its journal goes (a writer killed in between leaves
         the journal, whose recovery puts it): once no journal is left, it exists iff the commit was made."""
         if entry.get("receipt") is not None:
-            self.objects.put(entry["receipt"], json.dumps({"token": entry["token"], "dataset": self.describe}).encode())
+            self.put_receipt(entry["receipt"], entry["token"])
+
+    def put_receipt(self, receipt: str, token: str | None) -> None:
+        """Puts the receipt of commit ``token`` at ``receipt`` (None: a write of no rows, which
+        changes no file and is made at once)."""
+        self.objects.put(receipt, json.dumps({"token": token, "dataset": self.describe}).encode())
 
     def sweep(self, filesystem) -> None:
         """Deletes the staging and retired folders beside the root that no live write owns (run
@@ -784,6 +897,7 @@ class RunJournal:
     def __init__(self, storage: Storage, location: Location):
         self.objects = SmallObjects(storage, location)
         self.folder = f"{location.path}.lakeio-pending-runs"
+        self._claimed: str | None = None  # this process's claim on settling a run (:meth:`take`)
 
     def begin(self, run: str, dataset: Location, format: str, app_id: str | None) -> dict:
         """Journals run ``run`` of the dataset at ``dataset`` before anything of it is committed;
@@ -809,18 +923,62 @@ class RunJournal:
                          json.dumps({**entry, "abandoned": True}).encode())
 
     def end(self, run: str) -> None:
-        """Forgets a settled run: its entry, then its receipt (the other way round, a kill in
-        between would leave an entry whose made commit looks unmade)."""
+        """Forgets a settled run: its entry, then its receipt and settling claims (the other way
+        round, a kill in between would leave an entry whose made commit looks unmade)."""
         self.objects.delete(f"{self.folder}/{run_object(run)}.json")
         reach_step("run-ended")
         self.objects.delete(self.receipt(run))
+        for name in self.objects.names(self.folder):
+            if name.startswith(f"{run_object(run)}{SETTLING_MARK}"):
+                self.objects.delete(f"{self.folder}/{name}")
+
+    def take(self, run: str) -> bool:
+        """Takes the settling of run ``run`` (its writer gone) for this process, so that of two
+        processes settling it at once exactly one does: True when this one must settle it, False
+        once another has. A claim is an object put only if absent; a claim whose process died is
+        passed over by the next (``.settling-<n+1>``). Waits up to :data:`WAIT_FOR_COMMIT_S` for
+        another's claim to end.
+
+        Raises:
+            StorageError: another live process has been settling the run for the whole wait.
+        """
+        entry, claim = f"{self.folder}/{run_object(run)}.json", {"writer": _writer_tag(), "started": time.time()}
+        deadline = time.monotonic() + WAIT_FOR_COMMIT_S
+        while self.objects.read(entry) is not None:
+            for generation in itertools.count():
+                path = f"{self.folder}/{run_object(run)}{SETTLING_MARK}{generation}"
+                if self.objects.put(path, json.dumps(claim).encode(), only_if_absent=True):
+                    self._claimed = path
+                    if self.objects.read(entry) is None:  # settled and forgotten just before the claim
+                        self.release()
+                        return False
+                    reach_step("run-claimed")
+                    return True
+                held = self.objects.read(path)
+                if held is None:
+                    break  # its settler is forgetting the run: look again
+                if not _entry_abandoned(json.loads(held)):
+                    reach_step("run-settled-elsewhere")  # a live process settles it: wait for it
+                    break
+            if time.monotonic() > deadline:
+                raise StorageError(f"{self.folder}: another process has been settling the quarantining run {run!r} "
+                                   f"for {WAIT_FOR_COMMIT_S:.0f} s")
+            time.sleep(0.05)
+        return False
+
+    def release(self) -> None:
+        """Gives up this process's claim (its settling failed: the next operation settles the run)."""
+        if self._claimed is not None:
+            self.objects.delete(self._claimed)
+            self._claimed = None
 
     def pending(self) -> list[dict]:
-        """The runs in flight (their writers live or gone); deletes the receipts of runs already
-        forgotten (left by a writer killed between the two deletes of :meth:`end`)."""
+        """The runs in flight (their writers live or gone); deletes the receipts and claims of runs
+        already forgotten (left by a process killed between the deletes of :meth:`end`)."""
         names = self.objects.names(self.folder)
         for name in names:
-            if name.endswith(".receipt") and name.replace(".receipt", ".json") not in names:
+            run, _, tail = name.partition(".")
+            if (tail == "receipt" or tail.startswith(SETTLING_MARK[1:])) and f"{run}.json" not in names:
                 self.objects.delete(f"{self.folder}/{name}")
         entries = (self.objects.read(f"{self.folder}/{name}") for name in names if name.endswith(".json"))
         return [json.loads(body) for body in entries if body is not None]

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from lakeio.engines import Engine, SparkCapable, counted
+from lakeio.engines import Engine, SparkCapable, counted, text
 from lakeio.errors import InvalidArgumentError
 from lakeio.metrics import Timer
 from lakeio.predicate import And, FilterSpec, parse_filter, to_sql
@@ -70,7 +70,7 @@ class LakeFrame:
     def to_arrow(self) -> pyarrow.Table:
         """Runs the read and returns an Arrow table."""
         with Timer(self._plan.record("read", self.engine, self._reason)) as record:
-            table = self._engine.read_arrow(self._plan, record, self._scan)
+            table = text.from_json_lists(self._engine.read_arrow(self._plan, record, self._scan), self._plan.json_lists)
             record.version = self._plan.version if self._plan.version is not None else record.version
             if self._plan.contract is not None:
                 table = self._plan.contract.check_read(self._plan, table, record)
@@ -105,6 +105,9 @@ class LakeFrame:
         timer = Timer(record)
         timer.__enter__()
         schema, batches = self._engine.read_batches(self._plan, record, self._scan)
+        if self._plan.json_lists:
+            lists = self._plan.json_lists
+            schema, batches = text.json_lists_schema(schema, lists), (text.from_json_lists(b, lists) for b in batches)
         if self._plan.contract is not None:
             schema, batches = self._plan.contract.check_batches(self._plan, schema, batches, record)
         return counted(schema, batches, record, on_end=lambda: timer.__exit__(None, None, None))
@@ -130,15 +133,15 @@ class LakeFrame:
     @property
     def schema(self) -> pyarrow.Schema:
         """The Arrow schema of what this frame returns."""
-        return self._engine.schema(self._plan, self._scan)
+        return text.json_lists_schema(self._engine.schema(self._plan, self._scan), self._plan.json_lists)
 
     def explain(self) -> str:
         """What the read will do: engine and why, filter, columns, files scanned versus total, and
         for an engine that prunes partitions itself, partitions listed versus total."""
         plan = self._plan
         scanned, total = self._engine.file_counts(plan, self._scan)
-        files = "unknown" if scanned is None or total is None else \
-            f"{scanned} scanned of {total} ({total - scanned} pruned)"
+        files = "unknown" if scanned is None else f"{scanned} scanned of {total} ({total - scanned} pruned)" \
+            if total is not None else f"{scanned} scanned (only the partitions the filter matches listed)"
         version = f" version {plan.version}" if plan.version is not None else \
             f" as of {plan.timestamp.isoformat()}" if plan.timestamp is not None else ""
         lines = [

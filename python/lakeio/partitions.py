@@ -309,6 +309,20 @@ def typed_value(value: str | None, type_: pa.DataType) -> pa.Scalar:
     return pa.scalar(parsed, own) if own == type_ else pc.cast(pa.scalar(parsed, own), type_)
 
 
+def typed_values(values: list[str | None], type_: pa.DataType) -> pa.Array:
+    """:func:`typed_value` of each of ``values``, as one array; made in one go where every value is
+    of the column's own kind (a listing's folders usually are), else value by value."""
+    import pyarrow as pa
+
+    if pa.types.is_string(type_) or pa.types.is_large_string(type_):
+        return pa.array(values, type_)
+    kinds = [None if value is None else kind_of(value) for value in values]
+    own = {kind[0] for kind in kinds if kind is not None}
+    if len(own) == 1 and arrow_type(own.pop()) == type_:
+        return pa.array([None if kind is None else kind[1] for kind in kinds], type_)
+    return pa.array([typed_value(value, type_) for value in values], type_)
+
+
 # -- writing ----------------------------------------------------------------------------------
 
 

@@ -145,6 +145,8 @@ class ScanPlan(_OnDataset):
     version: int | None = None  # Delta time travel: a version, or
     timestamp: dt.datetime | None = None  # the version current at this (aware) time
     validate: bool = True
+    # Text columns holding a JSON array of strings in each value (a CSV quarantine's checks): read as lists.
+    json_lists: tuple[str, ...] = ()
 
     @property
     def contract(self) -> ContractBinding | None:

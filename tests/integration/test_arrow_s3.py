@@ -374,6 +374,27 @@ def test_delta_time_travel_and_schema_merge_on_s3(s3):
         lake.read("dlp", version=2).to_arrow()
 
 
+@pytest.mark.parametrize("name", ["pqp", "csp", "jsp"])
+def test_a_partition_filter_on_s3_lists_only_the_folders_it_matches(s3, name, caplog):
+    """month below year, no pruning of years: the walk lists the year prefixes, their month
+    prefixes and the files of the months kept; a filter that prunes years first (month then has no
+    declared type) or is not on the partitions lists every file."""
+    import logging
+
+    lake = s3.catalog
+    lake.write(name, flights(range(1, 41)))
+    data = flights(range(1, 41))
+    caplog.set_level(logging.INFO, logger="lakeio.io")
+    for where, mask, counts in [("month IN (1, 3)", data.month.isin([1, 3]), (4, None)),
+                                ("NOT (month = 2) AND delay > 0", (data.month != 2) & (data.delay > 0), (4, None)),
+                                ("year = 2014 AND month = 2", (data.year == 2014) & (data.month == 2), (1, 6)),
+                                ("carrier = 'AA'", data.carrier == "AA", (6, 6))]:
+        caplog.clear()
+        assert_same_rows(lake.read(name, where=where).to_pandas(), data[mask])
+        (record,) = [r.lakeio for r in caplog.records if r.name == "lakeio.io"]
+        assert (record["files_scanned"], record["files_total"]) == counts, where
+
+
 def test_to_batches_copies_between_s3_datasets(s3):
     lake = s3.catalog
     lake.write("dlp", flights())

@@ -71,17 +71,20 @@ def new_data(tmp_path) -> Path:
     return path
 
 
-# The root swapped by renames (local), and partitions kept, replaced and added by object moves (S3).
-KILL_CASES = [("local", "overwrite"), ("s3", "overwrite_partitions")]
+# The root swapped by renames (local), and partitions kept, replaced and added by object moves (S3),
+# by either engine's writer (Spark stages its own files, then commits by the same protocol).
+KILL_CASES = [("local", "overwrite", "arrow"), ("s3", "overwrite_partitions", "arrow"),
+              ("s3", "overwrite_partitions", "spark")]
 
 
-@pytest.mark.parametrize("storage, mode", KILL_CASES, ids=[f"{s}-{m}" for s, m in KILL_CASES])
-def test_a_writer_killed_at_any_step_of_its_commit_loses_nothing(catalog_on, tmp_path, new_data, storage, mode):
+@pytest.mark.parametrize("storage, mode, engine", KILL_CASES, ids=["-".join(case) for case in KILL_CASES])
+def test_a_writer_killed_at_any_step_of_its_commit_loses_nothing(catalog_on, tmp_path, new_data, storage, mode,
+                                                                 engine):
     lake = catalog_on(storage, "kills", events=SPEC)
     conf = tmp_path / "conf"
     lake.write("events", OLD, mode="overwrite")
     recorded = tmp_path / "steps.txt"
-    assert run_writer(conf, storage, new_data, mode, steps=recorded).returncode == 0
+    assert run_writer(conf, storage, new_data, mode, steps=recorded, engine=engine).returncode == 0
     steps = recorded.read_text().split()
     assert steps[:2] == ["staged", "locked"] and steps[-3:] == ["committed", "cleaned", "marked"]
     assert any(s.startswith("moved-") for s in steps)
@@ -90,7 +93,7 @@ def test_a_writer_killed_at_any_step_of_its_commit_loses_nothing(catalog_on, tmp
     for step in steps:
         lake.write("events", OLD, mode="overwrite")  # the next write: it finishes the killed commit and cleans up
         assert ids(lake) == sorted(OLD["id"].to_pylist()) and leftovers(lake) == []
-        killed = run_writer(conf, storage, new_data, mode, kill_at=step)
+        killed = run_writer(conf, storage, new_data, mode, kill_at=step, engine=engine)
         assert killed.returncode == -9, (step, killed.stderr)
         try:
             seen = ids(lake)
@@ -108,7 +111,7 @@ def test_a_writer_killed_at_any_step_of_its_commit_loses_nothing(catalog_on, tmp
             assert (seen == EXPECTED[mode]) == (step in ("committed", "cleaned", "marked")), step
     lake.write("events", OLD, mode="overwrite")
     assert leftovers(lake) == [] and ids(lake) == sorted(OLD["id"].to_pylist())
-    print(f"kills {storage} {mode}: {len(steps)} steps, {outcomes}")
+    print(f"kills {engine} {storage} {mode}: {len(steps)} steps, {outcomes}")
 
 
 @pytest.mark.parametrize("storage", ["local", "s3"])

@@ -697,7 +697,7 @@ def test_partition_typing_is_sparks(spark, tmp_path):
         pq.write_table(pa.table({"id": [leaf]}), folder / "part-0.parquet")
     theirs = compat.to_arrow(spark.read.parquet(f"file:{tmp_path}")).sort_by("id")
     mine = partitioned_dataset(fs.LocalFileSystem(), Location("file", str(tmp_path)), ds.ParquetFileFormat(),
-                               {}).to_table().sort_by("id")
+                               {})[0].to_table().sort_by("id")
     for i, case in enumerate(SPARK_CASES):
         column = f"c{i}"
         assert mine.schema.field(column).type == theirs.schema.field(column).type, case

@@ -256,8 +256,10 @@ def test_explain(lake, name):
     assert re.fullmatch(r"arrow \(auto: pruned scan [\d.]+ (KiB|B) <= arrow_max_bytes 1\.0 GiB\)", lines["engine"].strip())
     assert lines["columns"].strip() == "carrier"
     assert lines["filter"].strip() == "(`month` = 1) AND (`delay` > -100)"
-    if name in PARTITIONED:
+    if name == "dlp":
         assert lines["files"].strip() == "2 scanned of 6 (4 pruned)"
+    elif name in PARTITIONED:  # only the month=1 folders were listed: the table's total is not known
+        assert lines["files"].strip() == "2 scanned (only the partitions the filter matches listed)"
     else:
         assert lines["files"].strip() == "1 scanned of 1 (0 pruned)"
     everything = lake.read(name).explain()
@@ -288,9 +290,10 @@ def test_read_record_fields_and_partition_pruning(lake, io_records, name):
     assert isinstance(record["seconds"], float) and 0 <= record["seconds"] < 30
     assert record["mode"] is None and record["files_written"] is None
     if name in PARTITIONED:
-        assert record["files_total"] == 6  # 2 years x 3 months
+        # 2 years x 3 months; a plain table lists only the month=1 folders, so its total is not known
+        assert record["files_total"] == (6 if name == "dlp" else None)
         assert record["files_scanned"] == 2  # month = 1 in each year
-        assert record["files_pruned"] == 4
+        assert record["files_pruned"] == (4 if name == "dlp" else None)
     else:
         assert record["files_scanned"] == record["files_total"] == 1
         assert record["files_pruned"] == 0
@@ -306,10 +309,13 @@ def test_pruning_with_in_and_or_on_partitions(lake, io_records, name):
     lake.read(name, where="NOT (month = 1)").to_arrow()
     lake.read(name, where="carrier = 'AA'").to_arrow()  # not a partition column
     scanned = [(r["files_scanned"], r["files_total"]) for r in io_records("read", name)]
-    assert scanned[:3] == [(2, 6), (4, 6), (4, 6)]
     if FORMAT[name] == "parquet":
-        assert scanned[3] == (6, 6)  # a hive dataset prunes by partition only
+        # Filters on the partitions walk into the folders they match (the total is not listed), but the
+        # first prunes years and month has no declared type (typing it from some years' months could
+        # differ from all years'), and one not on the partitions lists every file.
+        assert scanned == [(2, 6), (4, None), (4, None), (6, 6)]  # a hive dataset prunes by partition only
     else:
+        assert scanned[:3] == [(2, 6), (4, 6), (4, 6)]
         # Delta also prunes by min/max statistics: 'AA' sorts first, so a file is skipped exactly
         # when it holds no 'AA'; each (year, month) partition is one file.
         with_aa = data[data.carrier == "AA"].groupby(["year", "month"]).ngroups

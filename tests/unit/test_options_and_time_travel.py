@@ -210,7 +210,8 @@ def test_to_batches_logs_one_record_once_exhausted(lake, io_records, name):
     assert record["bytes"] > 0
     assert record["engine"] == "arrow" and record["format"] == FORMAT[name]
     if name in PARTITIONED:
-        assert (record["files_scanned"], record["files_total"]) == (2, 6)
+        # a plain table lists only the month=2 folders (its total unknown); Delta counts its log
+        assert (record["files_scanned"], record["files_total"]) == (2, 6 if FORMAT[name] == "delta" else None)
     assert io_records() == [record]
 
 

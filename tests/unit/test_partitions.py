@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from lakeio import partitions
 from lakeio.files import partitioned_dataset
+from lakeio.predicate import parse_filter, to_arrow
 from lakeio.storage import Location
 
 # (folder values of one column, as written on disk) -> the Arrow type of Spark's inference
@@ -129,14 +130,14 @@ def test_a_folder_tree_reads_as_spark_reads_it(tmp_path):
         folder.mkdir(parents=True)
         pq.write_table(pa.table({"id": [code]}), folder / "part-0.parquet")
     (tmp_path / "_SUCCESS").write_text("")
-    dataset = partitioned_dataset(fs.LocalFileSystem(), Location("file", str(tmp_path)), ds.ParquetFileFormat(), {})
+    dataset, _ = partitioned_dataset(fs.LocalFileSystem(), Location("file", str(tmp_path)), ds.ParquetFileFormat(), {})
     table = dataset.to_table().sort_by("id")
     assert table.schema == pa.schema([("id", pa.string()), ("day", pa.date32()), ("code", pa.int32()),
                                       ("k", pa.string())])
     assert table.column("k").to_pylist() == ["é t", "é t'", None]
     assert table.column("code").to_pylist() == [7, 10, 100]
-    declared = partitioned_dataset(fs.LocalFileSystem(), Location("file", str(tmp_path)), ds.ParquetFileFormat(),
-                                   {"code": pa.string()})
+    declared, _ = partitioned_dataset(fs.LocalFileSystem(), Location("file", str(tmp_path)), ds.ParquetFileFormat(),
+                                      {"code": pa.string()})
     assert sorted(declared.to_table().column("code").to_pylist()) == ["007", "010", "100"]
 
 
@@ -152,12 +153,73 @@ def test_pyarrows_own_parsing_is_used_only_where_it_reads_alike(tmp_path):
         folder.mkdir(parents=True)
         pq.write_table(pa.table({"id": [n]}), folder / "part-0.parquet")
     location, filesystem = Location("file", str(tmp_path)), fs.LocalFileSystem()
-    fast = partitioned_dataset(filesystem, location, ds.ParquetFileFormat(), {})
+    fast, _ = partitioned_dataset(filesystem, location, ds.ParquetFileFormat(), {})
     types = {field.name: field.type for field in fast.schema if field.name != "id"}
-    ruled = partitioned_dataset(filesystem, location, ds.ParquetFileFormat(), types)
+    ruled, _ = partitioned_dataset(filesystem, location, ds.ParquetFileFormat(), types)
     assert types == {"code": pa.int32(), "day": pa.date32(), "k": pa.string()}
     assert fast.to_table().sort_by("id").equals(ruled.to_table().sort_by("id"))
     assert fast.to_table().sort_by("id").column("k").to_pylist() == ["é t'", "é t'", None]
     assert not partitions.pyarrow_reads_alike("+5", pa.int32())
     assert not partitions.pyarrow_reads_alike("%E9", pa.string())  # a byte no UTF-8: Spark's one character
     assert partitions.unescape("%E9") == "é"
+
+
+def _daily_tree(root, days: int = 70) -> None:
+    """``day=.../city=...`` folders, one file each, from 2024-01-01 on."""
+    import pyarrow.parquet as pq
+
+    for n in range(days):
+        day = dt.date(2024, 1, 1) + dt.timedelta(days=n)
+        for city in ("a", "b", "Zürich"):
+            folder = root / f"day={day}" / f"city={city}"
+            folder.mkdir(parents=True)
+            pq.write_table(pa.table({"id": [n * 3 + len(city)]}), folder / "part-0.parquet")
+    (root / "_SUCCESS").write_text("")
+
+
+@pytest.mark.parametrize("where, declared, walked, leaves", [
+    ("day >= '2024-02-01' AND day < '2024-03-01'", {"city": pa.string()}, True, 29 * 3),
+    ("city = 'b'", {}, True, 70),  # nothing pruned at the day level: city is typed from every folder
+    ("city IN ('a', 'Zürich') AND day = '2024-01-05' AND id > 0", {"city": pa.string()}, True, 2),
+    ("NOT (city = 'a') AND day IN ('2024-03-01', '2024-03-02')", {"city": pa.string()}, True, 4),
+    ("day > '2024-03-05' OR city = 'a'", {}, True, 5 * 3 + 65),
+    ("day = '2024-01-05'", {}, False, None),  # city below a pruned level, its type not declared
+    ("id > 3", {}, False, None),  # no term on the partitions
+    ("day = 5", {}, False, None),  # a term that does not fit the column's type: the scan says why
+], ids=lambda value: value if isinstance(value, str) else None)
+def test_a_filter_on_partitions_walks_only_into_the_folders_it_matches(tmp_path, where, declared, walked, leaves):
+    from pyarrow import fs
+
+    _daily_tree(tmp_path)
+    location, filesystem = Location("file", str(tmp_path)), fs.LocalFileSystem()
+    predicate = parse_filter(where)
+    every, every_sizes = partitioned_dataset(filesystem, location, ds.ParquetFileFormat(), declared)
+    selected, sizes = partitioned_dataset(filesystem, location, ds.ParquetFileFormat(), declared,
+                                          (("day", "city"), predicate))
+    assert every_sizes is None
+    assert (sizes is not None) is walked
+    if not walked:
+        return
+    assert len(sizes) == len(selected.files) == leaves  # only the files of matching folders were listed
+    assert selected.schema == every.schema
+    expected = every.to_table(filter=to_arrow(predicate, every.schema)).sort_by("id")
+    assert selected.to_table(filter=to_arrow(predicate, selected.schema)).sort_by("id").equals(expected)
+    assert expected.num_rows > 0
+
+
+def test_a_layout_other_than_the_partition_columns_is_listed_whole(tmp_path):
+    """A file above the last partition level (an empty write's, at the root) or a level of another
+    column: the walk cannot tell what the full listing would, so it lists every file."""
+    import pyarrow.parquet as pq
+    from pyarrow import fs
+
+    _daily_tree(tmp_path, days=3)
+    location, filesystem = Location("file", str(tmp_path)), fs.LocalFileSystem()
+    predicate = parse_filter("day = '2024-01-02'")
+    walked = (("day", "city"), predicate)
+    assert partitioned_dataset(filesystem, location, ds.ParquetFileFormat(), {"city": pa.string()}, walked)[1]
+    assert partitioned_dataset(filesystem, location, ds.ParquetFileFormat(), {}, (("city", "day"), predicate))[1] \
+        is None
+    pq.write_table(pa.table({"id": pa.array([], pa.int64())}), tmp_path / "part-empty.parquet")
+    dataset, sizes = partitioned_dataset(filesystem, location, ds.ParquetFileFormat(), {"city": pa.string()}, walked)
+    assert sizes is None and len(dataset.files) == 3 * 3 + 1

@@ -127,9 +127,11 @@ class ArrowEngine:
         table.load_as_version(before[-1])
         return table
 
-    def _open(self, plan: ScanPlan) -> tuple[ds.Dataset, DeltaSnapshot | None]:
-        """The plan's data as a pyarrow dataset, and its Delta snapshot (None for plain files)."""
-        return again_if_transient(plan.location, lambda: self._open_once(plan))
+    def _open(self, plan: ScanPlan, walk: bool = True) -> tuple[ds.Dataset, DeltaSnapshot | None, dict[str, int] | None]:
+        """The plan's data as a pyarrow dataset, its Delta snapshot (None for plain files), and for
+        plain files of which only the partitions the filter can match were listed (``walk``), their
+        files' sizes (else None)."""
+        return again_if_transient(plan.location, lambda: self._open_once(plan, walk))
 
     def _open_delta(self, plan: ScanPlan) -> tuple[ds.Dataset, DeltaSnapshot]:
         import pyarrow as pa
@@ -144,13 +146,15 @@ class ArrowEngine:
             sizes = dict(zip(map(urllib.parse.unquote, actions["path"].to_pylist()), actions["size_bytes"].to_pylist()))
             return dataset, DeltaSnapshot(table, table.version(), sizes, lock)
 
-    def _open_once(self, plan: ScanPlan) -> tuple[ds.Dataset, DeltaSnapshot | None]:
+    def _open_once(self, plan: ScanPlan, walk: bool) -> tuple[ds.Dataset, DeltaSnapshot | None, dict[str, int] | None]:
         try:
             if plan.format == "delta":
-                return self._open_delta(plan)
-            return files.read_consistently(self.storage, plan, lambda: files.open_dataset(
+                return (*self._open_delta(plan), None)
+            selecting = (plan.partition_by, plan.predicate) if walk else ((), None)
+            dataset, sizes = files.read_consistently(self.storage, plan, lambda: files.open_dataset(
                 self.storage.filesystem(plan.location), plan.location, plan.format, bool(plan.partition_by),
-                plan.options, plan.column_types, plan.partition_types)), None
+                plan.options, plan.column_types, plan.partition_types, selecting=selecting))
+            return dataset, None, sizes
         except Exception as error:
             if plan.format in text.TEXT_FORMATS and text.is_conversion_error(error):
                 # A value of a file's first rows that does not read as the contract's type.
@@ -163,15 +167,20 @@ class ArrowEngine:
 
     def text_schema(self, plan: ScanPlan) -> pa.Schema:
         """The Arrow schema the plan's CSV or JSON files are read as, by this engine and by Spark:
-        the contract's types for the columns it declares, pyarrow's inference for the others."""
-        return _presented(self._open(plan)[0].schema, _converted(plan))
+        the contract's types for the columns it declares, pyarrow's inference for the others: over
+        every file, as Spark reads them all."""
+        return _presented(self._open(plan, walk=False)[0].schema, _converted(plan))
 
-    def open_scan(self, plan: ScanPlan) -> Scan:
+    def open_scan(self, plan: ScanPlan, walk: bool = True) -> Scan:
         """Opens the plan's data and prunes its files; a scan opened once serves both a size
         estimate (:meth:`Scan.files`) and the reads of the frame planned with it (``scan=``
-        of the read methods), for as long as it is current (see :meth:`Scan.is_current`)."""
-        dataset, delta = self._open(plan)
-        return self.scan(plan, dataset, delta)
+        of the read methods), for as long as it is current (see :meth:`Scan.is_current`).
+
+        A partitioned plain dataset filtered on its partition columns lists only the folders the
+        filter can match (:func:`lakeio.files.pruned_listing`); ``walk=False`` lists every file,
+        for a caller that needs the table's every partition."""
+        dataset, delta, sizes = self._open(plan, walk)
+        return self.scan(plan, dataset, delta, sizes)
 
     def scan(self, plan: ScanPlan, dataset: ds.Dataset, delta: DeltaSnapshot | None = None,
              sizes: dict[str, int] | None = None) -> Scan:
@@ -510,8 +519,9 @@ class Scan:
     delta: DeltaSnapshot | None  # a Delta scan's table, else None
     expression: object  # the plan's filter as a pyarrow expression, or None
     kept: list
-    # For a dataset of files already selected elsewhere (the partitions Spark's helper chose): their
-    # sizes. The dataset is then only what was selected, so the table's file count is unknown.
+    # For a dataset of files already selected (the partitions Spark's helper chose, or the folders a
+    # pruned listing walked into): their sizes. The dataset is then only what was selected, so the
+    # table's file count is unknown.
     sizes: dict[str, int] | None = None
     version: int | None = None  # the Delta table version the dataset was built from
 

@@ -14,7 +14,7 @@ import io
 import json
 import re
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from lakeio.errors import SchemaMismatchError
 
@@ -24,11 +24,52 @@ if TYPE_CHECKING:
     from lakeio.config import Options
     from lakeio.frame import ScanPlan
 
+T = TypeVar("T", "pa.Table", "pa.RecordBatch")
+
 TEXT_FORMATS = ("csv", "json")
 # The words of every bad-value message: the Spark engine knows its own errors by them.
 DOES_NOT_READ_AS = "does not read as"
 # Arrow's words for a value its CSV or JSON reader could not convert.
 _CONVERSION_ERRORS = ("In CSV column #", "Failed to convert JSON", "changed from", "Failed to parse string")
+
+
+def json_lists(data: pa.Table, columns: Iterable[str]) -> pa.Table:
+    """``data`` with its list-of-strings ``columns`` as JSON text (``["in_set [day]"]``, as Spark's
+    ``to_json`` writes it), for a format with no list type (CSV); :func:`from_json_lists` reads
+    them back."""
+    import pyarrow as pa
+
+    for column in columns:
+        values = [None if value is None else json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+                  for value in data[column].to_pylist()]
+        data = data.set_column(data.schema.get_field_index(column), column, pa.array(values, pa.string()))
+    return data
+
+
+def from_json_lists(data: T, columns: Iterable[str]) -> T:
+    """``data`` (a table or record batch) with those of ``columns`` it holds as JSON text
+    (:func:`json_lists`) as lists of strings."""
+    import pyarrow as pa
+
+    for column in columns:
+        index = data.schema.get_field_index(column)
+        if index < 0 or not pa.types.is_string(data.schema.field(index).type):
+            continue
+        values = pa.array([None if value is None else json.loads(value) for value in data[column].to_pylist()],
+                          pa.list_(pa.string()))
+        data = data.set_column(index, column, values)
+    return data
+
+
+def json_lists_schema(schema: pa.Schema, columns: Iterable[str]) -> pa.Schema:
+    """``schema`` as :func:`from_json_lists` leaves it."""
+    import pyarrow as pa
+
+    for column in columns:
+        index = schema.get_field_index(column)
+        if index >= 0 and pa.types.is_string(schema.field(index).type):
+            schema = schema.set(index, schema.field(index).with_type(pa.list_(pa.string())))
+    return schema
 
 
 def held_by_both(schema: pa.Schema) -> pa.Schema:

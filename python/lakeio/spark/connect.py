@@ -157,7 +157,7 @@ class SparkConnectEngine(SparkEngine):
         explicit paths with ``basePath`` and lists nothing else), typed as the Arrow engine types
         them (:mod:`lakeio.partitions`: Spark's rules, over every partition, not only those read)."""
         try:
-            scan = self._arrow.open_scan(plan)
+            scan = self._arrow.open_scan(plan, walk=False)
         except InvalidArgumentError:  # a filter Arrow cannot type as Spark does: every partition, Spark filters
             scan = self._arrow.open_scan(replace(plan, predicate=None))
         every = sorted({posixpath.dirname(path) for path in scan.dataset.files})

@@ -81,7 +81,13 @@ class SparkEngine:
     def read_dataframe(self, plan: ScanPlan, record: IORecord | None = None) -> DataFrame:
         """The plan as a lazy Spark DataFrame; a read of a partitioned Parquet table reads only the
         partitions the helper selects (see :mod:`lakeio.pruning`), and says how many on ``record``."""
-        return self._read(plan, record)[0]
+        frame = self._read(plan, record)[0]
+        if plan.json_lists:  # text columns of JSON arrays (a CSV quarantine's checks), as the Arrow results read them
+            from pyspark.sql import functions as F
+
+            frame = frame.withColumns({column: F.from_json(F.col(quote_name(column)), "array<string>")
+                                       for column in plan.json_lists if column in frame.columns})
+        return frame
 
     def _read(self, plan: ScanPlan, record: IORecord | None = None,
               selection: pruning.PartitionSelection | None = None) -> tuple[DataFrame, pa.Schema | None]:

@@ -306,10 +306,11 @@ def table_after(after: TableAfter, current: DataFrame | None, incoming: DataFram
 
 
 def split(frame: DataFrame, checks: tuple[tuple[str, Any], ...], types: Mapping[str, LogicalType], column: str,
-          run: tuple[str, str], keep: Column | None = None) -> tuple[DataFrame, DataFrame, int]:
+          run: tuple[str, str], keep: Column | None = None, as_text: bool = False) -> tuple[DataFrame, DataFrame, int]:
     """The rows passing the quarantining ``checks`` (or for which ``keep`` is true), the others
-    with ``column`` (the checks each failed) and the run column ``run`` (name, value), and how
-    many those are (one job)."""
+    with ``column`` (the checks each failed; with ``as_text`` as JSON text, as
+    :func:`lakeio.engines.text.json_lists` writes it) and the run column ``run`` (name, value),
+    and how many those are (one job)."""
     from pyspark.sql import functions as F
 
     quarantined = F.size(column) > 0
@@ -317,6 +318,8 @@ def split(frame: DataFrame, checks: tuple[tuple[str, Any], ...], types: Mapping[
         quarantined = quarantined & ~F.coalesce(keep, F.lit(False))
     marked = frame.withColumn(column, failed_checks(checks, types))
     failing = marked.where(quarantined).withColumn(run[0], F.lit(run[1]))
+    if as_text:
+        failing = failing.withColumn(column, F.to_json(F.col(quote_name(column))))
     return marked.where(~quarantined).drop(column), failing, failing.count()
 
 

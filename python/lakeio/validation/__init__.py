@@ -168,11 +168,13 @@ class ContractBinding:
         self.conclude(report, record, partition=request.target.partition)
         return replace(request, data=self.cast(data))
 
-    def split(self, data: Any, column: str, run_id: str, keep: Predicate | None = None) -> tuple[Any, Any, int]:
+    def split(self, data: Any, column: str, run_id: str, keep: Predicate | None = None,
+              as_text: bool = False) -> tuple[Any, Any, int]:
         """Splits a write's or merge's data (pandas, Arrow or Spark) on the checks that quarantine:
         returns the rows passing them all (and those ``keep`` is true for: a merge's deletes, which
-        write no values), the others with ``column`` (the names of the checks each failed) and
-        ``lakeio_run_id``, and how many those are (one Spark job to count them, none on Arrow)."""
+        write no values), the others with ``column`` (the names of the checks each failed: a list,
+        or with ``as_text`` its JSON text) and ``lakeio_run_id``, and how many those are (one Spark
+        job to count them, none on Arrow)."""
         from lakeio.config import QUARANTINE_RUN_COLUMN
         from lakeio.engines import is_spark_dataframe, to_arrow_data
 
@@ -183,7 +185,7 @@ class ContractBinding:
 
             types = {c.name: c.type for c in self.contract.columns.values()}
             return spark_backend.split(data, checks, types, column, (QUARANTINE_RUN_COLUMN, run_id),
-                                       None if keep is None else to_column(keep))
+                                       None if keep is None else to_column(keep), as_text)
         import pyarrow as pa
         import pyarrow.compute as pc
 
@@ -196,6 +198,10 @@ class ContractBinding:
         quarantined = pc.and_(pc.greater(pc.list_value_length(failed), 0), pc.invert(true_for(table, keep)))
         failing = table.append_column(column, failed).filter(quarantined)
         failing = failing.append_column(QUARANTINE_RUN_COLUMN, pa.array([run_id] * failing.num_rows, pa.string()))
+        if as_text:
+            from lakeio.engines import text
+
+            failing = text.json_lists(failing, [column])
         return table.filter(pc.invert(quarantined)), failing, failing.num_rows
 
     def cast(self, data: Any) -> Any:
