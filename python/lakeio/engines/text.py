@@ -1,8 +1,9 @@
 """CSV and JSON lines: what both engines share so that they read text files alike.
 
 Text files carry no types. Both engines read them with one Arrow schema, the one the Arrow engine
-finds: the contract's types for the columns it declares, pyarrow's inference from the files' first
-rows for the others (see ``ArrowEngine.text_schema``), in types both engines hold
+finds: the contract's types for the columns it declares, the types lakeio's last write to the
+dataset recorded for the others (:func:`lakeio.files.text_columns`), pyarrow's inference from the
+files' first rows for the rest (data of other tools) (see ``ArrowEngine.text_schema``), in types both engines hold
 (:func:`held_by_both`). A value that does not read as its column's type is an error naming the
 file, the column and the value on both engines (:func:`bad_value_message`); the Arrow engine finds
 them with :func:`find_bad_value`, the Spark engine as it converts each value.
@@ -92,8 +93,9 @@ def bad_value_message(plan: ScanPlan, file: Any, column: str, value: Any, data_t
     """The error message for a ``value`` of ``column`` in ``file`` that does not read as ``data_type``,
     in pieces: ``file`` and ``value`` are strings, or the Spark columns that give them row by row
     (the Spark engine raises it from inside its job)."""
-    declared = dict(plan.column_types).get(column)
+    declared, recorded = dict(plan.target.column_types).get(column), dict(plan.target.recorded_types).get(column)
     what = f"{declared}, the type its contract declares" if declared \
+        else f"{recorded}, the type lakeio wrote the column as" if recorded \
         else f"{data_type}, the type inferred from the first rows of the files"
     return [f"dataset {plan.dataset!r} [{plan.env}]: file ", file, f", column {column!r}: value '", value,
             f"' {DOES_NOT_READ_AS} {what}"]
