@@ -93,12 +93,34 @@ def open_dataset(filesystem, location: Location, format: str, partitioned: bool,
     def typed(schema: pa.Schema) -> pa.Schema:
         return pa.schema([field.with_type(declared.get(field.name, field.type)) for field in schema])
 
-    physical = [typed(fragment.physical_schema) for fragment in dataset.get_fragments()]
+    fragments = list(dataset.get_fragments())
+    physical = [typed(fragment.physical_schema) for fragment in fragments]
+    if format == "csv" and options.header:
+        _check_headers(location, fragments, physical)
     unified = text.held_by_both(pa.unify_schemas([typed(dataset.schema), *physical], promote_options="permissive"))
     if unified == dataset.schema:
         return dataset
     return dataset.replace_schema(unified) if partitioned else \
         ds.dataset(location.path, filesystem=filesystem, schema=unified, format=file_format)
+
+
+def _check_headers(location: Location, fragments: list, schemas: list[pa.Schema]) -> None:
+    """Refuses CSV files whose headers name other columns, or the same in another order, than
+    the first file's (a reader would add columns, or match values to columns by position).
+
+    Raises:
+        SchemaMismatchError: naming each file that differs, and its header.
+    """
+    if not schemas:
+        return
+    first = schemas[0].names
+    other = [(fragment.path, schema.names) for fragment, schema in zip(fragments, schemas, strict=True)
+             if schema.names != first]
+    if other:
+        shown = "; ".join(f"{path} has {','.join(names)}" for path, names in other[:3])
+        raise SchemaMismatchError(f"{location.uri}: CSV files whose header is not the dataset's "
+                                  f"({','.join(first)}, as in {fragments[0].path}): {shown}"
+                                  + (f" and {len(other) - 3} more" if len(other) > 3 else ""))
 
 
 def partitioned_dataset(filesystem, location: Location, file_format, declared: dict[str, pa.DataType]) -> ds.Dataset:
@@ -167,6 +189,56 @@ def read_consistently(storage: Storage, plan: ScanPlan, listing: Callable[[], T]
     (:meth:`CommitLog.consistent`); an interrupted commit's error names the command that ends it."""
     command = f"lakeio --env {plan.env} recover {plan.dataset}"
     return CommitLog(storage, plan.location, plan.describe()).consistent(listing, command)
+
+
+# Threads that read the footers of a Parquet dataset's files at once (S3 round trips overlap).
+FOOTER_THREADS = 16
+
+
+def check_parquet_files(describe: str, fragments: list, partition_by: tuple[str, ...] = ()) -> pa.Schema | None:
+    """Refuses Parquet files that do not read together: every file's footer is read (in threads;
+    the fragments keep them for the scan) and all must have one schema (names and types, in
+    order; partition columns, which folders give, left out), since a reader that takes one file's
+    schema for all of them silently drops or nulls the others' columns. Returns that schema
+    (None for no files).
+
+    Raises:
+        SchemaMismatchError: files of different schemas, each schema named with its files.
+        StorageError: a file that is no readable Parquet (empty, truncated), named.
+    """
+    import concurrent.futures
+
+    import pyarrow as pa
+
+    def footer(fragment) -> tuple[tuple[str, str], ...]:
+        try:
+            schema = fragment.physical_schema
+        except (pa.ArrowInvalid, OSError) as error:
+            if isinstance(error, OSError) and vanished(error):
+                raise  # replaced by a commit while read: the caller's consistent read sees to it
+            raise StorageError(f"{describe}: file {fragment.path} is not a readable Parquet file "
+                               f"({type(error).__name__}: {error})") from error
+        return tuple((field.name, str(field.type)) for field in schema if field.name not in partition_by)
+
+    if not fragments:
+        return None
+    with concurrent.futures.ThreadPoolExecutor(min(FOOTER_THREADS, len(fragments))) as pool:
+        schemas = list(pool.map(footer, fragments))
+    kinds: dict[tuple, list[str]] = {}
+    for fragment, schema in zip(fragments, schemas, strict=True):
+        kinds.setdefault(schema, []).append(fragment.path)
+    if len(kinds) > 1:
+        def named(schema: tuple, paths: list[str]) -> str:
+            shown = ", ".join(sorted(paths)[:3]) + (f" and {len(paths) - 3} more" if len(paths) > 3 else "")
+            columns = ", ".join(f"{name}: {type_}" for name, type_ in schema)
+            return f"{len(paths)} file{'s' if len(paths) > 1 else ''} ({shown}) {'have' if len(paths) > 1 else 'has'} " \
+                   f"columns ({columns})"
+
+        groups = sorted(kinds.items(), key=lambda kind: -len(kind[1]))
+        raise SchemaMismatchError(f"{describe}: the dataset's files do not share one schema: "
+                                  + "; ".join(named(schema, paths) for schema, paths in groups)
+                                  + ". Move the files that do not belong away, or rewrite the dataset")
+    return fragments[0].physical_schema
 
 
 def recorded_types(storage: Storage, target: ResolvedDataset) -> ResolvedDataset:

@@ -146,9 +146,9 @@ class ArrowEngine:
         try:
             if plan.format == "delta":
                 return self._open_delta(plan)
-            return files.read_consistently(self.storage, plan, lambda: files.open_dataset(
+            return files.read_consistently(self.storage, plan, lambda: self._checked(plan, files.open_dataset(
                 self.storage.filesystem(plan.location), plan.location, plan.format, bool(plan.partition_by),
-                plan.options, plan.column_types, plan.partition_types)), None
+                plan.options, plan.column_types, plan.partition_types))), None
         except Exception as error:
             if plan.format in text.TEXT_FORMATS and text.is_conversion_error(error):
                 # A value of a file's first rows that does not read as the contract's type.
@@ -158,6 +158,15 @@ class ArrowEngine:
                     raise found from error
             raise storage_error(f"dataset {plan.dataset!r} [{plan.env}]: cannot open {plan.format} data at "
                                  f"{plan.location.uri}", error) from error
+
+    @staticmethod
+    def _checked(plan: ScanPlan, dataset: ds.Dataset) -> ds.Dataset:
+        """``dataset``, once its files are known to read together: every Parquet footer has one
+        schema (:func:`lakeio.files.check_parquet_files`); text files are checked as they are
+        opened (:func:`lakeio.files.open_dataset`)."""
+        if plan.format == "parquet":
+            files.check_parquet_files(plan.describe(), list(dataset.get_fragments()), plan.partition_by)
+        return dataset
 
     def text_schema(self, plan: ScanPlan) -> pa.Schema:
         """The Arrow schema the plan's CSV or JSON files are read as, by this engine and by Spark:
@@ -231,7 +240,7 @@ class ArrowEngine:
         for attempt in range(1, _READ_ATTEMPTS + 1):
             try:
                 with self._scanning(plan, record, scan) as scanner:
-                    return again_if_transient(plan.location, scanner.to_table)
+                    return _utf8_checked(plan, again_if_transient(plan.location, scanner.to_table))
             except OSError as error:
                 if plan.format == "delta" or not files.vanished(error):
                     raise
@@ -255,7 +264,7 @@ class ArrowEngine:
             with contextlib.ExitStack() as stack:
                 stack.push(scope)
                 try:
-                    yield from scanner.to_batches()
+                    yield from (_utf8_checked(plan, batch) for batch in scanner.to_batches())
                 except OSError as error:  # batches already yielded: reading again would repeat them
                     if plan.format == "delta" or not files.vanished(error):
                         raise
@@ -584,6 +593,18 @@ def _filter_errors(plan: ScanPlan, schema: pa.Schema, expression, scan: Scan | N
             f"dataset {plan.dataset!r}: filter {shown} does not fit the column types "
             f"({', '.join(f'{f.name}: {f.type}' for f in schema if f.name in columns_of(plan.predicate))}): {error}"
         ) from error
+
+
+def _utf8_checked(plan: ScanPlan, data: T) -> T:
+    """``data`` (a table or batch read from ``plan``'s files), once its text is known to be UTF-8:
+    pyarrow's JSON reader keeps bytes that are not, which fail only later, as they are converted.
+
+    Raises:
+        pyarrow.ArrowInvalid: bytes that are not UTF-8 (the read's error handler names the file).
+    """
+    if plan.format == "json":
+        data.validate(full=True)  # type: ignore[attr-defined]  # a pa.Table or pa.RecordBatch
+    return data
 
 
 def _converted(plan: ScanPlan) -> dict[str, pa.DataType]:

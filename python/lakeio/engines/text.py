@@ -28,8 +28,10 @@ if TYPE_CHECKING:
 TEXT_FORMATS = ("csv", "json")
 # The words of every bad-value message: the Spark engine knows its own errors by them.
 DOES_NOT_READ_AS = "does not read as"
-# Arrow's words for a value its CSV or JSON reader could not convert.
-_CONVERSION_ERRORS = ("In CSV column #", "Failed to convert JSON", "changed from", "Failed to parse string")
+# Arrow's words for a value its CSV or JSON reader could not convert, or (JSON, checked after the
+# read: pyarrow's JSON reader keeps such bytes) for text that is not UTF-8.
+_CONVERSION_ERRORS = ("In CSV column #", "Failed to convert JSON", "changed from", "Failed to parse string",
+                      "Invalid UTF8")
 
 
 def held_by_both(schema: pa.Schema) -> pa.Schema:
@@ -109,7 +111,8 @@ def is_conversion_error(error: BaseException) -> bool:
 def bad_value_error(plan: ScanPlan, error: BaseException, paths: Iterable[str], filesystem,
                     types: dict[str, pa.DataType]) -> SchemaMismatchError | None:
     """The error naming the file, column and value behind pyarrow's conversion ``error`` (which names
-    at most two of them), found by reading the file again; None when no one value is at fault.
+    at most two of them), or the file and line of bytes that are not UTF-8, found by reading the
+    file again; None when no one value is at fault.
 
     Args:
         plan: the read.
@@ -121,7 +124,15 @@ def bad_value_error(plan: ScanPlan, error: BaseException, paths: Iterable[str], 
     named = re.search(r"input source '([^']+)'", str(error))
     for path in [named.group(1)] if named else paths:
         with filesystem.open_input_stream(path) as stream:
-            found = find_bad_value(stream.read(), plan.format, plan.options, types)
+            data = stream.read()
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError as bad:
+            line = data.count(b"\n", 0, bad.start) + 1
+            return SchemaMismatchError(f"dataset {plan.dataset!r} [{plan.env}]: file {path}, line {line}: "
+                                       f"byte 0x{data[bad.start]:02x} is not "
+                                       f"UTF-8 text ({bad.reason}); {plan.format} files must be UTF-8")
+        found = find_bad_value(data, plan.format, plan.options, types)
         if found is not None:
             column, value = found
             return SchemaMismatchError("".join(bad_value_message(plan, path, column, value, types[column])))
