@@ -215,7 +215,8 @@ def check_parquet_files(describe: str, fragments: list, partition_by: tuple[str,
             schema = fragment.physical_schema
         except (pa.ArrowInvalid, OSError) as error:
             if isinstance(error, OSError) and vanished(error):
-                raise  # replaced by a commit while read: the caller's consistent read sees to it
+                raise StorageError(f"{describe}: file {fragment.path} went while the dataset was read (a write "
+                                   "replaced it): read it again") from error
             raise StorageError(f"{describe}: file {fragment.path} is not a readable Parquet file "
                                f"({type(error).__name__}: {error})") from error
         return tuple((field.name, str(field.type)) for field in schema if field.name not in partition_by)

@@ -146,9 +146,9 @@ class ArrowEngine:
         try:
             if plan.format == "delta":
                 return self._open_delta(plan)
-            return files.read_consistently(self.storage, plan, lambda: self._checked(plan, files.open_dataset(
+            return files.read_consistently(self.storage, plan, lambda: files.open_dataset(
                 self.storage.filesystem(plan.location), plan.location, plan.format, bool(plan.partition_by),
-                plan.options, plan.column_types, plan.partition_types))), None
+                plan.options, plan.column_types, plan.partition_types)), None
         except Exception as error:
             if plan.format in text.TEXT_FORMATS and text.is_conversion_error(error):
                 # A value of a file's first rows that does not read as the contract's type.
@@ -158,15 +158,6 @@ class ArrowEngine:
                     raise found from error
             raise storage_error(f"dataset {plan.dataset!r} [{plan.env}]: cannot open {plan.format} data at "
                                  f"{plan.location.uri}", error) from error
-
-    @staticmethod
-    def _checked(plan: ScanPlan, dataset: ds.Dataset) -> ds.Dataset:
-        """``dataset``, once its files are known to read together: every Parquet footer has one
-        schema (:func:`lakeio.files.check_parquet_files`); text files are checked as they are
-        opened (:func:`lakeio.files.open_dataset`)."""
-        if plan.format == "parquet":
-            files.check_parquet_files(plan.describe(), list(dataset.get_fragments()), plan.partition_by)
-        return dataset
 
     def text_schema(self, plan: ScanPlan) -> pa.Schema:
         """The Arrow schema the plan's CSV or JSON files are read as, by this engine and by Spark:
@@ -194,6 +185,12 @@ class ArrowEngine:
                 fields = {name: pc.field(name).cast(data_type) for name, data_type in converted.items()}
                 expression = to_arrow(plan.predicate, _presented(dataset.schema, converted), fields)
             kept = list(dataset.get_fragments(filter=expression))
+        if plan.format == "parquet" and sizes is None:
+            # The files read, and the first (whose schema the dataset took), must read together;
+            # text files are checked as they are opened (files.open_dataset).
+            first = next(iter(dataset.get_fragments()), None)
+            checked = kept if first is None or first.path in {f.path for f in kept} else [first, *kept]
+            files.check_parquet_files(plan.describe(), checked, plan.partition_by)
         return Scan(plan, dataset, delta, expression, kept, sizes, None if delta is None else delta.version)
 
     def current_scan(self, plan: ScanPlan, scan: Scan | None) -> Scan:
