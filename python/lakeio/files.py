@@ -98,6 +98,9 @@ def open_dataset(filesystem, location: Location, format: str, partitioned: bool,
     if format == "csv" and options.header:
         _check_headers(location, fragments, physical)
     unified = text.held_by_both(pa.unify_schemas([typed(dataset.schema), *physical], promote_options="permissive"))
+    if format == "json" and declared:  # JSON lines name their fields in any order: the declared ones first
+        unified = pa.schema([unified.field(name) for name in declared if name in unified.names]
+                            + [field for field in unified if field.name not in declared], metadata=unified.metadata)
     if unified == dataset.schema:
         return dataset
     return dataset.replace_schema(unified) if partitioned else \
@@ -210,10 +213,12 @@ def check_parquet_files(describe: str, fragments: list, partition_by: tuple[str,
 
     import pyarrow as pa
 
-    def footer(fragment) -> tuple[tuple[str, str], ...]:
+    def footer(fragment) -> tuple[tuple[str, str], ...] | None:
         try:
             schema = fragment.physical_schema
         except (pa.ArrowInvalid, OSError) as error:
+            if "file size is 0 bytes" in str(error):
+                return None  # an empty file holds no rows (Spark skips it): no schema to disagree
             if isinstance(error, OSError) and vanished(error):
                 raise StorageError(f"{describe}: file {fragment.path} went while the dataset was read (a write "
                                    "replaced it): read it again") from error
@@ -227,7 +232,8 @@ def check_parquet_files(describe: str, fragments: list, partition_by: tuple[str,
         schemas = list(pool.map(footer, fragments))
     kinds: dict[tuple, list[str]] = {}
     for fragment, schema in zip(fragments, schemas, strict=True):
-        kinds.setdefault(schema, []).append(fragment.path)
+        if schema is not None:
+            kinds.setdefault(schema, []).append(fragment.path)
     if len(kinds) > 1:
         def named(schema: tuple, paths: list[str]) -> str:
             shown = ", ".join(sorted(paths)[:3]) + (f" and {len(paths) - 3} more" if len(paths) > 3 else "")
@@ -239,7 +245,8 @@ def check_parquet_files(describe: str, fragments: list, partition_by: tuple[str,
         raise SchemaMismatchError(f"{describe}: the dataset's files do not share one schema: "
                                   + "; ".join(named(schema, paths) for schema, paths in groups)
                                   + ". Move the files that do not belong away, or rewrite the dataset")
-    return fragments[0].physical_schema
+    return next((fragment.physical_schema for fragment, schema in zip(fragments, schemas, strict=True)
+                 if schema is not None), None)
 
 
 def recorded_types(storage: Storage, target: ResolvedDataset) -> ResolvedDataset:

@@ -129,8 +129,10 @@ class _OnDataset:
     def column_types(self) -> tuple[tuple[str, str], ...]:
         """The (name, logical type) text files' data columns are read as: the contract's, and the
         recorded ones (:attr:`ResolvedDataset.recorded_types`) of the columns it does not declare."""
-        declared = dict(self.target.column_types)
-        return self.target.column_types + tuple(pair for pair in self.target.recorded_types if pair[0] not in declared)
+        declared, recorded = dict(self.target.column_types), dict(self.target.recorded_types)
+        # In the order written (JSON lines may leave a null out, so the files do not always say it).
+        return tuple((name, declared.get(name, logical)) for name, logical in self.target.recorded_types) + \
+            tuple(pair for pair in self.target.column_types if pair[0] not in recorded)
 
     @property
     def partition_types(self) -> tuple[tuple[str, str], ...]:

@@ -246,7 +246,6 @@ CORRUPT = {  # case -> (format, partitioned, file put, its bytes, words of the e
     "stray parquet first in a partition": ("parquet", True, "p=x/aaa.parquet", "other", "do not share one schema"),
     "stray parquet last in a partition": ("parquet", True, "p=x/zzz.parquet", "other", "do not share one schema"),
     "truncated parquet": ("parquet", False, None, "cut", "parquet"),
-    "zero-byte parquet": ("parquet", False, "zzz.parquet", b"", "is not a readable Parquet file"),
     "csv with another header": ("csv", False, "zzz.csv", b"id,other\n9,z\n", "header is not the dataset's"),
     "non-utf-8 csv": ("csv", False, "zzz.csv", b"id,name\n9,caf\xe9\n", "line 2: byte 0xe9 is not UTF-8 text"),
     "zero-byte csv": ("csv", False, "zzz.csv", b"", "Empty CSV file"),

@@ -123,7 +123,7 @@ class SparkEngine:
         try:
             yield
         except StorageError as error:
-            if plan.format != "parquet":
+            if plan.format != "parquet" or "FAILED_READ_FILE" not in str(error):
                 raise
             try:
                 self._arrow.open_scan(plan)
