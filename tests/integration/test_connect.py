@@ -82,10 +82,15 @@ def last_read_record(caplog) -> dict:
 
 
 def test_a_result_over_the_servers_limit_comes_back_through_the_shared_scratch_folder(large_lake, large_csv,
-                                                                                       caplog):
+                                                                                       caplog, monkeypatch):
+    from lakeio.spark import handoff
+
     lake, scratch = large_lake
     expected = large_csv[1]
     caplog.set_level("INFO", logger="lakeio.io")
+    probes = []
+    probed = handoff._probed_scratch
+    monkeypatch.setattr(handoff, "_probed_scratch", lambda *args: probes.append(args) or probed(*args))
 
     table = lake.read("big").to_arrow()
     assert table.sort_by("id").equals(expected)
@@ -98,6 +103,9 @@ def test_a_result_over_the_servers_limit_comes_back_through_the_shared_scratch_f
     # a Connect frame written on the Arrow engine goes through the same folder
     lake.write("copy", lake.read("big").to_spark(), mode="overwrite", engine="arrow")
     assert lake.read("copy", engine="arrow").to_arrow().sort_by("id").equals(expected)
+    lake.write("copy", lake.read("big").to_spark(), mode="overwrite", engine="arrow")
+    # the server was asked once, for the session and its scratch folder, not per read or write
+    assert len(probes) == 1
     # the probe and the staged files are gone
     assert list(scratch.iterdir()) == []
 

@@ -96,22 +96,17 @@ class SparkConnectEngine(SparkEngine):
         super().__init__(settings, storage)
         self._session: Any = None  # the Connect session, once set up
         self._plugin: bool | None = None  # whether the server has lakeio's plugin, once asked
-        # the scratch folder the server shares with this process (None: none), once asked
-        self._scratch: tuple[Location | None] | None = None
 
     def session(self) -> SparkSession:
         """The Connect session (:func:`lakeio.spark.session.connect_session`), set up once."""
         if self._session is None or self._session.is_stopped:
-            self._session, self._plugin, self._scratch = connect_session(self.settings, self.storage), None, None
+            self._session, self._plugin = connect_session(self.settings, self.storage), None
         return self._session
 
     def shared_scratch(self) -> Location | None:
         """The scratch folder when the server shares it with this process, else None
         (:func:`lakeio.spark.handoff.shared_scratch`), asked once per session."""
-        spark = self.session()
-        if self._scratch is None:
-            self._scratch = (handoff.shared_scratch(self.settings, spark, self.storage),)
-        return self._scratch[0]
+        return handoff.shared_scratch(self.settings, self.session(), self.storage)
 
     def has_plugin(self) -> bool:
         """True when the server runs lakeio's Connect plugin, of this lakeio and this Spark.

@@ -24,6 +24,7 @@ import operator
 import os
 import posixpath
 import uuid
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -201,7 +202,7 @@ def spark_frame_batches(frame: DataFrame, settings: EnvironmentSettings, storage
     """A Spark DataFrame as a stream of Arrow batches, without the driver: what a write of Spark
     data on the Arrow engine takes. Spark writes Parquet to the environment's scratch folder
     (:func:`scratch_location`) and :func:`staged_batches` streams it. On Spark Connect the folder is
-    used when the server shares it (:func:`shared_scratch`, asked for each frame); else the frame
+    used when the server shares it (:func:`shared_scratch`, asked once per session); else the frame
     comes as Connect's Arrow batches (:func:`connect_batches`), within the server's
     ``spark.driver.maxResultSize``."""
     import pyarrow as pa
@@ -323,11 +324,25 @@ def scratch_location(settings: EnvironmentSettings, spark: SparkSession) -> Loca
     return location
 
 
+# per Connect session (gone with it), the answer of :func:`shared_scratch` for each scratch URI
+_shared_answers: weakref.WeakKeyDictionary[SparkSession, dict[str | None, Location | None]] = \
+    weakref.WeakKeyDictionary()
+
+
 def shared_scratch(settings: EnvironmentSettings, spark: SparkSession, storage: Storage) -> Location | None:
     """The scratch folder (:func:`scratch_location`) when a Spark Connect server and this process
-    both reach it, else None: a fact asked, not assumed. This process writes a token under the
-    folder and the server reads it back (``spark.read.text``); the probe is removed either way. A
-    server on a cluster with no shared ``spark.scratch_uri`` shares none."""
+    both reach it, else None: a fact asked, not assumed, once per session and scratch URI. This
+    process writes a token under the folder and the server reads it back (``spark.read.text``); the
+    probe is removed either way. A server on a cluster with no shared ``spark.scratch_uri`` shares
+    none."""
+    answers = _shared_answers.setdefault(spark, {})
+    uri = settings.spark.scratch_uri
+    if uri not in answers:
+        answers[uri] = _probed_scratch(settings, spark, storage)
+    return answers[uri]
+
+
+def _probed_scratch(settings: EnvironmentSettings, spark: SparkSession, storage: Storage) -> Location | None:
     from pyspark.errors import PySparkException
 
     try:
