@@ -15,7 +15,7 @@ from lakeio import files
 from lakeio.config import EnvironmentSettings
 from lakeio.engines import find_own_commit, is_spark_dataframe, text, to_arrow_data
 from lakeio.engines.arrow import ArrowEngine
-from lakeio.errors import InvalidArgumentError, LakeioError, StorageError
+from lakeio.errors import InvalidArgumentError, LakeioError, SchemaMismatchError, StorageError
 from lakeio.metrics import IORecord
 from lakeio.predicate import And, Compare, In, IsNull, Not, Predicate, TimeKind, quote_name, to_sql, typed
 from lakeio.requests import TRANSACTION_VERSION, MergeRequest, WriteRequest
@@ -123,12 +123,14 @@ class SparkEngine:
         try:
             yield
         except StorageError as error:
-            if plan.format != "parquet" or "FAILED_READ_FILE" not in str(error):
+            if plan.format != "parquet":
                 raise
             try:
                 self._arrow.open_scan(plan)
             except LakeioError as named:
-                raise named from error
+                if isinstance(named, SchemaMismatchError) or any(
+                        words in str(named) for words in ("Could not read schema from", "not a readable Parquet")):
+                    raise named from error
             raise
 
     def _check_files(self, plan: ScanPlan, frame: DataFrame) -> None:
