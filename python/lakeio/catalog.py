@@ -272,7 +272,7 @@ class Catalog:
             ('arrow', (224, 2))
         """
         engine = engine_argument(engine)
-        target = self.resolve(name, options=options, **placeholders)
+        target = self._with_recorded_types(self.resolve(name, options=options, **placeholders))
         predicate = parse_filter(where)
         unsettled = self._unsettled_runs(name)
         if unsettled:  # a quarantine shows a run once its dataset's commit is known to be made
@@ -330,7 +330,7 @@ class Catalog:
         """
         if mode not in WRITE_MODES:
             raise InvalidArgumentError(f"write mode {mode!r} is not one of {', '.join(WRITE_MODES)}")
-        target = self.resolve(name, options=options, **placeholders)
+        target = self._with_recorded_types(self.resolve(name, options=options, **placeholders))
         chosen, reason = choose_engine(engine_argument(engine), target.engine, self._settings.engine, data)
         request = WriteRequest(target, mode=mode, data=data, replace_where=parse_filter(replace_where),
                                idempotency_key=idempotency_key)
@@ -589,6 +589,13 @@ class Catalog:
             files.CommitLog(self._storage, target.location, target.describe()).recover_abandoned()
         return self._settle_runs(name) > 0 or finished
 
+    def _with_recorded_types(self, target: ResolvedDataset) -> ResolvedDataset:
+        """``target`` with the types of its text columns as lakeio last wrote them, for the
+        requests that read its stored data (:func:`lakeio.files.recorded_types`)."""
+        from lakeio import files
+
+        return files.recorded_types(self._storage, target)
+
     def _table_reader(self, data: Any) -> Engine:
         """The engine that reads a dataset's current rows for the table checks of a write of
         ``data``: Spark for Spark data (the checks run there, in one job), else Arrow (streamed)."""
@@ -618,7 +625,7 @@ class Catalog:
         self.resource(name)
         if name not in self._contracts:
             raise InvalidArgumentError(f"dataset {name!r} has no contract (give its resource a 'schema:' file)")
-        target = self.resolve(name, **placeholders)
+        target = self._with_recorded_types(self.resolve(name, **placeholders))
         chosen, _ = choose_engine(engine_argument(engine), target.engine, self._settings.engine, data)
         # The stored data is read as it is: the report is the validation, not a read's check.
         stored = ScanPlan(target, validate=False)

@@ -18,6 +18,7 @@ Delta tables get the same guarantee from the Delta log and do not come here.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import decimal
 import functools
@@ -47,7 +48,7 @@ if TYPE_CHECKING:
 
     from lakeio.config import Options
     from lakeio.metrics import IORecord
-    from lakeio.requests import ScanPlan, WriteRequest
+    from lakeio.requests import ResolvedDataset, ScanPlan, WriteRequest
     from lakeio.storage import Location, Storage
 
 T = TypeVar("T")
@@ -102,12 +103,37 @@ def open_dataset(filesystem, location: Location, format: str, partitioned: bool,
     def typed(schema: pa.Schema) -> pa.Schema:
         return pa.schema([field.with_type(declared.get(field.name, field.type)) for field in schema])
 
-    physical = [typed(fragment.physical_schema) for fragment in dataset.get_fragments()]
+    fragments = list(dataset.get_fragments())
+    physical = [typed(fragment.physical_schema) for fragment in fragments]
+    if format == "csv" and options.header:
+        _check_headers(location, fragments, physical)
     unified = text.held_by_both(pa.unify_schemas([typed(dataset.schema), *physical], promote_options="permissive"))
+    if format == "json" and declared:  # JSON lines name their fields in any order: the declared ones first
+        unified = pa.schema([unified.field(name) for name in declared if name in unified.names]
+                            + [field for field in unified if field.name not in declared], metadata=unified.metadata)
     if unified == dataset.schema:
         return dataset, sizes
     return (dataset.replace_schema(unified) if partitioned else
             ds.dataset(location.path, filesystem=filesystem, schema=unified, format=file_format)), sizes
+
+
+def _check_headers(location: Location, fragments: list, schemas: list[pa.Schema]) -> None:
+    """Refuses CSV files whose headers name other columns, or the same in another order, than
+    the first file's (a reader would add columns, or match values to columns by position).
+
+    Raises:
+        SchemaMismatchError: naming each file that differs, and its header.
+    """
+    if not schemas:
+        return
+    first = schemas[0].names
+    other = [(fragment.path, schema.names) for fragment, schema in zip(fragments, schemas, strict=True)
+             if schema.names != first]
+    if other:
+        shown = "; ".join(f"{path} has {','.join(names)}" for path, names in other[:3])
+        raise SchemaMismatchError(f"{location.uri}: CSV files whose header is not the dataset's "
+                                  f"({','.join(first)}, as in {fragments[0].path}): {shown}"
+                                  + (f" and {len(other) - 3} more" if len(other) > 3 else ""))
 
 
 def partitioned_dataset(filesystem, location: Location, file_format, declared: dict[str, pa.DataType],
@@ -270,6 +296,76 @@ def read_consistently(storage: Storage, plan: ScanPlan, listing: Callable[[], T]
     return CommitLog(storage, plan.location, plan.describe()).consistent(listing, command)
 
 
+# Threads that read the footers of a Parquet dataset's files at once (S3 round trips overlap).
+FOOTER_THREADS = 16
+
+
+def check_parquet_files(describe: str, fragments: list, partition_by: tuple[str, ...] = ()) -> pa.Schema | None:
+    """Refuses Parquet files that do not read together: every file's footer is read (in threads;
+    the fragments keep them for the scan) and all must have one schema (names and types, in
+    order; partition columns, which folders give, left out), since a reader that takes one file's
+    schema for all of them silently drops or nulls the others' columns. Returns that schema
+    (None for no files).
+
+    Raises:
+        SchemaMismatchError: files of different schemas, each schema named with its files.
+        StorageError: a file that is no readable Parquet (empty, truncated), named.
+    """
+    import concurrent.futures
+
+    import pyarrow as pa
+
+    def footer(fragment) -> tuple[tuple[str, str], ...] | None:
+        try:
+            schema = fragment.physical_schema
+        except (pa.ArrowInvalid, OSError) as error:
+            if "file size is 0 bytes" in str(error):
+                return None  # an empty file holds no rows (Spark skips it): no schema to disagree
+            if isinstance(error, OSError) and vanished(error):
+                raise StorageError(f"{describe}: file {fragment.path} went while the dataset was read (a write "
+                                   "replaced it): read it again") from error
+            raise StorageError(f"{describe}: file {fragment.path} is not a readable Parquet file "
+                               f"({type(error).__name__}: {error})") from error
+        return tuple((field.name, str(field.type)) for field in schema if field.name not in partition_by)
+
+    if not fragments:
+        return None
+    with concurrent.futures.ThreadPoolExecutor(min(FOOTER_THREADS, len(fragments))) as pool:
+        schemas = list(pool.map(footer, fragments))
+    kinds: dict[tuple, list[str]] = {}
+    for fragment, schema in zip(fragments, schemas, strict=True):
+        if schema is not None:
+            kinds.setdefault(schema, []).append(fragment.path)
+    if len(kinds) > 1:
+        def named(schema: tuple, paths: list[str]) -> str:
+            shown = ", ".join(sorted(paths)[:3]) + (f" and {len(paths) - 3} more" if len(paths) > 3 else "")
+            columns = ", ".join(f"{name}: {type_}" for name, type_ in schema)
+            return f"{len(paths)} file{'s' if len(paths) > 1 else ''} ({shown}) {'have' if len(paths) > 1 else 'has'} " \
+                   f"columns ({columns})"
+
+        groups = sorted(kinds.items(), key=lambda kind: -len(kind[1]))
+        raise SchemaMismatchError(f"{describe}: the dataset's files do not share one schema: "
+                                  + "; ".join(named(schema, paths) for schema, paths in groups)
+                                  + ". Move the files that do not belong away, or rewrite the dataset")
+    return next((fragment.physical_schema for fragment, schema in zip(fragments, schemas, strict=True)
+                 if schema is not None), None)
+
+
+def recorded_types(storage: Storage, target: ResolvedDataset) -> ResolvedDataset:
+    """``target`` with the types lakeio's last commit to it recorded for its text columns
+    (:meth:`CommitLog.recorded_columns`; none for other formats, or data of other tools)."""
+    if target.format not in text.TEXT_FORMATS:
+        return target
+    log = CommitLog(storage, target.location, target.describe())
+    try:
+        columns = again_if_transient(target.location, log.recorded_columns)
+    except Exception as error:
+        raise storage_error(f"{target.describe()}: cannot read its commit log {log.marker}", error) from error
+    if not columns:
+        return target
+    return dataclasses.replace(target, recorded_types=tuple((name, logical) for name, logical in columns))
+
+
 def vanished(error: OSError) -> bool:
     """True when pyarrow's ``error`` says a file is not there (locally or on S3)."""
     said = str(error)
@@ -314,8 +410,13 @@ def write(request: WriteRequest, storage: Storage, incoming: pa.Table, stage: St
     except OSError as error:  # nothing staged yet: nothing changed
         raise storage_error(f"{request.describe()}: cannot read the data there to check the write against it",
                             error) from error
+    columns = text_columns(request, incoming.schema) if request.format in text.TEXT_FORMATS else None
+    recorded = log.recorded_columns() if columns is not None and present else None
     if existing is not None and request.options.schema_mode != "overwrite":
-        check_schema(request, existing.schema, incoming)
+        check_schema(request, existing.schema, incoming, recorded)
+        if recorded is not None and columns is not None:  # a column all null here keeps its recorded type
+            typed = dict(recorded) | dict(columns)
+            columns = [[name, typed[name]] for name in incoming.schema.names if name in typed]
     if empty and present and request.mode in ("append", "overwrite_partitions"):
         record.rows, record.files_written = 0, 0  # no rows: no partition to add or replace
         if request.run_receipt is not None:  # a run whose rows all went to its quarantine: still its commit point
@@ -326,7 +427,7 @@ def write(request: WriteRequest, storage: Storage, incoming: pa.Table, stage: St
     try:
         written, filled = stage(staging, token)
         reach_step("staged")
-        with log.held(token, request.run_receipt):
+        with log.held(token, request.run_receipt, columns):
             if request.mode != "append" and log.last_commit() != seen:
                 # Its replaced folders were chosen from data another write has replaced since.
                 raise StorageError(f"{request.describe()}: another write committed to the dataset while this "
@@ -462,19 +563,35 @@ def relative_dir(root: str, path: str) -> str:
     return posixpath.dirname(path)[len(root):].strip("/")
 
 
-def check_schema(request: WriteRequest, existing: pa.Schema, sample: pa.Table) -> None:
+def check_schema(request: WriteRequest, existing: pa.Schema, sample: pa.Table,
+                 recorded: list[list[str]] | None = None) -> None:
     """Refuses a write whose columns or types differ from the dataset's, naming each difference.
 
     Parquet types must be equal (partition columns excepted: their folders type them); Delta types
-    must be of one kind (delta-rs casts int32 to int64, nanoseconds to microseconds); CSV and JSON
-    carry no types, so their columns are compared as the reader will type them, and a column read
-    as all-null matches any type. ``schema_mode='merge'`` (Delta) accepts new and missing columns.
+    must be of one kind (delta-rs casts int32 to int64, nanoseconds to microseconds). CSV and JSON
+    carry no types: a dataset whose last lakeio commit ``recorded`` its columns' logical types
+    (:func:`text_columns`) is compared with those, as Parquet is, else the columns are compared as
+    the reader will type them, a column read as all-null matching any type.
+    ``schema_mode='merge'`` (Delta) accepts new and missing columns.
     """
     import pyarrow as pa
 
-    incoming = as_read_schema(sample, request.format, request.options) if request.format in ("csv", "json") \
-        else sample.schema
+    from lakeio.validation.arrow_backend import arrow_type, logical_type
+
     have = {f.name: f.type for f in existing}
+    if recorded is not None:
+        def as_recorded(data_type: pa.DataType) -> pa.DataType:
+            logical = logical_type(data_type)
+            return data_type if isinstance(logical, str) else arrow_type(logical)
+
+        have = {**declared_types(tuple((name, logical) for name, logical in recorded)),
+                **{name: have[name] for name in request.partition_by if name in have}}
+        incoming = pa.schema([field if field.name in request.partition_by else field.with_type(as_recorded(field.type))
+                              for field in sample.schema])
+    elif request.format in text.TEXT_FORMATS:
+        incoming = as_read_schema(sample, request.format, request.options)
+    else:
+        incoming = sample.schema
     new = {f.name: f.type for f in incoming}
     same = same_kind if request.format == "delta" else (lambda a, b: a == b)
     problems = [] if request.options.schema_mode == "merge" else \
@@ -486,6 +603,39 @@ def check_schema(request: WriteRequest, existing: pa.Schema, sample: pa.Table) -
         raise SchemaMismatchError(f"{request.describe()}: cannot {request.mode}: {'; '.join(problems)} "
                                   "(schema_mode='overwrite' with mode='overwrite' replaces the schema"
                                   f"{'; merge adds columns' if request.format == 'delta' else ''})")
+
+
+def text_columns(request: WriteRequest, schema: pa.Schema) -> list[list[str]]:
+    """The (name, logical type) of the data columns of a CSV or JSON write, recorded by its commit
+    so that readers type the columns as written (the contract's types still win); partition
+    columns are typed by their folders. JSON's nested columns (lists, structs) and all-null
+    ones are left to inference (a nested column's integers read back as int64).
+
+    Raises:
+        SchemaMismatchError: a column of a type the format does not carry: one with no lakeio
+            type (unsigned or half-precision numbers, binary, times of day, durations: they
+            would read back as other types), or a nested one in CSV.
+    """
+    import pyarrow.types as t
+
+    from lakeio.validation.arrow_backend import logical_type
+
+    columns: list[list[str]] = []
+    refused = []
+    for field in schema:
+        if field.name in request.partition_by:
+            continue
+        logical = logical_type(field.type)
+        if not isinstance(logical, str):
+            columns.append([field.name, str(logical)])
+        elif not (t.is_null(field.type) or request.format == "json" and t.is_nested(field.type)):
+            refused.append(f"{field.name!r} ({field.type})")
+    if refused:
+        raise SchemaMismatchError(
+            f"{request.describe()}: {request.format} cannot carry the type of column {', '.join(refused)}: it "
+            "would read back as another type; cast it (e.g. to int64, float64, string or timestamp), or write "
+            "parquet or delta")
+    return columns
 
 
 def same_kind(new: pa.DataType, have: pa.DataType) -> bool:
@@ -723,18 +873,30 @@ class CommitLog:
 
     def last_commit(self) -> str | None:
         """The token of the last commit (None before lakeio's first)."""
+        marker = self._last_marker()
+        return None if marker is None else marker["token"]
+
+    def recorded_columns(self) -> list[list[str]] | None:
+        """The (name, logical type) of the data columns of a text dataset as its last commit wrote
+        them (:func:`text_columns`); None when no lakeio commit recorded them (data written by
+        another tool, or by a lakeio before it recorded them)."""
+        marker = self._last_marker()
+        return None if marker is None else marker.get("columns")
+
+    def _last_marker(self) -> dict | None:
         body = self.objects.read(self.marker)
-        return None if body is None else json.loads(body)["token"]
+        return None if body is None else json.loads(body)
 
     # -- writers ------------------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def held(self, token: str, receipt: str | None = None) -> Iterator[None]:
+    def held(self, token: str, receipt: str | None = None, columns: list[list[str]] | None = None) -> Iterator[None]:
         """The lock: waits up to :data:`WAIT_FOR_COMMIT_S` for another write's commit (rolling
         back one whose writer is gone), then holds the log until the commit is done. ``receipt``:
-        where the commit, made, puts a receipt (the commit point of a quarantining run, :class:`RunJournal`)."""
+        where the commit, made, puts a receipt (the commit point of a quarantining run, :class:`RunJournal`);
+        ``columns``: the text columns' types the commit, made, records (:meth:`recorded_columns`)."""
         entry = {"token": token, "writer": _writer_tag(), "started": time.time(), "state": "locked",
-                 "dataset": self.describe, "receipt": receipt}
+                 "dataset": self.describe, "receipt": receipt, "columns": columns}
         deadline = time.monotonic() + WAIT_FOR_COMMIT_S
         while not self.objects.put(self.journal, json.dumps(entry).encode(), only_if_absent=True):
             if not self.recover_abandoned() and time.monotonic() > deadline:
@@ -746,7 +908,7 @@ class CommitLog:
         try:
             yield
             if entry.get("state") == "committed":
-                self.objects.put(self.marker, json.dumps({"token": token, "at": time.time()}).encode())
+                self.objects.put(self.marker, json.dumps(_marker(token, columns)).encode())
                 reach_step("marked")
         finally:
             self._held = None
@@ -821,8 +983,10 @@ class CommitLog:
         for leftover in entry.get("leftovers", ()):
             _remove_quietly(filesystem, leftover)
         if exists(filesystem, self.location):  # a rolled back first write leaves no root
-            self.objects.put(self.marker, json.dumps({"token": entry["token"], "at": time.time(),
-                                               "recovered": entry["state"]}).encode())
+            # A completed commit's columns, or (rolled back) the last commit's.
+            columns = entry.get("columns") if entry["state"] == "committed" else self.recorded_columns()
+            self.objects.put(self.marker, json.dumps({**_marker(entry["token"], columns),
+                                                      "recovered": entry["state"]}).encode())
         self.objects.delete(self.journal)
         logging.getLogger(__name__).warning("lakeio: %s: %s the commit %s its writer left unfinished",
                                             self.describe, "completed" if entry["state"] == "committed"
@@ -865,6 +1029,11 @@ class CommitLog:
             raise StorageError(f"{self.describe}: a write's commit ({entry['token']}) was interrupted half way; "
                                f"`{recover_command}` (or the next write) rolls it back")
         return marker, entry["token"]  # its moves all made, or none: the data is whole
+
+
+def _marker(token: str, columns: list[list[str]] | None) -> dict:
+    """The body of a commit marker: the commit's token and time, and the text columns it recorded."""
+    return {"token": token, "at": time.time(), **({} if columns is None else {"columns": columns})}
 
 
 def _remove_quietly(filesystem, folder: str) -> None:

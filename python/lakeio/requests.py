@@ -51,6 +51,9 @@ class ResolvedDataset:
             when validation is skipped: text formats are read as these types instead of inferred.
         partition_types: the contract's declared (name, logical type) of partition columns: their
             folders are read as these types instead of inferred (see :mod:`lakeio.partitions`).
+        recorded_types: a CSV or JSON dataset's (name, logical type) of its data columns as lakeio's
+            last commit to it wrote them (:meth:`lakeio.files.CommitLog.recorded_columns`): the
+            columns the contract does not declare are read as these types instead of inferred.
         engine: the binding's ``engine:``, or None.
         placeholders: the call's ``{placeholder}`` values, as (name, value) pairs.
         on_complete: what runs when an I/O of this call ends (see :class:`~lakeio.metrics.Timer`).
@@ -65,6 +68,7 @@ class ResolvedDataset:
     contract: ContractBinding | None = None
     column_types: tuple[tuple[str, str], ...] = ()
     partition_types: tuple[tuple[str, str], ...] = ()
+    recorded_types: tuple[tuple[str, str], ...] = ()
     engine: str | None = None
     placeholders: tuple[tuple[str, str], ...] = ()
     on_complete: Callable[[ResolvedDataset, IORecord, BaseException | None], None] | None = field(
@@ -123,7 +127,12 @@ class _OnDataset:
 
     @property
     def column_types(self) -> tuple[tuple[str, str], ...]:
-        return self.target.column_types
+        """The (name, logical type) text files' data columns are read as: the contract's, and the
+        recorded ones (:attr:`ResolvedDataset.recorded_types`) of the columns it does not declare."""
+        declared, recorded = dict(self.target.column_types), dict(self.target.recorded_types)
+        # In the order written (JSON lines may leave a null out, so the files do not always say it).
+        return tuple((name, declared.get(name, logical)) for name, logical in self.target.recorded_types) + \
+            tuple(pair for pair in self.target.column_types if pair[0] not in recorded)
 
     @property
     def partition_types(self) -> tuple[tuple[str, str], ...]:

@@ -205,3 +205,74 @@ def test_json_decimals_keep_every_digit_on_both_engines(spark, catalog_on, tmp_p
     for engine in ENGINES:
         got = lake.read("amounts", engine=engine).to_arrow().sort_by("id")
         assert got.column("amount").to_pylist() == exact, engine
+
+
+# -- corrupt input: a file that does not fit the dataset is an error naming it ---------------------
+
+def _parquet_bytes(table: pa.Table) -> bytes:
+    import pyarrow.parquet as pq
+
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink)
+    return sink.getvalue().to_pybytes()
+
+
+def _put(lake: lakeio.Catalog, name: str, relative: str, body: bytes | None = None, *, cut: bool = False) -> str:
+    """Puts ``body`` at ``relative`` under dataset ``name`` as another program would (``cut``: the
+    first file there, cut to half its size); returns the file's path as errors name it."""
+    from pyarrow import fs as pafs
+
+    from lakeio.config import S3Settings
+    from lakeio.storage import Storage
+
+    location = lake.location(name)
+    filesystem = Storage(S3Settings()).filesystem(location)
+    if cut:
+        infos = filesystem.get_file_info(pafs.FileSelector(location.path, recursive=True))
+        path = sorted(i.path for i in infos if i.type == pafs.FileType.File)[0]
+        with filesystem.open_input_stream(path) as stream:
+            body = stream.read()
+        body = body[: len(body) // 2]
+    else:
+        path = f"{location.path}/{relative}"
+    with filesystem.open_output_stream(path) as out:
+        out.write(body)
+    return path
+
+
+CORRUPT = {  # case -> (format, partitioned, file put, its bytes, words of the error)
+    "stray parquet sorting first": ("parquet", False, "aaa.parquet", "other", "do not share one schema"),
+    "stray parquet sorting last": ("parquet", False, "zzz.parquet", "other", "do not share one schema"),
+    "stray parquet first in a partition": ("parquet", True, "p=x/aaa.parquet", "other", "do not share one schema"),
+    "stray parquet last in a partition": ("parquet", True, "p=x/zzz.parquet", "other", "do not share one schema"),
+    "truncated parquet": ("parquet", False, None, "cut", "parquet"),
+    "csv with another header": ("csv", False, "zzz.csv", b"id,other\n9,z\n", "header is not the dataset's"),
+    "non-utf-8 csv": ("csv", False, "zzz.csv", b"id,name\n9,caf\xe9\n", "line 2: byte 0xe9 is not UTF-8 text"),
+    "zero-byte csv": ("csv", False, "zzz.csv", b"", "Empty CSV file"),
+    "non-utf-8 json": ("json", False, "zzz.json", b'{"id": 9, "name": "caf\xe9"}\n', ""),
+    "json with a malformed line": ("json", False, "zzz.json", b'{"id": 9, "name": "z"}\n{"id": 10, "na\n', ""),
+    "zero-byte json": ("json", False, "zzz.json", b"", "Empty JSON"),
+}
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("case", CORRUPT)
+def test_a_corrupt_file_is_a_lakeio_error_naming_it(spark, catalog_on, storage, engine, case):
+    """Never a silent wrong answer, never a raw pyarrow or py4j error: each corrupt or stray file
+    of a dataset is a lakeio error that names the file."""
+    format, partitioned, relative, body, words = CORRUPT[case]
+    lake = catalog_on(storage, "corrupt", data={"format": format, **({"partition_by": ["p"]} if partitioned else {})})
+    rows = pa.table({"id": [1, 2, 3], "name": ["a", "b", "c"], **({"p": ["x"] * 3} if partitioned else {})})
+    lake.write("data", rows, engine="arrow")
+    if body == "other":
+        body = _parquet_bytes(pa.table({"other": [1.5]}))
+    path = _put(lake, "data", relative, None if body == "cut" else body, cut=body == "cut")
+
+    with pytest.raises(lakeio.LakeioError) as caught:
+        lake.read("data", engine=engine).to_arrow()
+    message = str(caught.value)
+    assert path in message or path.split("/", 1)[1] in message, message  # Spark names s3a://bucket/key
+    assert words in message, message
+    if engine == "spark" and format == "parquet":
+        with pytest.raises(lakeio.LakeioError, match="do not share|not a readable|parquet"):
+            lake.read("data", engine=engine).to_spark().collect()

@@ -12,6 +12,7 @@ import datetime as dt
 import decimal
 import json
 import logging
+import re
 import uuid
 
 import pandas as pd
@@ -79,6 +80,8 @@ def lake(request, tmp_path, storage, spark, s3_endpoint) -> lakeio.Catalog:
         "readings_json": ("json", []),
         "stamps": ("csv", []),
         "stamps_json": ("json", []),
+        "kept_csv": ("csv", []),
+        "kept_json": ("json", []),
     }
     (conf / "schemas").mkdir()
     for contract, text in CONTRACTS.items():
@@ -543,6 +546,68 @@ def test_text_written_by_either_engine_reads_alike_on_both(lake, engine, writer,
     assert sorted_rows(mine) == sorted_rows(reference) == sorted_rows(text_table())  # the contract's types
     later = lake.read(name, engine=engine, where="day >= '2024-02-01'", columns=["id", "day"]).to_arrow()
     assert later.to_pylist() == [{"id": 2, "day": dt.date(2024, 2, 29)}]
+
+
+def kept_table() -> pa.Table:
+    """Every type lakeio writes to CSV and JSON, each with a null, in values inference would type
+    otherwise (a date-like string, an integer-valued float, a zoned and a naive time)."""
+    return pa.table({
+        "id": pa.array([1, 2, 3], pa.int64()),
+        "i8": pa.array([1, None, -128], pa.int8()),
+        "i16": pa.array([None, 2, 32767], pa.int16()),
+        "i32": pa.array([1, 2, None], pa.int32()),
+        "f32": pa.array([0.5, None, 2.0], pa.float32()),
+        "f64": pa.array([1.0, 2.0, None], pa.float64()),
+        "amount": pa.array([decimal.Decimal("1.25"), None, decimal.Decimal("12345678901234.50")], pa.decimal128(16, 2)),
+        "ok": pa.array([True, None, False]),
+        "word": pa.array(["2024-01-02", None, "12"], pa.string()),
+        "day": pa.array([dt.date(2024, 1, 2), None, dt.date(1999, 12, 31)], pa.date32()),
+        "at": pa.array([utc(2024, 1, 2, 3, 4, 5, 123456), None, utc(2000, 1, 1)], pa.timestamp("us", "UTC")),
+        "local": pa.array([dt.datetime(2024, 1, 2, 3, 4, 5), dt.datetime(2024, 1, 2), None], pa.timestamp("us")),
+    })
+
+
+def test_text_written_without_a_contract_reads_back_as_written_on_every_engine(lake, engine):
+    """lakeio's commit records the types it wrote (beside the data, in its commit marker), so a
+    CSV or JSON dataset reads back with the types written, whichever engine wrote or reads it."""
+    for name in ("kept_csv", "kept_json"):
+        for writer in dict.fromkeys(["arrow", engine]):
+            lake.write(name, kept_table(), mode="overwrite", engine=writer)
+            for reader in dict.fromkeys([engine, "arrow"]):
+                table = lake.read(name, engine=reader).to_arrow()
+                assert types_of(table.schema) == types_of(kept_table().schema), (name, writer, reader)
+                assert sorted_rows(table) == sorted_rows(kept_table()), (name, writer, reader)
+        # Filters compare with the types written too.
+        assert lake.read(name, engine=engine, where="word = '12' AND day < '2000-01-01'",
+                         columns=["id"]).to_arrow().to_pylist() == [{"id": 3}]
+
+
+@pytest.mark.parametrize("name", ["kept_csv", "kept_json"])
+def test_a_text_append_of_other_types_than_written_is_refused(lake, engine, name):
+    lake.write(name, kept_table(), engine="arrow")
+    changed = kept_table().set_column(3, "i32", pa.array([1, 2, None], pa.int64()))  # inference read both as int64
+    stringly = kept_table().set_column(10, "at", pa.array(["2024-01-02T03:04:05Z", None, None]))
+
+    for other, problem in [(changed, "column 'i32' is int64, the dataset has int32"),
+                           (stringly, "column 'at' is string, the dataset has timestamp[us, tz=UTC]")]:
+        with pytest.raises(lakeio.SchemaMismatchError, match=re.escape(problem)):
+            lake.write(name, other, mode="append", engine=engine)
+    # A column of nulls only (pandas' None column; Spark cannot write one to text) fits any type.
+    lake.write(name, kept_table().set_column(8, "word", pa.nulls(3)), mode="append", engine="arrow")
+
+
+    table = lake.read(name, engine=engine).to_arrow()
+    assert types_of(table.schema) == types_of(kept_table().schema)  # the all-null column's type kept
+    assert table.num_rows == 6
+
+
+@pytest.mark.parametrize("name", ["kept_csv", "kept_json"])
+def test_a_text_write_of_a_type_the_format_cannot_carry_is_refused(lake, engine, name):
+    raw = kept_table().append_column("raw", pa.array([b"\x00", None, b"ab"], pa.binary()))
+
+    with pytest.raises(lakeio.SchemaMismatchError, match=r"cannot carry the type of column 'raw' \(binary\)"):
+        lake.write(name, raw, engine=engine)
+    assert not lake.exists(name)
 
 
 # -- partition folders: one rule for naming and typing them (lakeio.partitions) ------------------

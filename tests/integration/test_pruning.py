@@ -439,5 +439,6 @@ def test_on_s3_an_unfiltered_read_lists_the_table_once_and_skips_hidden_files(sp
     assert_same_as_plain(spark, lake, Compare("v", "=", 1))
     with filesystem.open_output_stream(f"{location.path}/month=5/stray/part-0.parquet") as out:
         out.write(b"not parquet")
-    with pytest.raises(lakeio.StorageError, match=r"month=5/stray/part-0.parquet is not under 'month=\.\.\.' directories"):
+    with pytest.raises(lakeio.StorageError, match=r"month=5/stray/part-0.parquet (is not under 'month=\.\.\.' directories"
+                       r"|is not a readable Parquet file)"):  # the footer check may find it first
         lake.read("t").count()

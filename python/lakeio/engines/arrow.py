@@ -196,6 +196,12 @@ class ArrowEngine:
                 fields = {name: pc.field(name).cast(data_type) for name, data_type in converted.items()}
                 expression = to_arrow(plan.predicate, _presented(dataset.schema, converted), fields)
             kept = list(dataset.get_fragments(filter=expression))
+        if plan.format == "parquet" and sizes is None:
+            # The files read, and the first (whose schema the dataset took), must read together;
+            # text files are checked as they are opened (files.open_dataset).
+            first = next(iter(dataset.get_fragments()), None)
+            checked = kept if first is None or first.path in {f.path for f in kept} else [first, *kept]
+            files.check_parquet_files(plan.describe(), checked, plan.partition_by)
         return Scan(plan, dataset, delta, expression, kept, sizes, None if delta is None else delta.version)
 
     def current_scan(self, plan: ScanPlan, scan: Scan | None) -> Scan:
@@ -242,7 +248,7 @@ class ArrowEngine:
         for attempt in range(1, _READ_ATTEMPTS + 1):
             try:
                 with self._scanning(plan, record, scan) as scanner:
-                    return again_if_transient(plan.location, scanner.to_table)
+                    return _utf8_checked(plan, again_if_transient(plan.location, scanner.to_table))
             except OSError as error:
                 if plan.format == "delta" or not files.vanished(error):
                     raise
@@ -266,7 +272,7 @@ class ArrowEngine:
             with contextlib.ExitStack() as stack:
                 stack.push(scope)
                 try:
-                    yield from scanner.to_batches()
+                    yield from (_utf8_checked(plan, batch) for batch in scanner.to_batches())
                 except OSError as error:  # batches already yielded: reading again would repeat them
                     if plan.format == "delta" or not files.vanished(error):
                         raise
@@ -596,6 +602,18 @@ def _filter_errors(plan: ScanPlan, schema: pa.Schema, expression, scan: Scan | N
             f"dataset {plan.dataset!r}: filter {shown} does not fit the column types "
             f"({', '.join(f'{f.name}: {f.type}' for f in schema if f.name in columns_of(plan.predicate))}): {error}"
         ) from error
+
+
+def _utf8_checked(plan: ScanPlan, data: T) -> T:
+    """``data`` (a table or batch read from ``plan``'s files), once its text is known to be UTF-8:
+    pyarrow's JSON reader keeps bytes that are not, which fail only later, as they are converted.
+
+    Raises:
+        pyarrow.ArrowInvalid: bytes that are not UTF-8 (the read's error handler names the file).
+    """
+    if plan.format == "json":
+        data.validate(full=True)  # type: ignore[attr-defined]  # a pa.Table or pa.RecordBatch
+    return data
 
 
 def _converted(plan: ScanPlan) -> dict[str, pa.DataType]:

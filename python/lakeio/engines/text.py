@@ -1,8 +1,9 @@
 """CSV and JSON lines: what both engines share so that they read text files alike.
 
 Text files carry no types. Both engines read them with one Arrow schema, the one the Arrow engine
-finds: the contract's types for the columns it declares, pyarrow's inference from the files' first
-rows for the others (see ``ArrowEngine.text_schema``), in types both engines hold
+finds: the contract's types for the columns it declares, the types lakeio's last write to the
+dataset recorded for the others (:func:`lakeio.files.text_columns`), pyarrow's inference from the
+files' first rows for the rest (data of other tools) (see ``ArrowEngine.text_schema``), in types both engines hold
 (:func:`held_by_both`). A value that does not read as its column's type is an error naming the
 file, the column and the value on both engines (:func:`bad_value_message`); the Arrow engine finds
 them with :func:`find_bad_value`, the Spark engine as it converts each value.
@@ -29,8 +30,10 @@ T = TypeVar("T", "pa.Table", "pa.RecordBatch")
 TEXT_FORMATS = ("csv", "json")
 # The words of every bad-value message: the Spark engine knows its own errors by them.
 DOES_NOT_READ_AS = "does not read as"
-# Arrow's words for a value its CSV or JSON reader could not convert.
-_CONVERSION_ERRORS = ("In CSV column #", "Failed to convert JSON", "changed from", "Failed to parse string")
+# Arrow's words for a value its CSV or JSON reader could not convert, or (JSON, checked after the
+# read: pyarrow's JSON reader keeps such bytes) for text that is not UTF-8.
+_CONVERSION_ERRORS = ("In CSV column #", "Failed to convert JSON", "changed from", "Failed to parse string",
+                      "Invalid UTF8")
 
 
 def json_lists(data: pa.Table, columns: Iterable[str]) -> pa.Table:
@@ -133,8 +136,9 @@ def bad_value_message(plan: ScanPlan, file: Any, column: str, value: Any, data_t
     """The error message for a ``value`` of ``column`` in ``file`` that does not read as ``data_type``,
     in pieces: ``file`` and ``value`` are strings, or the Spark columns that give them row by row
     (the Spark engine raises it from inside its job)."""
-    declared = dict(plan.column_types).get(column)
+    declared, recorded = dict(plan.target.column_types).get(column), dict(plan.target.recorded_types).get(column)
     what = f"{declared}, the type its contract declares" if declared \
+        else f"{recorded}, the type lakeio wrote the column as" if recorded \
         else f"{data_type}, the type inferred from the first rows of the files"
     return [f"dataset {plan.dataset!r} [{plan.env}]: file ", file, f", column {column!r}: value '", value,
             f"' {DOES_NOT_READ_AS} {what}"]
@@ -148,7 +152,8 @@ def is_conversion_error(error: BaseException) -> bool:
 def bad_value_error(plan: ScanPlan, error: BaseException, paths: Iterable[str], filesystem,
                     types: dict[str, pa.DataType]) -> SchemaMismatchError | None:
     """The error naming the file, column and value behind pyarrow's conversion ``error`` (which names
-    at most two of them), found by reading the file again; None when no one value is at fault.
+    at most two of them), or the file and line of bytes that are not UTF-8, found by reading the
+    file again; None when no one value is at fault.
 
     Args:
         plan: the read.
@@ -160,7 +165,15 @@ def bad_value_error(plan: ScanPlan, error: BaseException, paths: Iterable[str], 
     named = re.search(r"input source '([^']+)'", str(error))
     for path in [named.group(1)] if named else paths:
         with filesystem.open_input_stream(path) as stream:
-            found = find_bad_value(stream.read(), plan.format, plan.options, types)
+            data = stream.read()
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError as bad:
+            line = data.count(b"\n", 0, bad.start) + 1
+            return SchemaMismatchError(f"dataset {plan.dataset!r} [{plan.env}]: file {path}, line {line}: "
+                                       f"byte 0x{data[bad.start]:02x} is not "
+                                       f"UTF-8 text ({bad.reason}); {plan.format} files must be UTF-8")
+        found = find_bad_value(data, plan.format, plan.options, types)
         if found is not None:
             column, value = found
             return SchemaMismatchError("".join(bad_value_message(plan, path, column, value, types[column])))

@@ -7,6 +7,7 @@ import datetime as dt
 import itertools
 import math
 import posixpath
+import re
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
@@ -14,7 +15,7 @@ from lakeio import files
 from lakeio.config import EnvironmentSettings
 from lakeio.engines import find_own_commit, is_spark_dataframe, text, to_arrow_data
 from lakeio.engines.arrow import ArrowEngine
-from lakeio.errors import InvalidArgumentError, StorageError
+from lakeio.errors import InvalidArgumentError, LakeioError, SchemaMismatchError, StorageError
 from lakeio.metrics import IORecord
 from lakeio.predicate import And, Compare, In, IsNull, Not, Predicate, TimeKind, quote_name, to_sql, typed
 from lakeio.requests import TRANSACTION_VERSION, MergeRequest, WriteRequest
@@ -99,7 +100,7 @@ class SparkEngine:
 
         spark = self.session()
         schema = None
-        with translated(plan.describe()):
+        with self._corrupt_files_named(plan), translated(plan.describe()):
             if pruning.applies(plan):
                 frame = pruning.read(spark, plan, selection or self._selection(plan, record), self._door())
             elif plan.format in text.TEXT_FORMATS:
@@ -113,12 +114,44 @@ class SparkEngine:
                 frame = files.read_consistently(self.storage, plan, lambda: spark.read.format(plan.format).options(
                     **_read_options(plan)).load(plan.location.spark_path))
             plan.check_columns(frame.columns)  # on Spark Connect, the read is analysed only here
+            if plan.format == "parquet":  # Spark takes one file's schema for all: the others must fit it
+                self._check_files(plan, frame)
         if plan.predicate is not None:
             frame = frame.where(to_column(typed(plan.predicate, time_kinds(frame))))
         if plan.columns is not None:
             frame = frame.select(*[F.col(quote_name(c)) for c in plan.columns])
             schema = None if schema is None else pa.schema([schema.field(c) for c in plan.columns])
         return frame, schema
+
+    @contextlib.contextmanager
+    def _corrupt_files_named(self, plan: ScanPlan) -> Iterator[None]:
+        """A Parquet read that fails before its files are checked (Spark's schema inference met an
+        unreadable footer, and says only that a job failed) fails with the Arrow engine's error
+        naming the file, when opening the files there finds one."""
+        try:
+            yield
+        except StorageError as error:
+            if plan.format != "parquet":
+                raise
+            try:
+                self._arrow.open_scan(plan)
+            except LakeioError as named:
+                if isinstance(named, SchemaMismatchError) or any(
+                        words in str(named) for words in ("Could not read schema from", "not a readable Parquet")):
+                    raise named from error
+            raise
+
+    def _check_files(self, plan: ScanPlan, frame: DataFrame) -> None:
+        """Refuses the Parquet files Spark listed for ``frame`` unless they read together
+        (:func:`lakeio.files.check_parquet_files`; their footers are read here, in threads)."""
+        import urllib.parse
+
+        from lakeio.engines.arrow import native_parquet_fragments
+
+        paths = [urllib.parse.unquote(re.sub(SPARK_PATH, "", path)) for path in frame.inputFiles()]
+        fragments = native_parquet_fragments([(path, None, None) for path in paths],
+                                             self.storage.filesystem(plan.location))
+        files.check_parquet_files(plan.describe(), fragments, plan.partition_by)
 
     def _selection(self, plan: ScanPlan, record: IORecord | None) -> pruning.PartitionSelection:
         """The partitions (and their files) the helper selects for a pruned read, counted on ``record``."""

@@ -74,6 +74,7 @@ def selected_files_dataset(plan: ScanPlan, selection: PartitionSelection,
     from pyspark.sql.pandas.types import to_arrow_schema
 
     from lakeio.engines.arrow import native_parquet_fragments
+    from lakeio.files import check_parquet_files
     from lakeio.spark import pruning
 
     spark_schema = to_arrow_schema(pruning.table_schema(selection, plan.partition_by))
@@ -90,8 +91,8 @@ def selected_files_dataset(plan: ScanPlan, selection: PartitionSelection,
         expression = functools.reduce(operator.and_, [condition(c, values[c]) for c in plan.partition_by])
         files += [(_arrow_path(file["path"]), expression, file["size"]) for file in partition["files"]]
     fragments = native_parquet_fragments(files, filesystem)
-    # The first file's footer, read through its fragment, which keeps it for the read.
-    data = fragments[0].physical_schema if fragments else spark_schema
+    # The files' one schema, read through their fragments, which keep their footers for the read.
+    data = check_parquet_files(plan.describe(), fragments, plan.partition_by) or spark_schema
     schema = pa.schema([field for field in data if field.name not in partition_types]
                        + [pa.field(c, t) for c, t in partition_types.items()])
     dataset = ds.FileSystemDataset(fragments, schema, ds.ParquetFileFormat(), filesystem)
