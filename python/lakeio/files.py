@@ -452,9 +452,15 @@ def replaced_folders(request: WriteRequest, existing: ds.Dataset | None, filled:
         matching = existing.get_fragments(filter=to_arrow(request.replace_where, existing.schema)) if existing else ()
         return sorted({relative_dir(request.location.path, f.path) for f in matching} | set(filled))
     if request.mode == "overwrite_partitions":
-        # Folders of the same values spelt otherwise (pyarrow's URI-encoding, older lakeio's) go too.
-        folders = {relative_dir(request.location.path, f.path) for f in existing.get_fragments()} if existing else set()
-        return sorted({folder for folder in folders if partitions.respelt(folder) in filled} | set(filled))
+        # Folders of the same values spelt otherwise go too: pyarrow's URI-encoding or older
+        # lakeio's (`k=%C3%A9` for `k=é`), digits with leading zeros (`code=007` for `code=7`).
+        if existing is None:
+            return sorted(filled)
+        folders = {relative_dir(request.location.path, f.path) for f in existing.get_fragments()}
+        keys = {partitions.partition_key(folder, existing.schema) for folder in filled} - {None}
+        return sorted({folder for folder in folders
+                       if partitions.respelt(folder) in filled
+                       or partitions.partition_key(folder, existing.schema) in keys} | set(filled))
     return [""]
 
 

@@ -309,6 +309,32 @@ def typed_value(value: str | None, type_: pa.DataType) -> pa.Scalar:
     return pa.scalar(parsed, own) if own == type_ else pc.cast(pa.scalar(parsed, own), type_)
 
 
+def partition_key(folder: str, schema: pa.Schema) -> tuple | None:
+    """A partition folder path's values typed as ``schema`` types its columns, so folders that
+    name one value in two spellings (``code=007``, ``code=7`` as integers; ``k=%C3%A9``, ``k=é``)
+    have one key; None when a segment is no ``column=value`` of the schema or not of its type.
+
+    >>> import pyarrow as pa
+    >>> schema = pa.schema([("code", pa.int32()), ("k", pa.string())])
+    >>> partition_key("code=007/k=%C3%A9", schema) == partition_key("code=7/k=é", schema)
+    True
+    >>> partition_key("code=x/k=a", schema) is None
+    True
+    """
+    import pyarrow as pa
+
+    key = []
+    for segment in folder.split("/") if folder else ():
+        pair = parse_folder(segment)
+        if pair is None or pair[0] not in schema.names:
+            return None
+        try:
+            key.append((pair[0], typed_value(pair[1], schema.field(pair[0]).type).as_py()))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, ValueError, OverflowError):
+            return None
+    return tuple(key)
+
+
 def typed_values(values: list[str | None], type_: pa.DataType) -> pa.Array:
     """:func:`typed_value` of each of ``values``, as one array; made in one go where every value is
     of the column's own kind (a listing's folders usually are), else value by value."""

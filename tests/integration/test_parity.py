@@ -692,6 +692,28 @@ def test_an_overwrite_of_partitions_replaces_folders_spelt_the_old_way(lake, eng
     assert [(r["id"], r["k"]) for r in got] == [(0, "é t'"), (1, "a/b")]
 
 
+def test_an_overwrite_of_partitions_replaces_folders_of_the_same_value_without_its_leading_zeros(lake, engine):
+    """``code=5`` and ``code=005`` are one partition (``code`` reads as the integer 5 on every
+    engine), so a partition overwrite of ``005`` replaces ``5`` rather than leaving its rows beside."""
+    import pyarrow.compute as pc
+    import pyarrow.dataset as ds
+
+    from lakeio.config import S3Settings
+    from lakeio.storage import Storage
+
+    written = folders_table().filter(pc.field("id") < 2)
+    old = written.set_column(2, "code", pc.utf8_ltrim(written["code"], "0"))  # "" for 0: the null partition
+    location = lake.location("folders_arrow")
+    ds.write_dataset(old.set_column(2, "code", pc.if_else(pc.equal(old["code"], ""), "00", old["code"])),
+                     location.path, filesystem=Storage(S3Settings()).filesystem(location), format="parquet",
+                     partitioning=["day", "code", "k"], partitioning_flavor="hive")
+    assert "code=5" in "".join(data_file_sizes(lake, "folders_arrow"))
+    lake.write("folders_arrow", written, mode="overwrite_partitions", engine=engine)
+    got = sorted_rows(lake.read("folders_arrow", engine="arrow").to_arrow())
+    assert [(r["id"], r["code"]) for r in got] == [(0, 0), (1, 5)]  # each row once: the old folders went
+    assert not any("code=5/" in folder or "code=00/" in folder for folder in data_file_sizes(lake, "folders_arrow"))
+
+
 def test_folders_spelt_the_old_way_read_alike_or_are_refused(lake, engine, engine_mode, monkeypatch):
     """Folders pyarrow spelt (``city=Z%C3%BCrich``: URI-encoded UTF-8, as ``pq.write_to_dataset``
     and older lakeio wrote them) read as their text through lakeio's listing on every engine, and a
