@@ -10,7 +10,8 @@ them, on every engine, by Spark's rules (what a Spark reader of the same folders
   and older lakeio wrote non-ASCII) reads as that text, so both spellings of a folder read alike.
 - **Types** are inferred from the unescaped values as Spark's partition discovery infers them
   (:func:`infer`): int, then bigint, then decimal (no fraction, up to 38 digits), then double,
-  then timestamp (``yyyy-MM-dd HH:mm:ss[.f]``), then date (``yyyy-MM-dd``), else string; the kinds
+  then timestamp (``yyyy-MM-dd HH:mm:ss[.S]``: at most one digit of a fraction, so the
+  microseconds Spark itself writes read back as a string), then date (``yyyy-MM-dd``), else string; the kinds
   of a column's folders are widened as Spark widens them (:func:`wider`), a mix with no common type
   is a string column, and a column of nothing but null partitions is of the null type. A
   contract's declared type wins over inference.
@@ -53,7 +54,8 @@ _BIG_DECIMAL = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)
 _JAVA_DOUBLE = re.compile(r"[+-]?(?:NaN|Infinity|(?:(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?[fFdD]?))")
 _JAVA_HEX_DOUBLE = re.compile(r"([+-]?)0[xX]((?:[0-9a-fA-F]+\.?[0-9a-fA-F]*|\.[0-9a-fA-F]+)[pP][+-]?[0-9]+)[fFdD]?")
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
-_TIMESTAMP = re.compile(r"([0-9]{4}-[0-9]{2}-[0-9]{2}) ([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]{1,6}))?")
+# Spark 3.5 and 4.1 parse partition timestamps as `yyyy-MM-dd HH:mm:ss[.S]`: one digit of a fraction at most
+_TIMESTAMP = re.compile(r"([0-9]{4}-[0-9]{2}-[0-9]{2}) ([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]))?")
 _MAX_DECIMAL_DIGITS = 38
 _JAVA_TRIMMED = "".join(chr(c) for c in range(33))  # what Java's String.trim() drops
 

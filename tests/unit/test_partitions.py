@@ -104,7 +104,10 @@ def test_integers_are_typed_by_range_and_leading_zeros_are_dropped(number, zeros
                  st.floats(allow_nan=False, allow_infinity=False).filter(lambda f: f != int(f) or abs(f) >= 1e7)))
 def test_a_written_value_reads_back_as_itself(value):
     kind, read = partitions.kind_of(partitions.unescape(partitions.folder_value(value)))
-    if isinstance(value, float):
+    if isinstance(value, dt.datetime) and value.microsecond % 100_000:
+        # Spark reads a timestamp folder of more than one digit of a fraction as text (`[.S]`)
+        assert (kind, read) == ("string", value.strftime("%Y-%m-%d %H:%M:%S.%f").rstrip("0"))
+    elif isinstance(value, float):
         assert kind in ("double", "string") or isinstance(kind, tuple)  # Spark's own 1.0E10 reads as a decimal
         assert float(read) == value
     else:
