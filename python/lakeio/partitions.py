@@ -365,7 +365,7 @@ def with_spark_text(data: pa.Table | pa.RecordBatchReader, partition_by: Iterabl
     def converted(part):
         for column in columns:
             index = part.schema.get_field_index(column)
-            part = part.set_column(index, column, _texts(part.column(index)))
+            part = part.set_column(index, column, _texts(column, part.column(index)))
         return part
 
     if isinstance(data, pa.Table):
@@ -374,15 +374,54 @@ def with_spark_text(data: pa.Table | pa.RecordBatchReader, partition_by: Iterabl
                                              (converted(batch) for batch in data))
 
 
-def _texts(column):
-    """Each value's Spark text (null for a null or empty value), rendered once per distinct value."""
+# the longest file or folder name local file systems take (ext4, xfs, APFS, NTFS: 255 bytes)
+MAX_NAME_BYTES = 255
+
+
+def check_folder_values(table: pa.Table, partition_by: Iterable[str], what: str) -> None:
+    """Refuses a table whose partition values no folder can name (see :func:`_texts`), before
+    anything is written; ``what``: the write, as its error names it.
+
+    Raises:
+        InvalidArgumentError: naming ``what``, the column and the value.
+    """
+    from lakeio.errors import InvalidArgumentError
+
+    try:
+        for name in partition_by:
+            _texts(name, table.column(name))
+    except InvalidArgumentError as error:
+        raise InvalidArgumentError(f"{what}: {error}") from None
+
+
+def _texts(name: str, column):
+    """Each value's Spark text (null for a null or empty value), rendered once per distinct value.
+
+    Raises:
+        InvalidArgumentError: a value that no folder can name: a timestamp finer than Spark's
+            microseconds, or a folder name longer than :data:`MAX_NAME_BYTES`.
+    """
     import pyarrow as pa
     import pyarrow.compute as pc
 
+    from lakeio.errors import InvalidArgumentError
+
     distinct = pc.unique(column)
-    texts = pa.array([None if value is None or value == "" else spark_text(value) for value in distinct.to_pylist()],
-                     pa.string())
-    return pc.take(texts, pc.index_in(column, value_set=distinct))
+    shown = distinct
+    if pa.types.is_timestamp(distinct.type) and distinct.type.unit == "ns":
+        shown = pc.cast(distinct, pa.timestamp("us", distinct.type.tz), safe=False)
+        finer = pc.filter(distinct, pc.not_equal(pc.cast(shown, distinct.type), distinct))
+        if len(finer):
+            raise InvalidArgumentError(f"partition column {name!r}: value {finer[0]} has nanoseconds, which a "
+                                       "partition folder cannot hold (Spark's timestamps are microseconds): "
+                                       "round it, or make it a data column")
+    texts = [None if value is None or value == "" else spark_text(value) for value in shown.to_pylist()]
+    for text in texts:
+        if text is not None and len(folder_name(name, text).encode()) > MAX_NAME_BYTES:
+            raise InvalidArgumentError(f"partition column {name!r}: value {text[:40]!r}... makes a folder name "
+                                       f"longer than {MAX_NAME_BYTES} bytes, which file systems refuse: "
+                                       "make it a data column, or partition by a shorter key")
+    return pc.take(pa.array(texts, pa.string()), pc.index_in(column, value_set=distinct))
 
 
 def respell(filesystem, root: str, paths: list[str]) -> list[str]:

@@ -11,7 +11,7 @@ import datetime as dt
 import difflib
 import functools
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
@@ -25,6 +25,9 @@ if TYPE_CHECKING:
     from lakeio.validation import ContractBinding
 
 WriteMode = Literal["error", "append", "overwrite", "overwrite_partitions"]
+# type names (Arrow's, Spark's simpleString) of columns no partition folder can spell and read back
+_NOT_FOLDER_TYPES = ("binary", "large_binary", "fixed_size_binary", "list", "large_list", "fixed_size_list",
+                     "array", "struct", "map")
 EngineChoice = Literal["arrow", "spark", "auto"]
 MergeMatched = Literal["update", "ignore"]
 MergeNotMatched = Literal["insert", "ignore"]
@@ -239,11 +242,17 @@ class WriteRequest(_OnDataset):
         """The error for mode='error' on a dataset that has data."""
         return StorageError(f"{self.describe()} already exists; write with mode='append' or 'overwrite'")
 
-    def check_partition_columns(self, columns: list[str]) -> None:
-        """Refuses data that lacks a partition column of the dataset."""
-        missing = [c for c in self.partition_by if c not in columns]
+    def check_partition_columns(self, types: Mapping[str, str]) -> None:
+        """Refuses data that lacks a partition column of the dataset, or whose partition column is of
+        a type no folder name can spell and read back (binary, nested). ``types``: the data's
+        column names and type names (Arrow's or Spark's ``simpleString``)."""
+        missing = [c for c in self.partition_by if c not in types]
         if missing:
             raise SchemaMismatchError(f"{self.describe()}: data has no partition column(s) {missing}")
+        unfit = [f"{c} ({types[c]})" for c in self.partition_by if types[c].startswith(_NOT_FOLDER_TYPES)]
+        if unfit:
+            raise SchemaMismatchError(f"{self.describe()}: partition column(s) {', '.join(unfit)} cannot name "
+                                      "folders: partition by a column of text, numbers, dates or booleans")
 
     def check_arguments(self) -> None:
         """Refuses combinations of mode, predicate, options and layout that cannot mean anything."""

@@ -714,6 +714,30 @@ def test_an_overwrite_of_partitions_replaces_folders_of_the_same_value_without_i
     assert not any("code=5/" in folder or "code=00/" in folder for folder in data_file_sizes(lake, "folders_arrow"))
 
 
+def test_partition_values_no_folder_can_name_are_refused_and_change_nothing(lake, engine):
+    """A binary partition column, a value whose folder name is past 255 bytes (what local file
+    systems and HDFS take; S3 would, but a copy of the dataset could not) and a timestamp of
+    nanoseconds (a folder would truncate it) are refused on every engine, naming the column and
+    value; the dataset keeps what it had."""
+    import pyarrow.compute as pc
+
+    first = folders_table().filter(pc.field("id") < 2)
+    lake.write("folders_arrow", first, mode="overwrite", engine="arrow")
+    before = sorted_rows(lake.read("folders_arrow", engine="arrow").to_arrow())
+    bad = folders_table().filter(pc.field("id") == 2)
+    refused = [(bad.set_column(3, "k", pa.array([b"\x00\xff"], pa.binary())),
+                lakeio.SchemaMismatchError, r"partition column\(s\) k \(binary\) cannot name folders"),
+               (bad.set_column(3, "k", pa.array(["x" * 300])), lakeio.InvalidArgumentError,
+                r"partition column 'k': value 'x+'\.\.\. makes a folder name longer than 255 bytes"),
+               (bad.set_column(1, "day", pa.array([1_700_000_000_123_456_789], pa.timestamp("ns", "UTC"))),
+                lakeio.InvalidArgumentError, r"partition column 'day': value 2023-11-14 22:13:20.123456789.* "
+                                             r"has nanoseconds")]
+    for data, error, message in refused:
+        with pytest.raises(error, match=message):
+            lake.write("folders_arrow", data, mode="append", engine=engine)
+        assert sorted_rows(lake.read("folders_arrow", engine="arrow").to_arrow()) == before
+
+
 def test_folders_spelt_the_old_way_read_alike_or_are_refused(lake, engine, engine_mode, monkeypatch):
     """Folders pyarrow spelt (``city=Z%C3%BCrich``: URI-encoded UTF-8, as ``pq.write_to_dataset``
     and older lakeio wrote them) read as their text through lakeio's listing on every engine, and a

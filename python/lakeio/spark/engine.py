@@ -11,7 +11,7 @@ import re
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
-from lakeio import files
+from lakeio import files, partitions
 from lakeio.config import EnvironmentSettings
 from lakeio.engines import find_own_commit, is_spark_dataframe, text, to_arrow_data
 from lakeio.engines.arrow import ArrowEngine
@@ -275,7 +275,10 @@ class SparkEngine:
     def write(self, request: WriteRequest, record: IORecord) -> None:
         request.check_arguments()
         frame, table = self._spark_data(request.data, record, request.check_replace_where)
-        request.check_partition_columns(frame.columns)
+        request.check_partition_columns({field.name: field.dataType.simpleString() for field in frame.schema})
+        if table is not None and request.partition_by and request.format != "delta":
+            # the plain-file folders the Arrow engine refuses (Spark would truncate nanoseconds)
+            partitions.check_folder_values(table, request.partition_by, request.describe())
         if request.replace_where is not None and table is None:
             outside = frame.where(is_not_true(to_column(request.replace_where))).limit(1).count()
             if outside:
