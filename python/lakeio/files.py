@@ -585,13 +585,14 @@ def check_schema(request: WriteRequest, existing: pa.Schema, sample: pa.Table,
     from lakeio.validation.arrow_backend import arrow_type, logical_type
 
     have = {f.name: f.type for f in existing}
+    inferred: set[str] = set()  # columns the commit left to inference (nested, all null): their names are checked
     if recorded is not None:
         def as_recorded(data_type: pa.DataType) -> pa.DataType:
             logical = logical_type(data_type)
             return data_type if isinstance(logical, str) else arrow_type(logical)
 
-        have = {**declared_types(tuple((name, logical) for name, logical in recorded)),
-                **{name: have[name] for name in request.partition_by if name in have}}
+        inferred = set(have) - {name for name, _ in recorded} - set(request.partition_by)
+        have = {**have, **declared_types(tuple((name, logical) for name, logical in recorded))}
         incoming = pa.schema([field if field.name in request.partition_by else field.with_type(as_recorded(field.type))
                               for field in sample.schema])
     elif request.format in text.TEXT_FORMATS:
@@ -603,7 +604,7 @@ def check_schema(request: WriteRequest, existing: pa.Schema, sample: pa.Table,
     problems = [] if request.options.schema_mode == "merge" else \
         [f"missing column {n!r}" for n in have if n not in new] + [f"unknown column {n!r}" for n in new if n not in have]
     problems += [f"column {n!r} is {new[n]}, the dataset has {have[n]}" for n in new
-                 if n in have and n not in request.partition_by and not same(new[n], have[n])
+                 if n in have and n not in request.partition_by and n not in inferred and not same(new[n], have[n])
                  and not (pa.types.is_null(new[n]) or pa.types.is_null(have[n]))]
     if problems:
         raise SchemaMismatchError(f"{request.describe()}: cannot {request.mode}: {'; '.join(problems)} "
