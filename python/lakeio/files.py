@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, TypeVar
 from lakeio import partitions
 from lakeio.engines import text
 from lakeio.errors import SchemaMismatchError, StorageError, storage_error
-from lakeio.predicate import And, Compare, IsNull, Or, Predicate, columns_of, conjuncts_where, to_arrow
+from lakeio.predicate import And, Compare, IsNull, Or, Predicate, columns_of, conjuncts_where, passing_rows, to_arrow
 from lakeio.storage import again_if_transient
 
 if TYPE_CHECKING:
@@ -280,13 +280,11 @@ def _passing(folders: list[tuple[str, dict[str, str | None]]], types: dict[str, 
 
     columns = sorted(columns_of(condition))
     try:
-        values = pa.table({column: partitions.typed_values([values[column] for _, values in folders], types[column])
-                           for column in columns})
-        mask = values.append_column("_row", pa.array(range(len(folders)), pa.int64())).filter(
-            to_arrow(condition, values.schema))
+        rows = passing_rows({column: partitions.typed_values([values[column] for _, values in folders], types[column])
+                             for column in columns}, condition)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
         return None
-    return [folders[row] for row in mask.column("_row").to_pylist()]
+    return [folders[row] for row in rows]
 
 
 def read_consistently(storage: Storage, plan: ScanPlan, listing: Callable[[], T]) -> T:

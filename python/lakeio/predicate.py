@@ -213,6 +213,16 @@ def to_sql(predicate: Predicate, table: str | None = None, dialect: Dialect = "s
     return joiner.join(f"({to_sql(p, table, dialect)})" for p in predicate.operands)
 
 
+def passing_rows(columns: Mapping[str, Any], predicate: Predicate) -> list[int]:
+    """The positions of the rows of ``columns`` (name -> ``pyarrow.Array``, one value a row: a
+    listing's partition values) that pass ``predicate``, evaluated by Arrow (:func:`to_arrow`)."""
+    import pyarrow as pa
+
+    table = pa.table(dict(columns))
+    rows = pa.array(range(table.num_rows), pa.int64())
+    return table.append_column("_row", rows).filter(to_arrow(predicate, table.schema)).column("_row").to_pylist()
+
+
 def to_arrow(predicate: Predicate, schema=None, fields: Mapping[str, Any] | None = None):
     """Renders a predicate as a ``pyarrow.compute.Expression`` for ``pyarrow.dataset`` scans; with
     the data's ``schema`` (a ``pyarrow.Schema``), its literals typed as Spark types them (:func:`typed`).

@@ -27,7 +27,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 from lakeio.errors import LakeioError, SchemaMismatchError, StorageError
-from lakeio.predicate import And, Compare, In, IsNull, Literal, Not, Predicate, conjuncts_where, to_arrow
+from lakeio.predicate import And, Compare, In, IsNull, Literal, Not, Predicate, conjuncts_where, passing_rows
 from lakeio.spark import jvm
 
 if TYPE_CHECKING:
@@ -172,10 +172,8 @@ def with_declared_types(selection: PartitionSelection, plan: ScanPlan, prune: bo
     terms = conjuncts_where(plan.predicate, lambda column, _: column in compared) if prune else None
     paths = list(selection.paths)
     if terms is not None and paths:
-        table = pa.table({c: pa.array([values[p][c].as_py() for p in paths], arrow[c]) for c in compared})
-        kept = set(table.append_column("path", pa.array(paths)).filter(to_arrow(terms, table.schema))
-                   .column("path").to_pylist())
-        paths = [p for p in paths if p in kept]
+        rows = passing_rows({c: pa.array([values[p][c].as_py() for p in paths], arrow[c]) for c in compared}, terms)
+        paths = [paths[row] for row in rows]
     retyped = tuple({**p, "values": {**p["values"], **{c: _json_value(v) for c, v in values[p["path"]].items()}}}
                     for p in selection.partitions if p["path"] in paths)
     return replace(selection, paths=tuple(paths), partitions=retyped,
