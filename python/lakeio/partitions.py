@@ -354,10 +354,11 @@ def typed_values(values: list[str | None], type_: pa.DataType) -> pa.Array:
 # -- writing ----------------------------------------------------------------------------------
 
 
-def with_spark_text(data: pa.Table | pa.RecordBatchReader, partition_by: Iterable[str]):
+def with_spark_text(data: pa.Table | pa.RecordBatchReader, partition_by: Iterable[str], what: str):
     """``data`` (a table or a stream of batches) with each partition column replaced by its values'
     Spark text (:func:`spark_text`; null for a null or empty value), for pyarrow's hive writer to
-    name the folders by; :func:`respell` then gives them Spark's spelling."""
+    name the folders by; :func:`respell` then gives them Spark's spelling. ``what``: the write, as
+    the error of a value no folder can name says it (:func:`check_folder_values`)."""
     import pyarrow as pa
 
     columns = list(partition_by)
@@ -365,7 +366,7 @@ def with_spark_text(data: pa.Table | pa.RecordBatchReader, partition_by: Iterabl
     def converted(part):
         for column in columns:
             index = part.schema.get_field_index(column)
-            part = part.set_column(index, column, _texts(column, part.column(index)))
+            part = part.set_column(index, column, _texts(column, part.column(index), what))
         return part
 
     if isinstance(data, pa.Table):
@@ -378,28 +379,34 @@ def with_spark_text(data: pa.Table | pa.RecordBatchReader, partition_by: Iterabl
 MAX_NAME_BYTES = 255
 
 
-def check_folder_values(table: pa.Table, partition_by: Iterable[str], what: str) -> None:
-    """Refuses a table whose partition values no folder can name (see :func:`_texts`), before
-    anything is written; ``what``: the write, as its error names it.
+def check_folder_values(data: pa.Table | pa.RecordBatchReader, partition_by: Iterable[str], what: str):
+    """``data`` once its partition values are known to name folders (see :func:`_texts`): a table
+    checked now, before anything is written; a stream's batches as they pass. ``what``: the write,
+    as its error names it.
 
     Raises:
         InvalidArgumentError: naming ``what``, the column and the value.
     """
-    from lakeio.errors import InvalidArgumentError
+    import pyarrow as pa
 
-    try:
-        for name in partition_by:
-            _texts(name, table.column(name))
-    except InvalidArgumentError as error:
-        raise InvalidArgumentError(f"{what}: {error}") from None
+    columns = list(partition_by)
+
+    def checked(part):
+        for name in columns:
+            _texts(name, part.column(name), what)
+        return part
+
+    if isinstance(data, pa.Table):
+        return checked(data)
+    return pa.RecordBatchReader.from_batches(data.schema, (checked(batch) for batch in data))
 
 
-def _texts(name: str, column):
+def _texts(name: str, column, what: str):
     """Each value's Spark text (null for a null or empty value), rendered once per distinct value.
 
     Raises:
-        InvalidArgumentError: a value that no folder can name: a timestamp finer than Spark's
-            microseconds, or a folder name longer than :data:`MAX_NAME_BYTES`.
+        InvalidArgumentError: naming ``what`` (the write), a value that no folder can name: a
+            timestamp finer than Spark's microseconds, or a folder name longer than :data:`MAX_NAME_BYTES`.
     """
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -412,14 +419,14 @@ def _texts(name: str, column):
         shown = pc.cast(distinct, pa.timestamp("us", distinct.type.tz), safe=False)
         finer = pc.filter(distinct, pc.not_equal(pc.cast(shown, distinct.type), distinct))
         if len(finer):
-            raise InvalidArgumentError(f"partition column {name!r}: value {finer[0]} has nanoseconds, which a "
-                                       "partition folder cannot hold (Spark's timestamps are microseconds): "
+            raise InvalidArgumentError(f"{what}: partition column {name!r}: value {finer[0]} has nanoseconds, which "
+                                       "a partition folder cannot hold (Spark's timestamps are microseconds): "
                                        "round it, or make it a data column")
     texts = [None if value is None or value == "" else spark_text(value) for value in shown.to_pylist()]
     for text in texts:
         if text is not None and len(folder_name(name, text).encode()) > MAX_NAME_BYTES:
-            raise InvalidArgumentError(f"partition column {name!r}: value {text[:40]!r}... makes a folder name "
-                                       f"longer than {MAX_NAME_BYTES} bytes, which file systems refuse: "
+            raise InvalidArgumentError(f"{what}: partition column {name!r}: value {text[:40]!r}... makes a folder "
+                                       f"name longer than {MAX_NAME_BYTES} bytes, which file systems refuse: "
                                        "make it a data column, or partition by a shorter key")
     return pc.take(pa.array(texts, pa.string()), pc.index_in(column, value_set=distinct))
 

@@ -276,8 +276,7 @@ class SparkEngine:
         request.check_arguments()
         frame, table = self._spark_data(request.data, record, request.check_replace_where)
         request.check_partition_columns({field.name: field.dataType.simpleString() for field in frame.schema})
-        if table is not None and request.partition_by and request.format != "delta":
-            # the plain-file folders the Arrow engine refuses (Spark would truncate nanoseconds)
+        if table is not None and request.partition_by:  # the folders the Arrow engine refuses
             partitions.check_folder_values(table, request.partition_by, request.describe())
         if request.replace_where is not None and table is None:
             outside = frame.where(is_not_true(to_column(request.replace_where))).limit(1).count()
