@@ -403,10 +403,11 @@ def check_folder_values(data: pa.Table | pa.RecordBatchReader, partition_by: Ite
 
 def _texts(name: str, column, what: str):
     """Each value's Spark text (null for a null or empty value), rendered once per distinct value.
+    Timestamps come in microseconds (:func:`lakeio.engines.in_microseconds` refuses finer ones).
 
     Raises:
         InvalidArgumentError: naming ``what`` (the write), a value that no folder can name: a
-            timestamp finer than Spark's microseconds, or a folder name longer than :data:`MAX_NAME_BYTES`.
+            folder name longer than :data:`MAX_NAME_BYTES`.
     """
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -414,15 +415,7 @@ def _texts(name: str, column, what: str):
     from lakeio.errors import InvalidArgumentError
 
     distinct = pc.unique(column)
-    shown = distinct
-    if pa.types.is_timestamp(distinct.type) and distinct.type.unit == "ns":
-        shown = pc.cast(distinct, pa.timestamp("us", distinct.type.tz), safe=False)
-        finer = pc.filter(distinct, pc.not_equal(pc.cast(shown, distinct.type), distinct))
-        if len(finer):
-            raise InvalidArgumentError(f"{what}: partition column {name!r}: value {finer[0]} has nanoseconds, which "
-                                       "a partition folder cannot hold (Spark's timestamps are microseconds): "
-                                       "round it, or make it a data column")
-    texts = [None if value is None or value == "" else spark_text(value) for value in shown.to_pylist()]
+    texts = [None if value is None or value == "" else spark_text(value) for value in distinct.to_pylist()]
     for text in texts:
         if text is not None and len(folder_name(name, text).encode()) > MAX_NAME_BYTES:
             raise InvalidArgumentError(f"{what}: partition column {name!r}: value {text[:40]!r}... makes a folder "

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from lakeio import files, partitions
-from lakeio.engines import counted, find_own_commit, text, to_arrow_data
+from lakeio.engines import counted, find_own_commit, in_microseconds, text, to_arrow_data
 from lakeio.errors import ConcurrentWriteError, InvalidArgumentError, SchemaMismatchError, StorageError, storage_error
 from lakeio.metrics import IORecord
 from lakeio.predicate import columns_of, to_arrow, to_sql
@@ -301,7 +301,7 @@ class ArrowEngine:
 
     def write(self, request: WriteRequest, record: IORecord) -> None:
         request.check_arguments()
-        data = to_arrow_data(request.data, self.settings, self.storage)
+        data = in_microseconds(to_arrow_data(request.data, self.settings, self.storage), request.describe())
         request.check_partition_columns({field.name: str(field.type) for field in data.schema})
         if request.partition_by:  # Delta's folders and JSON's too: parity with Parquet's and CSV's
             data = partitions.check_folder_values(data, request.partition_by, request.describe())
@@ -401,7 +401,7 @@ class ArrowEngine:
 
         request.check_arguments()
         data = to_arrow_data(request.data, self.settings, self.storage)
-        data = data.read_all() if hasattr(data, "read_all") else data
+        data = in_microseconds(data.read_all() if hasattr(data, "read_all") else data, request.describe())
         request.check_unique_keys(data)
         record.rows, record.bytes = data.num_rows, data.nbytes
         storage_options = self.storage.delta_write_options(request.location)
@@ -656,9 +656,8 @@ def _write_file_dataset(request: WriteRequest, data, sample: pa.Table, filesyste
     if request.format == "json":
         return _write_json_lines(data, filesystem, target, partition_by, token, rows_per_file)
     file_format = ds.ParquetFileFormat() if request.format == "parquet" else ds.CsvFileFormat()
-    # Microsecond timestamps: Spark cannot read Parquet's nanosecond ones.
-    write_options = file_format.make_write_options(compression=options.compression, coerce_timestamps="us",
-                                                   allow_truncated_timestamps=True) if request.format == "parquet" \
+    # Microsecond timestamps (Spark cannot read Parquet's nanosecond ones): engines.in_microseconds made them so.
+    write_options = file_format.make_write_options(compression=options.compression) if request.format == "parquet" \
         else file_format.make_write_options(**files.csv_write_options(options))
     written: list[str] = []
     ds.write_dataset(

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from lakeio import files, partitions
 from lakeio.config import EnvironmentSettings
-from lakeio.engines import find_own_commit, is_spark_dataframe, text, to_arrow_data
+from lakeio.engines import find_own_commit, in_microseconds, is_spark_dataframe, text, to_arrow_data
 from lakeio.engines.arrow import ArrowEngine
 from lakeio.errors import InvalidArgumentError, LakeioError, SchemaMismatchError, StorageError
 from lakeio.metrics import IORecord
@@ -274,7 +274,7 @@ class SparkEngine:
 
     def write(self, request: WriteRequest, record: IORecord) -> None:
         request.check_arguments()
-        frame, table = self._spark_data(request.data, record, request.check_replace_where)
+        frame, table = self._spark_data(request.data, record, request.describe(), request.check_replace_where)
         request.check_partition_columns({field.name: field.dataType.simpleString() for field in frame.schema})
         if table is not None and request.partition_by:  # the folders the Arrow engine refuses
             partitions.check_folder_values(table, request.partition_by, request.describe())
@@ -290,16 +290,17 @@ class SparkEngine:
         else:
             self._write_files(request, frame, sample, rows_per_file, record)
 
-    def _spark_data(self, data, record: IORecord, check=None) -> tuple[DataFrame, pa.Table | None]:
+    def _spark_data(self, data, record: IORecord, what: str, check=None) -> tuple[DataFrame, pa.Table | None]:
         """``data`` as a Spark DataFrame, and as the Arrow table it came from (None for Spark data).
-        Arrow and pandas data keep their types (naive timestamps stay TIMESTAMP_NTZ) and are
-        counted on the record, after ``check(table)``."""
+        Arrow and pandas data keep their types (naive timestamps stay TIMESTAMP_NTZ; nanoseconds
+        become Spark's microseconds or are refused, see :func:`lakeio.engines.in_microseconds`,
+        naming ``what``) and are counted on the record, after ``check(table)``."""
         if is_spark_dataframe(data):
             return data, None
         from pyspark.sql.pandas.types import from_arrow_schema
 
         table = to_arrow_data(data)
-        table = table.read_all() if hasattr(table, "read_all") else table
+        table = in_microseconds(table.read_all() if hasattr(table, "read_all") else table, what)
         if check is not None:
             check(table)
         record.rows, record.bytes = table.num_rows, table.nbytes
@@ -370,7 +371,7 @@ class SparkEngine:
     def merge(self, request: MergeRequest, record: IORecord) -> None:
         request.check_arguments()
         check_delta_commits(self.session(), self.storage, request.location)
-        frame, table = self._spark_data(request.data, record, request.check_unique_keys)
+        frame, table = self._spark_data(request.data, record, request.describe(), request.check_unique_keys)
         if table is None:
             repeated = frame.groupBy(*request.on).count().where("count > 1").limit(3).collect()
             if repeated:
