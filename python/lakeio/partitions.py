@@ -45,6 +45,8 @@ NULL_NAME = "__HIVE_DEFAULT_PARTITION__"
 
 # The characters Spark's ExternalCatalogUtils.escapePathName escapes (checked against Spark 4.1's).
 _ESCAPED = frozenset(chr(c) for c in range(1, 32)) | frozenset('"#%\'*/:=?[\\]^{\x7f')
+#: A Java (and Python) regex of one character that :func:`escape` escapes, for Spark-side checks.
+ESCAPED_PATTERN = "[" + "".join(f"\\x{ord(c):02x}" for c in sorted(_ESCAPED)) + "]"
 
 # Spark's kinds of partition value, in its order of inference; a decimal is ("decimal", precision).
 Kind = str | tuple[str, int]

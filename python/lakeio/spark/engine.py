@@ -278,6 +278,8 @@ class SparkEngine:
         request.check_partition_columns({field.name: field.dataType.simpleString() for field in frame.schema})
         if table is not None and request.partition_by:  # the folders the Arrow engine refuses
             partitions.check_folder_values(table, request.partition_by, request.describe())
+        elif table is None and request.partition_by:
+            _check_folder_values(frame, request)
         if request.replace_where is not None and table is None:
             outside = frame.where(is_not_true(to_column(request.replace_where))).limit(1).count()
             if outside:
@@ -512,6 +514,30 @@ def _read_options(plan: ScanPlan) -> dict[str, str]:
     if plan.timestamp is not None:
         return {"timestampAsOf": plan.timestamp.isoformat()}
     return {}
+
+
+def _check_folder_values(frame: DataFrame, request: WriteRequest) -> None:
+    """Refuses a Spark frame whose partition values no folder can name, as
+    :func:`lakeio.partitions.check_folder_values` refuses Arrow data (with its words), before
+    anything is staged. Only text can make a folder name too long (types that cannot name one at
+    all are refused by :meth:`~lakeio.requests.WriteRequest.check_partition_columns`): one
+    aggregate finds each text column's value of the longest folder name, as Spark escapes it."""
+    import pyarrow as pa
+    from pyspark.sql import functions as F
+
+    texts = [field.name for field in frame.schema
+             if field.name in request.partition_by and field.dataType.simpleString() == "string"]
+    if not texts:
+        return
+
+    def folder_bytes(column: Column) -> Column:  # each escaped character is 3 bytes (%XX) for its 1
+        unescaped = F.regexp_replace(column, partitions.ESCAPED_PATTERN, "")
+        return F.octet_length(column) + 2 * (F.length(column) - F.length(unescaped))
+
+    longest = frame.agg(*[F.max_by(F.col(quote_name(name)), folder_bytes(F.col(quote_name(name)))).alias(name)
+                          for name in texts]).collect()[0]  # one row: an aggregate
+    partitions.check_folder_values(pa.table({name: pa.array([longest[name]], pa.string()) for name in texts}),
+                                   texts, request.describe())
 
 
 def _spread_for_file_size(request: WriteRequest, frame: DataFrame, sample: pa.Table,
