@@ -319,3 +319,32 @@ def test_a_corrupt_file_is_a_lakeio_error_naming_it(spark, catalog_on, storage, 
     if engine == "spark" and format == "parquet":
         with pytest.raises(lakeio.LakeioError, match="do not share|not a readable|parquet"):
             lake.read("data", engine=engine).to_spark().collect()
+
+
+@pytest.mark.parametrize("engine", ["arrow", "spark", pytest.param("connect", marks=pytest.mark.connect)])
+@pytest.mark.parametrize("format", ["csv", "json"])
+def test_a_text_file_not_utf_8_past_its_first_block_is_named_on_every_engine(request, spark, catalog_on, storage,
+                                                                            format, engine):
+    """A byte that is not UTF-8 far into a CSV or JSON file (past the first MiB, which lakeio's
+    schema inference reads) is the Arrow engine's error on every engine, naming the file, line and
+    byte: Spark's CSV reader put U+FFFD for it silently, its JSON reader failed with a raw error.
+    Spark finds the file by a job over the files' lines, not by reading them on the driver."""
+    remote = {"spark": {"remote": request.getfixturevalue("on_connect")}} if engine == "connect" else {}
+    lake = catalog_on(storage, "utf8", settings=remote, data={"format": format})
+    lake.write("data", pa.table({"id": [1, 2], "name": ["a", "b"]}), engine="arrow")
+    lines = (b"%d,name %d\n" if format == "csv" else b'{"id": %d, "name": "name %d"}\n')
+    good = b"".join(lines % (i, i) for i in range(3, 120_000))
+    bad = b"7,caf\xe9 noir\n" if format == "csv" else b'{"id": 7, "name": "caf\xe9 noir"}\n'
+    body = (b"id,name\n" if format == "csv" else b"") + good + bad + lines % (8, 8)
+    assert body.index(bad) > 1 << 20
+    path = _put(lake, "data", f"zzz.{format}", body)
+    line = body.count(b"\n", 0, body.index(bad)) + 1
+    words = f", line {line}: byte 0xe9 is not UTF-8 text (invalid continuation byte); {format} files must be UTF-8"
+    reads = [lambda frame: frame.to_arrow()]
+    if engine != "arrow":  # the Arrow engine's count decodes no text (pyarrow's count_rows)
+        reads += [lambda frame: frame.count(), lambda frame: frame.to_spark().collect()]
+    for read in reads:
+        with pytest.raises(lakeio.SchemaMismatchError) as caught:
+            read(lake.read("data", engine="arrow" if engine == "arrow" else "spark"))
+        message = str(caught.value)
+        assert f"file {path}{words}" in message, message

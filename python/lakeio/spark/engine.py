@@ -91,10 +91,12 @@ class SparkEngine:
         return frame
 
     def _read(self, plan: ScanPlan, record: IORecord | None = None,
-              selection: pruning.PartitionSelection | None = None) -> tuple[DataFrame, pa.Schema | None]:
+              selection: pruning.PartitionSelection | None = None,
+              check_text: bool = True) -> tuple[DataFrame, pa.Schema | None]:
         """The plan as a lazy Spark DataFrame and, for CSV and JSON, the Arrow schema of its
         columns: the Arrow engine's, which this engine's Arrow results take too. ``selection``: the
-        helper's partitions, when they are selected already."""
+        helper's partitions, when they are selected already. ``check_text``: CSV and JSON files
+        are checked to be UTF-8 first (:meth:`_check_utf8`; not for a schema, which reads no rows)."""
         import pyarrow as pa
         from pyspark.sql import functions as F
 
@@ -108,6 +110,8 @@ class SparkEngine:
                 if plan.partition_by:  # Spark reads the folders' names itself
                     pruning.refuse_misread_folders(plan, self._arrow.open_scan(plan).dataset.files)
                 frame = files.read_consistently(self.storage, plan, lambda: _read_text(spark, plan, schema))
+                if check_text:
+                    self._check_utf8(spark, plan)
             elif plan.format == "delta":
                 frame = spark.read.format(plan.format).options(**_read_options(plan)).load(plan.location.spark_path)
             else:  # Spark lists the files here
@@ -122,6 +126,25 @@ class SparkEngine:
             frame = frame.select(*[F.col(quote_name(c)) for c in plan.columns])
             schema = None if schema is None else pa.schema([schema.field(c) for c in plan.columns])
         return frame, schema
+
+    def _check_utf8(self, spark: SparkSession, plan: ScanPlan) -> None:
+        """Refuses a CSV or JSON dataset with a file that is not UTF-8 text, with the Arrow engine's
+        error naming the file, line and byte. Spark's CSV reader puts U+FFFD for such bytes
+        silently; its text source keeps a line's bytes as they are, so one Spark job over the lines
+        finds the first bad file, wherever its bad byte is (lakeio's schema reads only each file's
+        first block); only that file is then read here, in blocks, for the line."""
+        import urllib.parse
+
+        from pyspark.sql import functions as F
+
+        lines = spark.read.format("text").load(plan.location.spark_path)
+        with translated(plan.describe()):
+            bad = lines.where(~compat.is_valid_utf8(F.col("value"))).select(F.col("_metadata.file_path")).limit(1) \
+                .collect()
+        if bad:
+            path = urllib.parse.unquote(re.sub(SPARK_PATH, "", bad[0][0]))
+            raise text.not_utf8_error(plan, path, self.storage.filesystem(plan.location)) or SchemaMismatchError(
+                f"{plan.describe()}: file {path} is not UTF-8 text; {plan.format} files must be UTF-8")
 
     @contextlib.contextmanager
     def _corrupt_files_named(self, plan: ScanPlan) -> Iterator[None]:
@@ -245,7 +268,7 @@ class SparkEngine:
     def schema(self, plan: ScanPlan, scan: Scan | None = None) -> pa.Schema:
         from pyspark.sql.pandas.types import to_arrow_schema
 
-        frame, schema = self._read(plan)
+        frame, schema = self._read(plan, check_text=False)
         return schema or to_arrow_schema(frame.schema)
 
     def file_counts(self, plan: ScanPlan, scan: Scan | None = None) -> tuple[None, None]:
