@@ -339,6 +339,58 @@ def partition_key(folder: str, schema: pa.Schema) -> tuple | None:
     return tuple(key)
 
 
+def typed_texts(texts: pa.Array, type_: pa.DataType | None = None) -> pa.Array:
+    """A column's unescaped folder values (``texts``: strings, null for the null partition) typed
+    as :func:`typed_value` types each, as ``type_``, else as :func:`infer` infers the column from
+    all of them. Where every value is a plain integer or date (a listing's folders usually are),
+    in one cast of the whole column; else value by value. Raises pyarrow's ArrowInvalid when a
+    value is not of ``type_``.
+
+    >>> import pyarrow as pa
+    >>> typed_texts(pa.array(["2024-01-02", None])).to_pylist()
+    [datetime.date(2024, 1, 2), None]
+    >>> [str(typed_texts(pa.array(v)).type) for v in (["7", "-3"], ["7", "9999999999"], ["2024-02-30"], ["+5"])]
+    ['int32', 'int64', 'string', 'int32']
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if type_ is not None and (pa.types.is_string(type_) or pa.types.is_large_string(type_)):
+        return texts.cast(type_)
+    own = _own_kind(texts)
+    if own is not None and (type_ is None or own.type == type_):
+        return own
+    if own is not None and pa.types.is_integer(own.type) and pa.types.is_integer(type_):
+        return pc.cast(own, type_)  # a range check, as each value's own cast would be
+    values = texts.to_pylist()
+    return typed_values(values, type_ or infer(values))
+
+
+def _own_kind(texts: pa.Array) -> pa.Array | None:
+    """``texts`` as their common kind's type (:func:`infer`) by one cast, where every value is a
+    plain integer (``-?[0-9]``, at most 18 digits: int, else bigint) or date (``yyyy-MM-dd``, a
+    real day); else None (the rules of :func:`kind_of` decide value by value)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    present = pc.drop_null(texts)
+    if not len(present):
+        return None
+    first = present[0].as_py()  # the one pattern the first value has is the only one to check them all for
+    if re.fullmatch(r"-?[0-9]{1,18}", first) and pc.all(pc.match_substring_regex(present, r"^-?[0-9]{1,18}$")).as_py():
+        numbers = pc.cast(texts, pa.int64())
+        bounds = pc.min_max(numbers)
+        fits = _INT32[0] <= bounds["min"].as_py() and bounds["max"].as_py() <= _INT32[1]
+        return numbers.cast(pa.int32()) if fits else numbers
+    if (_DATE.fullmatch(first) and pc.all(pc.match_substring_regex(present, r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")).as_py()
+            and not pc.any(pc.starts_with(present, "0000")).as_py()):  # no year 0 in Python's dates, so no date
+        try:
+            return pc.cast(texts, pa.date32())
+        except pa.ArrowInvalid:  # an impossible day: the column is text
+            return None
+    return None
+
+
 def typed_values(values: list[str | None], type_: pa.DataType) -> pa.Array:
     """:func:`typed_value` of each of ``values``, as one array; made in one go where every value is
     of the column's own kind (a listing's folders usually are), else value by value."""
