@@ -741,7 +741,9 @@ def test_partition_values_no_folder_can_name_are_refused_and_change_nothing(lake
             lake.write(name, data, mode="append", engine=engine)
         assert str(refusal.value).count(f"dataset {name!r}") == 1
         assert sorted_rows(lake.read(name, engine="arrow").to_arrow()) == before
-    for value in ["x" * 300, "/" * 90, "é" * 130]:  # Spark frames: the folder's bytes as Spark escapes them
+    # Spark frames: the folder's bytes as Spark escapes them (one check before any format's write:
+    # each kind of value on Parquet, one on the others)
+    for value in ["x" * 300, "/" * 90, "é" * 130] if name == "folders_arrow" else ["/" * 90]:
         frame = compat.create_frame(lake.spark(), bad.set_column(3, "k", pa.array([value])))
         with pytest.raises(lakeio.InvalidArgumentError, match=rf"dataset {name!r}.*: partition column 'k': value "
                                                               rf"{re.escape(repr(value[:40]))}\.\.\. makes a folder name "
