@@ -677,3 +677,28 @@ def test_errors_share_one_root(lake):
         lake.write("pq", OLD)
     with pytest.raises(LakeioError):
         lake.write("pq", OLD, mode="overwrite_partitions")
+
+
+
+_STAMP = 1_704_164_645_123_456_000  # 2024-01-02 03:04:05.123456 in nanoseconds
+
+
+@pytest.mark.parametrize(("nested", "row"), [
+    (pa.map_(pa.string(), pa.timestamp("ns")), lambda stamp: [("a", stamp)]),
+    (pa.map_(pa.timestamp("ns", "UTC"), pa.int64()), lambda stamp: [(stamp, 1)]),
+    (pa.list_(pa.timestamp("ns"), 2), lambda stamp: [stamp, stamp]),
+    (pa.struct([("inner", pa.list_(pa.map_(pa.string(), pa.timestamp("ns"))))]),
+     lambda stamp: {"inner": [[("a", stamp)]]}),
+], ids=["map items", "map keys", "fixed-size list", "struct of lists of maps"])
+def test_nanoseconds_nested_in_maps_and_fixed_size_lists_are_cast_or_refused(nested, row):
+    """Every nesting holds microseconds after the cast, and a part finer than a microsecond at any
+    depth is refused, naming the column and value (never truncated)."""
+    from lakeio.engines import in_microseconds
+
+    whole = pa.table({"n": pa.array([row(_STAMP)], nested)})
+    cast = in_microseconds(whole, "write of 'x'")
+    assert "[ns" not in str(cast.schema) and "[us" in str(cast.schema)
+    assert cast.column("n").to_pylist() == whole.column("n").to_pylist()
+    with pytest.raises(InvalidArgumentError,
+                       match=r"write of 'x': column 'n': value 2024-01-02 03:04:05\.123456789"):
+        in_microseconds(pa.table({"n": pa.array([row(_STAMP + 789)], nested)}), "write of 'x'")

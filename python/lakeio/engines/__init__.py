@@ -239,16 +239,20 @@ def in_microseconds(data, what: str):
 
 
 def _in_microseconds(data_type: pa.DataType) -> pa.DataType:
-    """``data_type`` with its nanosecond timestamps (at any depth of structs and lists) in microseconds."""
+    """``data_type`` with its nanosecond timestamps (at any depth of structs, lists and maps) in microseconds."""
     import pyarrow as pa
 
     if pa.types.is_timestamp(data_type) and data_type.unit == "ns":
         return pa.timestamp("us", data_type.tz)
     if pa.types.is_struct(data_type):
         return pa.struct([field.with_type(_in_microseconds(field.type)) for field in data_type])
-    if pa.types.is_list(data_type) or pa.types.is_large_list(data_type):
+    if pa.types.is_map(data_type):
+        return pa.map_(data_type.key_field.with_type(_in_microseconds(data_type.key_type)),
+                       data_type.item_field.with_type(_in_microseconds(data_type.item_type)), data_type.keys_sorted)
+    if pa.types.is_list(data_type) or pa.types.is_large_list(data_type) or pa.types.is_fixed_size_list(data_type):
         inner = data_type.value_field.with_type(_in_microseconds(data_type.value_type))
-        return pa.list_(inner) if pa.types.is_list(data_type) else pa.large_list(inner)
+        return (pa.list_(inner, data_type.list_size) if pa.types.is_fixed_size_list(data_type)
+                else pa.list_(inner) if pa.types.is_list(data_type) else pa.large_list(inner))
     return data_type
 
 
@@ -265,7 +269,10 @@ def _first_finer(values) -> pa.Scalar | None:
     if pa.types.is_struct(values.type):
         return next((found for found in (_first_finer(values.field(i)) for i in range(values.type.num_fields))
                      if found is not None), None)
-    if pa.types.is_list(values.type) or pa.types.is_large_list(values.type):
+    if pa.types.is_map(values.type):
+        keys = _first_finer(values.keys)
+        return keys if keys is not None else _first_finer(values.items)
+    if pa.types.is_list(values.type) or pa.types.is_large_list(values.type) or pa.types.is_fixed_size_list(values.type):
         return _first_finer(values.flatten())
     return None
 
