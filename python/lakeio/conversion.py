@@ -48,8 +48,12 @@ def arrow_to_pandas(read: Callable[[], pa.Table]) -> pandas.DataFrame:
 
     import pyarrow as pa
 
-    table = read()
     releaser = _Releaser(pa.default_memory_pool())
+    # The pages an earlier frame freed to Arrow's allocator go back first: mimalloc keeps them with
+    # the threads that allocated them, and the read's threads would map fresh ones beside them (a
+    # second to_pandas in one process peaked a third higher than the first).
+    releaser.release()
+    table = read()
     index_columns = _stored_index_columns(table)
     shell = table.select(index_columns).to_pandas()  # the index, rebuilt by pyarrow from the metadata
     labels = table.slice(0, 0).to_pandas().columns  # the column labels, likewise (they need no rows)

@@ -226,41 +226,44 @@ def pruned_listing(filesystem, root: str, declared: dict[str, pa.DataType], part
 
     Each level's type is the declared one, else inferred (:func:`lakeio.partitions.infer`) from
     every folder of that level under the folders kept, which are all of them above any pruning.
+    A level costs one listing per folder kept above it and a few Arrow calls on its whole column of
+    values (:func:`lakeio.partitions.typed_texts`), not a Python call per folder.
     """
+    import pyarrow as pa
     from pyarrow import fs as pafs
 
     selecting = conjuncts_where(predicate, lambda column, value: column in partition_by)
     if selecting is None:
         return None
     pending = list(selecting.operands) if isinstance(selecting, And) else [selecting]
-    types: dict[str, pa.DataType] = {}
-    kept: list[tuple[str, dict[str, str | None]]] = [(root, {})]  # folders and their columns' values
+    kept = [root]  # the folders walked into, and (below) each walked column's typed value in each of them
+    columns: dict[str, pa.Array] = {}
     pruned = False
     for level, column in enumerate(partition_by):
-        children: list[tuple[str, dict[str, str | None]]] = []
-        for folder, values in kept:
-            for info in filesystem.get_file_info(pafs.FileSelector(folder)):
-                if info.base_name.startswith((".", "_")):
-                    continue
-                pair = None if info.is_file else partitions.parse_folder(info.base_name)
-                if pair is None or pair[0] != column:
-                    return None
-                children.append((info.path, {**values, column: pair[1]}))
         if column not in declared and pruned:
             return None
-        types[column] = declared.get(column) or partitions.infer(values[column] for _, values in children)
+        children = _children(filesystem, kept, column)
+        if children is None:
+            return None
+        paths, parents, values = children
+        try:  # the whole level's values typed at once: one cast, not one per folder
+            typed = partitions.typed_texts(values, declared.get(column))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            return None
+        level_columns = {c: array.take(parents) for c, array in columns.items()} | {column: typed}
         known = set(partition_by[:level + 1])
         now = [term for term in pending if columns_of(term) <= known]
         pending = [term for term in pending if term not in now]
-        if now and children:
-            passing = _passing(children, types, now[0] if len(now) == 1 else And(tuple(now)))
-            if passing is None:
+        if now and paths:
+            rows = _passing(level_columns, now[0] if len(now) == 1 else And(tuple(now)))
+            if rows is None:
                 return None
-            pruned = pruned or len(passing) < len(children)
-            children = passing
-        kept = children
+            pruned = pruned or len(rows) < len(paths)
+            taken = pa.array(rows, pa.int64())
+            paths, level_columns = [paths[row] for row in rows], {c: array.take(taken) for c, array in level_columns.items()}
+        kept, columns = paths, level_columns
     found = []
-    for folder, _ in kept:
+    for folder in kept:
         for info in filesystem.get_file_info(pafs.FileSelector(folder, recursive=True)):
             parts = info.path[len(folder):].strip("/").split("/")
             if any(part.startswith((".", "_")) for part in parts):
@@ -269,22 +272,65 @@ def pruned_listing(filesystem, root: str, declared: dict[str, pa.DataType], part
                 return None
             if info.type == pafs.FileType.File:
                 found.append(info)
-    return found, types
+    return found, {column: array.type for column, array in columns.items()}
 
 
-def _passing(folders: list[tuple[str, dict[str, str | None]]], types: dict[str, pa.DataType],
-             condition: Predicate) -> list[tuple[str, dict[str, str | None]]] | None:
-    """The ``folders`` whose partition values (typed as ``types``) pass ``condition``; None when a
-    value is not of its column's type or the condition does not fit the types."""
+def _children(filesystem, folders: list[str], column: str) -> tuple[list[str], pa.Array, pa.Array] | None:
+    """The ``column=value`` folders in ``folders`` (hidden ones left out), by one listing of each
+    folder: their paths, the position in ``folders`` of the folder each is in, and their unescaped
+    values (a string array, null for the null partition). None when one of them holds a file or a
+    folder of another column. The names are parsed as whole arrays, not one by one: a table's root
+    may hold thousands.
+    """
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    from pyarrow import fs as pafs
+
+    paths: list[str] = []
+    names: list[str] = []
+    sizes: list[int | None] = []  # a listing sizes every file, and no folder (a size costs far less than a type)
+    counts = []
+    for folder in folders:
+        listing = filesystem.get_file_info(pafs.FileSelector(folder))
+        listed = [info.path for info in listing]
+        cut = listed[0].rfind("/") + 1 if listed else 0  # each is the folder's path, "/" and a name
+        paths += listed
+        names += [path[cut:] for path in listed]
+        sizes += [info.size for info in listing]
+        counts.append(len(listed))
+    spelt = pa.array(names, pa.string())
+    parents = pa.array(np.repeat(np.arange(len(folders), dtype=np.int64), counts))
+    shown = pc.invert(pc.or_(pc.starts_with(spelt, "."), pc.starts_with(spelt, "_")))
+    if shown.false_count:
+        kept = np.flatnonzero(shown)
+        paths, names, sizes = [paths[i] for i in kept], [names[i] for i in kept], [sizes[i] for i in kept]
+        spelt, parents = spelt.take(kept), parents.take(kept)
+    if any(size is not None for size in sizes):  # a file where only folders belong
+        return None
+    prefix = partitions.escape(column) + "="
+    if pc.all(pc.starts_with(spelt, prefix)).as_py() is False:  # a column spelt otherwise (an escape), or another
+        pairs = [partitions.parse_folder(name) for name in names]
+        if any(pair is None or pair[0] != column for pair in pairs):
+            return None
+        return paths, parents, pa.array([pair[1] for pair in pairs if pair is not None], pa.string())
+    values = pc.utf8_slice_codeunits(spelt, len(prefix))
+    values = pc.if_else(pc.equal(values, partitions.NULL_NAME), pa.scalar(None, pa.string()), values)
+    if pc.any(pc.match_substring(values, "%")).as_py():
+        values = pa.array([None if text is None else partitions.unescape(text) for text in values.to_pylist()],
+                          pa.string())
+    return paths, parents, values
+
+
+def _passing(columns: dict[str, pa.Array], condition: Predicate) -> list[int] | None:
+    """The positions of the folders whose typed partition values (``columns``) pass ``condition``;
+    None when the condition does not fit the columns' types."""
     import pyarrow as pa
 
-    columns = sorted(columns_of(condition))
     try:
-        rows = passing_rows({column: partitions.typed_values([values[column] for _, values in folders], types[column])
-                             for column in columns}, condition)
+        return passing_rows({column: columns[column] for column in sorted(columns_of(condition))}, condition)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
         return None
-    return [folders[row] for row in rows]
 
 
 def read_consistently(storage: Storage, plan: ScanPlan, listing: Callable[[], T]) -> T:

@@ -45,6 +45,8 @@ NULL_NAME = "__HIVE_DEFAULT_PARTITION__"
 
 # The characters Spark's ExternalCatalogUtils.escapePathName escapes (checked against Spark 4.1's).
 _ESCAPED = frozenset(chr(c) for c in range(1, 32)) | frozenset('"#%\'*/:=?[\\]^{\x7f')
+#: A Java (and Python) regex of one character that :func:`escape` escapes, for Spark-side checks.
+ESCAPED_PATTERN = "[" + "".join(f"\\x{ord(c):02x}" for c in sorted(_ESCAPED)) + "]"
 
 # Spark's kinds of partition value, in its order of inference; a decimal is ("decimal", precision).
 Kind = str | tuple[str, int]
@@ -337,6 +339,58 @@ def partition_key(folder: str, schema: pa.Schema) -> tuple | None:
     return tuple(key)
 
 
+def typed_texts(texts: pa.Array, type_: pa.DataType | None = None) -> pa.Array:
+    """A column's unescaped folder values (``texts``: strings, null for the null partition) typed
+    as :func:`typed_value` types each, as ``type_``, else as :func:`infer` infers the column from
+    all of them. Where every value is a plain integer or date (a listing's folders usually are),
+    in one cast of the whole column; else value by value. Raises pyarrow's ArrowInvalid when a
+    value is not of ``type_``.
+
+    >>> import pyarrow as pa
+    >>> typed_texts(pa.array(["2024-01-02", None])).to_pylist()
+    [datetime.date(2024, 1, 2), None]
+    >>> [str(typed_texts(pa.array(v)).type) for v in (["7", "-3"], ["7", "9999999999"], ["2024-02-30"], ["+5"])]
+    ['int32', 'int64', 'string', 'int32']
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if type_ is not None and (pa.types.is_string(type_) or pa.types.is_large_string(type_)):
+        return texts.cast(type_)
+    own = _own_kind(texts)
+    if own is not None and (type_ is None or own.type == type_):
+        return own
+    if own is not None and pa.types.is_integer(own.type) and pa.types.is_integer(type_):
+        return pc.cast(own, type_)  # a range check, as each value's own cast would be
+    values = texts.to_pylist()
+    return typed_values(values, type_ or infer(values))
+
+
+def _own_kind(texts: pa.Array) -> pa.Array | None:
+    """``texts`` as their common kind's type (:func:`infer`) by one cast, where every value is a
+    plain integer (``-?[0-9]``, at most 18 digits: int, else bigint) or date (``yyyy-MM-dd``, a
+    real day); else None (the rules of :func:`kind_of` decide value by value)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    present = pc.drop_null(texts)
+    if not len(present):
+        return None
+    first = present[0].as_py()  # the one pattern the first value has is the only one to check them all for
+    if re.fullmatch(r"-?[0-9]{1,18}", first) and pc.all(pc.match_substring_regex(present, r"^-?[0-9]{1,18}$")).as_py():
+        numbers = pc.cast(texts, pa.int64())
+        bounds = pc.min_max(numbers)
+        fits = _INT32[0] <= bounds["min"].as_py() and bounds["max"].as_py() <= _INT32[1]
+        return numbers.cast(pa.int32()) if fits else numbers
+    if (_DATE.fullmatch(first) and pc.all(pc.match_substring_regex(present, r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")).as_py()
+            and not pc.any(pc.starts_with(present, "0000")).as_py()):  # no year 0 in Python's dates, so no date
+        try:
+            return pc.cast(texts, pa.date32())
+        except pa.ArrowInvalid:  # an impossible day: the column is text
+            return None
+    return None
+
+
 def typed_values(values: list[str | None], type_: pa.DataType) -> pa.Array:
     """:func:`typed_value` of each of ``values``, as one array; made in one go where every value is
     of the column's own kind (a listing's folders usually are), else value by value."""
@@ -354,10 +408,11 @@ def typed_values(values: list[str | None], type_: pa.DataType) -> pa.Array:
 # -- writing ----------------------------------------------------------------------------------
 
 
-def with_spark_text(data: pa.Table | pa.RecordBatchReader, partition_by: Iterable[str]):
+def with_spark_text(data: pa.Table | pa.RecordBatchReader, partition_by: Iterable[str], what: str):
     """``data`` (a table or a stream of batches) with each partition column replaced by its values'
     Spark text (:func:`spark_text`; null for a null or empty value), for pyarrow's hive writer to
-    name the folders by; :func:`respell` then gives them Spark's spelling."""
+    name the folders by; :func:`respell` then gives them Spark's spelling. ``what``: the write, as
+    the error of a value no folder can name says it (:func:`check_folder_values`)."""
     import pyarrow as pa
 
     columns = list(partition_by)
@@ -365,7 +420,7 @@ def with_spark_text(data: pa.Table | pa.RecordBatchReader, partition_by: Iterabl
     def converted(part):
         for column in columns:
             index = part.schema.get_field_index(column)
-            part = part.set_column(index, column, _texts(column, part.column(index)))
+            part = part.set_column(index, column, _texts(column, part.column(index), what))
         return part
 
     if isinstance(data, pa.Table):
@@ -378,28 +433,35 @@ def with_spark_text(data: pa.Table | pa.RecordBatchReader, partition_by: Iterabl
 MAX_NAME_BYTES = 255
 
 
-def check_folder_values(table: pa.Table, partition_by: Iterable[str], what: str) -> None:
-    """Refuses a table whose partition values no folder can name (see :func:`_texts`), before
-    anything is written; ``what``: the write, as its error names it.
+def check_folder_values(data: pa.Table | pa.RecordBatchReader, partition_by: Iterable[str], what: str):
+    """``data`` once its partition values are known to name folders (see :func:`_texts`): a table
+    checked now, before anything is written; a stream's batches as they pass. ``what``: the write,
+    as its error names it.
 
     Raises:
         InvalidArgumentError: naming ``what``, the column and the value.
     """
-    from lakeio.errors import InvalidArgumentError
+    import pyarrow as pa
 
-    try:
-        for name in partition_by:
-            _texts(name, table.column(name))
-    except InvalidArgumentError as error:
-        raise InvalidArgumentError(f"{what}: {error}") from None
+    columns = list(partition_by)
+
+    def checked(part):
+        for name in columns:
+            _texts(name, part.column(name), what)
+        return part
+
+    if isinstance(data, pa.Table):
+        return checked(data)
+    return pa.RecordBatchReader.from_batches(data.schema, (checked(batch) for batch in data))
 
 
-def _texts(name: str, column):
+def _texts(name: str, column, what: str):
     """Each value's Spark text (null for a null or empty value), rendered once per distinct value.
+    Timestamps come in microseconds (:func:`lakeio.engines.in_microseconds` refuses finer ones).
 
     Raises:
-        InvalidArgumentError: a value that no folder can name: a timestamp finer than Spark's
-            microseconds, or a folder name longer than :data:`MAX_NAME_BYTES`.
+        InvalidArgumentError: naming ``what`` (the write), a value that no folder can name: a
+            folder name longer than :data:`MAX_NAME_BYTES`.
     """
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -407,19 +469,11 @@ def _texts(name: str, column):
     from lakeio.errors import InvalidArgumentError
 
     distinct = pc.unique(column)
-    shown = distinct
-    if pa.types.is_timestamp(distinct.type) and distinct.type.unit == "ns":
-        shown = pc.cast(distinct, pa.timestamp("us", distinct.type.tz), safe=False)
-        finer = pc.filter(distinct, pc.not_equal(pc.cast(shown, distinct.type), distinct))
-        if len(finer):
-            raise InvalidArgumentError(f"partition column {name!r}: value {finer[0]} has nanoseconds, which a "
-                                       "partition folder cannot hold (Spark's timestamps are microseconds): "
-                                       "round it, or make it a data column")
-    texts = [None if value is None or value == "" else spark_text(value) for value in shown.to_pylist()]
+    texts = [None if value is None or value == "" else spark_text(value) for value in distinct.to_pylist()]
     for text in texts:
         if text is not None and len(folder_name(name, text).encode()) > MAX_NAME_BYTES:
-            raise InvalidArgumentError(f"partition column {name!r}: value {text[:40]!r}... makes a folder name "
-                                       f"longer than {MAX_NAME_BYTES} bytes, which file systems refuse: "
+            raise InvalidArgumentError(f"{what}: partition column {name!r}: value {text[:40]!r}... makes a folder "
+                                       f"name longer than {MAX_NAME_BYTES} bytes, which file systems refuse: "
                                        "make it a data column, or partition by a shorter key")
     return pc.take(pa.array(texts, pa.string()), pc.index_in(column, value_set=distinct))
 

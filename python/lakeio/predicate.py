@@ -216,10 +216,11 @@ def to_sql(predicate: Predicate, table: str | None = None, dialect: Dialect = "s
 def passing_rows(columns: Mapping[str, Any], predicate: Predicate) -> list[int]:
     """The positions of the rows of ``columns`` (name -> ``pyarrow.Array``, one value a row: a
     listing's partition values) that pass ``predicate``, evaluated by Arrow (:func:`to_arrow`)."""
+    import numpy as np
     import pyarrow as pa
 
     table = pa.table(dict(columns))
-    rows = pa.array(range(table.num_rows), pa.int64())
+    rows = pa.array(np.arange(table.num_rows, dtype=np.int64))
     return table.append_column("_row", rows).filter(to_arrow(predicate, table.schema)).column("_row").to_pylist()
 
 

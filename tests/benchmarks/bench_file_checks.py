@@ -10,10 +10,14 @@ request). Progress goes to stderr; the last stdout line is one JSON object of ra
 
 - ``footer_check_local_1000_files``: checked read time over unchecked read time, local files.
 - ``footer_check_s3_latency_1000_files``: the same on S3 through the proxy.
+- ``utf8_check_spark_csv_64_mib``: a Spark read of a 64 MiB CSV dataset (8 files; every column
+  parsed, the rows going to Spark's ``noop`` sink) with lakeio's check that its files are UTF-8
+  (one Spark job over their lines, :meth:`lakeio.spark.engine.SparkEngine._check_utf8`) over the
+  same read without it, local files, one ``local[2]`` session.
 
 The machine may be shared: the figures are indicative.
 
-Run: python tests/benchmarks/bench_file_checks.py [--files N] [--repeats N]
+Run: python tests/benchmarks/bench_file_checks.py [--files N] [--repeats N] [--csv-mib N]
 """
 
 from __future__ import annotations
@@ -66,17 +70,49 @@ def ratio(lake: lakeio.Catalog, repeats: int) -> float:
     return round(checked_s / plain_s, 3)
 
 
-def catalog(conf: Path, env: str, uri: str, settings: str = "") -> lakeio.Catalog:
+def catalog(conf: Path, env: str, uri: str, settings: str = "", format: str = "parquet") -> lakeio.Catalog:
     conf.mkdir(parents=True, exist_ok=True)
     (conf / "lakeio.yaml").write_text(f"environments: {{{env}: {{engine: arrow{settings}}}}}\n")
-    (conf / "data.yaml").write_text(f"data: {{format: parquet, environments: {{{env}: {{uri: '{uri}'}}}}}}\n")
+    (conf / "data.yaml").write_text(f"data: {{format: {format}, environments: {{{env}: {{uri: '{uri}'}}}}}}\n")
     return lakeio.Catalog.load(conf, env=env)
+
+
+def utf8_check_ratio(work: Path, mib: int, repeats: int) -> float:
+    """The Spark read of a CSV dataset of ``mib`` MiB with the UTF-8 check over the read without it."""
+    from lakeio.spark.engine import SparkEngine
+
+    folder = work / "csv"
+    folder.mkdir()
+    line = b"%d,2024-01-02T03:04:05Z,%d.25,caf\xc3\xa9 au lait %d\n"
+    rows = mib * (1 << 20) // len(line % (10**6, 10**6, 10**6)) // 8
+    for number in range(8):
+        start = number * rows
+        (folder / f"part-{number}.csv").write_bytes(
+            b"id,at,amount,note\n" + b"".join(line % (i, i, i) for i in range(start, start + rows)))
+    lake = catalog(work / "spark", "local", str(folder), format="csv", settings=(
+        ", spark: {master: 'local[2]', conf: {spark.ui.enabled: 'false', spark.log.level: ERROR}}"))
+
+    def read():
+        lake.read("data", engine="spark").to_spark().write.format("noop").mode("overwrite").save()
+
+    def plain():
+        check, SparkEngine._check_utf8 = SparkEngine._check_utf8, lambda *args: None
+        try:
+            read()
+        finally:
+            SparkEngine._check_utf8 = check
+
+    read()  # warm: the session, and both sides read warm files
+    checked_s, plain_s = best_of(repeats, read, plain)
+    log(f"{mib} MiB of CSV on Spark: checked {checked_s:.3f} s, unchecked {plain_s:.3f} s")
+    return round(checked_s / plain_s, 3)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--files", type=int, default=1_000)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--csv-mib", type=int, default=64)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as work_dir:
         work = Path(work_dir)
@@ -94,6 +130,7 @@ def main() -> int:
                                "AWS_SECRET_ACCESS_KEY": "bench", "AWS_REGION": "us-east-1"})
             lake = catalog(work / "s3", "s3", f"s3://{BUCKET}/data")
             figures[f"footer_check_s3_latency_{args.files}_files"] = ratio(lake, args.repeats)
+        figures[f"utf8_check_spark_csv_{args.csv_mib}_mib"] = utf8_check_ratio(work, args.csv_mib, args.repeats)
     print(json.dumps(figures))
     return 0
 

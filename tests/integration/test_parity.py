@@ -70,6 +70,8 @@ def lake(request, tmp_path, storage, spark, s3_endpoint) -> lakeio.Catalog:
         "notes_parts": ("csv", ["part"]),
         "folders_arrow": ("parquet", ["day", "code", "k"]),
         "folders_spark": ("parquet", ["day", "code", "k"]),
+        "folders_delta": ("delta", ["day", "code", "k"]),
+        "folders_json": ("json", ["day", "code", "k"]),
         "codes_arrow": ("parquet", ["day", "code"]),
         **{f"kinds_{format}": (format, list(KINDS)) for format in ("parquet", "csv", "json", "delta")},
         "spelt_parquet": ("parquet", ["city"]),
@@ -714,28 +716,49 @@ def test_an_overwrite_of_partitions_replaces_folders_of_the_same_value_without_i
     assert not any("code=5/" in folder or "code=00/" in folder for folder in data_file_sizes(lake, "folders_arrow"))
 
 
-def test_partition_values_no_folder_can_name_are_refused_and_change_nothing(lake, engine):
+@pytest.mark.parametrize("name", ["folders_arrow", "folders_delta", "folders_json"])
+def test_partition_values_no_folder_can_name_are_refused_and_change_nothing(lake, engine, name):
     """A binary partition column, a value whose folder name is past 255 bytes (what local file
     systems and HDFS take; S3 would, but a copy of the dataset could not) and a timestamp of
-    nanoseconds (a folder would truncate it) are refused on every engine, naming the column and
-    value; the dataset keeps what it had."""
+    nanoseconds (a folder would truncate it) are refused on every engine, for Parquet, JSON and
+    Delta (whose writers make hive folders too), naming the dataset once, the column and value;
+    the dataset keeps what it had."""
     import pyarrow.compute as pc
 
     first = folders_table().filter(pc.field("id") < 2)
-    lake.write("folders_arrow", first, mode="overwrite", engine="arrow")
-    before = sorted_rows(lake.read("folders_arrow", engine="arrow").to_arrow())
+    lake.write(name, first, mode="overwrite", engine="arrow")
+    before = sorted_rows(lake.read(name, engine="arrow").to_arrow())
     bad = folders_table().filter(pc.field("id") == 2)
     refused = [(bad.set_column(3, "k", pa.array([b"\x00\xff"], pa.binary())),
                 lakeio.SchemaMismatchError, r"partition column\(s\) k \(binary\) cannot name folders"),
                (bad.set_column(3, "k", pa.array(["x" * 300])), lakeio.InvalidArgumentError,
                 r"partition column 'k': value 'x+'\.\.\. makes a folder name longer than 255 bytes"),
                (bad.set_column(1, "day", pa.array([1_700_000_000_123_456_789], pa.timestamp("ns", "UTC"))),
-                lakeio.InvalidArgumentError, r"partition column 'day': value 2023-11-14 22:13:20.123456789.* "
+                lakeio.InvalidArgumentError, r"column 'day': value 2023-11-14 22:13:20.123456789.* "
                                              r"has nanoseconds")]
     for data, error, message in refused:
-        with pytest.raises(error, match=message):
-            lake.write("folders_arrow", data, mode="append", engine=engine)
-        assert sorted_rows(lake.read("folders_arrow", engine="arrow").to_arrow()) == before
+        with pytest.raises(error, match=message) as refusal:
+            lake.write(name, data, mode="append", engine=engine)
+        assert str(refusal.value).count(f"dataset {name!r}") == 1
+        assert sorted_rows(lake.read(name, engine="arrow").to_arrow()) == before
+    for value in ["x" * 300, "/" * 90, "é" * 130]:  # Spark frames: the folder's bytes as Spark escapes them
+        frame = compat.create_frame(lake.spark(), bad.set_column(3, "k", pa.array([value])))
+        with pytest.raises(lakeio.InvalidArgumentError, match=rf"dataset {name!r}.*: partition column 'k': value "
+                                                              rf"{re.escape(repr(value[:40]))}\.\.\. makes a folder name "
+                                                              r"longer than 255 bytes"):
+            lake.write(name, frame, mode="append", engine=engine)
+        assert sorted_rows(lake.read(name, engine="arrow").to_arrow()) == before
+    lake.write(name, compat.create_frame(lake.spark(), bad.set_column(3, "k", pa.array(["/" * 84]))), mode="append",
+               engine=engine)  # 252 bytes, with "k=": as long as a folder name can be
+    after = sorted_rows(lake.read(name, engine="arrow").to_arrow())
+    assert [row for row in after if row not in before] == [{**after[-1], "id": 2, "k": "/" * 84}]
+    before = after
+    if engine == "arrow":  # a stream is checked as it passes: refused as well, the dataset unchanged
+        long = bad.set_column(3, "k", pa.array(["x" * 300]))
+        with pytest.raises(lakeio.InvalidArgumentError, match=r"longer than 255 bytes"):
+            lake.write(name, pa.RecordBatchReader.from_batches(long.schema, long.to_batches()), mode="append",
+                       engine=engine)
+        assert sorted_rows(lake.read(name, engine="arrow").to_arrow()) == before
 
 
 def test_folders_spelt_the_old_way_read_alike_or_are_refused(lake, engine, engine_mode, monkeypatch):

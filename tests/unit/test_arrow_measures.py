@@ -1,16 +1,21 @@
 """The Arrow backend's streamed measures against plain Python over the same values: distinct keys
 through each of their paths (the byte map, its growth, sparse words, words spilled to hash
-partitions), and a numeric column's statistics and range checks from one pass per slice."""
+partitions; text, decimal and compound keys hashed, their hashes made to collide, spilled), and a
+numeric column's statistics and range checks from one pass per slice."""
 
 from __future__ import annotations
 
 import datetime as dt
+import decimal
 import math
 import statistics
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from lakeio.validation import arrow_backend
 from lakeio.validation.contract import LogicalType
@@ -18,7 +23,7 @@ from lakeio.validation.semantics import Compare, Distinct, Failing, FailingValue
 
 
 def measured(batches: list[pa.RecordBatch], measures: set, types: dict) -> dict:
-    plan = Plan((), (), (), frozenset(measures), {c: LogicalType(t) for c, t in types.items()})
+    plan = Plan((), (), (), frozenset(measures), {c: LogicalType.parse(t) for c, t in types.items()})
     return arrow_backend.measure(batches, plan, {})
 
 
@@ -71,6 +76,85 @@ def test_sparse_keys_past_the_memory_budget_spill_to_partitions_and_count_the_sa
         assert distinct.held <= 64 * 1024  # never more kept than the budget
     assert distinct.spill is not None and len(list(tmp_path.iterdir())) == 1
     assert measurer.result()[Distinct(("k",))] == (80_000, 40_000)
+    assert not list(tmp_path.iterdir())  # the partition files are gone
+
+
+def canonical(value):
+    return "nan" if isinstance(value, float) and math.isnan(value) else value + 0.0 if isinstance(value, float) else value
+
+
+def expected_rows(rows: list[tuple]) -> tuple[int, int]:
+    """(rows whose key is not all null, distinct keys among them, a null one value)."""
+    keyed = [row for row in rows if any(value is not None for value in row)]
+    return len(keyed), len({tuple(canonical(value) for value in row) for row in keyed})
+
+
+def measured_rows(rows: list[tuple], arrow_types: list, logical: list[str], size: int) -> tuple[int, int]:
+    names = [f"c{i}" for i in range(len(arrow_types))]
+    table = pa.table({name: pa.array([row[i] for row in rows], type=arrow_types[i]) for i, name in enumerate(names)})
+    batches = [batch for start in range(0, max(len(rows), 1), size) for batch in table.slice(start, size).to_batches()]
+    found = measured(batches, {Distinct(tuple(names))}, dict(zip(names, logical, strict=True)))
+    return found[Distinct(tuple(names))]
+
+
+words = [f"id-{int(v)}" for v in rng.permutation(30_000)]
+HASHED = {
+    "text ids, shuffled": ([(w,) for w in words], [pa.string()], ["string"]),
+    "text with repeats, nulls, '' and non-ASCII": ([(None if i % 89 == 0 else "" if i % 13 == 0 else f"é{i % 700}",)
+                                                    for i in range(20_000)], [pa.string()], ["string"]),
+    "large strings": ([(w * (1 + i % 3),) for i, w in enumerate(words[:5_000])] * 2, [pa.large_string()], ["string"]),
+    "decimals": ([(None if i % 7 == 0 else decimal.Decimal(i % 900) / 100,) for i in range(9_000)],
+                 [pa.decimal128(10, 2)], ["decimal(10,2)"]),
+    "text and int, nulls a value": ([(None if i % 5 == 0 else f"c{i % 40}", None if i % 3 == 0 else i % 11)
+                                     for i in range(30_000)], [pa.string(), pa.int64()], ["string", "int64"]),
+    "int and float: NaN one, 0.0 and -0.0 one": ([(i % 4, [0.0, -0.0, math.nan, 1.5, None][i % 5]) for i in range(5_000)],
+                                                 [pa.int32(), pa.float64()], ["int32", "float64"]),
+    "date, timestamp and boolean": ([(dt.date(2020, 1, 1 + i % 28), dt.datetime(2020, 1, 1, i % 24), i % 2 == 0)
+                                     for i in range(6_000)], [pa.date32(), pa.timestamp("us"), pa.bool_()],
+                                    ["date", "timestamp_ntz", "boolean"]),
+    "all null": ([(None, None)] * 50, [pa.string(), pa.int64()], ["string", "int64"]),
+}
+
+
+@pytest.mark.parametrize("case", list(HASHED))
+@pytest.mark.parametrize("size", [997, 1_000_000])
+@pytest.mark.parametrize("bits", [64, 3], ids=["64-bit hashes", "3-bit hashes: keys collide"])
+def test_hashed_keys_match_a_python_set(monkeypatch, case, size, bits):
+    monkeypatch.setattr(arrow_backend, "_HASH_BITS", bits)
+    rows, arrow_types, logical = HASHED[case]
+    assert measured_rows(rows, arrow_types, logical, size) == expected_rows(rows)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.one_of(st.none(), st.text(max_size=4)), st.one_of(st.none(), st.integers(-3, 3))),
+                max_size=60), st.integers(1, 64), st.sampled_from([1, 2, 64]))
+def test_hashed_keys_count_as_arrows_grouping(rows, size, bits):
+    """The answer of the path before hashing: every key kept, grouped by Arrow's hash kernels."""
+    table = pa.table({"c0": pa.array([row[0] for row in rows], pa.string()),
+                      "c1": pa.array([row[1] for row in rows], pa.int64())})
+    keyed = table.filter(pc.or_(table["c0"].is_valid(), table["c1"].is_valid()))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(arrow_backend, "_HASH_BITS", bits)
+        found = measured_rows(rows, [pa.string(), pa.int64()], ["string", "int64"], size)
+    assert found == (keyed.num_rows, keyed.group_by(["c0", "c1"]).aggregate([]).num_rows)
+
+
+def test_hashed_keys_past_the_memory_budget_spill_to_partitions_and_count_the_same(monkeypatch, tmp_path):
+    import tempfile
+
+    monkeypatch.setattr(arrow_backend, "_SPILL_BYTES", 64 * 1024)  # a small budget, so 60k keys spill
+    monkeypatch.setattr(arrow_backend, "_HASH_BITS", 12)  # and collide, in and across partitions
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    rows = [(f"k{i % 30_000}", i % 2) for i in range(60_000)]
+    plan = Plan((), (), (), frozenset({Distinct(("a", "b"))}), {"a": LogicalType("string"), "b": LogicalType("int64")})
+    measurer = arrow_backend.Measurer(plan, {})
+    (distinct,) = measurer.accumulators
+    table = pa.table({"a": [a for a, _ in rows], "b": [b for _, b in rows]})
+    for batch in table.to_batches(max_chunksize=5_000):
+        measurer.add(batch)
+        assert distinct.held <= 64 * 1024  # never more kept than the budget
+    assert distinct.spill is not None and len(list(tmp_path.iterdir())) == 1
+    assert measurer.result()[Distinct(("a", "b"))] == expected_rows(rows) == (60_000, 30_000)
     assert not list(tmp_path.iterdir())  # the partition files are gone
 
 

@@ -63,6 +63,33 @@ def test_a_columns_type_is_sparks(folders):
     assert partitions.infer(values) == SPARK_TYPES[folders]
 
 
+@pytest.mark.parametrize("folders", [*SPARK_TYPES, ("0000-01-01",), ("2024-02-29", "2023-02-29"), ("-0", "12"),
+                                     ("9" * 18, "-" + "9" * 18), ("9" * 19,), ("", "1")],
+                         ids=lambda folders: "|".join(folders))
+@pytest.mark.parametrize("declared", [None, pa.int64(), pa.int16(), pa.date32(), pa.string(), pa.float64()], ids=str)
+def test_a_columns_values_are_typed_at_once_as_one_by_one(folders, declared):
+    """A listing's column typed in one cast (typed_texts) is what typing each value gives
+    (typed_values), for the inferred type and for declared ones; a value not of its type fails both."""
+    values = [partitions.parse_folder(f"k={folder}")[1] for folder in folders]
+    type_ = declared or partitions.infer(values)
+    try:
+        one_by_one = partitions.typed_values(values, type_)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as error:
+        with pytest.raises(type(error)):
+            partitions.typed_texts(pa.array(values, pa.string()), declared)
+        return
+    at_once = partitions.typed_texts(pa.array(values, pa.string()), declared)
+    assert at_once.type == type_
+    assert at_once.equals(one_by_one) or repr(at_once.to_pylist()) == repr(one_by_one.to_pylist())  # NaN is NaN
+
+
+@given(st.lists(st.one_of(st.none(), st.integers(-(2**63), 2**63 - 1).map(str),
+                          st.dates(dt.date(1, 1, 1)).map(str)), max_size=8))
+def test_any_integer_or_date_folders_are_typed_at_once_as_one_by_one(values):
+    type_ = partitions.infer(values)
+    assert partitions.typed_texts(pa.array(values, pa.string())).equals(partitions.typed_values(values, type_))
+
+
 @given(st.text())
 def test_escaping_round_trips_and_leaves_no_separator(text):
     escaped = partitions.escape(text)
@@ -205,6 +232,28 @@ def test_a_filter_on_partitions_walks_only_into_the_folders_it_matches(tmp_path,
         return
     assert len(sizes) == len(selected.files) == leaves  # only the files of matching folders were listed
     assert selected.schema == every.schema
+    expected = every.to_table(filter=to_arrow(predicate, every.schema)).sort_by("id")
+    assert selected.to_table(filter=to_arrow(predicate, selected.schema)).sort_by("id").equals(expected)
+    assert expected.num_rows > 0
+
+
+@pytest.mark.parametrize("where", ["k IS NULL OR k = 'a/b'", "k IN ('é', 'x') AND n >= 2", "n = 3"])
+@pytest.mark.parametrize("respelt", [[], ["%6B=y"]], ids=["names", "a name respelt"])
+def test_the_walk_reads_escaped_and_null_folders_as_the_full_listing(tmp_path, where, respelt):
+    """The walk parses a level's folder names as one array: escapes, UTF-8 runs, the null
+    partition and a column name spelt with an escape read as the full listing reads them."""
+    import pyarrow.parquet as pq
+    from pyarrow import fs
+
+    for number, folder in enumerate(["k=a%2Fb", "k=%C3%A9", "k=x", "k=__HIVE_DEFAULT_PARTITION__", *respelt]):
+        for n in (1, 2, 3):
+            (tmp_path / folder / f"n={n}").mkdir(parents=True)
+            pq.write_table(pa.table({"id": [number * 10 + n]}), tmp_path / folder / f"n={n}" / "part-0.parquet")
+    location, filesystem = Location("file", str(tmp_path)), fs.LocalFileSystem()
+    predicate, declared = parse_filter(where), {"n": pa.int32()}
+    every, _ = partitioned_dataset(filesystem, location, ds.ParquetFileFormat(), declared)
+    selected, sizes = partitioned_dataset(filesystem, location, ds.ParquetFileFormat(), declared, (("k", "n"), predicate))
+    assert sizes is not None and len(sizes) < len(every.files)
     expected = every.to_table(filter=to_arrow(predicate, every.schema)).sort_by("id")
     assert selected.to_table(filter=to_arrow(predicate, selected.schema)).sort_by("id").equals(expected)
     assert expected.num_rows > 0

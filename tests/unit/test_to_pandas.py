@@ -305,19 +305,17 @@ def test_to_pandas_runs_the_contract_before_converting(lake, io_records):
     assert record["rows"] == 3
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads and resets the peak RSS in /proc")
-def test_conversion_adds_a_fraction_of_a_frame_to_the_read(tmp_path, write_yaml):
-    """In a fresh process, converting a scanned table to pandas raises the peak RSS above what the
-    read left by a fraction of the frame (and the freed memory not yet handed back, at most
-    ``_RELEASE_BYTES``); converting it in one ``to_pandas`` call adds a whole frame."""
-    import subprocess
-
+def _wide_catalog(tmp_path, write_yaml) -> str:
+    """A 4M-row Parquet dataset ``wide`` of five integer columns and a string one; its conf folder."""
     rows, uri = 4_000_000, tmp_path / "wide.parquet"
     pq.write_table(pa.table({f"n{i}": pa.array(np.arange(rows) * (i + 1)) for i in range(5)}
                             | {"s": pa.array(np.arange(rows) % 1000).cast(pa.string())}),
                    uri, row_group_size=1_000_000)
     write_yaml("conf/wide.yaml", f"wide: {{format: parquet, environments: {{local: {{uri: '{uri}'}}}}}}")
-    script = f"""
+    return str(tmp_path / "conf")
+
+
+_RSS = """
 import json, lakeio
 from lakeio.conversion import arrow_to_pandas
 
@@ -325,17 +323,48 @@ def rss(key):
     with open("/proc/self/status") as status:
         return next(int(line.split()[1]) * 1024 for line in status if line.startswith(key))
 
-def read():
-    table = lakeio.Catalog.load({str(tmp_path / 'conf')!r}, env="local").read("wide").to_arrow()
+def reset_peak():  # the peak RSS starts again from here
     with open("/proc/self/clear_refs", "w") as clear:
-        clear.write("5")  # the peak RSS starts again from here: what the read left
+        clear.write("5")
+"""
+
+
+def _measured(script: str) -> dict:
+    import subprocess
+
+    done = subprocess.run([sys.executable, "-c", _RSS + script], capture_output=True, text=True, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads and resets the peak RSS in /proc")
+def test_conversion_adds_a_fraction_of_a_frame_to_the_read(tmp_path, write_yaml):
+    """In a fresh process, converting a scanned table to pandas raises the peak RSS above what the
+    read left by a fraction of the frame (and the freed memory not yet handed back, at most
+    ``_RELEASE_BYTES``); converting it in one ``to_pandas`` call adds a whole frame."""
+    measured = _measured(f"""
+def read():
+    table = lakeio.Catalog.load({_wide_catalog(tmp_path, write_yaml)!r}, env="local").read("wide").to_arrow()
+    reset_peak()  # what the read left
     global read_left
     read_left = rss("VmRSS")
     return table
 
 frame = arrow_to_pandas(read)
 print(json.dumps({{"added": rss("VmHWM") - read_left, "frame": int(frame.memory_usage(deep=False).sum())}}))
-"""
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
-    measured = json.loads(done.stdout.strip().splitlines()[-1])
+""")
     assert measured["added"] < 0.25 * measured["frame"] + conversion._RELEASE_BYTES, measured
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads the peak RSS in /proc")
+def test_a_second_to_pandas_peaks_no_higher_than_the_first(tmp_path, write_yaml):
+    """The pages the first frame freed do not sit beside the second read's: a notebook converting
+    again (the frame dropped first) peaks where the first conversion did, not a third higher."""
+    measured = _measured(f"""
+lake = lakeio.Catalog.load({_wide_catalog(tmp_path, write_yaml)!r}, env="local")
+frame = lake.read("wide").to_pandas()
+first = rss("VmHWM")
+frame = None
+frame = lake.read("wide").to_pandas()
+print(json.dumps({{"first": first, "second": rss("VmHWM"), "frame": int(frame.memory_usage(deep=False).sum())}}))
+""")
+    assert measured["second"] < measured["first"] + 0.1 * measured["frame"], measured

@@ -205,6 +205,71 @@ def to_arrow_data(data: Any, settings: EnvironmentSettings | None = None, storag
     )
 
 
+def in_microseconds(data, what: str):
+    """``data`` (a pyarrow Table or RecordBatchReader) with its nanosecond timestamps (pandas'
+    own, nested ones too) as microseconds, the finest that Parquet as Spark reads it, Delta, Spark
+    and lakeio's text records keep: cast losslessly, or refused. A table is cast now, before
+    anything is written; a stream's batches as they pass. Data without nanoseconds is returned as is.
+
+    Raises:
+        InvalidArgumentError: naming ``what`` (the write), the column and its first value with a
+            part finer than a microsecond (no format would keep it: it is never truncated silently).
+    """
+    import pyarrow as pa
+
+    wanted = pa.schema([field.with_type(_in_microseconds(field.type)) for field in data.schema], data.schema.metadata)
+    if wanted.equals(data.schema):
+        return data
+
+    def cast(part):
+        try:
+            return part.cast(wanted)  # a safe cast: it fails on a value it would truncate
+        except pa.ArrowInvalid:
+            name, value = next((name, value) for name, value in
+                               ((name, _first_finer(part.column(name))) for name in part.schema.names)
+                               if value is not None)
+            raise InvalidArgumentError(
+                f"{what}: column {name!r}: value {value} has nanoseconds, which lakeio does not keep (Parquet as "
+                "Spark reads it, Delta and Spark hold microseconds): round it to microseconds first "
+                "(pandas: .dt.floor('us'))") from None
+
+    if isinstance(data, pa.Table):
+        return cast(data)
+    return pa.RecordBatchReader.from_batches(wanted, (cast(batch) for batch in data))
+
+
+def _in_microseconds(data_type: pa.DataType) -> pa.DataType:
+    """``data_type`` with its nanosecond timestamps (at any depth of structs and lists) in microseconds."""
+    import pyarrow as pa
+
+    if pa.types.is_timestamp(data_type) and data_type.unit == "ns":
+        return pa.timestamp("us", data_type.tz)
+    if pa.types.is_struct(data_type):
+        return pa.struct([field.with_type(_in_microseconds(field.type)) for field in data_type])
+    if pa.types.is_list(data_type) or pa.types.is_large_list(data_type):
+        inner = data_type.value_field.with_type(_in_microseconds(data_type.value_type))
+        return pa.list_(inner) if pa.types.is_list(data_type) else pa.large_list(inner)
+    return data_type
+
+
+def _first_finer(values) -> pa.Scalar | None:
+    """The first timestamp of ``values`` (an array, at any depth) with a part finer than a microsecond."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    values = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+    if pa.types.is_timestamp(values.type) and values.type.unit == "ns":
+        rounded = pc.cast(pc.cast(values, pa.timestamp("us", values.type.tz), safe=False), values.type)
+        index = pc.index(pc.fill_null(pc.not_equal(rounded, values), False), True).as_py()
+        return None if index < 0 else values[index]
+    if pa.types.is_struct(values.type):
+        return next((found for found in (_first_finer(values.field(i)) for i in range(values.type.num_fields))
+                     if found is not None), None)
+    if pa.types.is_list(values.type) or pa.types.is_large_list(values.type):
+        return _first_finer(values.flatten())
+    return None
+
+
 #: How many of a Delta table's latest commits a write looks through for its own (others may have
 #: committed since), and how often it asks again when the history cannot be read.
 OWN_COMMIT_DEPTH, OWN_COMMIT_ATTEMPTS = 20, 3

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from lakeio import files, partitions
-from lakeio.engines import counted, find_own_commit, text, to_arrow_data
+from lakeio.engines import counted, find_own_commit, in_microseconds, text, to_arrow_data
 from lakeio.errors import ConcurrentWriteError, InvalidArgumentError, SchemaMismatchError, StorageError, storage_error
 from lakeio.metrics import IORecord
 from lakeio.predicate import columns_of, to_arrow, to_sql
@@ -301,8 +301,10 @@ class ArrowEngine:
 
     def write(self, request: WriteRequest, record: IORecord) -> None:
         request.check_arguments()
-        data = to_arrow_data(request.data, self.settings, self.storage)
+        data = in_microseconds(to_arrow_data(request.data, self.settings, self.storage), request.describe())
         request.check_partition_columns({field.name: str(field.type) for field in data.schema})
+        if request.partition_by:  # Delta's folders and JSON's too: parity with Parquet's and CSV's
+            data = partitions.check_folder_values(data, request.partition_by, request.describe())
         if request.replace_where is not None or request.mode == "overwrite_partitions" or request.format == "json":
             data = data.read_all() if hasattr(data, "read_all") else data  # these need every row at once
         if hasattr(data, "num_rows"):
@@ -399,7 +401,7 @@ class ArrowEngine:
 
         request.check_arguments()
         data = to_arrow_data(request.data, self.settings, self.storage)
-        data = data.read_all() if hasattr(data, "read_all") else data
+        data = in_microseconds(data.read_all() if hasattr(data, "read_all") else data, request.describe())
         request.check_unique_keys(data)
         record.rows, record.bytes = data.num_rows, data.nbytes
         storage_options = self.storage.delta_write_options(request.location)
@@ -654,22 +656,19 @@ def _write_file_dataset(request: WriteRequest, data, sample: pa.Table, filesyste
     if request.format == "json":
         return _write_json_lines(data, filesystem, target, partition_by, token, rows_per_file)
     file_format = ds.ParquetFileFormat() if request.format == "parquet" else ds.CsvFileFormat()
-    # Microsecond timestamps: Spark cannot read Parquet's nanosecond ones.
-    write_options = file_format.make_write_options(compression=options.compression, coerce_timestamps="us",
-                                                   allow_truncated_timestamps=True) if request.format == "parquet" \
+    # Microsecond timestamps (Spark cannot read Parquet's nanosecond ones): engines.in_microseconds made them so.
+    write_options = file_format.make_write_options(compression=options.compression) if request.format == "parquet" \
         else file_format.make_write_options(**files.csv_write_options(options))
     written: list[str] = []
-    try:
-        ds.write_dataset(
-            partitions.with_spark_text(data, partition_by) if partition_by else data, target, filesystem=filesystem,
-            format=file_format, file_options=write_options, basename_template=f"part-{token}-{{i}}.{request.format}",
-            partitioning=partition_by, partitioning_flavor="hive" if partition_by else None,
-            max_rows_per_file=rows_per_file, max_rows_per_group=min(rows_per_file, 1 << 20),
-            min_rows_per_group=min(rows_per_file, 1 << 17),
-            existing_data_behavior="overwrite_or_ignore", file_visitor=lambda f: written.append(f.path),
-        )
-    except InvalidArgumentError as error:  # a partition value no folder can name
-        raise InvalidArgumentError(f"{request.describe()}: {error}") from None
+    ds.write_dataset(
+        partitions.with_spark_text(data, partition_by, request.describe()) if partition_by else data, target,
+        filesystem=filesystem, format=file_format, file_options=write_options,
+        basename_template=f"part-{token}-{{i}}.{request.format}",
+        partitioning=partition_by, partitioning_flavor="hive" if partition_by else None,
+        max_rows_per_file=rows_per_file, max_rows_per_group=min(rows_per_file, 1 << 20),
+        min_rows_per_group=min(rows_per_file, 1 << 17),
+        existing_data_behavior="overwrite_or_ignore", file_visitor=lambda f: written.append(f.path),
+    )
     return partitions.respell(filesystem, target, written) if partition_by else written
 
 

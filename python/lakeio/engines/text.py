@@ -164,20 +164,40 @@ def bad_value_error(plan: ScanPlan, error: BaseException, paths: Iterable[str], 
     """
     named = re.search(r"input source '([^']+)'", str(error))
     for path in [named.group(1)] if named else paths:
+        not_utf8 = not_utf8_error(plan, path, filesystem)
+        if not_utf8 is not None:
+            return not_utf8
         with filesystem.open_input_stream(path) as stream:
             data = stream.read()
-        try:
-            data.decode("utf-8")
-        except UnicodeDecodeError as bad:
-            line = data.count(b"\n", 0, bad.start) + 1
-            return SchemaMismatchError(f"dataset {plan.dataset!r} [{plan.env}]: file {path}, line {line}: "
-                                       f"byte 0x{data[bad.start]:02x} is not "
-                                       f"UTF-8 text ({bad.reason}); {plan.format} files must be UTF-8")
         found = find_bad_value(data, plan.format, plan.options, types)
         if found is not None:
             column, value = found
             return SchemaMismatchError("".join(bad_value_message(plan, path, column, value, types[column])))
     return None
+
+
+def not_utf8_error(plan: ScanPlan, path: str, filesystem) -> SchemaMismatchError | None:
+    """The error naming the file ``path``, the line and the first byte of it that is not UTF-8 text;
+    None when it is all UTF-8. The file is read in blocks, so a file of any size takes little memory."""
+    import codecs
+
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    line = 1
+    with filesystem.open_input_stream(path) as stream:
+        while True:
+            block = stream.read(1 << 22)
+            held = decoder.getstate()[0]  # the start of a character cut by the last block: never a newline
+            try:
+                decoder.decode(block, final=not block)
+            except UnicodeDecodeError as bad:
+                data = held + block
+                line += data.count(b"\n", 0, bad.start)
+                return SchemaMismatchError(f"dataset {plan.dataset!r} [{plan.env}]: file {path}, line {line}: "
+                                           f"byte 0x{data[bad.start]:02x} is not UTF-8 text ({bad.reason}); "
+                                           f"{plan.format} files must be UTF-8")
+            if not block:
+                return None
+            line += block.count(b"\n")
 
 
 def find_bad_value(data: bytes, format: str, options: Options,

@@ -1,6 +1,7 @@
 """The one place where lakeio's Spark code meets the differences between its Spark lines (3.5, 4.1).
 
-Spark 4.0 added ``Column.try_cast``, ``DataFrame.toArrow`` and ``createDataFrame`` of an Arrow table;
+Spark 4.0 added ``Column.try_cast``, ``DataFrame.toArrow``, ``createDataFrame`` of an Arrow table
+and ``is_valid_utf8``;
 on 3.5 the same results are built here from what 3.5 has (Catalyst's ``Cast`` in its TRY mode; Arrow
 batches collected by pyspark; pandas).
 """
@@ -29,6 +30,18 @@ def try_cast(value: Column, target: DataType | str) -> Column:
     from lakeio.spark import jvm
 
     return jvm.try_cast_column(value, target if isinstance(target, str) else target.simpleString())
+
+
+def is_valid_utf8(text: Column) -> Column:
+    """Whether ``text`` (a line of Spark's text source, which keeps a file's bytes as they are) is
+    UTF-8: Spark 4's ``is_valid_utf8``; on 3.5, whether decoding it (which puts U+FFFD for a bad
+    byte) and encoding it back gives its bytes."""
+    from pyspark.sql import functions as F
+
+    if _spark4():
+        return F.is_valid_utf8(text)
+    raw = text.cast("binary")
+    return F.encode(F.decode(raw, "UTF-8"), "UTF-8") == raw
 
 
 def to_arrow(frame: DataFrame) -> pa.Table:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from lakeio import files, partitions
 from lakeio.config import EnvironmentSettings
-from lakeio.engines import find_own_commit, is_spark_dataframe, text, to_arrow_data
+from lakeio.engines import find_own_commit, in_microseconds, is_spark_dataframe, text, to_arrow_data
 from lakeio.engines.arrow import ArrowEngine
 from lakeio.errors import InvalidArgumentError, LakeioError, SchemaMismatchError, StorageError
 from lakeio.metrics import IORecord
@@ -91,10 +91,12 @@ class SparkEngine:
         return frame
 
     def _read(self, plan: ScanPlan, record: IORecord | None = None,
-              selection: pruning.PartitionSelection | None = None) -> tuple[DataFrame, pa.Schema | None]:
+              selection: pruning.PartitionSelection | None = None,
+              check_text: bool = True) -> tuple[DataFrame, pa.Schema | None]:
         """The plan as a lazy Spark DataFrame and, for CSV and JSON, the Arrow schema of its
         columns: the Arrow engine's, which this engine's Arrow results take too. ``selection``: the
-        helper's partitions, when they are selected already."""
+        helper's partitions, when they are selected already. ``check_text``: CSV and JSON files
+        are checked to be UTF-8 first (:meth:`_check_utf8`; not for a schema, which reads no rows)."""
         import pyarrow as pa
         from pyspark.sql import functions as F
 
@@ -108,6 +110,8 @@ class SparkEngine:
                 if plan.partition_by:  # Spark reads the folders' names itself
                     pruning.refuse_misread_folders(plan, self._arrow.open_scan(plan).dataset.files)
                 frame = files.read_consistently(self.storage, plan, lambda: _read_text(spark, plan, schema))
+                if check_text:
+                    self._check_utf8(spark, plan)
             elif plan.format == "delta":
                 frame = spark.read.format(plan.format).options(**_read_options(plan)).load(plan.location.spark_path)
             else:  # Spark lists the files here
@@ -122,6 +126,25 @@ class SparkEngine:
             frame = frame.select(*[F.col(quote_name(c)) for c in plan.columns])
             schema = None if schema is None else pa.schema([schema.field(c) for c in plan.columns])
         return frame, schema
+
+    def _check_utf8(self, spark: SparkSession, plan: ScanPlan) -> None:
+        """Refuses a CSV or JSON dataset with a file that is not UTF-8 text, with the Arrow engine's
+        error naming the file, line and byte. Spark's CSV reader puts U+FFFD for such bytes
+        silently; its text source keeps a line's bytes as they are, so one Spark job over the lines
+        finds the first bad file, wherever its bad byte is (lakeio's schema reads only each file's
+        first block); only that file is then read here, in blocks, for the line."""
+        import urllib.parse
+
+        from pyspark.sql import functions as F
+
+        lines = spark.read.format("text").load(plan.location.spark_path)
+        with translated(plan.describe()):
+            bad = lines.where(~compat.is_valid_utf8(F.col("value"))).select(F.col("_metadata.file_path")).limit(1) \
+                .collect()
+        if bad:
+            path = urllib.parse.unquote(re.sub(SPARK_PATH, "", bad[0][0]))
+            raise text.not_utf8_error(plan, path, self.storage.filesystem(plan.location)) or SchemaMismatchError(
+                f"{plan.describe()}: file {path} is not UTF-8 text; {plan.format} files must be UTF-8")
 
     @contextlib.contextmanager
     def _corrupt_files_named(self, plan: ScanPlan) -> Iterator[None]:
@@ -245,7 +268,7 @@ class SparkEngine:
     def schema(self, plan: ScanPlan, scan: Scan | None = None) -> pa.Schema:
         from pyspark.sql.pandas.types import to_arrow_schema
 
-        frame, schema = self._read(plan)
+        frame, schema = self._read(plan, check_text=False)
         return schema or to_arrow_schema(frame.schema)
 
     def file_counts(self, plan: ScanPlan, scan: Scan | None = None) -> tuple[None, None]:
@@ -274,11 +297,12 @@ class SparkEngine:
 
     def write(self, request: WriteRequest, record: IORecord) -> None:
         request.check_arguments()
-        frame, table = self._spark_data(request.data, record, request.check_replace_where)
+        frame, table = self._spark_data(request.data, record, request.describe(), request.check_replace_where)
         request.check_partition_columns({field.name: field.dataType.simpleString() for field in frame.schema})
-        if table is not None and request.partition_by and request.format != "delta":
-            # the plain-file folders the Arrow engine refuses (Spark would truncate nanoseconds)
+        if table is not None and request.partition_by:  # the folders the Arrow engine refuses
             partitions.check_folder_values(table, request.partition_by, request.describe())
+        elif table is None and request.partition_by:
+            _check_folder_values(frame, request)
         if request.replace_where is not None and table is None:
             outside = frame.where(is_not_true(to_column(request.replace_where))).limit(1).count()
             if outside:
@@ -291,16 +315,17 @@ class SparkEngine:
         else:
             self._write_files(request, frame, sample, rows_per_file, record)
 
-    def _spark_data(self, data, record: IORecord, check=None) -> tuple[DataFrame, pa.Table | None]:
+    def _spark_data(self, data, record: IORecord, what: str, check=None) -> tuple[DataFrame, pa.Table | None]:
         """``data`` as a Spark DataFrame, and as the Arrow table it came from (None for Spark data).
-        Arrow and pandas data keep their types (naive timestamps stay TIMESTAMP_NTZ) and are
-        counted on the record, after ``check(table)``."""
+        Arrow and pandas data keep their types (naive timestamps stay TIMESTAMP_NTZ; nanoseconds
+        become Spark's microseconds or are refused, see :func:`lakeio.engines.in_microseconds`,
+        naming ``what``) and are counted on the record, after ``check(table)``."""
         if is_spark_dataframe(data):
             return data, None
         from pyspark.sql.pandas.types import from_arrow_schema
 
         table = to_arrow_data(data)
-        table = table.read_all() if hasattr(table, "read_all") else table
+        table = in_microseconds(table.read_all() if hasattr(table, "read_all") else table, what)
         if check is not None:
             check(table)
         record.rows, record.bytes = table.num_rows, table.nbytes
@@ -371,7 +396,7 @@ class SparkEngine:
     def merge(self, request: MergeRequest, record: IORecord) -> None:
         request.check_arguments()
         check_delta_commits(self.session(), self.storage, request.location)
-        frame, table = self._spark_data(request.data, record, request.check_unique_keys)
+        frame, table = self._spark_data(request.data, record, request.describe(), request.check_unique_keys)
         if table is None:
             repeated = frame.groupBy(*request.on).count().where("count > 1").limit(3).collect()
             if repeated:
@@ -512,6 +537,30 @@ def _read_options(plan: ScanPlan) -> dict[str, str]:
     if plan.timestamp is not None:
         return {"timestampAsOf": plan.timestamp.isoformat()}
     return {}
+
+
+def _check_folder_values(frame: DataFrame, request: WriteRequest) -> None:
+    """Refuses a Spark frame whose partition values no folder can name, as
+    :func:`lakeio.partitions.check_folder_values` refuses Arrow data (with its words), before
+    anything is staged. Only text can make a folder name too long (types that cannot name one at
+    all are refused by :meth:`~lakeio.requests.WriteRequest.check_partition_columns`): one
+    aggregate finds each text column's value of the longest folder name, as Spark escapes it."""
+    import pyarrow as pa
+    from pyspark.sql import functions as F
+
+    texts = [field.name for field in frame.schema
+             if field.name in request.partition_by and field.dataType.simpleString() == "string"]
+    if not texts:
+        return
+
+    def folder_bytes(column: Column) -> Column:  # each escaped character is 3 bytes (%XX) for its 1
+        unescaped = F.regexp_replace(column, partitions.ESCAPED_PATTERN, "")
+        return F.octet_length(column) + 2 * (F.length(column) - F.length(unescaped))
+
+    longest = frame.agg(*[F.max_by(F.col(quote_name(name)), folder_bytes(F.col(quote_name(name)))).alias(name)
+                          for name in texts]).collect()[0]  # one row: an aggregate
+    partitions.check_folder_values(pa.table({name: pa.array([longest[name]], pa.string()) for name in texts}),
+                                   texts, request.describe())
 
 
 def _spread_for_file_size(request: WriteRequest, frame: DataFrame, sample: pa.Table,

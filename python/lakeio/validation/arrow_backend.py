@@ -6,8 +6,10 @@ integer-like column (integers, booleans, dates, timestamps, floats) keep a byte 
 of the keys while that range is dense (at most 4 bytes per key, or 64 MiB whatever the count; the
 OS maps only the pages keys touch), else the keys as 8-byte words, spilled past 256 MiB to
 temporary files in 16 hash partitions and counted one partition at a time. Compound keys and
-string or decimal keys keep the key columns of every row (after nulls are dropped) to the end, and
-are counted by Arrow's hash kernels. ``counts_per_label`` keeps one count per distinct label.
+string or decimal keys are hashed to 64 bits per slice and each slice's repeats dropped; the rest are
+kept as (hash, key columns), spilled past the same 256 MiB to temporary Arrow files in 16 hash
+partitions, and counted one partition at a time, the rows of one hash compared by value.
+``counts_per_label`` keeps one count per distinct label.
 
 Speed: a batch is cut into slices of ``SLICE_ROWS`` rows, measured in a thread pool (Arrow and numpy
 kernels release the GIL). A numeric column's statistics and range checks share one pass per slice,
@@ -212,7 +214,8 @@ def _accumulator(measure, types: Mapping[str, LogicalType]):
     if isinstance(measure, Present):
         return _Present(measure)
     if isinstance(measure, Distinct):
-        return _Distinct(measure, types)
+        integral = len(measure.columns) == 1 and types[measure.columns[0]].name not in ("string", "decimal")
+        return _Distinct(measure) if integral else _HashedDistinct(measure)
     if isinstance(measure, Stat):
         return _MinMax(measure, types) if measure.name in ("min", "max") else _Moments(measure, types)
     if isinstance(measure, Labels):
@@ -538,28 +541,24 @@ class _Labels(_Accumulator):
 # it only when a key marks it, so a few keys over a wide range cost a page each.
 _DENSE_BYTES_PER_KEY = 4
 _DENSE_FLOOR = 64 << 20
-# Integer words kept past this many bytes are spilled to files, in _PARTITIONS hash partitions.
+# Integer words, or hashed keys, kept past this many bytes are spilled to files, in _PARTITIONS hash partitions.
 _SPILL_BYTES = 256 << 20
 _PARTITIONS = 16
 
 
 class _Distinct(_Accumulator):
-    """(rows whose key is not all null, distinct keys among them).
-
-    A single integer-like key (integers, booleans, dates, timestamps, floats) is counted as it
-    streams, without sorting while its keys are dense: each value marks one byte of a map over
-    the range of the values seen (ids, dates, counters), as long as that range is small next to
-    the number of keys (``_DENSE_BYTES_PER_KEY``). Sparse keys are kept as int64 words, past
-    ``_SPILL_BYTES`` spilled to temporary files in hash partitions, and counted partition by
-    partition at the end, so memory stays bounded. Other keys (strings, decimals, compound keys)
-    are kept to the end and counted there (:func:`_distinct_keys`, Arrow's hash kernels).
+    """(rows whose key is not null, distinct keys among them) of one integer-like key (integers,
+    booleans, dates, timestamps, floats), counted as it streams, without sorting while its keys are
+    dense: each value marks one byte of a map over the range of the values seen (ids, dates,
+    counters), as long as that range is small next to the number of keys
+    (``_DENSE_BYTES_PER_KEY``). Sparse keys are kept as int64 words, past ``_SPILL_BYTES`` spilled
+    to temporary files in hash partitions, and counted partition by partition at the end, so
+    memory stays bounded. Other keys are :class:`_HashedDistinct`'s.
     """
 
-    def __init__(self, measure, types):
+    def __init__(self, measure):
         super().__init__(measure)
-        self.streamed = len(measure.columns) == 1 and types[measure.columns[0]].name not in ("string", "decimal")
         self.sparse = False  # the keys seen span too wide a range for a byte map: kept as words
-        self.chunks: dict[str, list] = {column: [] for column in measure.columns}
         self.keyed = 0
         self.base, self.marks = 0, None  # the byte map, marks[v - base] for each value v seen
         self.words: list = []
@@ -567,18 +566,12 @@ class _Distinct(_Accumulator):
         self.spill: Any = None  # a TemporaryDirectory of partition files, once words spill
 
     def part(self, rows: int, columns: dict) -> Any:
-        if not self.streamed:
-            return {column: columns[column] for column in self.measure.columns}
         import pyarrow.compute as pc
 
         array = columns[self.measure.columns[0]]
         return _words(pc.drop_null(array) if array.null_count else array)
 
     def merge(self, part: Any) -> None:
-        if not self.streamed:
-            for column, array in part.items():
-                self.chunks[column].append(array)
-            return
         if not len(part):
             return
         self.keyed += len(part)
@@ -637,19 +630,7 @@ class _Distinct(_Accumulator):
 
     def result(self) -> tuple[int, int]:
         import numpy as np
-        import pyarrow as pa
-        import pyarrow.compute as pc
 
-        if not self.streamed:
-            arrays = {c: pa.chunked_array(chunks, type=chunks[0].type if chunks else None).combine_chunks()
-                      if chunks else None for c, chunks in self.chunks.items()}
-            self.chunks = {}
-            if any(array is None for array in arrays.values()):
-                return 0, 0
-            if len(arrays) == 1:
-                values = pc.drop_null(next(iter(arrays.values())))
-                return len(values), len(pc.unique(values))
-            return _distinct_keys(arrays)
         if self.marks is not None:
             return self.keyed, int(np.count_nonzero(self.marks))
         if self.spill is None:
@@ -658,6 +639,97 @@ class _Distinct(_Accumulator):
         try:
             return self.keyed, sum(_distinct_words(np.fromfile(f"{self.spill.name}/{index}.i64", dtype=np.int64))
                                    for index in range(_PARTITIONS))
+        finally:
+            self.spill.cleanup()
+
+
+# The bits of a key's hash kept (all 64; a test keeps a few to make keys collide).
+_HASH_BITS = 64
+_MULTIPLIER = 0x9E3779B97F4A7C15  # odd, so multiplying by it mod 2**64 loses nothing
+_NULL_HASH = 0x5BD1E9955BD1E995  # a null key column's hash
+
+
+class _HashedDistinct(_Accumulator):
+    """(rows whose key is not all null, distinct keys among them) of any other key: strings,
+    decimals, several columns.
+
+    Each slice's rows are hashed to 64 bits (:func:`_row_hashes`: numpy over the Arrow buffers)
+    and its duplicate keys dropped (:func:`_distinct_rows`); the rows left are held as (hash, key
+    columns), past ``_SPILL_BYTES`` written to temporary Arrow files in ``_PARTITIONS`` hash
+    partitions, and counted partition by partition at the end, so memory stays bounded. Exact: rows
+    of one hash are compared by their values, so keys whose hashes collide still count apart.
+    """
+
+    def __init__(self, measure):
+        super().__init__(measure)
+        self.keyed = 0
+        self.tables: list = []
+        self.held = 0
+        self.spill: Any = None  # a TemporaryDirectory of partition files, once keys spill
+        self.writers: list = []
+
+    def part(self, rows: int, columns: dict) -> Any:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        arrays = [columns[column] for column in self.measure.columns]
+        if len(arrays) == 1:  # one column: its nulls are no key
+            arrays = [pc.drop_null(arrays[0]) if arrays[0].null_count else arrays[0]]
+        elif any(array.null_count for array in arrays):  # several: a row is keyed when one of them is not null
+            keyed = functools.reduce(pc.or_, [pc.is_valid(array) for array in arrays])
+            arrays = [pc.filter(array, keyed) for array in arrays] if keyed.false_count else arrays
+        if not len(arrays[0]):
+            return 0, None
+        table = pa.table({"hash": _row_hashes(arrays), **{f"k{i}": _comparable(a) for i, a in enumerate(arrays)}})
+        return len(arrays[0]), table.take(_distinct_rows(table))
+
+    def merge(self, part: Any) -> None:
+        keyed, table = part
+        if table is None:
+            return
+        self.keyed += keyed
+        self.tables.append(table)
+        self.held += table.nbytes
+        if self.held > _SPILL_BYTES:
+            self._spill()
+
+    def _spill(self) -> None:
+        """Appends the rows held to the partition files, by their hash's top bits."""
+        import tempfile
+
+        import numpy as np
+        import pyarrow as pa
+
+        if self.spill is None:
+            self.spill = tempfile.TemporaryDirectory(prefix="lakeio-distinct-")
+        if not self.tables:
+            return
+        table = pa.concat_tables(self.tables)
+        partition = _partition_of(table.column("hash").to_numpy().view(np.int64))
+        if not self.writers:
+            self.writers = [pa.ipc.new_stream(f"{self.spill.name}/{index}.arrow", table.schema)
+                            for index in range(_PARTITIONS)]
+        for index, writer in enumerate(self.writers):
+            writer.write_table(table.filter(pa.array(partition == index)))
+        self.tables, self.held = [], 0
+
+    def result(self) -> tuple[int, int]:
+        import pyarrow as pa
+
+        if self.spill is None:
+            if not self.tables:
+                return 0, 0
+            table, self.tables = pa.concat_tables(self.tables), []
+            return self.keyed, len(_distinct_rows(table))
+        self._spill()
+        try:
+            for writer in self.writers:
+                writer.close()
+            distinct = 0
+            for index in range(_PARTITIONS):
+                with pa.memory_map(f"{self.spill.name}/{index}.arrow") as file:
+                    distinct += len(_distinct_rows(pa.ipc.open_stream(file).read_all()))
+            return self.keyed, distinct
         finally:
             self.spill.cleanup()
 
@@ -708,62 +780,146 @@ def _words(values):
     return numbers.astype(np.int64, copy=False)
 
 
-def _distinct_keys(arrays: dict) -> tuple[int, int]:
-    """Distinct compound keys: packed into one int64 per row and sorted when the key ranges allow,
-    else grouped by Arrow's hash aggregation."""
-    import numpy as np
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    columns = list(arrays.values())
-    keyed_mask = functools.reduce(pc.or_, [pc.is_valid(a) for a in columns])
-    columns = [pc.filter(a, keyed_mask) for a in columns]
-    keyed = len(columns[0]) if columns else 0
-    if not keyed:
-        return 0, 0
-    codes, span = [], 1
-    for array in columns:
-        code, size = _codes(array)
-        codes.append((code, span))
-        span *= size
-    if span < 2 ** 62:
-        packed = np.zeros(keyed, dtype=np.int64)
-        for code, multiplier in codes:
-            packed += code * multiplier
-        packed.sort()
-        return keyed, 1 + int(np.count_nonzero(packed[1:] != packed[:-1]))
-    table = pa.table({f"k{i}": a for i, a in enumerate(columns)})
-    return keyed, table.group_by(table.column_names).aggregate([]).num_rows
-
-
-def _codes(array):
-    """Dense non-negative int64 codes for one key column (0 stands for null) and how many there are."""
+def _comparable(array):
+    """A key column whose values are equal exactly when the keys are one key: floats as their
+    words (0.0 and -0.0 one, every NaN one), nulls kept."""
     import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.types as t
 
-    if _sortable(array) and not t.is_floating(array.type):
-        valid = pc.drop_null(array)
-        if not len(valid):
-            return np.zeros(len(array), dtype=np.int64), 1
-        numbers = _as_numpy(valid).astype(np.int64)
-        low, high = int(numbers.min()), int(numbers.max())
-        filled = _as_numpy(pc.fill_null(array, _typed_scalar(_min_value(valid), array.type))).astype(np.int64)
-        codes = filled - low + 1
-        codes[~np.asarray(pc.is_valid(array))] = 0
-        return codes, high - low + 2
-    if t.is_floating(array.type):
-        array = pc.add(array, pa.scalar(0.0, type=array.type))  # -0.0 + 0.0 is 0.0: one zero, as in Spark
-    encoded = pc.dictionary_encode(array)
-    indices = pc.fill_null(pc.add(encoded.indices.cast(pa.int64()), 1), 0)
-    return indices.to_numpy(zero_copy_only=False), len(encoded.dictionary) + 1
+    if not t.is_floating(array.type):
+        return array
+    return pa.array(_filled_words(array), mask=np.asarray(pc.is_null(array)) if array.null_count else None)
 
 
-def _min_value(array):
+def _filled_words(array):
+    """:func:`_words` of an integer-like array whose nulls are taken for zeros."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.types as t
+
+    if t.is_boolean(array.type):
+        array = array.cast(pa.int8())
+    elif t.is_date32(array.type):
+        array = array.cast(pa.int32())
+    elif t.is_date(array.type) or t.is_timestamp(array.type):
+        array = array.cast(pa.int64())
+    return _words(pc.fill_null(array, pa.scalar(0, array.type)) if array.null_count else array)
+
+
+def _row_hashes(arrays: list):
+    """A 64-bit hash (uint64, ``_HASH_BITS`` of it kept) of each row's key: the columns' hashes
+    (:func:`_column_hashes`) combined in order."""
+    import numpy as np
+
+    hashes = np.zeros(len(arrays[0]), dtype=np.uint64)
+    for array in arrays:
+        hashes = _mixed(hashes * np.uint64(_MULTIPLIER) + _column_hashes(array))
+    if _HASH_BITS < 64:
+        hashes &= np.uint64((1 << _HASH_BITS) - 1)
+    return hashes
+
+
+def _column_hashes(array):
+    """Each value's hash (uint64): text and bytes by their bytes (:func:`_bytes_hashes`),
+    integer-like values by their words, other values (decimals) by their text; a null by
+    ``_NULL_HASH``."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.types as t
+
+    kind = array.type
+    if t.is_string(kind) or t.is_large_string(kind) or t.is_binary(kind) or t.is_large_binary(kind):
+        hashes = _bytes_hashes(array)
+    elif _sortable(array):
+        hashes = _mixed(_filled_words(array).view(np.uint64))
+    else:
+        hashes = _bytes_hashes(pc.cast(array, pa.string()))
+    if array.null_count:
+        hashes[~np.asarray(pc.is_valid(array))] = np.uint64(_NULL_HASH)
+    return hashes
+
+
+# Rows of text hashed at once: the numpy temporaries are 8 bytes per byte of their text.
+_HASH_ROWS = 1 << 16
+
+
+def _bytes_hashes(array):
+    """Each string's hash (uint64), from its bytes in the Arrow buffers: the sum of each byte
+    (plus one) times ``_MULTIPLIER`` to the power of its position in the string, mixed with the
+    string's length."""
+    import numpy as np
+    import pyarrow.types as t
+
+    offsets_type = np.dtype(np.int64 if t.is_large_string(array.type) or t.is_large_binary(array.type) else np.int32)
+    hashes = np.empty(len(array), dtype=np.uint64)
+    buffers = array.buffers()
+    offsets = np.frombuffer(buffers[1], dtype=offsets_type, count=len(array) + 1,
+                            offset=array.offset * offsets_type.itemsize).astype(np.int64)
+    data = np.frombuffer(buffers[2], dtype=np.uint8) if buffers[2] is not None else np.zeros(0, dtype=np.uint8)
+    lengths = np.diff(offsets)
+    longest = int(lengths.max()) if len(lengths) else 0
+    powers = np.cumprod(np.full(longest, _MULTIPLIER, dtype=np.uint64)) if longest else np.zeros(0, dtype=np.uint64)
+    for start in range(0, len(array), _HASH_ROWS):
+        ends = offsets[start + 1:start + _HASH_ROWS + 1]
+        starts = offsets[start:start + len(ends)]
+        sizes = lengths[start:start + len(ends)]
+        first, last = int(starts[0]), int(ends[-1])
+        sums = np.zeros(len(ends), dtype=np.uint64)
+        if last > first:
+            position = np.arange(last - first, dtype=np.int64) - np.repeat(starts - first, sizes)
+            weighted = powers[position] * (data[first:last].astype(np.uint64) + np.uint64(1))
+            filled = sizes > 0
+            sums[filled] = np.add.reduceat(weighted, (starts - first)[filled])
+        hashes[start:start + len(ends)] = _mixed(sums ^ sizes.astype(np.uint64))
+    return hashes
+
+
+def _mixed(words):
+    """A 64-bit finalizer (MurmurHash3's): each bit of a word moves about half the bits of its hash."""
+    import numpy as np
+
+    words = words ^ (words >> np.uint64(33))
+    words *= np.uint64(0xFF51AFD7ED558CCD)
+    words ^= words >> np.uint64(33)
+    words *= np.uint64(0xC4CEB9FE1A85EC53)
+    return words ^ (words >> np.uint64(33))
+
+
+def _distinct_rows(table):
+    """The positions of one row of each distinct key of ``table`` (a ``hash`` column and the key
+    columns): one row of each hash, except that the rows of a hash that holds more than one key
+    (they are compared by value) are grouped by their keys."""
+    import numpy as np
+    import pyarrow as pa
     import pyarrow.compute as pc
 
-    return pc.min(array).as_py()
+    hashes = table.column("hash").to_numpy()
+    ordered = np.sort(hashes)
+    if not np.any(ordered[1:] == ordered[:-1]):  # no hash twice (a unique key): every row is a key
+        return np.arange(len(hashes))
+    order = np.argsort(hashes, kind="stable")
+    ordered = hashes[order]
+    first = np.empty(len(ordered), dtype=bool)
+    first[:1], first[1:] = True, ordered[1:] != ordered[:-1]
+    leading = np.maximum.accumulate(np.where(first, np.arange(len(ordered)), 0))  # each row's group's first row
+    later = np.flatnonzero(~first)
+    left, right = pa.array(order[later]), pa.array(order[leading[later]])
+    same = np.ones(len(later), dtype=bool)
+    for name in table.column_names[1:]:
+        column = table.column(name)
+        a, b = column.take(left), column.take(right)
+        equal = pc.or_kleene(pc.equal(a, b), pc.and_(pc.is_null(a), pc.is_null(b)))
+        same &= np.asarray(pc.fill_null(equal, False))
+    if same.all():
+        return order[first]
+    clashing = np.isin(hashes, ordered[later[~same]])  # rows of the hashes that hold several keys
+    rows = np.flatnonzero(clashing)
+    keys = table.filter(pa.array(clashing)).drop_columns(["hash"]).append_column("row", pa.array(rows))
+    grouped = keys.group_by(keys.column_names[:-1]).aggregate([("row", "min")]).column("row_min").to_numpy()
+    return np.concatenate([order[first & ~clashing[order]], grouped])
 
 
 def failed_checks(table: pa.Table, checks: tuple[tuple[str, Any], ...]) -> pa.Array:
