@@ -340,11 +340,12 @@ def test_a_text_file_not_utf_8_past_its_first_block_is_named_on_every_engine(req
     path = _put(lake, "data", f"zzz.{format}", body)
     line = body.count(b"\n", 0, body.index(bad)) + 1
     words = f", line {line}: byte 0xe9 is not UTF-8 text (invalid continuation byte); {format} files must be UTF-8"
-    reads = [lambda frame: frame.to_arrow()]
-    if engine != "arrow":  # the Arrow engine's count decodes no text (pyarrow's count_rows)
-        reads += [lambda frame: frame.count(), lambda frame: frame.to_spark().collect()]
+    engine_ = "arrow" if engine == "arrow" else "spark"
+    reads = [lambda frame: frame.to_arrow(), lambda frame: frame.count()]  # a count too: Spark's JSON count reads
+    if engine != "arrow":
+        reads.append(lambda frame: frame.to_spark().collect())
     for read in reads:
         with pytest.raises(lakeio.SchemaMismatchError) as caught:
-            read(lake.read("data", engine="arrow" if engine == "arrow" else "spark"))
+            read(lake.read("data", engine=engine_))
         message = str(caught.value)
         assert f"file {path}{words}" in message, message

@@ -281,7 +281,10 @@ class ArrowEngine:
         return scanner.projected_schema, batches()
 
     def count(self, plan: ScanPlan, record: IORecord, scan: Scan | None = None) -> int:
-        with self._scanning(plan, record, self.current_scan(plan, scan)) as scanner:
+        scan = self.current_scan(plan, scan)
+        if plan.format in text.TEXT_FORMATS:  # pyarrow counts text's lines without decoding them
+            _check_utf8(plan, scan)
+        with self._scanning(plan, record, scan) as scanner:
             return scanner.count_rows()
 
     def schema(self, plan: ScanPlan, scan: Scan | None = None) -> pa.Schema:
@@ -604,6 +607,18 @@ def _filter_errors(plan: ScanPlan, schema: pa.Schema, expression, scan: Scan | N
             f"dataset {plan.dataset!r}: filter {shown} does not fit the column types "
             f"({', '.join(f'{f.name}: {f.type}' for f in schema if f.name in columns_of(plan.predicate))}): {error}"
         ) from error
+
+
+def _check_utf8(plan: ScanPlan, scan: Scan) -> None:
+    """Refuses a scan of CSV or JSON files with one that is not UTF-8, as a read (and Spark's count)
+    does, with the error naming the file, line and byte; the files are decoded in parallel."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(8) as threads:
+        for error in threads.map(lambda fragment: text.not_utf8_error(plan, fragment.path, scan.filesystem),
+                                 scan.kept):
+            if error is not None:
+                raise error
 
 
 def _utf8_checked(plan: ScanPlan, data: T) -> T:
