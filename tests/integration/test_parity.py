@@ -716,7 +716,9 @@ def test_an_overwrite_of_partitions_replaces_folders_of_the_same_value_without_i
     assert not any("code=5/" in folder or "code=00/" in folder for folder in data_file_sizes(lake, "folders_arrow"))
 
 
-@pytest.mark.parametrize("name", ["folders_arrow", "folders_delta", "folders_json"])
+# Parquet on both storages; Delta and JSON (the same checks, before any format's write) locally: CI's budget
+@pytest.mark.parametrize(("name", "storage"), [("folders_arrow", "local"), ("folders_arrow", "s3"),
+                                               ("folders_delta", "local"), ("folders_json", "local")], indirect=["storage"])
 def test_partition_values_no_folder_can_name_are_refused_and_change_nothing(lake, engine, name):
     """A binary partition column, a value whose folder name is past 255 bytes (what local file
     systems and HDFS take; S3 would, but a copy of the dataset could not) and a timestamp of
