@@ -716,9 +716,13 @@ def test_an_overwrite_of_partitions_replaces_folders_of_the_same_value_without_i
     assert not any("code=5/" in folder or "code=00/" in folder for folder in data_file_sizes(lake, "folders_arrow"))
 
 
-# Parquet on both storages; Delta and JSON (the same checks, before any format's write) locally: CI's budget
-@pytest.mark.parametrize(("name", "storage"), [("folders_arrow", "local"), ("folders_arrow", "s3"),
-                                               ("folders_delta", "local"), ("folders_json", "local")], indirect=["storage"])
+# Parquet on both storages; Delta and JSON (the same checks, before any format's write) locally, and Spark
+# Connect (the classic engine's check, through its client) for Parquet locally: CI's budget
+@pytest.mark.parametrize(("name", "storage", "engine_mode"), [
+    *[(name, storage, engine_mode) for engine_mode in ("arrow", "spark")
+      for name, storage in [("folders_arrow", "local"), ("folders_arrow", "s3"), ("folders_delta", "local"),
+                            ("folders_json", "local")]],
+    pytest.param("folders_arrow", "local", "connect", marks=pytest.mark.connect)], indirect=["storage", "engine_mode"])
 def test_partition_values_no_folder_can_name_are_refused_and_change_nothing(lake, engine, name):
     """A binary partition column, a value whose folder name is past 255 bytes (what local file
     systems and HDFS take; S3 would, but a copy of the dataset could not) and a timestamp of
