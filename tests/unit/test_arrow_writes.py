@@ -702,3 +702,16 @@ def test_nanoseconds_nested_in_maps_and_fixed_size_lists_are_cast_or_refused(nes
     with pytest.raises(InvalidArgumentError,
                        match=r"write of 'x': column 'n': value 2024-01-02 03:04:05\.123456789"):
         in_microseconds(pa.table({"n": pa.array([row(_STAMP + 789)], nested)}), "write of 'x'")
+
+
+def test_nanosecond_durations_are_cast_or_refused():
+    """pandas' timedeltas (nanosecond durations) of whole microseconds are cast exactly, like its
+    timestamps; one with a part finer than a microsecond is refused, naming column and value."""
+    from lakeio.engines import in_microseconds
+
+    whole = pa.table({"d": pa.array([1_500_000_000, None], pa.duration("ns"))})
+    cast = in_microseconds(whole, "write of 'x'")
+    assert cast.schema.field("d").type == pa.duration("us")
+    assert cast.column("d").equals(whole.column("d").cast(pa.duration("us")))
+    with pytest.raises(InvalidArgumentError, match=r"write of 'x': column 'd': value 0 days 00:00:01\.500000001 has nanos"):
+        in_microseconds(pa.table({"d": pa.array([1_500_000_001], pa.duration("ns"))}), "write of 'x'")

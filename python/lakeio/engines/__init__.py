@@ -206,9 +206,9 @@ def to_arrow_data(data: Any, settings: EnvironmentSettings | None = None, storag
 
 
 def in_microseconds(data, what: str):
-    """``data`` (a pyarrow Table or RecordBatchReader) with its nanosecond timestamps (pandas'
-    own, nested ones too) as microseconds, the finest that Parquet as Spark reads it, Delta, Spark
-    and lakeio's text records keep: cast losslessly, or refused. A table is cast now, before
+    """``data`` (a pyarrow Table or RecordBatchReader) with its nanosecond timestamps and durations
+    (pandas' own, nested ones too) as microseconds, the finest that Parquet as Spark reads it, Delta,
+    Spark and lakeio's text records keep: cast losslessly, or refused. A table is cast now, before
     anything is written; a stream's batches as they pass. Data without nanoseconds is returned as is.
 
     Raises:
@@ -238,12 +238,25 @@ def in_microseconds(data, what: str):
     return pa.RecordBatchReader.from_batches(wanted, (cast(batch) for batch in data))
 
 
-def _in_microseconds(data_type: pa.DataType) -> pa.DataType:
-    """``data_type`` with its nanosecond timestamps (at any depth of structs, lists and maps) in microseconds."""
+def _microsecond_twin(data_type: pa.DataType) -> pa.DataType | None:
+    """The microsecond type of a nanosecond timestamp or duration type, else None."""
     import pyarrow as pa
 
     if pa.types.is_timestamp(data_type) and data_type.unit == "ns":
         return pa.timestamp("us", data_type.tz)
+    if pa.types.is_duration(data_type) and data_type.unit == "ns":
+        return pa.duration("us")
+    return None
+
+
+def _in_microseconds(data_type: pa.DataType) -> pa.DataType:
+    """``data_type`` with its nanosecond timestamps and durations (at any depth of structs, lists and
+    maps) in microseconds."""
+    import pyarrow as pa
+
+    twin = _microsecond_twin(data_type)
+    if twin is not None:
+        return twin
     if pa.types.is_struct(data_type):
         return pa.struct([field.with_type(_in_microseconds(field.type)) for field in data_type])
     if pa.types.is_map(data_type):
@@ -257,13 +270,15 @@ def _in_microseconds(data_type: pa.DataType) -> pa.DataType:
 
 
 def _first_finer(values) -> pa.Scalar | None:
-    """The first timestamp of ``values`` (an array, at any depth) with a part finer than a microsecond."""
+    """The first timestamp or duration of ``values`` (an array, at any depth) with a part finer than
+    a microsecond."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
     values = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
-    if pa.types.is_timestamp(values.type) and values.type.unit == "ns":
-        rounded = pc.cast(pc.cast(values, pa.timestamp("us", values.type.tz), safe=False), values.type)
+    twin = _microsecond_twin(values.type)
+    if twin is not None:
+        rounded = pc.cast(pc.cast(values, twin, safe=False), values.type)
         index = pc.index(pc.fill_null(pc.not_equal(rounded, values), False), True).as_py()
         return None if index < 0 else values[index]
     if pa.types.is_struct(values.type):
