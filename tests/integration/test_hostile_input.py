@@ -250,6 +250,30 @@ def test_nanoseconds_are_refused_never_truncated_and_whole_microseconds_are_kept
         assert lake.read("stamps", engine="arrow").to_arrow().sort_by("id").equals(before)
 
 
+@pytest.mark.parametrize("engine", ENGINES)
+def test_durations_land_where_they_read_back_as_durations_and_are_refused_elsewhere(spark, catalog_on, engine):
+    """pandas' timedeltas land in the Arrow engine's Parquet, exactly, and read back as durations;
+    Delta (no such type) and Spark's Parquet (int64) refuse them before anything is written, naming
+    the column, for writes and merges: never a column that reads back as numbers."""
+    import pandas as pd
+
+    lake = catalog_on("local", "durations", waits={"format": "parquet"}, table={"format": "delta"})
+    frame = pd.DataFrame({"id": [1, 2], "wait": pd.to_timedelta(["1.5s", "2 days"])})
+    for name in ("waits", "table"):
+        if name == "waits" and engine == "arrow":
+            lake.write(name, frame, engine=engine)
+            back = lake.read(name, engine="arrow").to_pandas()
+            assert back["wait"].tolist() == frame["wait"].tolist()
+            continue
+        with pytest.raises(lakeio.SchemaMismatchError, match=r"cannot hold durations.*column\(s\) 'wait' \("):
+            lake.write(name, frame, engine=engine)
+        assert not lake.exists(name)
+    lake.write("table", frame.assign(wait=1), engine=engine)
+    with pytest.raises(lakeio.SchemaMismatchError, match=r"delta cannot hold durations.*'wait'"):
+        lake.merge("table", frame, on="id", engine=engine)
+    assert lake.read("table", engine="arrow").to_arrow()["wait"].to_pylist() == [1, 1]
+
+
 # -- corrupt input: a file that does not fit the dataset is an error naming it ---------------------
 
 def _parquet_bytes(table: pa.Table) -> bytes:

@@ -17,10 +17,10 @@ from __future__ import annotations
 import importlib
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from lakeio.errors import EngineUnavailableError, InvalidArgumentError, storage_error
+from lakeio.errors import EngineUnavailableError, InvalidArgumentError, SchemaMismatchError, storage_error
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -236,6 +236,35 @@ def in_microseconds(data, what: str):
     if isinstance(data, pa.Table):
         return cast(data)
     return pa.RecordBatchReader.from_batches(wanted, (cast(batch) for batch in data))
+
+
+def refuse_durations(types: Mapping[str, str], format: str, engine: str, what: str) -> None:
+    """Refuses columns of durations (at any depth) where they would read back as something else:
+    Delta has no such type, and Spark writes its day-time intervals to Parquet as int64, which read
+    back as numbers; the Arrow engine's Parquet keeps them (CSV and JSON refuse them as types text
+    cannot carry). ``types``: the data's column names and type names (Arrow's, or Spark's
+    ``simpleString``).
+
+    Raises:
+        SchemaMismatchError: naming ``what`` (the write) and each such column.
+
+    Example:
+        >>> refuse_durations({"wait": "duration[us]"}, "parquet", "arrow", "write of 'x'")
+        >>> refuse_durations({"wait": "interval day to second"}, "parquet", "spark", "write of 'x'")
+        Traceback (most recent call last):
+        ...
+        lakeio.errors.SchemaMismatchError: write of 'x': parquet written by Spark cannot hold durations ...
+    """
+    from lakeio.engines import text
+
+    if format in text.TEXT_FORMATS or (format == "parquet" and engine == "arrow"):
+        return
+    held = [f"{name!r} ({type_})" for name, type_ in types.items() if "duration[" in type_ or "interval day" in type_]
+    if held:
+        why, other = (("delta cannot hold durations (it has no such type)", "") if format == "delta" else
+                      (f"{format} written by Spark cannot hold durations (Spark writes them as int64, which read back "
+                       "as numbers)", ", or write with engine='arrow'"))
+        raise SchemaMismatchError(f"{what}: {why}: column(s) {', '.join(held)}; cast them to int64 microseconds{other}")
 
 
 def _microsecond_twin(data_type: pa.DataType) -> pa.DataType | None:

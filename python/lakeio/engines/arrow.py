@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from lakeio import files, partitions
-from lakeio.engines import counted, find_own_commit, in_microseconds, text, to_arrow_data
+from lakeio.engines import counted, find_own_commit, in_microseconds, refuse_durations, text, to_arrow_data
 from lakeio.errors import ConcurrentWriteError, InvalidArgumentError, SchemaMismatchError, StorageError, storage_error
 from lakeio.metrics import IORecord
 from lakeio.predicate import columns_of, to_arrow, to_sql
@@ -305,7 +305,9 @@ class ArrowEngine:
     def write(self, request: WriteRequest, record: IORecord) -> None:
         request.check_arguments()
         data = in_microseconds(to_arrow_data(request.data, self.settings, self.storage), request.describe())
-        request.check_partition_columns({field.name: str(field.type) for field in data.schema})
+        types = {field.name: str(field.type) for field in data.schema}
+        request.check_partition_columns(types)
+        refuse_durations(types, request.format, self.name, request.describe())
         if request.partition_by:  # Delta's folders and JSON's too: parity with Parquet's and CSV's
             data = partitions.check_folder_values(data, request.partition_by, request.describe())
         if request.replace_where is not None or request.mode == "overwrite_partitions" or request.format == "json":
@@ -405,6 +407,7 @@ class ArrowEngine:
         request.check_arguments()
         data = to_arrow_data(request.data, self.settings, self.storage)
         data = in_microseconds(data.read_all() if hasattr(data, "read_all") else data, request.describe())
+        refuse_durations({field.name: str(field.type) for field in data.schema}, "delta", self.name, request.describe())
         request.check_unique_keys(data)
         record.rows, record.bytes = data.num_rows, data.nbytes
         storage_options = self.storage.delta_write_options(request.location)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from lakeio import files, partitions
 from lakeio.config import EnvironmentSettings
-from lakeio.engines import find_own_commit, in_microseconds, is_spark_dataframe, text, to_arrow_data
+from lakeio.engines import find_own_commit, in_microseconds, is_spark_dataframe, refuse_durations, text, to_arrow_data
 from lakeio.engines.arrow import ArrowEngine
 from lakeio.errors import InvalidArgumentError, LakeioError, SchemaMismatchError, StorageError
 from lakeio.metrics import IORecord
@@ -305,7 +305,9 @@ class SparkEngine:
     def write(self, request: WriteRequest, record: IORecord) -> None:
         request.check_arguments()
         frame, table = self._spark_data(request.data, record, request.describe(), request.check_replace_where)
-        request.check_partition_columns({field.name: field.dataType.simpleString() for field in frame.schema})
+        types = {field.name: field.dataType.simpleString() for field in frame.schema}
+        request.check_partition_columns(types)
+        refuse_durations(types, request.format, "spark", request.describe())
         if table is not None and request.partition_by:  # the folders the Arrow engine refuses
             partitions.check_folder_values(table, request.partition_by, request.describe())
         elif table is None and request.partition_by:
@@ -404,6 +406,8 @@ class SparkEngine:
         request.check_arguments()
         check_delta_commits(self.session(), self.storage, request.location)
         frame, table = self._spark_data(request.data, record, request.describe(), request.check_unique_keys)
+        refuse_durations({field.name: field.dataType.simpleString() for field in frame.schema}, "delta", "spark",
+                         request.describe())
         if table is None:
             repeated = frame.groupBy(*request.on).count().where("count > 1").limit(3).collect()
             if repeated:
