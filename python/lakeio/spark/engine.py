@@ -17,7 +17,7 @@ from lakeio.engines import find_own_commit, in_microseconds, is_spark_dataframe,
 from lakeio.engines.arrow import ArrowEngine
 from lakeio.errors import InvalidArgumentError, LakeioError, SchemaMismatchError, StorageError
 from lakeio.metrics import IORecord
-from lakeio.predicate import And, Compare, In, IsNull, Not, Predicate, TimeKind, conjuncts_where, quote_name, to_sql, typed
+from lakeio.predicate import And, Compare, In, IsNull, Not, Predicate, TimeKind, quote_name, to_sql, typed
 from lakeio.requests import TRANSACTION_VERSION, MergeRequest, WriteRequest
 from lakeio.spark import compat, handoff, jvm, pruning
 from lakeio.spark.errors import SPARK_PATH, translated
@@ -111,7 +111,7 @@ class SparkEngine:
                     pruning.refuse_misread_folders(plan, self._arrow.open_scan(plan).dataset.files)
                 frame = files.read_consistently(self.storage, plan, lambda: _read_text(spark, plan, schema))
                 if check_text:
-                    self._check_utf8(spark, plan, frame)
+                    self._check_utf8(spark, plan)
             elif plan.format == "delta":
                 frame = spark.read.format(plan.format).options(**_read_options(plan)).load(plan.location.spark_path)
             else:  # Spark lists the files here
@@ -127,24 +127,17 @@ class SparkEngine:
             schema = None if schema is None else pa.schema([schema.field(c) for c in plan.columns])
         return frame, schema
 
-    def _check_utf8(self, spark: SparkSession, plan: ScanPlan, frame: DataFrame) -> None:
-        """Refuses a read of CSV or JSON files (``frame``, before its filter) with one that is not
-        UTF-8 text, with the Arrow engine's error naming the file, line and byte. Spark's CSV reader
-        puts U+FFFD for such bytes silently; its text source keeps a line's bytes as they are, so
-        one Spark job over the lines of the files the read's partition filter keeps finds the first
-        bad one, wherever its bad byte is (lakeio's schema reads only each file's first block); only
-        that file is then read here, in blocks, for the line."""
+    def _check_utf8(self, spark: SparkSession, plan: ScanPlan) -> None:
+        """Refuses a CSV or JSON dataset with a file that is not UTF-8 text, with the Arrow engine's
+        error naming the file, line and byte. Spark's CSV reader puts U+FFFD for such bytes
+        silently; its text source keeps a line's bytes as they are, so one Spark job over the lines
+        finds the first bad file, wherever its bad byte is (lakeio's schema reads only each file's
+        first block); only that file is then read here, in blocks, for the line."""
         import urllib.parse
 
         from pyspark.sql import functions as F
-        from pyspark.sql import types as T
 
-        folders = [field for field in frame.schema.fields if field.name in plan.partition_by]
-        lines = spark.read.format("text").schema(T.StructType([T.StructField("value", T.StringType()), *folders])) \
-            .load(plan.location.spark_path)
-        selecting = conjuncts_where(plan.predicate, lambda column, _: column in plan.partition_by)
-        if selecting is not None:  # the read's own partition pruning: the files it reads are checked
-            lines = lines.where(to_column(typed(selecting, time_kinds(lines))))
+        lines = spark.read.format("text").load(plan.location.spark_path)
         with translated(plan.describe()):
             bad = lines.where(~compat.is_valid_utf8(F.col("value"))).select(F.col("_metadata.file_path")).limit(1) \
                 .collect()
