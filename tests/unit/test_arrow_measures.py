@@ -73,8 +73,8 @@ def test_sparse_keys_past_the_memory_budget_spill_to_partitions_and_count_the_sa
     (distinct,) = measurer.accumulators
     for batch in batches_of(values, pa.int64(), 10_000):
         measurer.add(batch)
-        assert distinct.held <= 64 * 1024  # never more kept than the budget
-    assert distinct.spill is not None and len(list(tmp_path.iterdir())) == 1
+        assert distinct.spill.held <= 64 * 1024  # never more kept than the budget
+    assert distinct.spill.folder is not None and len(list(tmp_path.iterdir())) == 1
     assert measurer.result()[Distinct(("k",))] == (80_000, 40_000)
     assert not list(tmp_path.iterdir())  # the partition files are gone
 
@@ -152,8 +152,8 @@ def test_hashed_keys_past_the_memory_budget_spill_to_partitions_and_count_the_sa
     table = pa.table({"a": [a for a, _ in rows], "b": [b for _, b in rows]})
     for batch in table.to_batches(max_chunksize=5_000):
         measurer.add(batch)
-        assert distinct.held <= 64 * 1024  # never more kept than the budget
-    assert distinct.spill is not None and len(list(tmp_path.iterdir())) == 1
+        assert distinct.spill.held <= 64 * 1024  # never more kept than the budget
+    assert distinct.spill.folder is not None and len(list(tmp_path.iterdir())) == 1
     assert measurer.result()[Distinct(("a", "b"))] == expected_rows(rows) == (60_000, 30_000)
     assert not list(tmp_path.iterdir())  # the partition files are gone
 

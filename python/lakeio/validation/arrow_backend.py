@@ -561,9 +561,7 @@ class _Distinct(_Accumulator):
         self.sparse = False  # the keys seen span too wide a range for a byte map: kept as words
         self.keyed = 0
         self.base, self.marks = 0, None  # the byte map, marks[v - base] for each value v seen
-        self.words: list = []
-        self.held = 0
-        self.spill: Any = None  # a TemporaryDirectory of partition files, once words spill
+        self.spill = _Spill()  # the words kept, once the keys are sparse
 
     def part(self, rows: int, columns: dict) -> Any:
         import pyarrow.compute as pc
@@ -606,41 +604,16 @@ class _Distinct(_Accumulator):
         return True
 
     def _keep(self, words) -> None:
-        self.words.append(words)
-        self.held += words.nbytes
-        if self.held > _SPILL_BYTES:
-            self._spill()
+        import pyarrow as pa
 
-    def _spill(self) -> None:
-        """Writes the words held to the partition files (appending), by a multiplicative hash."""
-        import tempfile
-
-        import numpy as np
-
-        if self.spill is None:
-            self.spill = tempfile.TemporaryDirectory(prefix="lakeio-distinct-")
-        if not self.words:
-            return
-        words = np.concatenate(self.words)
-        partition = _partition_of(words)
-        for index in range(_PARTITIONS):
-            with open(f"{self.spill.name}/{index}.i64", "ab") as file:
-                words[partition == index].tofile(file)
-        self.words, self.held = [], 0
+        self.spill.add(pa.table({"hash": pa.array(words)}))  # a word is its own hash
 
     def result(self) -> tuple[int, int]:
         import numpy as np
 
         if self.marks is not None:
             return self.keyed, int(np.count_nonzero(self.marks))
-        if self.spill is None:
-            return self.keyed, _distinct_words(np.concatenate(self.words)) if self.words else 0
-        self._spill()
-        try:
-            return self.keyed, sum(_distinct_words(np.fromfile(f"{self.spill.name}/{index}.i64", dtype=np.int64))
-                                   for index in range(_PARTITIONS))
-        finally:
-            self.spill.cleanup()
+        return self.keyed, self.spill.count(lambda table: _distinct_words(table.column("hash").to_numpy()))
 
 
 # The bits of a key's hash kept (all 64; a test keeps a few to make keys collide).
@@ -663,10 +636,7 @@ class _HashedDistinct(_Accumulator):
     def __init__(self, measure):
         super().__init__(measure)
         self.keyed = 0
-        self.tables: list = []
-        self.held = 0
-        self.spill: Any = None  # a TemporaryDirectory of partition files, once keys spill
-        self.writers: list = []
+        self.spill = _Spill()  # the (hash, key columns) rows kept
 
     def part(self, rows: int, columns: dict) -> Any:
         import pyarrow as pa
@@ -688,50 +658,70 @@ class _HashedDistinct(_Accumulator):
         if table is None:
             return
         self.keyed += keyed
+        self.spill.add(table)
+
+    def result(self) -> tuple[int, int]:
+        return self.keyed, self.spill.count(lambda table: len(_distinct_rows(table)))
+
+
+class _Spill:
+    """Keys kept to be counted, in bounded memory: tables whose ``hash`` column holds each row's
+    hash, held until they pass ``_SPILL_BYTES``, then appended to temporary Arrow files in
+    ``_PARTITIONS`` partitions by the top bits of that hash, so that the rows of one key all land in
+    one partition and the partitions are counted one by one (:meth:`count`)."""
+
+    def __init__(self):
+        self.tables: list = []
+        self.held = 0
+        self.folder: Any = None  # a TemporaryDirectory of partition files, once keys spill
+        self.writers: list = []
+
+    def add(self, table) -> None:
         self.tables.append(table)
         self.held += table.nbytes
         if self.held > _SPILL_BYTES:
-            self._spill()
+            self._write()
 
-    def _spill(self) -> None:
-        """Appends the rows held to the partition files, by their hash's top bits."""
+    def _write(self) -> None:
+        """Appends the rows held to the partition files."""
         import tempfile
 
-        import numpy as np
         import pyarrow as pa
 
-        if self.spill is None:
-            self.spill = tempfile.TemporaryDirectory(prefix="lakeio-distinct-")
+        if self.folder is None:
+            self.folder = tempfile.TemporaryDirectory(prefix="lakeio-distinct-")
         if not self.tables:
             return
         table = pa.concat_tables(self.tables)
-        partition = _partition_of(table.column("hash").to_numpy().view(np.int64))
+        partition = _partition_of(table.column("hash").to_numpy())
         if not self.writers:
-            self.writers = [pa.ipc.new_stream(f"{self.spill.name}/{index}.arrow", table.schema)
+            self.writers = [pa.ipc.new_stream(f"{self.folder.name}/{index}.arrow", table.schema)
                             for index in range(_PARTITIONS)]
         for index, writer in enumerate(self.writers):
             writer.write_table(table.filter(pa.array(partition == index)))
         self.tables, self.held = [], 0
 
-    def result(self) -> tuple[int, int]:
+    def count(self, distinct: Callable[[Any], int]) -> int:
+        """The sum of ``distinct`` (the distinct keys of a table of rows kept) over the partitions;
+        the files are removed."""
         import pyarrow as pa
 
-        if self.spill is None:
+        if self.folder is None:
             if not self.tables:
-                return 0, 0
+                return 0
             table, self.tables = pa.concat_tables(self.tables), []
-            return self.keyed, len(_distinct_rows(table))
-        self._spill()
+            return distinct(table)
+        self._write()
         try:
             for writer in self.writers:
                 writer.close()
-            distinct = 0
+            total = 0
             for index in range(_PARTITIONS):
-                with pa.memory_map(f"{self.spill.name}/{index}.arrow") as file:
-                    distinct += len(_distinct_rows(pa.ipc.open_stream(file).read_all()))
-            return self.keyed, distinct
+                with pa.memory_map(f"{self.folder.name}/{index}.arrow") as file:
+                    total += distinct(pa.ipc.open_stream(file).read_all())
+            return total
         finally:
-            self.spill.cleanup()
+            self.folder.cleanup()
 
 
 def _partition_of(words):
