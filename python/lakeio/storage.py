@@ -11,6 +11,7 @@ import contextlib
 import functools
 import logging
 import os
+import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -75,6 +76,17 @@ class Location:
     def spark_path(self) -> str:
         """The path Hadoop's filesystems take: ``file:/abs/dir`` or ``s3a://bucket/key``."""
         return f"file:{self.path}" if self.scheme == "file" else f"s3a://{self.path}"
+
+    @property
+    def spark_literal(self) -> str:
+        r""":attr:`spark_path` with the characters Spark's ``load`` would expand as a glob escaped,
+        to name exactly one folder or file.
+
+        Example:
+            >>> Location("s3", "bucket/t/name=a}b*").spark_literal
+            's3a://bucket/t/name=a\\}b\\*'
+        """
+        return re.sub(r"([\\\[\]{}*?])", r"\\\1", self.spark_path)
 
 
 def resolve_location(uri: str, base_dir: Path) -> Location:

@@ -284,6 +284,24 @@ def _parquet_bytes(table: pa.Table) -> bytes:
     return sink.getvalue().to_pybytes()
 
 
+@pytest.mark.parametrize("engine", [*ENGINES, pytest.param("connect", marks=pytest.mark.connect)])
+def test_a_text_file_not_utf_8_outside_a_read_s_partitions_is_not_read(request, spark, catalog_on, engine):
+    """A read filtered to the partitions of good CSV files reads them on both engines, beside a
+    partition with a bad byte past its file's first block (the Spark engine's UTF-8 job checks the
+    folders of the files the read's partition filter keeps, as the Arrow engine decodes only those); a read of
+    every partition is refused, naming the file."""
+    remote = {"spark": {"remote": request.getfixturevalue("on_connect")}} if engine == "connect" else {}
+    lake = catalog_on("local", "utf8", settings=remote, data={"format": "csv", "partition_by": ["part"]})
+    engine = "arrow" if engine == "arrow" else "spark"
+    lake.write("data", pa.table({"id": [1, 2, 5], "name": ["a", "b", "e"], "part": ["a", "a", "b"]}), engine="arrow")
+    good = b"".join(b"%d,name %d\n" % (i, i) for i in range(3, 120_000))
+    path = _put(lake, "data", "part=b/zzz.csv", b"id,name\n" + good + b"7,caf\xe9 noir\n")
+    kept = lake.read("data", where="part = 'a'", engine=engine)
+    assert kept.to_arrow().sort_by("id")["id"].to_pylist() == [1, 2] and kept.count() == 2
+    with pytest.raises(lakeio.SchemaMismatchError, match=f"file {path}, line 119999: byte 0xe9 is not UTF-8"):
+        lake.read("data", engine=engine).to_arrow()
+
+
 def _put(lake: lakeio.Catalog, name: str, relative: str, body: bytes | None = None, *, cut: bool = False) -> str:
     """Puts ``body`` at ``relative`` under dataset ``name`` as another program would (``cut``: the
     first file there, cut to half its size); returns the file's path as errors name it."""

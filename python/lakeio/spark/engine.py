@@ -9,6 +9,7 @@ import math
 import posixpath
 import re
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from lakeio import files, partitions
@@ -17,7 +18,7 @@ from lakeio.engines import find_own_commit, in_microseconds, is_spark_dataframe,
 from lakeio.engines.arrow import ArrowEngine
 from lakeio.errors import InvalidArgumentError, LakeioError, SchemaMismatchError, StorageError
 from lakeio.metrics import IORecord
-from lakeio.predicate import And, Compare, In, IsNull, Not, Predicate, TimeKind, quote_name, to_sql, typed
+from lakeio.predicate import And, Compare, In, IsNull, Not, Predicate, TimeKind, conjuncts_where, quote_name, to_sql, typed
 from lakeio.requests import TRANSACTION_VERSION, MergeRequest, WriteRequest
 from lakeio.spark import compat, handoff, jvm, pruning
 from lakeio.spark.errors import SPARK_PATH, translated
@@ -107,11 +108,12 @@ class SparkEngine:
                 frame = pruning.read(spark, plan, selection or self._selection(plan, record), self._door())
             elif plan.format in text.TEXT_FORMATS:
                 schema = self._arrow.text_schema(plan)
-                if plan.partition_by:  # Spark reads the folders' names itself
-                    pruning.refuse_misread_folders(plan, self._arrow.open_scan(plan).dataset.files)
+                scan = self._arrow.open_scan(plan) if plan.partition_by else None
+                if scan is not None:  # Spark reads the folders' names itself
+                    pruning.refuse_misread_folders(plan, scan.dataset.files)
                 frame = files.read_consistently(self.storage, plan, lambda: _read_text(spark, plan, schema))
                 if check_text:
-                    self._check_utf8(spark, plan)
+                    self._check_utf8(spark, plan, scan)
             elif plan.format == "delta":
                 frame = spark.read.format(plan.format).options(**_read_options(plan)).load(plan.location.spark_path)
             else:  # Spark lists the files here
@@ -127,17 +129,25 @@ class SparkEngine:
             schema = None if schema is None else pa.schema([schema.field(c) for c in plan.columns])
         return frame, schema
 
-    def _check_utf8(self, spark: SparkSession, plan: ScanPlan) -> None:
-        """Refuses a CSV or JSON dataset with a file that is not UTF-8 text, with the Arrow engine's
-        error naming the file, line and byte. Spark's CSV reader puts U+FFFD for such bytes
+    def _check_utf8(self, spark: SparkSession, plan: ScanPlan, scan: Scan | None) -> None:
+        """Refuses a read of CSV or JSON files with one that is not UTF-8 text, with the Arrow
+        engine's error naming the file, line and byte. Spark's CSV reader puts U+FFFD for such bytes
         silently; its text source keeps a line's bytes as they are, so one Spark job over the lines
         finds the first bad file, wherever its bad byte is (lakeio's schema reads only each file's
-        first block); only that file is then read here, in blocks, for the line."""
+        first block); only that file is then read here, in blocks, for the line. A read filtered on
+        partitions checks only the folders of the files ``scan`` (the Arrow engine's) keeps, as the
+        Arrow engine decodes only those."""
         import urllib.parse
 
         from pyspark.sql import functions as F
 
-        lines = spark.read.format("text").load(plan.location.spark_path)
+        paths = [plan.location.spark_path]
+        if scan is not None and conjuncts_where(plan.predicate, lambda column, _: column in plan.partition_by):
+            folders = sorted({posixpath.dirname(fragment.path) for fragment in scan.kept})
+            if not folders:
+                return
+            paths = [replace(plan.location, path=folder).spark_literal for folder in folders]
+        lines = spark.read.format("text").load(paths)
         with translated(plan.describe()):
             bad = lines.where(~compat.is_valid_utf8(F.col("value"))).select(F.col("_metadata.file_path")).limit(1) \
                 .collect()
