@@ -17,7 +17,7 @@ from __future__ import annotations
 import importlib
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from lakeio.errors import EngineUnavailableError, InvalidArgumentError, SchemaMismatchError, storage_error
@@ -238,19 +238,20 @@ def in_microseconds(data, what: str):
     return pa.RecordBatchReader.from_batches(wanted, (cast(batch) for batch in data))
 
 
-def refuse_durations(types: Mapping[str, str], format: str, engine: str, what: str) -> None:
+def refuse_durations(schema, format: str, engine: str, what: str) -> None:
     """Refuses columns of durations (at any depth) where they would read back as something else:
     Delta has no such type, and Spark writes its day-time intervals to Parquet as int64, which read
     back as numbers; the Arrow engine's Parquet keeps them (CSV and JSON refuse them as types text
-    cannot carry). ``types``: the data's column names and type names (Arrow's, or Spark's
-    ``simpleString``).
+    cannot carry). ``schema``: the data's, Arrow's or Spark's (a ``StructType``), before anything
+    else (such as :func:`in_microseconds`) refuses what it holds less clearly.
 
     Raises:
         SchemaMismatchError: naming ``what`` (the write) and each such column.
 
     Example:
-        >>> refuse_durations({"wait": "duration[us]"}, "parquet", "arrow", "write of 'x'")
-        >>> refuse_durations({"wait": "interval day to second"}, "parquet", "spark", "write of 'x'")
+        >>> import pyarrow as pa
+        >>> refuse_durations(pa.schema({"wait": pa.duration("ns")}), "parquet", "arrow", "write of 'x'")
+        >>> refuse_durations(pa.schema({"wait": pa.duration("ns")}), "parquet", "spark", "write of 'x'")
         Traceback (most recent call last):
         ...
         lakeio.errors.SchemaMismatchError: write of 'x': parquet written by Spark cannot hold durations ...
@@ -259,6 +260,8 @@ def refuse_durations(types: Mapping[str, str], format: str, engine: str, what: s
 
     if format in text.TEXT_FORMATS or (format == "parquet" and engine == "arrow"):
         return
+    types = {field.name: str(field.type) if hasattr(field, "type") else field.dataType.simpleString()
+             for field in schema}
     held = [f"{name!r} ({type_})" for name, type_ in types.items() if "duration[" in type_ or "interval day" in type_]
     if held:
         why, other = (("delta cannot hold durations (it has no such type)", "") if format == "delta" else

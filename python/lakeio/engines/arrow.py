@@ -304,10 +304,10 @@ class ArrowEngine:
 
     def write(self, request: WriteRequest, record: IORecord) -> None:
         request.check_arguments()
-        data = in_microseconds(to_arrow_data(request.data, self.settings, self.storage), request.describe())
-        types = {field.name: str(field.type) for field in data.schema}
-        request.check_partition_columns(types)
-        refuse_durations(types, request.format, self.name, request.describe())
+        data = to_arrow_data(request.data, self.settings, self.storage)
+        refuse_durations(data.schema, request.format, self.name, request.describe())
+        data = in_microseconds(data, request.describe())
+        request.check_partition_columns({field.name: str(field.type) for field in data.schema})
         if request.partition_by:  # Delta's folders and JSON's too: parity with Parquet's and CSV's
             data = partitions.check_folder_values(data, request.partition_by, request.describe())
         if request.replace_where is not None or request.mode == "overwrite_partitions" or request.format == "json":
@@ -406,8 +406,8 @@ class ArrowEngine:
 
         request.check_arguments()
         data = to_arrow_data(request.data, self.settings, self.storage)
+        refuse_durations(data.schema, "delta", self.name, request.describe())
         data = in_microseconds(data.read_all() if hasattr(data, "read_all") else data, request.describe())
-        refuse_durations({field.name: str(field.type) for field in data.schema}, "delta", self.name, request.describe())
         request.check_unique_keys(data)
         record.rows, record.bytes = data.num_rows, data.nbytes
         storage_options = self.storage.delta_write_options(request.location)

@@ -307,10 +307,9 @@ class SparkEngine:
 
     def write(self, request: WriteRequest, record: IORecord) -> None:
         request.check_arguments()
-        frame, table = self._spark_data(request.data, record, request.describe(), request.check_replace_where)
-        types = {field.name: field.dataType.simpleString() for field in frame.schema}
-        request.check_partition_columns(types)
-        refuse_durations(types, request.format, "spark", request.describe())
+        frame, table = self._spark_data(request.data, record, request.describe(), request.format,
+                                        request.check_replace_where)
+        request.check_partition_columns({field.name: field.dataType.simpleString() for field in frame.schema})
         if table is not None and request.partition_by:  # the folders the Arrow engine refuses
             partitions.check_folder_values(table, request.partition_by, request.describe())
         elif table is None and request.partition_by:
@@ -327,16 +326,20 @@ class SparkEngine:
         else:
             self._write_files(request, frame, sample, rows_per_file, record)
 
-    def _spark_data(self, data, record: IORecord, what: str, check=None) -> tuple[DataFrame, pa.Table | None]:
-        """``data`` as a Spark DataFrame, and as the Arrow table it came from (None for Spark data).
-        Arrow and pandas data keep their types (naive timestamps stay TIMESTAMP_NTZ; nanoseconds
-        become Spark's microseconds or are refused, see :func:`lakeio.engines.in_microseconds`,
-        naming ``what``) and are counted on the record, after ``check(table)``."""
+    def _spark_data(self, data, record: IORecord, what: str, format: str,
+                    check=None) -> tuple[DataFrame, pa.Table | None]:
+        """``data`` as a Spark DataFrame, and as the Arrow table it came from (None for Spark data),
+        refused when it holds durations ``format`` written by Spark cannot (naming ``what``; see
+        :func:`lakeio.engines.refuse_durations`). Arrow and pandas data keep their types (naive
+        timestamps stay TIMESTAMP_NTZ; nanoseconds become Spark's microseconds or are refused, see
+        :func:`lakeio.engines.in_microseconds`) and are counted on the record, after ``check(table)``."""
         if is_spark_dataframe(data):
+            refuse_durations(data.schema, format, "spark", what)
             return data, None
         from pyspark.sql.pandas.types import from_arrow_schema
 
         table = to_arrow_data(data)
+        refuse_durations(table.schema, format, "spark", what)
         table = in_microseconds(table.read_all() if hasattr(table, "read_all") else table, what)
         if check is not None:
             check(table)
@@ -408,9 +411,7 @@ class SparkEngine:
     def merge(self, request: MergeRequest, record: IORecord) -> None:
         request.check_arguments()
         check_delta_commits(self.session(), self.storage, request.location)
-        frame, table = self._spark_data(request.data, record, request.describe(), request.check_unique_keys)
-        refuse_durations({field.name: field.dataType.simpleString() for field in frame.schema}, "delta", "spark",
-                         request.describe())
+        frame, table = self._spark_data(request.data, record, request.describe(), "delta", request.check_unique_keys)
         if table is None:
             repeated = frame.groupBy(*request.on).count().where("count > 1").limit(3).collect()
             if repeated:
