@@ -17,7 +17,7 @@ page cache), so it is reported (``overhead_vs_pyarrow_first_call``, best first c
 but not used for the ratios.
 
 Run: python tests/benchmarks/bench_to_pandas.py [--quick]
-Last line: one JSON object: speedup_vs_spark_topandas (>= 10), overhead_vs_pyarrow (<= 1.25),
+Last line: one JSON object: speedup_vs_spark_topandas (>= 10), overhead_vs_pyarrow (<= 1.1),
 peak_rss_over_frame (<= 1.5; lakeio's peak RSS over the pandas frame's memory, the worst child's), and
 speedup_vs_spark_topandas_connect, overhead_vs_pyarrow_connect on Spark Connect.
 """
